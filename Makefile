@@ -1,0 +1,30 @@
+# Every target sets itself up: on a fresh machine `make run` and `make test` are all you need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 19800
+DATA_DIR ?= ./var
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml shared/records/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e shared/records -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	deploy/ensure-tools.sh nginx wrk
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var

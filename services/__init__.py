@@ -1,0 +1,1 @@
+"""The model reference services: read_api, write_queue and stats, and the `hmr` command."""

@@ -1,0 +1,159 @@
+"""The `hmr` command: seed a data dir, run one service, or run the whole system in one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+import shared
+from shared.config import ConfigError, get_bool, get_int, get_path
+from shared.dataset import import_legacy_dir, publish_dataset
+from shared.snapshot import SnapshotStore
+
+logger = logging.getLogger("hmr")
+
+SAMPLE_DIR = Path(shared.__file__).parent / "sample_data" / "legacy"
+
+#: (flag, environment variable, help); every option is also an environment variable
+COMMON = [
+    ("--data-dir", "HMR_DATA_DIR", "data directory: snapshots/ (and the write store) live here"),
+]
+SERVE = [
+    ("--host", "HMR_HOST", "address to listen on (default 127.0.0.1)"),
+    ("--port", "HMR_PORT", "port to listen on"),
+    ("--mode", "HMR_MODE", "replicate mode reported and enforced: PRIMARY or REPLICA"),
+    ("--canonical-format", "HMR_CANONICAL_FORMAT", "which API version takes writes: v2 or legacy"),
+    ("--cors-origins", "HMR_CORS_ORIGINS", "allowed CORS origins, a JSON array or comma-separated"),
+    ("--access-log", "HMR_ACCESS_LOG", "log every request: true or false (default true)"),
+]
+SEED = [
+    ("--seed-dir", "HMR_SEED_DIR", "legacy directory (image/*.json, text/models.csv or db.json); "
+     "default: the bundled sample dataset"),
+]
+KEEP = [("--keep-snapshots", "HMR_KEEP_SNAPSHOTS", "how many snapshots to keep on disk (default 5)")]
+
+
+def _add(parser: argparse.ArgumentParser, options: list[tuple[str, str, str]]) -> None:
+    for flag, env, text in options:
+        parser.add_argument(flag, dest=env, metavar=flag.lstrip("-").upper().replace("-", "_"),
+                            help=f"{text} [env {env}]")
+
+
+def _environ(args: argparse.Namespace, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment with command-line options on top: one mapping feeds every Config."""
+    env = dict(base)
+    for key, value in vars(args).items():
+        if key.startswith("HMR_") and value is not None:
+            env[key] = value
+    return env
+
+
+def _seed_dir(env: Mapping[str, str]) -> Path:
+    return get_path(env, "HMR_SEED_DIR", str(SAMPLE_DIR))
+
+
+def seed(env: Mapping[str, str], force: bool = False) -> int:
+    """Import a legacy directory and publish it as the first snapshot of the data dir."""
+    data_dir = get_path(env, "HMR_DATA_DIR", "./var")
+    store = SnapshotStore(data_dir / "snapshots")
+    if store.current_name() is not None and not force:
+        print(f"{data_dir} already has a snapshot ({store.current_name()}); "
+              "use --force to publish the seed over it", file=sys.stderr)
+        return 1
+    source = _seed_dir(env)
+    dataset, problems = import_legacy_dir(source)
+    snapshot = publish_dataset(store, dataset)
+    store.prune(get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1))
+    counts = ", ".join(
+        f"{c.value}={len(d.records)}" for c, d in dataset.categories.items() if d.records
+    )
+    print(f"seeded {data_dir} from {source}: snapshot {snapshot.name} ({counts})")
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _seed_if_empty(env: Mapping[str, str]) -> None:
+    store = SnapshotStore(get_path(env, "HMR_DATA_DIR", "./var") / "snapshots")
+    if store.current_name() is None:
+        seed(env)
+
+
+def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> int:
+    host = env.get("HMR_HOST") or "127.0.0.1"
+    port = get_int(env, "HMR_PORT", default_port, minimum=0)
+    access_log = logging.getLogger("aiohttp.access") if get_bool(env, "HMR_ACCESS_LOG", True) else None
+    web.run_app(app, host=host, port=port, access_log=access_log, print=None)
+    return 0
+
+
+def run_read_api(env: Mapping[str, str]) -> int:
+    from services.read_api.app import create_app
+    from services.read_api.config import Config
+
+    return _serve(create_app(Config.from_environ(env)), env, 19801)
+
+
+def run_all(env: Mapping[str, str]) -> int:
+    """Every service on one application under /api (development and small deployments)."""
+    from services.read_api import app as read_app
+    from services.read_api.config import Config as ReadConfig
+
+    env = {"HMR_MODE": "PRIMARY", **env}
+    _seed_if_empty(env)
+    app = web.Application()
+    read_app.setup(app, ReadConfig.from_environ(env))
+    read_app.setup_write_rejection(app)  # until the write service is mounted here
+    logger.info("hmr all: http://%s:%s/api/", env.get("HMR_HOST") or "127.0.0.1",
+                env.get("HMR_PORT") or 19800)
+    return _serve(app, env, 19800)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hmr",
+        description="AI-Horde model reference services. Every option can also be given as the "
+        "environment variable shown in its help.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("seed", help="import a legacy directory and publish the first snapshot",
+                       description="Import a legacy directory laid out like the GitHub "
+                       "repositories and publish it as a snapshot of the data dir.")
+    _add(p, COMMON + SEED + KEEP)
+    p.add_argument("--force", action="store_true", help="publish even if the data dir has data")
+    p.set_defaults(run=lambda env, a: seed(env, force=a.force))
+
+    p = sub.add_parser("read-api", help="serve reads from the snapshots of a data dir",
+                       description="Run the read service (stateless; run as many as you like).")
+    _add(p, COMMON + SERVE)
+    p.set_defaults(run=lambda env, a: run_read_api(env))
+
+    p = sub.add_parser("all", help="every service in one process under /api",
+                       description="Run every service on one application under /api; seeds an "
+                       "empty data dir first. Mode defaults to PRIMARY here.")
+    _add(p, COMMON + SERVE + SEED + KEEP)
+    p.set_defaults(run=lambda env, a: run_all(env))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    env = _environ(args, os.environ if environ is None else environ)
+    run: Callable[[dict[str, str], argparse.Namespace], int] = args.run
+    try:
+        return run(env, args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"hmr: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The read service: every public read, answered from an immutable in-memory snapshot."""

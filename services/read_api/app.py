@@ -1,0 +1,54 @@
+"""The read service application: setup() adds it to any app, create_app() makes a standalone one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shared.http import setup_http
+from shared.snapshot import SnapshotStore
+
+from .config import Config
+from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
+from .routes import capabilities, metadata, models, search, writes
+from .snapshots import SnapshotHolder
+
+
+async def snapshot_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the live snapshot before serving, then watch CURRENT until shutdown."""
+    config = app[read_config_key]
+    holder = app[snapshot_holder_key]
+    await holder.arefresh()
+    task = asyncio.create_task(holder.awatch(config.snapshot_poll_interval))
+    app[snapshot_watcher_key] = task
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def setup(app: web.Application, config: Config) -> None:
+    """Add the read routes, state and snapshot watcher to `app` (literal routes before {category})."""
+    setup_http(app, config.cors_origins)
+    app[read_config_key] = config
+    app[snapshot_holder_key] = SnapshotHolder(store=SnapshotStore(config.snapshots_dir))
+    app.cleanup_ctx.append(snapshot_ctx)
+    app.add_routes(capabilities.routes)
+    app.add_routes(metadata.routes)
+    app.add_routes(search.routes)
+    app.add_routes(models.routes)
+
+
+def setup_write_rejection(app: web.Application) -> None:
+    """For deployments with no write service: writes answer 503 instead of 404/405."""
+    app.add_routes(writes.routes)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    setup(app, config)
+    setup_write_rejection(app)
+    return app

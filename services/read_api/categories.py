@@ -1,0 +1,48 @@
+"""Resolving the category path segment, with each route family's own error shape (spec 02)."""
+
+from __future__ import annotations
+
+from horde_model_records import ALL_CATEGORIES, Category
+
+from shared.errors import InvalidInput, validation_item
+
+_NAMES = [c.value for c in ALL_CATEGORIES]
+_EXPECTED = ", ".join(f"'{n}'" for n in _NAMES[:-1]) + f" or '{_NAMES[-1]}'"
+
+
+def v2_category(raw: str, loc: str = "model_category_name") -> Category:
+    """A v2 path category; unknown ones are a 422 in the list envelope (no v1 aliases)."""
+    try:
+        return Category(raw)
+    except ValueError:
+        raise InvalidInput(
+            [
+                validation_item(
+                    "enum", ["path", loc], f"Input should be {_EXPECTED}", raw, {"expected": _EXPECTED}
+                )
+            ]
+        ) from None
+
+
+def v1_category(raw: str) -> Category:
+    """A v1 path category: db.json, a trailing .json and stable_diffusion are accepted."""
+    name = raw
+    if name == "db.json":
+        return Category.text_generation
+    name = name.removesuffix(".json")
+    if name == "stable_diffusion":
+        return Category.image_generation
+    try:
+        return Category(name)
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid model category: '{raw}'. '{raw}' is not a valid MODEL_REFERENCE_CATEGORY"
+        ) from None
+
+
+def search_category(raw: str) -> Category:
+    """A search path category; unknown ones are a 422 with a string detail."""
+    try:
+        return Category(raw)
+    except ValueError:
+        raise InvalidInput(f"Unknown category '{raw}'. Valid: {_NAMES}") from None

@@ -1,0 +1,14 @@
+"""Typed keys for everything the read service keeps on the application."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .config import Config
+from .snapshots import SnapshotHolder
+
+read_config_key = web.AppKey("read_config_key", Config)
+snapshot_holder_key = web.AppKey("snapshot_holder_key", SnapshotHolder)
+snapshot_watcher_key = web.AppKey("snapshot_watcher_key", asyncio.Task[None])

@@ -1,0 +1,1 @@
+"""Read service routes, one module per resource; literal paths are registered before {category}."""

@@ -1,0 +1,353 @@
+"""Search (spec 02 §6): query parsing with FastAPI-shaped 422s, then filter, dedupe, sort, page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from attrs import frozen
+from horde_model_records import RECORD_TYPES, Category, has_backend_prefix, is_quantized
+from multidict import MultiMapping
+
+from shared.errors import BadRequest, InvalidInput, validation_item
+
+from .view import Candidate, CategoryView, ReadModel
+
+BOOL_TRUE = frozenset({"true", "1", "yes", "on"})
+BOOL_FALSE = frozenset({"false", "0", "no", "off"})
+MAX_LIMIT = 500
+MAX_TEXT = 256  # longest accepted name_contains / baseline / sort_by / tag value
+MAX_TAGS = 64  # most values of one tags_* parameter
+BACKENDS = ("aphrodite", "koboldcpp")
+#: fields every record type has: the only sort keys of the all-category search
+COMMON_FIELDS = (
+    "config",
+    "description",
+    "finetune_series",
+    "metadata",
+    "model_classification",
+    "name",
+    "record_type",
+    "size_on_disk_bytes",
+    "version",
+)
+
+
+@frozen(kw_only=True)
+class SearchQuery:
+    nsfw: bool | None = None
+    baseline: str | None = None
+    inpainting: bool | None = None
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    tags_none: tuple[str, ...] = ()
+    name_contains: str | None = None
+    backend: str | None = None
+    exclude_backend_variations: bool = False
+    quantized: bool | None = None
+    sort_by: str | None = None
+    sort_desc: bool = False
+    limit: int = 50
+    offset: int = 0
+    source: str = "horde"
+
+
+class _Parser:
+    """Reads query parameters, collecting every problem before raising one 422."""
+
+    def __init__(self, query: MultiMapping[str]) -> None:
+        self.query = query
+        self.errors: list[dict[str, Any]] = []
+
+    def _last(self, name: str) -> str | None:
+        values = self.query.getall(name, [])
+        return values[-1] if values else None
+
+    def text(self, name: str) -> str | None:
+        raw = self._last(name)
+        if raw is not None and len(raw) > MAX_TEXT:
+            self.errors.append(
+                validation_item(
+                    "string_too_long",
+                    ["query", name],
+                    f"String should have at most {MAX_TEXT} characters",
+                    raw[:64] + "…",
+                    {"max_length": MAX_TEXT},
+                )
+            )
+            return None
+        return raw
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        values = self.query.getall(name, [])
+        if len(values) > MAX_TAGS:
+            self.errors.append(
+                validation_item(
+                    "too_long",
+                    ["query", name],
+                    f"List should have at most {MAX_TAGS} items",
+                    len(values),
+                    {"max_length": MAX_TAGS},
+                )
+            )
+            return ()
+        for value in values:
+            if len(value) > MAX_TEXT:
+                self.errors.append(
+                    validation_item(
+                        "string_too_long",
+                        ["query", name],
+                        f"String should have at most {MAX_TEXT} characters",
+                        value[:64] + "…",
+                        {"max_length": MAX_TEXT},
+                    )
+                )
+                return ()
+        return tuple(values)
+
+    def boolean(self, name: str) -> bool | None:
+        raw = self._last(name)
+        if raw is None:
+            return None
+        if raw.lower() in BOOL_TRUE:
+            return True
+        if raw.lower() in BOOL_FALSE:
+            return False
+        self.errors.append(
+            validation_item(
+                "bool_parsing",
+                ["query", name],
+                "Input should be a valid boolean, unable to interpret input",
+                raw[:MAX_TEXT],
+            )
+        )
+        return None
+
+    def integer(self, name: str, default: int, ge: int, le: int | None = None) -> int:
+        raw = self._last(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw.strip()) if len(raw) <= 20 else int("x")
+        except ValueError:
+            self.errors.append(
+                validation_item(
+                    "int_parsing",
+                    ["query", name],
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    raw[:MAX_TEXT],
+                )
+            )
+            return default
+        if value < ge:
+            self.errors.append(
+                validation_item(
+                    "greater_than_equal",
+                    ["query", name],
+                    f"Input should be greater than or equal to {ge}",
+                    raw,
+                    {"ge": ge},
+                )
+            )
+        elif le is not None and value > le:
+            self.errors.append(
+                validation_item(
+                    "less_than_equal",
+                    ["query", name],
+                    f"Input should be less than or equal to {le}",
+                    raw,
+                    {"le": le},
+                )
+            )
+        return value
+
+
+def parse_query(query: MultiMapping[str], all_categories: bool = False) -> SearchQuery:
+    """Parse search parameters; a bad value is a 422 in the list envelope."""
+    p = _Parser(query)
+    parsed = SearchQuery(
+        nsfw=p.boolean("nsfw"),
+        baseline=None if all_categories else p.text("baseline"),
+        inpainting=None if all_categories else p.boolean("inpainting"),
+        tags_any=p.texts("tags_any"),
+        tags_all=p.texts("tags_all"),
+        tags_none=p.texts("tags_none"),
+        name_contains=p.text("name_contains"),
+        backend=None if all_categories else p.text("backend"),
+        exclude_backend_variations=False
+        if all_categories
+        else bool(p.boolean("exclude_backend_variations")),
+        quantized=None if all_categories else p.boolean("quantized"),
+        sort_by=p.text("sort_by"),
+        sort_desc=bool(p.boolean("sort_desc")),
+        limit=p.integer("limit", 50, ge=1, le=MAX_LIMIT),
+        offset=p.integer("offset", 0, ge=0),
+        source="horde" if all_categories else (p.text("source") or "horde"),
+    )
+    if p.errors:
+        raise InvalidInput(p.errors)
+    return parsed
+
+
+# --- filtering ------------------------------------------------------------------------------------
+
+
+def _tag_filters(q: SearchQuery, c: Candidate) -> bool:
+    tags = c.tags or frozenset()
+    if q.tags_any and not tags.intersection(q.tags_any):
+        return False
+    if q.tags_all and (not tags or not tags.issuperset(q.tags_all)):
+        return False
+    return not (q.tags_none and tags.intersection(q.tags_none))
+
+
+def _common_filters(q: SearchQuery, c: Candidate) -> bool:
+    if q.name_contains is not None and q.name_contains.lower() not in c.name_lower:
+        return False
+    return _tag_filters(q, c)
+
+
+def _check_fields(q: SearchQuery, view: CategoryView) -> None:
+    wanted = [
+        ("nsfw", q.nsfw is not None),
+        ("baseline", q.baseline is not None),
+        ("inpainting", q.inpainting is not None),
+        ("tags", bool(q.tags_any or q.tags_all or q.tags_none)),
+    ]
+    for field, used in wanted:
+        if used and field not in view.fields:
+            type_name = RECORD_TYPES[view.category].__name__
+            raise BadRequest(
+                f"Filter not supported for this category: Field '{field}' does not exist on "
+                f"{type_name}. Valid fields: {sorted(view.fields)}"
+            )
+
+
+def _category_matches(q: SearchQuery, view: CategoryView) -> list[int]:
+    """Positions (dataset order) of the records of one category that pass every filter."""
+    _check_fields(q, view)
+    positions: frozenset[int] | None = None
+    for field, value in (("nsfw", q.nsfw), ("baseline", q.baseline), ("inpainting", q.inpainting)):
+        if value is None:
+            continue
+        hits = view.by_value.get((field, value), frozenset())
+        positions = hits if positions is None else positions & hits
+    text = view.category is Category.text_generation
+    if text and q.backend is not None and q.backend not in BACKENDS:
+        raise BadRequest(f"Unknown backend '{q.backend}'. Valid backends: {list(BACKENDS)}")
+    out = []
+    for pos, c in enumerate(view.candidates):
+        if positions is not None and pos not in positions:
+            continue
+        if not _common_filters(q, c):
+            continue
+        if text:
+            if q.backend is not None and not c.name.startswith(q.backend + "/"):
+                continue
+            if q.exclude_backend_variations and has_backend_prefix(c.name):
+                continue
+            if q.quantized is not None and is_quantized(c.name) != q.quantized:
+                continue
+        out.append(pos)
+    return out
+
+
+# --- sorting --------------------------------------------------------------------------------------
+
+
+def _value_at(record: dict[str, Any], path: list[str]) -> Any:
+    value: Any = record
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _sorted_positions(candidates: list[Candidate], sort_by: str, desc: bool) -> list[int]:
+    """Stable order of all candidates by a field path; nulls last ascending, first descending."""
+    path = sort_by.split("__")
+    values = [_value_at(c.record, path) for c in candidates]
+    present = [i for i, v in enumerate(values) if v is not None]
+    nulls = [i for i, v in enumerate(values) if v is None]
+    try:
+        present.sort(key=values.__getitem__, reverse=desc)
+    except TypeError:
+        raise BadRequest(
+            f"Invalid sort_by field: '{sort_by}' holds values that cannot be compared"
+        ) from None
+    return nulls + present if desc else present + nulls
+
+
+def _check_sort_field(sort_by: str, valid: Iterable[str]) -> None:
+    valid = sorted(valid)
+    head = sort_by.split("__", 1)[0]
+    if head not in valid or "" in sort_by.split("__"):
+        raise BadRequest(f"Invalid sort_by field: '{sort_by}'. Valid fields: {valid}")
+
+
+# --- the two searches -----------------------------------------------------------------------------
+
+
+def _dedupe(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+    seen: set[str] = set()
+    for c in candidates:
+        if c.name not in seen:
+            seen.add(c.name)
+            yield c
+
+
+def _envelope(hits: list[Candidate], q: SearchQuery) -> bytes:
+    page = hits[q.offset : q.offset + q.limit]
+    total = len(hits)
+    has_more = "true" if q.offset + q.limit < total else "false"
+    return (
+        b'{"results":['
+        + b",".join(c.data for c in page)
+        + f'],"total":{total},"offset":{q.offset},"limit":{q.limit},"has_more":{has_more}}}'.encode()
+    )
+
+
+def search_category(model: ReadModel, category: Category, q: SearchQuery) -> bytes:
+    """The SearchResponse bytes for one category."""
+    if q.source not in ("horde", "any"):
+        raise BadRequest(
+            f"Unknown source: No provider registered under source id '{q.source}'. "
+            "Registered providers: []."
+        )
+    view = model.categories[category]
+    if q.sort_by is not None:
+        _check_sort_field(q.sort_by, view.fields)
+    if category in (Category.lora, Category.ti):
+        return _envelope([], q)  # managed elsewhere: always an empty page
+    matches = _category_matches(q, view)
+    if q.sort_by is not None:
+        key = (q.sort_by, q.sort_desc)
+        order = view.sort_cache.get(key)
+        if order is None:
+            order = view.sort_cache[key] = _sorted_positions(view.candidates, *key)
+        wanted = set(matches)
+        matches = [pos for pos in order if pos in wanted]
+    hits = list(_dedupe(view.candidates[pos] for pos in matches))
+    return _envelope(hits, q)
+
+
+def search_all(model: ReadModel, q: SearchQuery) -> bytes:
+    """The SearchResponse bytes across every category but lora/ti (spec 02 §6.2)."""
+    if q.sort_by is not None:
+        _check_sort_field(q.sort_by, COMMON_FIELDS)
+    hits: list[Candidate] = []
+    for category, view in model.categories.items():
+        if category in (Category.lora, Category.ti):
+            continue
+        positions = None
+        if q.nsfw is not None:
+            positions = view.by_value.get(("nsfw", q.nsfw), frozenset())
+        for pos, c in enumerate(view.candidates):
+            if (positions is None or pos in positions) and _common_filters(q, c):
+                hits.append(c)
+    hits = list(_dedupe(iter(hits)))
+    if q.sort_by is not None:
+        order = _sorted_positions(hits, q.sort_by, q.sort_desc)
+        hits = [hits[i] for i in order]
+    return _envelope(hits, q)

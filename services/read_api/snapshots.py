@@ -1,0 +1,80 @@
+"""Keeping the live snapshot: load at start, notice a new CURRENT, verify, swap one reference."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from attrs import define
+
+from shared.snapshot import SnapshotError, SnapshotStore
+
+from .view import ReadModel
+
+logger = logging.getLogger(__name__)
+
+
+@define
+class SnapshotHolder:
+    """The one mutable thing: a reference to the live ReadModel, swapped whole."""
+
+    store: SnapshotStore
+    current: ReadModel | None = None
+    marker: tuple[int, int] | None = None
+
+    async def arefresh(self) -> bool:
+        """Load the snapshot CURRENT names if it is new; True when the live model changed.
+
+        A damaged snapshot is logged and refused; the previous one stays live.
+        """
+        marker = self.store.current_marker()
+        if marker is None or marker == self.marker:
+            return False
+        self.marker = marker
+        try:
+            name = self.store.current_name()
+        except SnapshotError as exc:
+            logger.error("snapshot pointer unreadable, keeping %s: %s", self._live(), exc)
+            return False
+        if name is None or (self.current is not None and name == self.current.snapshot_name):
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(None, self._load, name)
+        except SnapshotError as exc:
+            logger.error("snapshot refused, keeping %s: %s", self._live(), exc)
+            if self.current is None:
+                await self._load_newest_good(exclude=name)
+            return False
+        self.current = model
+        logger.info("serving snapshot %s", name)
+        return True
+
+    async def _load_newest_good(self, exclude: str) -> None:
+        """At start with a damaged CURRENT: serve the newest older snapshot that verifies."""
+        loop = asyncio.get_running_loop()
+        for name in reversed(self.store.names()):
+            if name == exclude:
+                continue
+            try:
+                self.current = await loop.run_in_executor(None, self._load, name)
+            except SnapshotError as exc:
+                logger.error("snapshot refused: %s", exc)
+                continue
+            logger.warning("serving older snapshot %s until a good one is published", name)
+            return
+
+    def _load(self, name: str) -> ReadModel:
+        return ReadModel.build(self.store.read(name))
+
+    def _live(self) -> str:
+        return self.current.snapshot_name if self.current else "nothing"
+
+    async def awatch(self, interval: float) -> None:
+        """Poll CURRENT (a stat) every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.arefresh()
+            except Exception:  # noqa: BLE001 -- the watcher must outlive any one bad load
+                logger.exception("snapshot refresh failed")

@@ -1,0 +1,1 @@
+"""Plumbing the services share: snapshot format, dataset, config helpers, errors and HTTP glue."""

@@ -1,0 +1,151 @@
+"""The whole dataset in memory, its snapshot files, and importing a legacy directory into it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+from horde_model_records import (
+    ALL_CATEGORIES,
+    CATEGORY_INFO,
+    Category,
+    ModelRecord,
+    Problem,
+    convert_db_json,
+    convert_legacy_json,
+    convert_models_csv,
+    legacy_view,
+    unstructure_record,
+)
+from horde_model_records.metadata import CategoryMetadata
+from horde_model_records.serde import converter
+
+from .snapshot import Snapshot, SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+@frozen
+class CategoryData:
+    records: Mapping[str, ModelRecord]  # dataset order
+    legacy: Mapping[str, Json] | None  # the v1 view; None for categories with no legacy format
+    metadata: CategoryMetadata
+    legacy_metadata: CategoryMetadata
+
+
+@frozen
+class Dataset:
+    categories: Mapping[Category, CategoryData]
+
+
+def v2_path(category: Category) -> str:
+    return f"v2/{category.value}.json"
+
+
+def v1_path(category: Category) -> str:
+    return f"v1/{category.value}.json"
+
+
+def encode_v2(records: Mapping[str, ModelRecord]) -> bytes:
+    body = {name: unstructure_record(rec) for name, rec in records.items()}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def encode_v1(view: Mapping[str, Json]) -> bytes:
+    # 4-space indent, like most of the GitHub files (spec 01 §6.4)
+    return json.dumps(view, ensure_ascii=False, indent=4).encode()
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
+    """Every file of a snapshot of this dataset, plus the manifest's per-category block."""
+    files: dict[str, bytes] = {}
+    categories: Json = {}
+    for category in ALL_CATEGORIES:
+        data = dataset.categories[category]
+        v2 = encode_v2(data.records)
+        files[v2_path(category)] = v2
+        files[v2_path(category) + ".gz"] = _gzip(v2)
+        if data.legacy is not None:
+            v1 = encode_v1(data.legacy)
+            files[v1_path(category)] = v1
+            files[v1_path(category) + ".gz"] = _gzip(v1)
+        categories[category.value] = {
+            "count": len(data.records),
+            "legacy_count": None if data.legacy is None else len(data.legacy),
+            "metadata": converter.unstructure(data.metadata),
+            "legacy_metadata": converter.unstructure(data.legacy_metadata),
+        }
+    return files, {"categories": categories}
+
+
+def publish_dataset(store: SnapshotStore, dataset: Dataset) -> Snapshot:
+    files, extra = snapshot_files(dataset)
+    return store.publish(files, extra)
+
+
+def _read_json(path: Path, problems: list[Problem]) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        problems.append(Problem(path.name, None, None, f"unreadable JSON: {exc}", fatal=True))
+        return None
+
+
+def _import_category(root: Path, category: Category, problems: list[Problem]) -> tuple[Any, Any]:
+    """(v2 records, v1 view) of one category from a legacy directory; empty when absent."""
+    info = CATEGORY_INFO[category]
+    if category is Category.text_generation:
+        csv_path, db_path = root / "text" / "models.csv", root / "text" / "db.json"
+        if csv_path.is_file():
+            records, found = convert_models_csv(csv_path.read_text(encoding="utf-8"), "text/models.csv")
+        elif db_path.is_file():
+            records, found = convert_db_json(_read_json(db_path, problems), "text/db.json")
+        else:
+            records, found = {}, []
+        problems.extend(found)
+        return records, legacy_view(category, records)
+    if not info.has_legacy:
+        return {}, None
+    path = root / "image" / str(info.legacy_file)
+    if not path.is_file():
+        return {}, {}
+    raw = _read_json(path, problems)
+    if raw is None:
+        return {}, {}
+    records, kept, found = convert_legacy_json(category, raw, f"image/{info.legacy_file}")
+    problems.extend(found)
+    return records, kept
+
+
+def import_legacy_dir(root: Path, now: int | None = None) -> tuple[Dataset, list[Problem]]:
+    """Read a directory laid out like the GitHub repos (image/*.json, text/models.csv or db.json)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"legacy directory not found: {root}")
+    now = int(time.time()) if now is None else now
+    problems: list[Problem] = []
+    categories: dict[Category, CategoryData] = {}
+    for category in ALL_CATEGORIES:
+        records, view = _import_category(root, category, problems)
+        categories[category] = CategoryData(
+            records=records,
+            legacy=view,
+            metadata=CategoryMetadata.initial(category, now, len(records)),
+            legacy_metadata=CategoryMetadata.initial(
+                category, now, 0 if view is None else len(view)
+            ),
+        )
+    for problem in problems:
+        logger.warning("seed: %s", problem)
+    return Dataset(categories=categories), problems

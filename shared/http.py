@@ -1,0 +1,105 @@
+"""HTTP glue every service installs: the error envelope and CORS, each in one middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import cattrs
+from aiohttp import web
+
+from .errors import BadRequest, Conflict, InvalidInput, NotFound, ServiceError, Unavailable
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: headers a handler wants on its response even when it ends in an error (e.g. X-Snapshot-Id)
+response_headers_key = web.RequestKey("response_headers_key", dict[str, str])
+cors_origins_key = web.AppKey("cors_origins_key", frozenset[str])
+
+_STATUS: dict[type[ServiceError], int] = {
+    BadRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    Unavailable: 503,
+}
+
+
+def json_error(status: int, detail: object, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps({"detail": detail}, ensure_ascii=False)
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def _cattrs_detail(exc: cattrs.BaseValidationError) -> list[dict[str, object]]:
+    items = []
+    for message in cattrs.transform_error(exc):
+        text, _, path = message.partition(" @ ")
+        loc: list[str | int] = ["body", *[p for p in path.removeprefix("$").split(".") if p]]
+        items.append({"type": "value_error", "loc": loc, "msg": text, "input": None})
+    return items
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map domain errors and aiohttp's own errors to `{"detail": ...}`; never leak a traceback."""
+    extra = request.get(response_headers_key, {})
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
+        return json_error(status, exc.detail, extra)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        return json_error(exc.status, exc.reason, {**extra, **headers})
+    except cattrs.BaseValidationError as exc:
+        return json_error(422, _cattrs_detail(exc), extra)
+    except json.JSONDecodeError:
+        return json_error(400, "Request body is not valid JSON", extra)
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "Internal Server Error", extra)
+
+
+def _preflight(request: web.Request, origin: str) -> web.Response:
+    asked = request.headers.get("Access-Control-Request-Headers", "")
+    return web.Response(
+        status=200,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": asked or "apikey, content-type, if-none-match",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Echo allow-listed origins (spec 02 §2); other origins get no CORS headers at all."""
+    origin = request.headers.get("Origin")
+    allowed = request.config_dict[cors_origins_key]
+    if origin is None or origin not in allowed:
+        return await handler(request)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return _preflight(request, origin)
+    response = await handler(request)
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Credentials"] = "true"
+    response.headers.add("Vary", "Origin")
+    return response
+
+
+def setup_http(app: web.Application, cors_origins: Sequence[str]) -> None:
+    """Install CORS and the error envelope once per application, outermost first."""
+    if cors_origins_key in app:
+        return
+    app[cors_origins_key] = frozenset(cors_origins)
+    app.middlewares.insert(0, error_middleware)
+    app.middlewares.insert(0, cors_middleware)

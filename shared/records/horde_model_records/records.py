@@ -1,0 +1,277 @@
+"""v2 records: one frozen attrs class per category, fields in wire order (spec 01 §4)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+from attrs import Factory, field, frozen
+
+from .categories import (
+    CATEGORY_INFO,
+    IMAGE_STYLES,
+    KNOWN_BASELINES,
+    Category,
+    Domain,
+    Purpose,
+)
+
+SCHEMA_VERSION = "2.0.0"
+
+
+def _valid_name(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+    if not value.strip():
+        raise ValueError("Model name must not be empty or whitespace-only.")
+    if "\\" in value:
+        raise ValueError(f"Model name must not contain invalid characters \\: '{value}'")
+
+
+def _strip_all(values: list[str] | None) -> list[str] | None:
+    return None if values is None else [v.strip() for v in values]
+
+
+def _strip_opt(value: str | None) -> str | None:
+    return None if value is None else value.strip()
+
+
+@frozen(kw_only=True)
+class FinetuneSeries:
+    name: str
+    version: str | None = None
+    author: str | None = None
+    description: str | None = None
+    homepage: str | None = None
+
+
+@frozen(kw_only=True)
+class RecordMetadata:
+    schema_version: str = SCHEMA_VERSION
+    created_at: int | None = None
+    updated_at: int | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+
+
+@frozen(kw_only=True)
+class DownloadRecord:
+    file_name: str
+    file_url: str
+    sha256sum: str = "FIXME"
+    content_hash: str | None = None
+    file_purpose: str | None = None
+    known_slow_download: bool | None = None
+    size_bytes: int | None = None
+
+
+@frozen(kw_only=True)
+class DownloadConfig:
+    download: list[DownloadRecord] = Factory(list)
+    embedded_component_hashes: dict[str, str] | None = None
+
+
+@frozen(kw_only=True)
+class ModelClassification:
+    domain: Domain
+    purpose: Purpose
+
+
+def _record_type(self: ModelRecord) -> str:
+    return self.CATEGORY.value
+
+
+def _classification(self: ModelRecord) -> ModelClassification:
+    info = CATEGORY_INFO[self.CATEGORY]
+    return ModelClassification(domain=info.domain, purpose=info.purpose)
+
+
+@frozen(kw_only=True)
+class ModelRecord:
+    """Fields every category shares; subclasses add their own after these."""
+
+    CATEGORY: ClassVar[Category]
+
+    record_type: str = field(default=Factory(_record_type, takes_self=True))
+    name: str = field(validator=_valid_name)
+    description: str | None = None
+    version: str | None = None
+    finetune_series: FinetuneSeries | None = None
+    metadata: RecordMetadata = Factory(RecordMetadata)
+    config: DownloadConfig = Factory(DownloadConfig)
+    model_classification: ModelClassification = field(
+        default=Factory(_classification, takes_self=True)
+    )
+    size_on_disk_bytes: int | None = None
+
+    @record_type.validator
+    def _check_record_type(self, _attr: attrs.Attribute[str], value: str) -> None:
+        if value != self.CATEGORY.value:
+            raise ValueError(f"record_type must be '{self.CATEGORY.value}', got '{value}'")
+
+
+def _known_baseline(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+    if value not in KNOWN_BASELINES:
+        raise ValueError(f"Unknown baseline '{value}'. Known: {sorted(set(KNOWN_BASELINES.values()))}")
+
+
+def _image_style(_inst: object, _attr: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and value not in IMAGE_STYLES:
+        raise ValueError(f"Unknown style '{value}'. Known: {sorted(IMAGE_STYLES)}")
+
+
+@frozen(kw_only=True)
+class ImageGenerationRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.image_generation
+
+    inpainting: bool = False
+    baseline: str = field(validator=_known_baseline)
+    optimization: str | None = None
+    tags: list[str] = field(factory=list, converter=_strip_all)
+    showcases: list[str] = Factory(list)
+    min_bridge_version: int | None = None
+    trigger: list[str] = Factory(list)
+    homepage: str | None = None
+    nsfw: bool
+    style: str | None = field(default=None, converter=_strip_opt, validator=_image_style)
+    requirements: dict[str, Any] | None = None
+
+
+@frozen(kw_only=True)
+class TextGenerationRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.text_generation
+
+    baseline: str | None = None
+    parameters_count: int  # wire name `parameters`
+    nsfw: bool = False
+    style: str | None = None
+    display_name: str | None = None
+    url: str | None = None
+    tags: list[str] | None = field(default=None, converter=_strip_all)
+    instruct_format: str | None = None
+    settings: dict[str, Any] | None = None
+    text_model_group: str | None = None
+    name_schema_exception: str | None = None
+
+
+@frozen(kw_only=True)
+class ControlNetRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.controlnet
+
+    controlnet_style: str | None = None  # unknown styles are accepted (spec 01 §2.3)
+
+
+@frozen(kw_only=True)
+class ControlNetAnnotatorRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.controlnet_annotator
+
+    control_types: list[str] = Factory(list)
+    preprocessors: list[str] = Factory(list)
+
+
+@frozen(kw_only=True)
+class ClipRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.clip
+
+    pretrained_name: str | None = None
+
+
+@frozen(kw_only=True)
+class _MediaRecord(ModelRecord):
+    baseline: str | None = None
+    nsfw: bool = False
+    tags: list[str] | None = field(default=None, converter=_strip_all)
+
+
+@frozen(kw_only=True)
+class VideoGenerationRecord(_MediaRecord):
+    CATEGORY: ClassVar[Category] = Category.video_generation
+
+
+@frozen(kw_only=True)
+class AudioGenerationRecord(_MediaRecord):
+    CATEGORY: ClassVar[Category] = Category.audio_generation
+
+
+@frozen(kw_only=True)
+class _AdapterRecord(_MediaRecord):
+    trigger: list[str] | None = None
+    homepage: str | None = None
+    showcases: list[str] | None = None
+
+
+@frozen(kw_only=True)
+class LoraRecord(_AdapterRecord):
+    CATEGORY: ClassVar[Category] = Category.lora
+
+
+@frozen(kw_only=True)
+class TiRecord(_AdapterRecord):
+    CATEGORY: ClassVar[Category] = Category.ti
+
+
+@frozen(kw_only=True)
+class BlipRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.blip
+
+
+@frozen(kw_only=True)
+class CodeformerRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.codeformer
+
+
+@frozen(kw_only=True)
+class EsrganRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.esrgan
+
+
+@frozen(kw_only=True)
+class GfpganRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.gfpgan
+
+
+@frozen(kw_only=True)
+class SafetyCheckerRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.safety_checker
+
+
+@frozen(kw_only=True)
+class MiscellaneousRecord(ModelRecord):
+    CATEGORY: ClassVar[Category] = Category.miscellaneous
+
+
+RECORD_TYPES: dict[Category, type[ModelRecord]] = {
+    cls.CATEGORY: cls
+    for cls in (
+        BlipRecord,
+        ClipRecord,
+        CodeformerRecord,
+        ControlNetRecord,
+        ControlNetAnnotatorRecord,
+        EsrganRecord,
+        GfpganRecord,
+        SafetyCheckerRecord,
+        ImageGenerationRecord,
+        TextGenerationRecord,
+        VideoGenerationRecord,
+        AudioGenerationRecord,
+        MiscellaneousRecord,
+        LoraRecord,
+        TiRecord,
+    )
+}
+
+#: python attribute name -> wire key, where they differ
+WIRE_RENAMES: dict[str, str] = {"parameters_count": "parameters"}
+
+
+def wire_field_names(record_type: type[ModelRecord]) -> list[str]:
+    """The JSON keys a record of this type may carry, in wire order."""
+    return [WIRE_RENAMES.get(a.name, a.name) for a in attrs.fields(record_type)]
+
+
+def wire_field_type(record_type: type[ModelRecord], wire_name: str) -> Any:
+    """The annotation behind a wire key, or None when the type has no such field."""
+    py_name = {v: k for k, v in WIRE_RENAMES.items()}.get(wire_name, wire_name)
+    for a in attrs.fields(record_type):
+        if a.name == py_name:
+            return a.type
+    return None

@@ -1,0 +1,292 @@
+"""text_generation specifics: models.csv parsing, db.json generation, variants, model groups."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from .categories import TEXT_BACKEND_PREFIXES, has_backend_prefix
+from .legacy import LegacyTextRecord, TextCsvRow
+from .problems import Problem
+from .records import TextGenerationRecord
+
+GENERATION_PARAMS: frozenset[str] = frozenset(
+    {
+        "n",
+        "frmtadsnsp",
+        "frmtrmblln",
+        "frmtrmspch",
+        "frmttriminc",
+        "max_context_length",
+        "max_length",
+        "rep_pen",
+        "rep_pen_range",
+        "rep_pen_slope",
+        "singleline",
+        "temperature",
+        "tfs",
+        "top_a",
+        "top_k",
+        "top_p",
+        "typical",
+        "sampler_order",
+        "use_default_badwordsids",
+        "stop_sequence",
+        "min_p",
+        "smoothing_factor",
+        "dynatemp_range",
+        "dynatemp_exponent",
+    }
+)
+
+CSV_COLUMNS = (
+    "name",
+    "parameters_bn",
+    "display_name",
+    "url",
+    "baseline",
+    "description",
+    "style",
+    "tags",
+    "instruct_format",
+    "settings",
+)
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def model_name_of(name: str) -> str:
+    """The name without its author: `org/Model-7B` -> `Model-7B`."""
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def variant_names(name: str) -> list[str]:
+    """[N, aphrodite/N, koboldcpp/M]: the three v1 names of a text model (spec 01 §6.3)."""
+    names = [name, "aphrodite/" + name, "koboldcpp/" + model_name_of(name)]
+    return list(dict.fromkeys(names))
+
+
+def strip_backend_prefix(name: str) -> str:
+    for prefix in TEXT_BACKEND_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+# --- text_model_group (spec 01 §7.2) -------------------------------------------------------------
+
+_I = re.IGNORECASE
+_LEADING_VERSION = [re.compile(r"^\d+\.\d+(\.\d+)?[-_]")]
+_SIZE = [
+    re.compile(r"(?<![a-zA-Z])(\d+\.?\d*[BMK]\d*)(?![a-zA-Z])", _I),
+    re.compile(r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])", _I),
+]
+_VERSION = [
+    re.compile(r"(?<![a-zA-Z0-9])([vV]\d+(\.\d+)+)(?![a-zA-Z0-9])"),
+    re.compile(r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])"),
+]
+_QUANT = [
+    re.compile(p, _I)
+    for p in (
+        r"\bQ[2-8]_K(_[SMLH])?\b",
+        r"\bQ[2-8]_[01]\b",
+        r"\bQ[2-8]\b",
+        r"\b(GGUF|GGML|GPTQ|AWQ|EXL2)\b",
+        r"\b(fp16|fp32|int8|int4)\b",
+    )
+]
+_VARIANT = [
+    re.compile(p, _I)
+    for p in (
+        r"\b(Instruct|Chat|Code|Base|Uncensored|Finetune|FT)\b",
+        r"\b(Thinking|Reasoning)\b",
+        r"\b(turbo|preview|latest)\b",
+    )
+]
+_DATE = [
+    re.compile(r"\d{2}-\d{4}"),
+    re.compile(r"\d{4}-\d{2}"),
+    re.compile(r"(?<![a-zA-Z0-9])\d{4}(?![a-zA-Z0-9])"),
+]
+_PART_PATTERNS = {
+    "leading_version": _LEADING_VERSION,
+    "size": _SIZE,
+    "version": _VERSION,
+    "quant": _QUANT,
+    "variant": _VARIANT,
+    "date": _DATE,
+}
+_DOUBLED = ("--", "__", "  ", "..")
+
+
+def _splice_first(text: str, patterns: list[re.Pattern[str]]) -> tuple[str, str | None]:
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return text[: match.start()] + text[match.end() :], match.group(0)
+    return text, None
+
+
+def parse_name_parts(name: str) -> tuple[str, dict[str, str | None]]:
+    """Splice out the first leading version, size, version, quant, variant and date, in order."""
+    parts: dict[str, str | None] = {}
+    rest = name
+    for part, patterns in _PART_PATTERNS.items():
+        rest, parts[part] = _splice_first(rest, patterns)
+    return rest, parts
+
+
+def text_model_group(name: str) -> str:
+    """The base-model group of a text model name: `acrastt/Marx-3B-V3` -> `Marx`."""
+    bare = model_name_of(strip_backend_prefix(name))
+    rest, _ = parse_name_parts(bare)
+    changed = True
+    while changed:
+        changed = False
+        for double in _DOUBLED:
+            if double in rest:
+                rest = rest.replace(double, double[0])
+                changed = True
+    rest = rest.strip("-_ .")
+    return rest or bare
+
+
+def is_quantized(name: str) -> bool:
+    """True when the full name (author and all) carries a quantisation marker."""
+    return parse_name_parts(name)[1]["quant"] is not None
+
+
+# --- models.csv ----------------------------------------------------------------------------------
+
+
+def _flat_settings(raw: str) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("settings is not a JSON object")
+    for key, item in value.items():
+        if isinstance(item, dict) or (
+            isinstance(item, list) and any(isinstance(x, (dict, list)) for x in item)
+        ):
+            raise ValueError(f"settings.{key} is nested")
+    return value
+
+
+def parse_models_csv(text: str, source: str = "models.csv") -> tuple[list[TextCsvRow], list[Problem]]:
+    """Parse models.csv; a bad row is skipped with a problem, a duplicated name keeps its first slot."""
+    rows: dict[str, TextCsvRow] = {}
+    problems: list[Problem] = []
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("name", "parameters_bn") if c not in (reader.fieldnames or [])]
+    if missing:
+        problems.append(Problem(source, None, missing[0], "required column is missing", fatal=True))
+        return [], problems
+    for line_no, raw in enumerate(reader, start=2):
+        name = (raw.get("name") or "").strip()
+        if not name:
+            problems.append(Problem(source, f"line {line_no}", "name", "empty model name; row skipped"))
+            continue
+        if "://" in name:
+            problems.append(Problem(source, name, "name", "name looks like a URL; row skipped"))
+            continue
+        bn_raw = (raw.get("parameters_bn") or "").strip()
+        try:
+            bn = float(bn_raw) if bn_raw else 0.0
+        except ValueError:
+            problems.append(
+                Problem(source, name, "parameters_bn", f"not a number: {bn_raw!r}; row skipped")
+            )
+            continue
+        if not bn_raw:
+            problems.append(Problem(source, name, "parameters_bn", "blank; taken as 0"))
+        try:
+            settings = _flat_settings(raw.get("settings") or "")
+        except ValueError as exc:
+            problems.append(Problem(source, name, "settings", f"{exc}; row skipped"))
+            continue
+        tags = [t.strip() for t in (raw.get("tags") or "").split(",") if t.strip()]
+        row = TextCsvRow(
+            name=name,
+            parameters_bn=bn,
+            display_name=raw.get("display_name") or "",
+            url=raw.get("url") or "",
+            baseline=raw.get("baseline") or "",
+            description=raw.get("description") or "",
+            style=raw.get("style") or "",
+            tags=tags,
+            instruct_format=raw.get("instruct_format") or "",
+            settings=settings,
+            version=raw.get("version") or "",
+            nsfw=(raw.get("nsfw") or "").strip().lower() == "true",
+        )
+        # a later duplicate wins, but the first row's position is kept (dict order)
+        rows[name] = row
+    return list(rows.values()), problems
+
+
+def write_models_csv(rows: Iterable[TextCsvRow]) -> str:
+    """Serialise rows as models.csv (the real file's column order)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        bn = row.parameters_bn
+        writer.writerow(
+            [
+                row.name,
+                f"{bn:g}" if bn else "",
+                row.display_name,
+                row.url,
+                row.baseline,
+                row.description,
+                row.style,
+                ", ".join(row.tags),
+                row.instruct_format,
+                json.dumps(row.settings) if row.settings else "",
+            ]
+        )
+    return out.getvalue()
+
+
+# --- db.json generation (spec 01 §3.3) -----------------------------------------------------------
+
+
+def size_tag(parameters_bn: float) -> str:
+    # Python's round() is round-half-to-even, as the generator's: 7.5 -> 8B, 4.5 -> 4B
+    return f"{round(parameters_bn, 0):.0f}B"
+
+
+def auto_display_name(model_name: str) -> str:
+    return " ".join(model_name.replace("-", " ").replace("_", " ").split())
+
+
+def db_entries(record: TextGenerationRecord) -> Iterator[LegacyTextRecord]:
+    """The three db.json entries of one v2 text record: base, aphrodite/, koboldcpp/."""
+    model_name = model_name_of(record.name)
+    tags = set(record.tags or ()) | {size_tag(record.parameters_count / 1_000_000_000)}
+    if record.style:
+        tags.add(record.style)
+    base = LegacyTextRecord(
+        name=record.name,
+        model_name=model_name,
+        baseline=record.baseline or "",
+        parameters=record.parameters_count or None,
+        description=record.description or "",
+        version=record.version or "1",
+        style=record.style or "generalist",
+        nsfw=record.nsfw,
+        display_name=record.display_name or auto_display_name(model_name),
+        url=record.url or None,
+        tags=sorted(tags),
+        instruct_format=record.instruct_format or None,
+        settings=record.settings or None,
+    )
+    for variant in variant_names(record.name):
+        yield attrs.evolve(base, name=variant)

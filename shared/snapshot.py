@@ -1,0 +1,231 @@
+"""The snapshot directory format: atomic publish, verified read, retention.
+
+    snapshots/CURRENT                 name of the live snapshot, replaced by rename
+    snapshots/000042-9f3c1a/          immutable: id + short content hash
+        manifest.json                 id, parent, created_at, every file's sha256 and size, and
+                                      per-category counts and metadata
+        v2/<category>.json[.gz]       exact response bytes of the v2 category read
+        v1/<category>.json[.gz]       exact response bytes of the v1 view
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"^(\d{6,})-([0-9a-f]{6})$")
+
+
+class SnapshotError(Exception):
+    """A snapshot that is missing, damaged or not of this format."""
+
+
+@frozen
+class Snapshot:
+    """A verified snapshot read into memory: its manifest and every file's bytes."""
+
+    name: str
+    manifest: dict[str, Any]
+    files: Mapping[str, bytes]
+
+    @property
+    def id(self) -> int:
+        return int(self.manifest["id"])
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot_id_of(name: str) -> int | None:
+    match = _NAME_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class SnapshotStore:
+    """The snapshots directory of one data dir. Only the single writer calls publish()."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def current_name(self) -> str | None:
+        try:
+            name = (self.root / CURRENT).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SnapshotError(f"cannot read {CURRENT}: {exc}") from exc
+        return name or None
+
+    def current_marker(self) -> tuple[int, int] | None:
+        """A cheap token that changes whenever CURRENT is replaced (inode and mtime)."""
+        try:
+            st = os.stat(self.root / CURRENT)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = [p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name)]
+        return sorted(found, key=lambda n: snapshot_id_of(n) or 0)
+
+    def read(self, name: str) -> Snapshot:
+        """Read and verify a snapshot: every file listed must exist with its recorded hash."""
+        if not _NAME_RE.match(name):
+            raise SnapshotError(f"not a snapshot name: {name!r}")
+        directory = self.root / name
+        try:
+            manifest = json.loads((directory / MANIFEST).read_bytes())
+        except FileNotFoundError as exc:
+            raise SnapshotError(f"{name}: manifest is missing") from exc
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"{name}: manifest is unreadable: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            raise SnapshotError(f"{name}: unknown snapshot format")
+        files: dict[str, bytes] = {}
+        for rel, meta in manifest["files"].items():
+            try:
+                data = (directory / rel).read_bytes()
+            except OSError as exc:
+                raise SnapshotError(f"{name}: file {rel} is missing: {exc}") from exc
+            if len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
+                raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
+            files[rel] = data
+        return Snapshot(name=name, manifest=manifest, files=files)
+
+    def read_current(self) -> Snapshot | None:
+        name = self.current_name()
+        return None if name is None else self.read(name)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def publish(
+        self, files: Mapping[str, bytes], extra: Mapping[str, Any], now: float | None = None
+    ) -> Snapshot:
+        """Write a new snapshot aside, fsync it, rename it into place, then switch CURRENT.
+
+        Files whose bytes equal the parent's are hard-linked, so a publish costs what changed.
+        A crash at any step leaves the previous snapshot live.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        parent = self.current_name()
+        parent_manifest = self._manifest_or_none(parent)
+        existing = [snapshot_id_of(n) or 0 for n in self.names()]
+        new_id = max(existing, default=0) + 1
+
+        listing = {rel: {"sha256": sha256_hex(data), "size": len(data)} for rel, data in files.items()}
+        content = sha256_hex(
+            json.dumps(sorted((rel, m["sha256"]) for rel, m in listing.items())).encode()
+        )
+        name = f"{new_id:06d}-{content[:6]}"
+        manifest = {
+            "format": FORMAT_VERSION,
+            "id": new_id,
+            "name": name,
+            "parent": parent,
+            "created_at": int(now if now is not None else time.time()),
+            "content_sha256": content,
+            "files": listing,
+            **extra,
+        }
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
+        try:
+            for rel, data in files.items():
+                target = tmp / rel
+                if not self._link_from_parent(parent, parent_manifest, rel, listing[rel], target):
+                    _write_file(target, data)
+            manifest_bytes = json.dumps(manifest, indent=1).encode()
+            _write_file(tmp / MANIFEST, manifest_bytes)
+            for sub in {tmp, *(p for p in tmp.rglob("*") if p.is_dir())}:
+                _fsync_dir(sub)
+            os.rename(tmp, self.root / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        self._switch_current(name)
+        return Snapshot(name=name, manifest=manifest, files=dict(files))
+
+    def _manifest_or_none(self, name: str | None) -> dict[str, Any] | None:
+        if name is None:
+            return None
+        try:
+            return json.loads((self.root / name / MANIFEST).read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def _link_from_parent(
+        self,
+        parent: str | None,
+        parent_manifest: dict[str, Any] | None,
+        rel: str,
+        meta: dict[str, Any],
+        target: Path,
+    ) -> bool:
+        if parent is None or parent_manifest is None:
+            return False
+        if parent_manifest.get("files", {}).get(rel) != meta:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self.root / parent / rel, target)
+        except OSError:
+            return False
+        return True
+
+    def _switch_current(self, name: str) -> None:
+        tmp = self.root / f"{CURRENT}.tmp"
+        _write_file(tmp, name.encode("ascii") + b"\n")
+        os.replace(tmp, self.root / CURRENT)
+        _fsync_dir(self.root)
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` snapshots; never the live one."""
+        live = self.current_name()
+        names = self.names()
+        doomed = [n for n in names[: max(len(names) - keep, 0)] if n != live]
+        for n in doomed:
+            shutil.rmtree(self.root / n, ignore_errors=True)
+        for leftover in self.root.glob(".build-*"):
+            # an interrupted publish; nothing points at it
+            with contextlib.suppress(OSError):
+                if time.time() - leftover.stat().st_mtime > 60:
+                    shutil.rmtree(leftover, ignore_errors=True)
+        return doomed

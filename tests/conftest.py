@@ -1,0 +1,56 @@
+"""Shared fixtures: the real legacy data, seeded data dirs, and the real read service app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from services.read_api.app import create_app
+from services.read_api.config import Config
+from shared.dataset import import_legacy_dir, publish_dataset
+from shared.snapshot import SnapshotStore
+
+LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "legacy"
+
+ClientFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture(scope="session")
+def legacy_dir() -> Path:
+    """The real legacy reference files (never copied into this repo)."""
+    if not LEGACY_DIR.is_dir():
+        pytest.fail(f"reference data not found at {LEGACY_DIR}")
+    return LEGACY_DIR
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory: pytest.TempPathFactory, legacy_dir: Path) -> Path:
+    """A data dir seeded once from the real legacy files; tests must not write to it."""
+    data_dir = tmp_path_factory.mktemp("real-data")
+    dataset, _ = import_legacy_dir(legacy_dir, now=1_700_000_000)
+    publish_dataset(SnapshotStore(data_dir / "snapshots"), dataset)
+    return data_dir
+
+
+def read_config(data_dir: Path, **overrides: object) -> Config:
+    env = {"HMR_DATA_DIR": str(data_dir), "HMR_MODE": "PRIMARY", "HMR_SNAPSHOT_POLL_INTERVAL": "0.05"}
+    return Config.from_environ({**env, **{k: str(v) for k, v in overrides.items()}})
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, real_data_dir: Path) -> TestClient:
+    """The real read service on the real data (PRIMARY, v2 canonical)."""
+    return await aiohttp_client(create_app(read_config(real_data_dir)))
+
+
+@pytest.fixture
+def make_client(aiohttp_client: ClientFactory) -> Callable[..., Awaitable[TestClient]]:
+    """Build a read service client on any data dir with config overrides (HMR_* names)."""
+
+    async def factory(data_dir: Path, **overrides: object) -> TestClient:
+        return await aiohttp_client(create_app(read_config(data_dir, **overrides)))
+
+    return factory
