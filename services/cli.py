@@ -13,6 +13,7 @@ from aiohttp import web
 
 import shared
 from shared.config import ConfigError, get_bool, get_int, get_path
+from shared.http import SERVER_HANDLER_ARGS
 from shared.dataset import import_legacy_dir, publish_dataset
 from shared.snapshot import SnapshotStore
 
@@ -89,7 +90,10 @@ def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> i
     host = env.get("HMR_HOST") or "127.0.0.1"
     port = get_int(env, "HMR_PORT", default_port, minimum=0)
     access_log = logging.getLogger("aiohttp.access") if get_bool(env, "HMR_ACCESS_LOG", True) else None
-    web.run_app(app, host=host, port=port, access_log=access_log, print=None)
+    web.run_app(
+        app, host=host, port=port, access_log=access_log, print=None,
+        **SERVER_HANDLER_ARGS,
+    )
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import cattrs
 from aiohttp import web
+from horde_model_records.validation import validation_errors
 
 from .errors import BadRequest, Conflict, InvalidInput, NotFound, ServiceError, Unavailable
 
@@ -29,23 +31,34 @@ _STATUS: dict[type[ServiceError], int] = {
 
 
 def json_error(status: int, detail: object, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"detail": detail}, ensure_ascii=False)
+    # ASCII escapes keep undecodable path bytes (lone surrogates) representable
+    body = json.dumps({"detail": detail})
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
 def _cattrs_detail(exc: cattrs.BaseValidationError) -> list[dict[str, object]]:
-    items = []
-    for message in cattrs.transform_error(exc):
-        text, _, path = message.partition(" @ ")
-        loc: list[str | int] = ["body", *[p for p in path.removeprefix("$").split(".") if p]]
-        items.append({"type": "value_error", "loc": loc, "msg": text, "input": None})
+    items: list[dict[str, object]] = []
+    for path, message in validation_errors(exc):
+        loc: list[str | int] = ["body"]
+        for part in path.removeprefix("$").replace("[", ".").replace("]", "").split("."):
+            if part:
+                loc.append(int(part) if part.isdigit() else part)
+        items.append({"type": "value_error", "loc": loc, "msg": message, "input": None})
     return items
+
+
+#: what the HTTP parser accepts before our code sees a request; longer URLs are refused below
+#: with a 414 in the error envelope instead of the parser's plain-text 400
+SERVER_HANDLER_ARGS: dict[str, Any] = {"max_line_size": 65536, "max_field_size": 65536}
+MAX_URL_LENGTH = 8192
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map domain errors and aiohttp's own errors to `{"detail": ...}`; never leak a traceback."""
     extra = request.get(response_headers_key, {})
+    if len(request.raw_path) > MAX_URL_LENGTH:
+        return json_error(414, "URI Too Long")
     try:
         return await handler(request)
     except ServiceError as exc:

@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from services.read_api.app import create_app
 from services.read_api.config import Config
+from shared.http import SERVER_HANDLER_ARGS
 from shared.dataset import import_legacy_dir, publish_dataset
 from shared.snapshot import SnapshotStore
 
@@ -35,6 +37,13 @@ def real_data_dir(tmp_path_factory: pytest.TempPathFactory, legacy_dir: Path) ->
     return data_dir
 
 
+async def serve(app: web.Application) -> TestServer:
+    """A real server on 127.0.0.1 with the same HTTP parser limits as production."""
+    server = TestServer(app)
+    await server.start_server(**SERVER_HANDLER_ARGS)
+    return server
+
+
 def read_config(data_dir: Path, **overrides: object) -> Config:
     env = {"HMR_DATA_DIR": str(data_dir), "HMR_MODE": "PRIMARY", "HMR_SNAPSHOT_POLL_INTERVAL": "0.05"}
     return Config.from_environ({**env, **{k: str(v) for k, v in overrides.items()}})
@@ -43,7 +52,7 @@ def read_config(data_dir: Path, **overrides: object) -> Config:
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, real_data_dir: Path) -> TestClient:
     """The real read service on the real data (PRIMARY, v2 canonical)."""
-    return await aiohttp_client(create_app(read_config(real_data_dir)))
+    return await aiohttp_client(await serve(create_app(read_config(real_data_dir))))
 
 
 @pytest.fixture
@@ -51,6 +60,6 @@ def make_client(aiohttp_client: ClientFactory) -> Callable[..., Awaitable[TestCl
     """Build a read service client on any data dir with config overrides (HMR_* names)."""
 
     async def factory(data_dir: Path, **overrides: object) -> TestClient:
-        return await aiohttp_client(create_app(read_config(data_dir, **overrides)))
+        return await aiohttp_client(await serve(create_app(read_config(data_dir, **overrides))))
 
     return factory

@@ -27,7 +27,8 @@ from .legacy import (
 from .problems import Problem
 from .records import RECORD_TYPES, DownloadConfig, DownloadRecord, ModelRecord, TextGenerationRecord
 from .serde import converter
-from .text import db_entries, parse_models_csv, text_model_group
+from .validation import validation_errors
+from .text import auto_display_name, db_entries, model_name_of, size_tag, parse_models_csv, text_model_group
 
 Json = dict[str, Any]
 
@@ -41,14 +42,12 @@ class ConversionError(ValueError):
 
 
 def describe_validation_error(exc: Exception) -> tuple[str | None, str]:
-    """(field path, message) of the first error inside a cattrs validation error."""
-    if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(exc)
-        first = messages[0] if messages else str(exc)
-        path = first.rsplit(" @ ", 1)[1] if " @ " in first else None
-        field = path.removeprefix("$.") if path else None
-        return field, first
-    return None, str(exc)
+    """(field path, message) of the first error inside a validation error."""
+    errors = validation_errors(exc)
+    if not errors:
+        return None, str(exc)
+    path, message = errors[0]
+    return (path.removeprefix("$").removeprefix(".") or None), message
 
 
 def structure_record(category: Category, data: Any) -> ModelRecord:
@@ -208,6 +207,40 @@ def convert_models_csv(
     return records, problems
 
 
+def _db_entry_fields(entry: LegacyTextRecord) -> Json:
+    """v2 fields of a db.json entry with the generator's derived values taken back out.
+
+    v2 text records hold what models.csv says; the size tag, the style tag, the default style,
+    version "1" and the automatic display name are re-derived when the v1 view is generated.
+    """
+    style = entry.style
+    tags = set(entry.tags)
+    if style == "generalist" and "generalist" not in tags:
+        style = ""  # the generator's default, not a value anybody wrote
+    tags.discard(size_tag((entry.parameters or 0) / 1_000_000_000))
+    if style:
+        tags.discard(style)
+    display_name = entry.display_name or ""
+    if display_name == auto_display_name(model_name_of(entry.name)):
+        display_name = ""
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "version": "" if entry.version == "1" else entry.version,
+        "config": {"download": []},
+        "baseline": entry.baseline,
+        "parameters": entry.parameters or 0,
+        "nsfw": entry.nsfw,
+        "style": style,
+        "display_name": display_name,
+        "url": entry.url,
+        "tags": sorted(tags),
+        "instruct_format": entry.instruct_format,
+        "settings": entry.settings,
+        "text_model_group": text_model_group(entry.name),
+    }
+
+
 def convert_db_json(data: Any, source: str = "db.json") -> tuple[dict[str, ModelRecord], list[Problem]]:
     """A db.json-shaped v1 text view as v2 records: variants dropped, fields mapped one to one."""
     problems: list[Problem] = []
@@ -219,11 +252,7 @@ def convert_db_json(data: Any, source: str = "db.json") -> tuple[dict[str, Model
             continue
         try:
             entry = converter.structure(raw, LegacyTextRecord)
-            fields = converter.unstructure(entry)
-            fields.pop("model_name", None)
-            fields["parameters"] = entry.parameters or 0
-            fields["text_model_group"] = text_model_group(entry.name)
-            records[key] = structure_record(Category.text_generation, fields)
+            records[key] = structure_record(Category.text_generation, _db_entry_fields(entry))
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
             field, message = describe_validation_error(exc)
             problems.append(Problem(source, key, field, f"{message}; record skipped"))

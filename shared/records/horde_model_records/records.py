@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import attrs
 from attrs import Factory, field, frozen
 
+from .validation import FieldError
 from .categories import (
     CATEGORY_INFO,
     IMAGE_STYLES,
@@ -19,11 +20,11 @@ from .categories import (
 SCHEMA_VERSION = "2.0.0"
 
 
-def _valid_name(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+def _valid_name(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
     if not value.strip():
-        raise ValueError("Model name must not be empty or whitespace-only.")
+        raise FieldError(attr.name, "Model name must not be empty or whitespace-only.")
     if "\\" in value:
-        raise ValueError(f"Model name must not contain invalid characters \\: '{value}'")
+        raise FieldError(attr.name, f"Model name must not contain invalid characters \\: '{value}'")
 
 
 def _strip_all(values: list[str] | None) -> list[str] | None:
@@ -103,19 +104,20 @@ class ModelRecord:
     size_on_disk_bytes: int | None = None
 
     @record_type.validator
-    def _check_record_type(self, _attr: attrs.Attribute[str], value: str) -> None:
+    def _check_record_type(self, attr: attrs.Attribute[str], value: str) -> None:
         if value != self.CATEGORY.value:
-            raise ValueError(f"record_type must be '{self.CATEGORY.value}', got '{value}'")
+            raise FieldError(attr.name, f"record_type must be '{self.CATEGORY.value}', got '{value}'")
 
 
-def _known_baseline(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+def _known_baseline(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
     if value not in KNOWN_BASELINES:
-        raise ValueError(f"Unknown baseline '{value}'. Known: {sorted(set(KNOWN_BASELINES.values()))}")
+        known = sorted(set(KNOWN_BASELINES.values()))
+        raise FieldError(attr.name, f"Unknown baseline '{value}'. Known: {known}")
 
 
-def _image_style(_inst: object, _attr: attrs.Attribute[str | None], value: str | None) -> None:
+def _image_style(_inst: object, attr: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and value not in IMAGE_STYLES:
-        raise ValueError(f"Unknown style '{value}'. Known: {sorted(IMAGE_STYLES)}")
+        raise FieldError(attr.name, f"Unknown style '{value}'. Known: {sorted(IMAGE_STYLES)}")
 
 
 @frozen(kw_only=True)
