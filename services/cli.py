@@ -15,7 +15,7 @@ import shared
 from shared.config import ConfigError, get_bool, get_int, get_path
 from shared.http import SERVER_HANDLER_ARGS
 from shared.dataset import import_legacy_dir, publish_dataset
-from shared.snapshot import SnapshotStore
+from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger("hmr")
 
@@ -67,23 +67,31 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
         print(f"{data_dir} already has a snapshot ({store.current_name()}); "
               "use --force to publish the seed over it", file=sys.stderr)
         return 1
+    keep = get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1)
     source = _seed_dir(env)
     dataset, problems = import_legacy_dir(source)
+    for problem in problems:
+        print(f"{'error' if problem.fatal else 'warning'}: {problem}", file=sys.stderr)
+    if any(p.fatal for p in problems):
+        print("nothing published: fix the unreadable files above", file=sys.stderr)
+        return 1
+    if not any(d.records for d in dataset.categories.values()):
+        print(f"nothing published: no model data found in {source} "
+              "(expected image/*.json and/or text/models.csv)", file=sys.stderr)
+        return 1
     snapshot = publish_dataset(store, dataset)
-    store.prune(get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1))
+    store.prune(keep)
     counts = ", ".join(
         f"{c.value}={len(d.records)}" for c, d in dataset.categories.items() if d.records
     )
     print(f"seeded {data_dir} from {source}: snapshot {snapshot.name} ({counts})")
-    for problem in problems:
-        print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 
 def _seed_if_empty(env: Mapping[str, str]) -> None:
     store = SnapshotStore(get_path(env, "HMR_DATA_DIR", "./var") / "snapshots")
-    if store.current_name() is None:
-        seed(env)
+    if store.current_name() is None and seed(env) != 0:
+        raise ConfigError("seeding the empty data dir failed (see above)")
 
 
 def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> int:
@@ -154,7 +162,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     run: Callable[[dict[str, str], argparse.Namespace], int] = args.run
     try:
         return run(env, args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, SnapshotError, OSError) as exc:
         print(f"hmr: error: {exc}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,6 @@ from horde_model_records.serde import converter
 
 from .snapshot import Snapshot, SnapshotStore
 
-logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -44,6 +42,47 @@ class CategoryData:
 @frozen
 class Dataset:
     categories: Mapping[Category, CategoryData]
+
+
+def _with_records(
+    dataset: Dataset,
+    category: Category,
+    records: dict[str, ModelRecord],
+    operation: str,
+    name: str,
+    now: int,
+) -> Dataset:
+    data = dataset.categories[category]
+    legacy = data.legacy
+    legacy_meta = data.legacy_metadata
+    if legacy is not None:
+        if operation == "delete" and category is not Category.text_generation:
+            legacy = {k: v for k, v in legacy.items() if k != name}
+        else:
+            legacy = legacy_view(category, records, legacy, changed={name})
+        legacy_meta = legacy_meta.after_operation(operation, name, now, len(legacy))
+    changed = CategoryData(
+        records=records,
+        legacy=legacy,
+        metadata=data.metadata.after_operation(operation, name, now, len(records)),
+        legacy_metadata=legacy_meta,
+    )
+    return Dataset(categories={**dataset.categories, category: changed})
+
+
+def upsert_record(dataset: Dataset, category: Category, record: ModelRecord, now: int) -> Dataset:
+    """The dataset with one record created or replaced; its v1 view and metadata follow."""
+    records = dict(dataset.categories[category].records)
+    operation = "update" if record.name in records else "create"
+    records[record.name] = record
+    return _with_records(dataset, category, records, operation, record.name, now)
+
+
+def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> Dataset:
+    """The dataset without one record; raises KeyError when it is not there."""
+    records = dict(dataset.categories[category].records)
+    del records[name]
+    return _with_records(dataset, category, records, "delete", name, now)
 
 
 def v2_path(category: Category) -> str:
@@ -146,6 +185,4 @@ def import_legacy_dir(root: Path, now: int | None = None) -> tuple[Dataset, list
                 category, now, 0 if view is None else len(view)
             ),
         )
-    for problem in problems:
-        logger.warning("seed: %s", problem)
     return Dataset(categories=categories), problems
