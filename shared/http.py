@@ -53,29 +53,34 @@ SERVER_HANDLER_ARGS: dict[str, Any] = {"max_line_size": 65536, "max_field_size":
 MAX_URL_LENGTH = 8192
 
 
+def _error_response(request: web.Request, exc: Exception) -> web.Response:
+    # headers the handler set before it failed (e.g. X-Snapshot-Id), so read only now
+    extra = request.get(response_headers_key, {})
+    if isinstance(exc, ServiceError):
+        status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
+        return json_error(status, exc.detail, extra)
+    if isinstance(exc, cattrs.BaseValidationError):
+        return json_error(422, _cattrs_detail(exc), extra)
+    if isinstance(exc, json.JSONDecodeError):
+        return json_error(400, "Request body is not valid JSON", extra)
+    logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return json_error(500, "Internal Server Error", extra)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map domain errors and aiohttp's own errors to `{"detail": ...}`; never leak a traceback."""
-    extra = request.get(response_headers_key, {})
     if len(request.raw_path) > MAX_URL_LENGTH:
         return json_error(414, "URI Too Long")
     try:
         return await handler(request)
-    except ServiceError as exc:
-        status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
-        return json_error(status, exc.detail, extra)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
-        return json_error(exc.status, exc.reason, {**extra, **headers})
-    except cattrs.BaseValidationError as exc:
-        return json_error(422, _cattrs_detail(exc), extra)
-    except json.JSONDecodeError:
-        return json_error(400, "Request body is not valid JSON", extra)
-    except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "Internal Server Error", extra)
+        kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        return json_error(exc.status, exc.reason, {**request.get(response_headers_key, {}), **kept})
+    except Exception as exc:  # noqa: BLE001 -- the one place every failure becomes an envelope
+        return _error_response(request, exc)
 
 
 def _preflight(request: web.Request, origin: str) -> web.Response:
