@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from attrs import frozen
+
 from horde_model_records import (
     ALL_CATEGORIES,
     CATEGORY_INFO,
@@ -26,7 +27,6 @@ from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 
 from .snapshot import Snapshot, SnapshotStore
-
 
 Json = dict[str, Any]
 
@@ -148,7 +148,9 @@ def _import_category(root: Path, category: Category, problems: list[Problem]) ->
     if category is Category.text_generation:
         csv_path, db_path = root / "text" / "models.csv", root / "text" / "db.json"
         if csv_path.is_file():
-            records, found = convert_models_csv(csv_path.read_text(encoding="utf-8"), "text/models.csv")
+            records, found = convert_models_csv(
+                csv_path.read_text(encoding="utf-8"), "text/models.csv"
+            )
         elif db_path.is_file():
             records, found = convert_db_json(_read_json(db_path, problems), "text/db.json")
         else:

@@ -1,11 +1,11 @@
 """The snapshot directory format: atomic publish, verified read, retention.
 
-    snapshots/CURRENT                 name of the live snapshot, replaced by rename
-    snapshots/000042-9f3c1a/          immutable: id + short content hash
-        manifest.json                 id, parent, created_at, every file's sha256 and size, and
-                                      per-category counts and metadata
-        v2/<category>.json[.gz]       exact response bytes of the v2 category read
-        v1/<category>.json[.gz]       exact response bytes of the v1 view
+snapshots/CURRENT                 name of the live snapshot, replaced by rename
+snapshots/000042-9f3c1a/          immutable: id + short content hash
+    manifest.json                 id, parent, created_at, every file's sha256 and size, and
+                                  per-category counts and metadata
+    v2/<category>.json[.gz]       exact response bytes of the v2 category read
+    v1/<category>.json[.gz]       exact response bytes of the v1 view
 """
 
 from __future__ import annotations
@@ -150,7 +150,9 @@ class SnapshotStore:
         existing = [snapshot_id_of(n) or 0 for n in self.names()]
         new_id = max(existing, default=0) + 1
 
-        listing = {rel: {"sha256": sha256_hex(data), "size": len(data)} for rel, data in files.items()}
+        listing = {
+            rel: {"sha256": sha256_hex(data), "size": len(data)} for rel, data in files.items()
+        }
         content = sha256_hex(
             json.dumps(sorted((rel, m["sha256"]) for rel, m in listing.items())).encode()
         )

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.read_api.app import create_app
 from services.read_api.config import Config
-from shared.http import SERVER_HANDLER_ARGS
 from shared.dataset import import_legacy_dir, publish_dataset
+from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotStore
 
 LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "legacy"
@@ -45,7 +45,11 @@ async def serve(app: web.Application) -> TestServer:
 
 
 def read_config(data_dir: Path, **overrides: object) -> Config:
-    env = {"HMR_DATA_DIR": str(data_dir), "HMR_MODE": "PRIMARY", "HMR_SNAPSHOT_POLL_INTERVAL": "0.05"}
+    env = {
+        "HMR_DATA_DIR": str(data_dir),
+        "HMR_MODE": "PRIMARY",
+        "HMR_SNAPSHOT_POLL_INTERVAL": "0.05",
+    }
     return Config.from_environ({**env, **{k: str(v) for k, v in overrides.items()}})
 
 

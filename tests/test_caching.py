@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from horde_model_records import Category, structure_record
 
+from horde_model_records import Category, structure_record
 from shared.dataset import import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 
@@ -116,5 +116,7 @@ async def test_etag_survives_publishes_that_do_not_touch_a_category(
         if resp.headers["X-Snapshot-Id"] == "2":
             break
     assert resp.status == 304 and resp.headers["ETag"] == text_before
-    image_after = await client.get(f"{V2}/image_generation", headers={"If-None-Match": image_before})
+    image_after = await client.get(
+        f"{V2}/image_generation", headers={"If-None-Match": image_before}
+    )
     assert image_after.status == 200 and image_after.headers["ETag"] != image_before

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from horde_model_records import (
     CATEGORY_INFO,
     LEGACY_CATEGORIES,
@@ -21,7 +22,6 @@ from horde_model_records import (
     variant_names,
 )
 from horde_model_records.convert import generate_legacy, merge_legacy
-
 from shared.dataset import import_legacy_dir
 
 JSON_CATEGORIES = [c for c in LEGACY_CATEGORIES if c is not Category.text_generation]
@@ -176,7 +176,9 @@ def test_seed_skips_one_bad_record_and_names_it(tmp_path: Path) -> None:
     dataset, problems = import_legacy_dir(tmp_path)
     assert list(dataset.categories[Category.image_generation].records) == ["Good"]
     messages = [str(p) for p in problems]
-    assert any("stable_diffusion.json" in m and "BadBase" in m and "baseline" in m for m in messages)
+    assert any(
+        "stable_diffusion.json" in m and "BadBase" in m and "baseline" in m for m in messages
+    )
     assert any("BadNsfw" in m and "nsfw" in m for m in messages)
 
 
@@ -225,6 +227,10 @@ def test_unknown_extra_keys_are_dropped_on_v2_input() -> None:
 
 def test_text_input_accepts_parameters_count() -> None:
     """Text input accepts `parameters_count` or a numeric string and emits `parameters`."""
-    a = structure_record(Category.text_generation, {"name": "x/A", "parameters_count": 7_000_000_000})
+    a = structure_record(
+        Category.text_generation, {"name": "x/A", "parameters_count": 7_000_000_000}
+    )
     b = structure_record(Category.text_generation, {"name": "x/A", "parameters": "7000000000"})
-    assert unstructure_record(a)["parameters"] == unstructure_record(b)["parameters"] == 7_000_000_000
+    assert (
+        unstructure_record(a)["parameters"] == unstructure_record(b)["parameters"] == 7_000_000_000
+    )

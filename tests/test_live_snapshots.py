@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from horde_model_records import Category, structure_record
 
+from horde_model_records import Category, structure_record
 from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 

@@ -71,7 +71,9 @@ async def test_unknown_metadata_category_is_422(client: TestClient) -> None:
     "path",
     [f"{V2M}/last_updated", f"{V2M}/metadata", f"{V1M}/blip", f"{V2M}/blip/last_updated"],
 )
-async def test_metadata_refused_on_replica(make_client: Any, real_data_dir: Path, path: str) -> None:
+async def test_metadata_refused_on_replica(
+    make_client: Any, real_data_dir: Path, path: str
+) -> None:
     """Every metadata route is 503 on a REPLICA."""
     client = await make_client(real_data_dir, HMR_MODE="REPLICA")
     resp = await client.get(path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+
 from horde_model_records import CATEGORY_INFO, LEGACY_CATEGORIES, Category
 
 V1 = "/api/model_references/v1"
@@ -44,7 +45,8 @@ async def test_v1_category_equals_github_file(
 
 
 @pytest.mark.parametrize(
-    "path", ["db.json", "text_generation", "text_generation.json", "text_generation?include_group=false"]
+    "path",
+    ["db.json", "text_generation", "text_generation.json", "text_generation?include_group=false"],
 )
 async def test_v1_text_equals_db_json(client: TestClient, legacy_dir: Path, path: str) -> None:
     """v1 text_generation (and its db.json alias) equals the GitHub db.json: 2,157 entries in order."""
@@ -77,7 +79,9 @@ async def test_v1_managed_elsewhere_is_empty_object(client: TestClient, category
     assert await resp.json() == {}
 
 
-@pytest.mark.parametrize("category", ["controlnet_annotator", "video_generation", "audio_generation"])
+@pytest.mark.parametrize(
+    "category", ["controlnet_annotator", "video_generation", "audio_generation"]
+)
 async def test_v1_category_without_legacy_view_is_404(client: TestClient, category: str) -> None:
     """Categories with no legacy format answer 404 with the spec's message."""
     resp = await client.get(f"{V1}/{category}")
@@ -232,7 +236,9 @@ async def test_undecodable_paths_are_4xx_json(client: TestClient, path: str) -> 
 async def test_raw_non_utf8_request_line_is_4xx(client: TestClient) -> None:
     """Raw non-UTF-8 bytes in the request line never produce a 500."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"GET /api/model_references/v2/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(
+        b"GET /api/model_references/v2/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     await writer.drain()
     status_line = await reader.readline()
     writer.close()
@@ -250,7 +256,11 @@ async def test_absurdly_long_url_is_414_json(client: TestClient) -> None:
 
 async def test_gzip_body_decompresses_to_identity(client: TestClient) -> None:
     """With Accept-Encoding gzip the body is the gzip of the identity bytes."""
-    plain = await (await client.get(f"{V1}/db.json", headers={"Accept-Encoding": "identity"})).read()
-    resp = await client.get(f"{V1}/db.json", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    plain = await (
+        await client.get(f"{V1}/db.json", headers={"Accept-Encoding": "identity"})
+    ).read()
+    resp = await client.get(
+        f"{V1}/db.json", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
     assert resp.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(await resp.read()) == plain

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from horde_model_records import CATEGORY_INFO, LEGACY_CATEGORIES, Category, is_quantized
 
+from horde_model_records import CATEGORY_INFO, LEGACY_CATEGORIES, Category, is_quantized
 from services.cli import SAMPLE_DIR
 from shared.dataset import Dataset, import_legacy_dir, publish_dataset, v1_path
 from shared.snapshot import SnapshotStore
@@ -122,12 +122,19 @@ def test_sample_text_settings_and_tags_survive(sample: tuple[Dataset, list[Any]]
             assert tag.strip() in view[row["name"]]["tags"]
 
 
-def test_sample_image_models_cover_the_documented_variety(sample: tuple[Dataset, list[Any]]) -> None:
+def test_sample_image_models_cover_the_documented_variety(
+    sample: tuple[Dataset, list[Any]],
+) -> None:
     """The sample image models span several baselines, both nsfw values, inpainting and the optional fields."""
     dataset, _ = sample
     raw = json.loads(_sample_file(Category.image_generation).read_bytes())
     baselines = {r["baseline"] for r in raw.values()}
-    assert {"stable diffusion 1", "stable_diffusion_xl", "stable diffusion 2", "flux_1"} <= baselines
+    assert {
+        "stable diffusion 1",
+        "stable_diffusion_xl",
+        "stable diffusion 2",
+        "flux_1",
+    } <= baselines
     assert {r["nsfw"] for r in raw.values()} == {True, False}
     assert any(r["inpainting"] for r in raw.values())
     for key in ("tags", "showcases", "trigger", "requirements"):

@@ -19,7 +19,9 @@ def image_records(real_data_dir: Path) -> list[dict[str, Any]]:
     """The v2 image records as served, in dataset order."""
     snapshots = real_data_dir / "snapshots"
     name = (snapshots / "CURRENT").read_text().strip()
-    return list(json.loads((snapshots / name / "v2" / "image_generation.json").read_bytes()).values())
+    return list(
+        json.loads((snapshots / name / "v2" / "image_generation.json").read_bytes()).values()
+    )
 
 
 async def search(client: TestClient, path: str, **params: Any) -> dict[str, Any]:
@@ -189,7 +191,9 @@ async def test_text_backend_filters(client: TestClient) -> None:
     """v2 text holds no backend names: backend= finds none, exclude_backend_variations drops none."""
     assert (await search(client, TXT, backend="aphrodite"))["total"] == 0
     everything = (await search(client, TXT))["total"]
-    assert (await search(client, TXT, exclude_backend_variations="true"))["total"] == everything == 719
+    assert (
+        (await search(client, TXT, exclude_backend_variations="true"))["total"] == everything == 719
+    )
 
 
 async def test_quantized_partitions_text_models(client: TestClient) -> None:

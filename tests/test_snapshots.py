@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from horde_model_records import Category, structure_record
 
+from horde_model_records import Category, structure_record
 from shared.dataset import Dataset, delete_record, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotError, SnapshotStore
 
@@ -25,7 +25,9 @@ def new_image(name: str = "Zeta Test") -> object:
             "name": name,
             "baseline": "SDXL",
             "nsfw": False,
-            "config": {"download": [{"file_name": "z.safetensors", "file_url": "https://e.test/z"}]},
+            "config": {
+                "download": [{"file_name": "z.safetensors", "file_url": "https://e.test/z"}]
+            },
         },
     )
 
@@ -34,7 +36,9 @@ def test_publish_switches_current_and_ids_grow(tmp_path: Path, dataset: Dataset)
     """Each publish gets a larger id and CURRENT names the newest snapshot."""
     store = SnapshotStore(tmp_path)
     first = publish_dataset(store, dataset)
-    second = publish_dataset(store, upsert_record(dataset, Category.image_generation, new_image(), 1))
+    second = publish_dataset(
+        store, upsert_record(dataset, Category.image_generation, new_image(), 1)
+    )
     assert second.id == first.id + 1
     assert store.current_name() == second.name
     assert second.manifest["parent"] == first.name
@@ -44,7 +48,9 @@ def test_unchanged_files_are_hard_linked(tmp_path: Path, dataset: Dataset) -> No
     """A publish re-uses unchanged category files by hard link and writes changed ones anew."""
     store = SnapshotStore(tmp_path)
     first = publish_dataset(store, dataset)
-    second = publish_dataset(store, upsert_record(dataset, Category.image_generation, new_image(), 1))
+    second = publish_dataset(
+        store, upsert_record(dataset, Category.image_generation, new_image(), 1)
+    )
     same = os.stat(tmp_path / first.name / "v2/text_generation.json")
     linked = os.stat(tmp_path / second.name / "v2/text_generation.json")
     assert same.st_ino == linked.st_ino

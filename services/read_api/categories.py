@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from horde_model_records import ALL_CATEGORIES, Category
-
 from shared.errors import InvalidInput, validation_item
 
 _NAMES = [c.value for c in ALL_CATEGORIES]
@@ -18,7 +17,11 @@ def v2_category(raw: str, loc: str = "model_category_name") -> Category:
         raise InvalidInput(
             [
                 validation_item(
-                    "enum", ["path", loc], f"Input should be {_EXPECTED}", raw, {"expected": _EXPECTED}
+                    "enum",
+                    ["path", loc],
+                    f"Input should be {_EXPECTED}",
+                    raw,
+                    {"expected": _EXPECTED},
                 )
             ]
         ) from None

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from attrs import frozen
-from horde_model_records import RECORD_TYPES, Category, has_backend_prefix, is_quantized
 from multidict import MultiMapping
 
+from horde_model_records import RECORD_TYPES, Category, has_backend_prefix, is_quantized
 from shared.errors import BadRequest, InvalidInput, validation_item
 
 from .view import Candidate, CategoryView, ReadModel

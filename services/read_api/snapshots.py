@@ -76,5 +76,5 @@ class SnapshotHolder:
             await asyncio.sleep(interval)
             try:
                 await self.arefresh()
-            except Exception:  # noqa: BLE001 -- the watcher must outlive any one bad load
+            except Exception:
                 logger.exception("snapshot refresh failed")

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from attrs import define, frozen
+
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category
 from horde_model_records.records import wire_field_names
-
 from shared.dataset import v1_path, v2_path
 from shared.snapshot import Snapshot
 
@@ -113,7 +113,9 @@ class CategoryView:
         return cls(
             category=category,
             v2=Body.of(v2_bytes, files.get(v2_path(category) + ".gz")),
-            v1=None if v1_bytes is None else Body.of(v1_bytes, files.get(v1_path(category) + ".gz")),
+            v1=None
+            if v1_bytes is None
+            else Body.of(v1_bytes, files.get(v1_path(category) + ".gz")),
             models=models,
             candidates=candidates,
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),

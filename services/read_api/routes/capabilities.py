@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+
 from horde_model_records import ALL_CATEGORIES, V2_LISTED_CATEGORIES
 
 from ..keys import read_config_key

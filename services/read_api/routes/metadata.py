@@ -44,7 +44,9 @@ async def get_last_updated(request: web.Request) -> web.Response:
     version = _version(request)
     model = read_model(request)
     _guard(request, version, last_updated=True)
-    return respond(request, model, model.v2_last_updated if version == "v2" else model.v1_last_updated)
+    return respond(
+        request, model, model.v2_last_updated if version == "v2" else model.v1_last_updated
+    )
 
 
 @routes.get(_V2 + "/metadata")
@@ -53,7 +55,9 @@ async def list_metadata(request: web.Request) -> web.Response:
     version = _version(request)
     model = read_model(request)
     _guard(request, version)
-    return respond(request, model, model.v2_metadata_all if version == "v2" else model.v1_metadata_all)
+    return respond(
+        request, model, model.v2_metadata_all if version == "v2" else model.v1_metadata_all
+    )
 
 
 @routes.get(_V2 + "/{category}")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
-from horde_model_records import Category
 
+from horde_model_records import Category
 from shared.errors import InvalidInput, NotFound, validation_item
 
 from ..categories import v1_category, v2_category

@@ -100,7 +100,9 @@ CATEGORY_INFO: dict[Category, CategoryInfo] = {
         _info(Category.controlnet_annotator, _I, _P.auxiliary_or_patch, None),
         _info(Category.esrgan, _I, _P.post_processing, "esrgan.json", "realesrgan"),
         _info(Category.gfpgan, _I, _P.post_processing, "gfpgan.json", "gfpgan"),
-        _info(Category.safety_checker, _I, _P.safety_checker, "safety_checker.json", "safety_checker"),
+        _info(
+            Category.safety_checker, _I, _P.safety_checker, "safety_checker.json", "safety_checker"
+        ),
         _info(
             Category.image_generation,
             _I,

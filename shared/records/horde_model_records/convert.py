@@ -27,8 +27,15 @@ from .legacy import (
 from .problems import Problem
 from .records import RECORD_TYPES, DownloadConfig, DownloadRecord, ModelRecord, TextGenerationRecord
 from .serde import converter
+from .text import (
+    auto_display_name,
+    db_entries,
+    model_name_of,
+    parse_models_csv,
+    size_tag,
+    text_model_group,
+)
 from .validation import validation_errors
-from .text import auto_display_name, db_entries, model_name_of, size_tag, parse_models_csv, text_model_group
 
 Json = dict[str, Any]
 
@@ -81,7 +88,8 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
     for d in config.download:
         if d.file_name not in downloads:
             raise ConversionError(
-                "config.download", f"download entry '{d.file_name}' has no matching config.files entry"
+                "config.download",
+                f"download entry '{d.file_name}' has no matching config.files entry",
             )
         downloads[d.file_name]["file_url"] = d.file_url or ""
     return DownloadConfig(
@@ -241,7 +249,9 @@ def _db_entry_fields(entry: LegacyTextRecord) -> Json:
     }
 
 
-def convert_db_json(data: Any, source: str = "db.json") -> tuple[dict[str, ModelRecord], list[Problem]]:
+def convert_db_json(
+    data: Any, source: str = "db.json"
+) -> tuple[dict[str, ModelRecord], list[Problem]]:
     """A db.json-shaped v1 text view as v2 records: variants dropped, fields mapped one to one."""
     problems: list[Problem] = []
     records: dict[str, ModelRecord] = {}
@@ -384,7 +394,9 @@ def _merge_config(previous: Json, generated: Json) -> Json:
         lambda _entry: False,
     )
     merged = {**generated, "files": files, "download": download}
-    return _merge_dict(previous, merged, frozenset({"files", "download", "embedded_component_hashes"}))
+    return _merge_dict(
+        previous, merged, frozenset({"files", "download", "embedded_component_hashes"})
+    )
 
 
 def merge_legacy(category: Category, previous: Json | None, generated: Json) -> Json:

@@ -36,7 +36,9 @@ class CategoryMetadata:
             total_models=total_models,
         )
 
-    def after_operation(self, operation: str, model: str, now: int, total_models: int) -> CategoryMetadata:
+    def after_operation(
+        self, operation: str, model: str, now: int, total_models: int
+    ) -> CategoryMetadata:
         """The metadata once one create/update/delete of `model` has been applied."""
         counter = f"total_{operation}s"
         return evolve(

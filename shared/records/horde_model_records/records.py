@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import attrs
 from attrs import Factory, field, frozen
 
-from .validation import FieldError
 from .categories import (
     CATEGORY_INFO,
     IMAGE_STYLES,
@@ -16,6 +15,7 @@ from .categories import (
     Domain,
     Purpose,
 )
+from .validation import FieldError
 
 SCHEMA_VERSION = "2.0.0"
 
@@ -106,7 +106,9 @@ class ModelRecord:
     @record_type.validator
     def _check_record_type(self, attr: attrs.Attribute[str], value: str) -> None:
         if value != self.CATEGORY.value:
-            raise FieldError(attr.name, f"record_type must be '{self.CATEGORY.value}', got '{value}'")
+            raise FieldError(
+                attr.name, f"record_type must be '{self.CATEGORY.value}', got '{value}'"
+            )
 
 
 def _known_baseline(_inst: object, attr: attrs.Attribute[str], value: str) -> None:

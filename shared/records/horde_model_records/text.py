@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from .categories import TEXT_BACKEND_PREFIXES, has_backend_prefix
+from .categories import TEXT_BACKEND_PREFIXES
 from .legacy import LegacyTextRecord, TextCsvRow
 from .problems import Problem
 from .records import TextGenerationRecord
@@ -179,7 +179,9 @@ def _flat_settings(raw: str) -> dict[str, Any] | None:
     return value
 
 
-def parse_models_csv(text: str, source: str = "models.csv") -> tuple[list[TextCsvRow], list[Problem]]:
+def parse_models_csv(
+    text: str, source: str = "models.csv"
+) -> tuple[list[TextCsvRow], list[Problem]]:
     """Parse models.csv; a bad row is skipped with a problem, a duplicated name keeps its first slot."""
     rows: dict[str, TextCsvRow] = {}
     problems: list[Problem] = []
@@ -191,7 +193,9 @@ def parse_models_csv(text: str, source: str = "models.csv") -> tuple[list[TextCs
     for line_no, raw in enumerate(reader, start=2):
         name = (raw.get("name") or "").strip()
         if not name:
-            problems.append(Problem(source, f"line {line_no}", "name", "empty model name; row skipped"))
+            problems.append(
+                Problem(source, f"line {line_no}", "name", "empty model name; row skipped")
+            )
             continue
         if "://" in name:
             problems.append(Problem(source, name, "name", "name looks like a URL; row skipped"))
