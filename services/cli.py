@@ -13,8 +13,8 @@ from aiohttp import web
 
 import shared
 from shared.config import ConfigError, get_bool, get_int, get_path
-from shared.http import SERVER_HANDLER_ARGS
 from shared.dataset import import_legacy_dir, publish_dataset
+from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger("hmr")
@@ -34,16 +34,26 @@ SERVE = [
     ("--access-log", "HMR_ACCESS_LOG", "log every request: true or false (default true)"),
 ]
 SEED = [
-    ("--seed-dir", "HMR_SEED_DIR", "legacy directory (image/*.json, text/models.csv or db.json); "
-     "default: the bundled sample dataset"),
+    (
+        "--seed-dir",
+        "HMR_SEED_DIR",
+        "legacy directory (image/*.json, text/models.csv or db.json); "
+        "default: the bundled sample dataset",
+    ),
 ]
-KEEP = [("--keep-snapshots", "HMR_KEEP_SNAPSHOTS", "how many snapshots to keep on disk (default 5)")]
+KEEP = [
+    ("--keep-snapshots", "HMR_KEEP_SNAPSHOTS", "how many snapshots to keep on disk (default 5)")
+]
 
 
 def _add(parser: argparse.ArgumentParser, options: list[tuple[str, str, str]]) -> None:
     for flag, env, text in options:
-        parser.add_argument(flag, dest=env, metavar=flag.lstrip("-").upper().replace("-", "_"),
-                            help=f"{text} [env {env}]")
+        parser.add_argument(
+            flag,
+            dest=env,
+            metavar=flag.lstrip("-").upper().replace("-", "_"),
+            help=f"{text} [env {env}]",
+        )
 
 
 def _environ(args: argparse.Namespace, base: Mapping[str, str]) -> dict[str, str]:
@@ -64,8 +74,11 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
     data_dir = get_path(env, "HMR_DATA_DIR", "./var")
     store = SnapshotStore(data_dir / "snapshots")
     if store.current_name() is not None and not force:
-        print(f"{data_dir} already has a snapshot ({store.current_name()}); "
-              "use --force to publish the seed over it", file=sys.stderr)
+        print(
+            f"{data_dir} already has a snapshot ({store.current_name()}); "
+            "use --force to publish the seed over it",
+            file=sys.stderr,
+        )
         return 1
     keep = get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1)
     source = _seed_dir(env)
@@ -76,8 +89,11 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
         print("nothing published: fix the unreadable files above", file=sys.stderr)
         return 1
     if not any(d.records for d in dataset.categories.values()):
-        print(f"nothing published: no model data found in {source} "
-              "(expected image/*.json and/or text/models.csv)", file=sys.stderr)
+        print(
+            f"nothing published: no model data found in {source} "
+            "(expected image/*.json and/or text/models.csv)",
+            file=sys.stderr,
+        )
         return 1
     snapshot = publish_dataset(store, dataset)
     store.prune(keep)
@@ -97,9 +113,15 @@ def _seed_if_empty(env: Mapping[str, str]) -> None:
 def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> int:
     host = env.get("HMR_HOST") or "127.0.0.1"
     port = get_int(env, "HMR_PORT", default_port, minimum=0)
-    access_log = logging.getLogger("aiohttp.access") if get_bool(env, "HMR_ACCESS_LOG", True) else None
+    access_log = (
+        logging.getLogger("aiohttp.access") if get_bool(env, "HMR_ACCESS_LOG", True) else None
+    )
     web.run_app(
-        app, host=host, port=port, access_log=access_log, print=None,
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        print=None,
         **SERVER_HANDLER_ARGS,
     )
     return 0
@@ -116,14 +138,19 @@ def run_all(env: Mapping[str, str]) -> int:
     """Every service on one application under /api (development and small deployments)."""
     from services.read_api import app as read_app
     from services.read_api.config import Config as ReadConfig
+    from services.read_api.openapi import setup_read_docs
 
     env = {"HMR_MODE": "PRIMARY", **env}
     _seed_if_empty(env)
     app = web.Application()
     read_app.setup(app, ReadConfig.from_environ(env))
+    setup_read_docs(app)
     read_app.setup_write_rejection(app)  # until the write service is mounted here
-    logger.info("hmr all: http://%s:%s/api/", env.get("HMR_HOST") or "127.0.0.1",
-                env.get("HMR_PORT") or 19800)
+    logger.info(
+        "hmr all: http://%s:%s/api/",
+        env.get("HMR_HOST") or "127.0.0.1",
+        env.get("HMR_PORT") or 19800,
+    )
     return _serve(app, env, 19800)
 
 
@@ -135,28 +162,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("seed", help="import a legacy directory and publish the first snapshot",
-                       description="Import a legacy directory laid out like the GitHub "
-                       "repositories and publish it as a snapshot of the data dir.")
+    p = sub.add_parser(
+        "seed",
+        help="import a legacy directory and publish the first snapshot",
+        description="Import a legacy directory laid out like the GitHub "
+        "repositories and publish it as a snapshot of the data dir.",
+    )
     _add(p, COMMON + SEED + KEEP)
     p.add_argument("--force", action="store_true", help="publish even if the data dir has data")
     p.set_defaults(run=lambda env, a: seed(env, force=a.force))
 
-    p = sub.add_parser("read-api", help="serve reads from the snapshots of a data dir",
-                       description="Run the read service (stateless; run as many as you like).")
+    p = sub.add_parser(
+        "read-api",
+        help="serve reads from the snapshots of a data dir",
+        description="Run the read service (stateless; run as many as you like).",
+    )
     _add(p, COMMON + SERVE)
     p.set_defaults(run=lambda env, a: run_read_api(env))
 
-    p = sub.add_parser("all", help="every service in one process under /api",
-                       description="Run every service on one application under /api; seeds an "
-                       "empty data dir first. Mode defaults to PRIMARY here.")
+    p = sub.add_parser(
+        "all",
+        help="every service in one process under /api",
+        description="Run every service on one application under /api; seeds an "
+        "empty data dir first. Mode defaults to PRIMARY here.",
+    )
     _add(p, COMMON + SERVE + SEED + KEEP)
     p.set_defaults(run=lambda env, a: run_all(env))
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = build_parser().parse_args(argv)
     env = _environ(args, os.environ if environ is None else environ)
     run: Callable[[dict[str, str], argparse.Namespace], int] = args.run

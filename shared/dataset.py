@@ -21,6 +21,7 @@ from horde_model_records import (
     convert_legacy_json,
     convert_models_csv,
     legacy_view,
+    structure_record,
     unstructure_record,
 )
 from horde_model_records.metadata import CategoryMetadata
@@ -129,9 +130,33 @@ def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     return files, {"categories": categories}
 
 
-def publish_dataset(store: SnapshotStore, dataset: Dataset) -> Snapshot:
+def publish_dataset(
+    store: SnapshotStore, dataset: Dataset, dataset_version: int | None = None
+) -> Snapshot:
+    """Publish the dataset; `dataset_version` lets the writer tell whether CURRENT is behind."""
     files, extra = snapshot_files(dataset)
+    if dataset_version is not None:
+        extra["dataset_version"] = dataset_version
     return store.publish(files, extra)
+
+
+def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
+    """Rebuild the dataset a snapshot was published from (v2 records, v1 views, metadata)."""
+    categories: dict[Category, CategoryData] = {}
+    blocks = snapshot.manifest["categories"]
+    for category in ALL_CATEGORIES:
+        raw = json.loads(snapshot.files[v2_path(category)])
+        records = {name: structure_record(category, rec) for name, rec in raw.items()}
+        v1 = snapshot.files.get(v1_path(category))
+        legacy = None if v1 is None else json.loads(v1)
+        block = blocks[category.value]
+        categories[category] = CategoryData(
+            records=records,
+            legacy=legacy,
+            metadata=converter.structure(block["metadata"], CategoryMetadata),
+            legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
+        )
+    return Dataset(categories=categories)
 
 
 def _read_json(path: Path, problems: list[Problem]) -> Any:

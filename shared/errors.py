@@ -8,13 +8,22 @@ from typing import Any
 class ServiceError(Exception):
     """Base of the domain errors; `detail` is what the client reads."""
 
-    def __init__(self, detail: Any) -> None:
+    def __init__(self, detail: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
 
 
 class BadRequest(ServiceError):
     """The request is understood but asks for something impossible (400)."""
+
+
+class Unauthorized(ServiceError):
+    """No usable credentials (401)."""
+
+
+class Forbidden(ServiceError):
+    """Valid credentials without the needed role (403)."""
 
 
 class NotFound(ServiceError):

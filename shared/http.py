@@ -9,9 +9,19 @@ from typing import Any
 
 import cattrs
 from aiohttp import web
+
 from horde_model_records.validation import validation_errors
 
-from .errors import BadRequest, Conflict, InvalidInput, NotFound, ServiceError, Unavailable
+from .errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +33,8 @@ cors_origins_key = web.AppKey("cors_origins_key", frozenset[str])
 
 _STATUS: dict[type[ServiceError], int] = {
     BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
@@ -58,7 +70,7 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
     extra = request.get(response_headers_key, {})
     if isinstance(exc, ServiceError):
         status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
-        return json_error(status, exc.detail, extra)
+        return json_error(status, exc.detail, {**extra, **exc.headers})
     if isinstance(exc, cattrs.BaseValidationError):
         return json_error(422, _cattrs_detail(exc), extra)
     if isinstance(exc, json.JSONDecodeError):

@@ -13,6 +13,7 @@ from shared.snapshot import SnapshotStore
 
 from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
+from .openapi import setup_read_docs
 from .routes import capabilities, metadata, models, search, writes
 from .snapshots import SnapshotHolder
 
@@ -51,4 +52,5 @@ def create_app(config: Config) -> web.Application:
     app = web.Application()
     setup(app, config)
     setup_write_rejection(app)
+    setup_read_docs(app)
     return app

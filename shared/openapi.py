@@ -1,0 +1,456 @@
+"""OpenAPI 3 through aiohttp-apispec: record schemas derived from the attrs classes, built lazily.
+
+Services document a handler with `document(...)`, which gives it an `__apispec__` in
+aiohttp-apispec's own format (plain OpenAPI dicts; schemas are referenced by component name with
+`ref`), and call `setup_openapi(app, ...)` once per service. The document is built on the first
+request of /api/openapi.json, from every route the application has by then, so services mounted
+later on the same app are covered. Importing aiohttp-apispec pulls in apispec, webargs, marshmallow,
+jinja2 and distutils (about 90 ms), so this module imports none of them at the top: setup only adds
+three routes and does no I/O. No other module may import marshmallow or apispec.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category
+from horde_model_records.metadata import CategoryMetadata
+from horde_model_records.records import WIRE_RENAMES
+
+OPENAPI_PATH = "/api/openapi.json"
+DOCS_PATH = "/api/docs"
+STATIC_PATH = "/api/docs/static"
+OPENAPI_VERSION = "3.0.2"  # aiohttp-apispec hard-codes 2.0; oneOf/anyOf and nullable need 3
+
+#: aiohttp-apispec's route names, which its Swagger UI page looks up
+_SPEC_ROUTE = "swagger.spec"
+_DOCS_ROUTE = "swagger.docs"
+_STATIC_ROUTE = "swagger.static"
+_METHODS = ("get", "post", "put", "patch", "delete")  # HEAD mirrors GET and is left out
+
+Handler = Callable[[web.Request], typing.Awaitable[web.StreamResponse]]
+JsonDict = dict[str, Any]
+
+
+# --- describing handlers (plain dicts, no imports of the docs stack) -------------------------------
+
+
+def ref(name: str) -> JsonDict:
+    """A reference to the component schema `name`."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def record_schema_name(category: Category) -> str:
+    """The component schema of one record of `category`, e.g. `ImageGenerationRecord`."""
+    return RECORD_TYPES[category].__name__
+
+
+def category_schema_name(category: Category) -> str:
+    """The component schema of a whole v2 category (name -> record), e.g. `ImageGenerationCategory`."""
+    return record_schema_name(category).removesuffix("Record") + "Category"
+
+
+def any_record_schema() -> JsonDict:
+    """One v2 record of any category, told apart by its `record_type`."""
+    return {
+        "oneOf": [ref(record_schema_name(c)) for c in ALL_CATEGORIES],
+        "discriminator": {
+            "propertyName": "record_type",
+            "mapping": {c.value: ref(record_schema_name(c))["$ref"] for c in ALL_CATEGORIES},
+        },
+    }
+
+
+def any_category_schema() -> JsonDict:
+    """A whole v2 category: the `<Category>Category` schema of the category in the path."""
+    pairs = ", ".join(f"{c.value} → {category_schema_name(c)}" for c in ALL_CATEGORIES)
+    return {
+        "anyOf": [ref(category_schema_name(c)) for c in ALL_CATEGORIES],
+        "description": f"Model name → record, typed by the category in the path: {pairs}.",
+    }
+
+
+def json_content(schema: JsonDict) -> JsonDict:
+    return {"application/json": {"schema": schema}}
+
+
+def json_response(
+    description: str, schema: JsonDict, headers: Mapping[str, JsonDict] | None = None
+) -> JsonDict:
+    """A response object with a JSON body."""
+    response: JsonDict = {"description": description, "content": json_content(schema)}
+    if headers:
+        response["headers"] = dict(headers)
+    return response
+
+
+def error_response(description: str) -> JsonDict:
+    """A `{"detail": "<message>"}` error response."""
+    return json_response(description, ref("HTTPError"))
+
+
+def validation_response(description: str) -> JsonDict:
+    """A 422: `detail` is a message or a list of FastAPI-style validation errors."""
+    return json_response(description, ref("ValidationError"))
+
+
+def document(
+    handler: Handler,
+    *,
+    summary: str,
+    tags: Iterable[str],
+    responses: Mapping[int, JsonDict],
+    description: str | None = None,
+    parameters: Iterable[JsonDict] = (),
+) -> None:
+    """Give `handler` its operation, replacing any earlier one (so calling this twice is harmless).
+
+    The format is aiohttp-apispec's `__apispec__` (what its `docs()` decorator writes, minus the
+    Swagger 2 `produces`). Path parameters that the route has but `parameters` lacks are added as
+    strings when the document is built; declared ones the route lacks are dropped, so one handler
+    may serve several paths.
+    """
+    operation: JsonDict = {
+        "schemas": [],
+        "summary": summary,
+        "tags": list(tags),
+        "parameters": list(parameters),
+        "responses": {str(code): dict(responses[code]) for code in sorted(responses)},
+    }
+    if description is not None:
+        operation["description"] = description
+    handler.__apispec__ = operation  # type: ignore[attr-defined] -- aiohttp-apispec's protocol
+
+
+# --- the built-in components -------------------------------------------------------------------------
+
+_VALIDATION_ITEM: JsonDict = {
+    "type": "object",
+    "description": "One request-validation problem (FastAPI-compatible).",
+    "required": ["type", "loc", "msg", "input"],
+    "properties": {
+        "type": {"type": "string", "example": "int_parsing"},
+        "loc": {
+            "type": "array",
+            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "example": ["query", "limit"],
+        },
+        "msg": {"type": "string"},
+        "input": {"description": "the offending value"},
+        "ctx": {"type": "object", "additionalProperties": True},
+    },
+}
+
+_BUILTIN_COMPONENTS: dict[str, JsonDict] = {
+    "HTTPError": {
+        "type": "object",
+        "description": "The error envelope.",
+        "required": ["detail"],
+        "properties": {"detail": {"type": "string", "example": "Not Found"}},
+    },
+    "ValidationErrorItem": _VALIDATION_ITEM,
+    "ValidationError": {
+        "type": "object",
+        "description": "A 422: `detail` is a message, or a list of validation problems.",
+        "required": ["detail"],
+        "properties": {
+            "detail": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": ref("ValidationErrorItem")},
+                ]
+            }
+        },
+    },
+}
+
+
+# --- the marshmallow bridge (imports marshmallow on first use) ---------------------------------------
+
+
+@functools.cache
+def _mm() -> types.ModuleType:
+    with warnings.catch_warnings():
+        _ignore_import_warnings()
+        import marshmallow
+        import marshmallow.warnings  # makes mm.warnings an attribute
+    return marshmallow
+
+
+def _ignore_import_warnings() -> None:
+    # apispec 3 and webargs 5 (pinned by aiohttp-apispec 2.2.3) read marshmallow.__version__ and
+    # build distutils LooseVersions at import; both are deprecated, neither is ours to fix.
+    warnings.filterwarnings(
+        "ignore", "The '__version__' attribute is deprecated", DeprecationWarning
+    )
+    warnings.filterwarnings("ignore", ".*distutils", DeprecationWarning)
+
+
+def _description(cls: type) -> str:
+    category = getattr(cls, "CATEGORY", None)
+    if isinstance(category, Category):
+        return f"A v2 `{category.value}` record (spec 01 §4); null fields are omitted on output."
+    return _DESCRIPTIONS.get(cls.__name__) or (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+_DESCRIPTIONS = {
+    "FinetuneSeries": "The fine-tune family a model belongs to.",
+    "RecordMetadata": "Bookkeeping of a record: schema version, when and by whom it was made and changed.",
+    "DownloadRecord": "One file of a model.",
+    "DownloadConfig": "The files of a model.",
+    "ModelClassification": "Domain and purpose; fixed per category.",
+    "CategoryMetadata": "Change-detection metadata of one category (spec 02 §7).",
+}
+
+
+def _field(
+    tp: Any, *, required: bool = False, default: Any = None, data_key: str | None = None
+) -> Any:
+    """The marshmallow field for one annotation: str/int/bool/float/Any, list, dict, X | None,
+    enums (as enumerated strings) and nested attrs classes."""
+    fields = _mm().fields
+    validate = _mm().validate
+    metadata: JsonDict = {}
+    if default is not None:
+        metadata["doc_default"] = default.value if isinstance(default, enum.Enum) else default
+    kwargs: JsonDict = {"required": required, "data_key": data_key, "metadata": metadata}
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise TypeError(f"no OpenAPI mapping for the union {tp!r}")
+        kwargs["allow_none"] = len(rest) < len(args)
+        tp, args = rest[0], typing.get_args(rest[0])
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return fields.Raw(**kwargs)
+    if origin is list:
+        return fields.List(_field(args[0]), **kwargs)
+    if origin is dict:
+        return fields.Dict(keys=_field(args[0]), values=_field(args[1]), **kwargs)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return fields.String(validate=validate.OneOf([m.value for m in tp]), **kwargs)
+    if isinstance(tp, type) and attrs.has(tp):
+        return fields.Nested(marshmallow_schema(tp), **kwargs)
+    if tp is int:  # apispec would say int32; sizes and parameter counts exceed it
+        return fields.Integer(**{**kwargs, "metadata": {**metadata, "format": "int64"}})
+    simple = {bool: fields.Boolean, float: fields.Float, str: fields.String}
+    if tp in simple:
+        return simple[tp](**kwargs)
+    raise TypeError(f"no OpenAPI mapping for {tp!r}")
+
+
+@functools.cache
+def marshmallow_schema(cls: type) -> type:
+    """The marshmallow schema of an attrs class: wire names (WIRE_RENAMES) as data keys, fields
+    without a default required, plain defaults documented; `record_type` of a record is its
+    category. Built once per class; its component name is the class name (`ImageGenerationRecord`)."""
+    mm = _mm()
+    hints = typing.get_type_hints(cls)
+    declared: JsonDict = {}
+    for a in attrs.fields(cls):
+        if hasattr(mm.Schema, a.name):
+            raise TypeError(f"{cls.__name__}.{a.name} would shadow a marshmallow Schema attribute")
+        plain = a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory)  # type: ignore[arg-type] -- the stubs make Factory a function
+        declared[a.name] = _field(
+            hints[a.name],
+            required=a.default is attrs.NOTHING,
+            default=a.default if plain else None,
+            data_key=WIRE_RENAMES.get(a.name),
+        )
+    category = getattr(cls, "CATEGORY", None)
+    if isinstance(category, Category) and "record_type" in declared:
+        declared["record_type"] = mm.fields.String(validate=mm.validate.OneOf([category.value]))
+    meta = type("Meta", (), {"ordered": True, "description": _description(cls)})
+    return type(f"{cls.__name__}Schema", (mm.Schema,), {**declared, "Meta": meta})
+
+
+# --- setup and the lazily built document -------------------------------------------------------------
+
+
+@attrs.define
+class OpenApiDocs:
+    """The app's documentation: what services contributed at setup, and the built document."""
+
+    title: str
+    version: str
+    description: str | None
+    components: dict[str, JsonDict] = attrs.Factory(dict)
+    tags: dict[str, str] = attrs.Factory(dict)
+    document: bytes | None = None
+    index_page: str | None = None
+    static_files: dict[str, Path] | None = None
+
+
+openapi_key = web.AppKey("openapi_key", OpenApiDocs)
+
+
+def setup_openapi(
+    app: web.Application,
+    title: str,
+    version: str,
+    *,
+    description: str | None = None,
+    components: Mapping[str, JsonDict] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Serve the OpenAPI document at /api/openapi.json and Swagger UI at /api/docs.
+
+    Every service calls this; the first call adds the routes (and sets title and version), later
+    ones only add their components (raw schema dicts) and tag descriptions. No I/O, no imports of
+    the docs stack: both happen on the first request.
+    """
+    docs = app.get(openapi_key)
+    if docs is None:
+        docs = app[openapi_key] = OpenApiDocs(title=title, version=version, description=description)
+        app.router.add_get(OPENAPI_PATH, get_openapi_document, name=_SPEC_ROUTE)
+        app.router.add_get(DOCS_PATH, get_docs_page, name=_DOCS_ROUTE)
+        app.router.add_get(STATIC_PATH + "/{filename}", get_docs_static, name=_STATIC_ROUTE)
+    for name, schema in (components or {}).items():
+        if docs.components.get(name, schema) != schema or name in _BUILTIN_COMPONENTS:
+            raise ValueError(f"OpenAPI component {name!r} is already defined differently")
+        docs.components[name] = schema
+    docs.tags.update(tags or {})
+
+
+async def get_openapi_document(request: web.Request) -> web.Response:
+    docs = request.app[openapi_key]
+    if docs.document is None:
+        docs.document = json.dumps(build_document(request.app)).encode()
+    return web.Response(body=docs.document, content_type="application/json")
+
+
+async def get_docs_page(request: web.Request) -> web.Response:
+    docs = request.app[openapi_key]
+    if docs.index_page is None:
+        api = _api_spec(docs)
+        static = Path(_apispec_modules().aiohttp_apispec.__file__).parent / "static"
+        # with app=None it renders the template with our url and static path, touching no app keys
+        docs.index_page = api._get_index_page(None, static, STATIC_PATH)
+    return web.Response(text=docs.index_page, content_type="text/html")
+
+
+async def get_docs_static(request: web.Request) -> web.FileResponse:
+    """aiohttp-apispec's Swagger UI assets (served by name: no path ever reaches the disk)."""
+    docs = request.app[openapi_key]
+    if docs.static_files is None:
+        static = Path(_apispec_modules().aiohttp_apispec.__file__).parent / "static"
+        docs.static_files = {
+            p.name: p for p in static.iterdir() if p.is_file() and p.suffix != ".html"
+        }
+    path = docs.static_files.get(request.match_info["filename"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@functools.cache
+def _apispec_modules() -> types.SimpleNamespace:
+    with warnings.catch_warnings():
+        _ignore_import_warnings()
+        import aiohttp_apispec
+        from aiohttp_apispec import aiohttp_apispec as core
+        from aiohttp_apispec import utils
+        from apispec import APISpec
+        from apispec.ext.marshmallow import MarshmallowPlugin
+    return types.SimpleNamespace(
+        aiohttp_apispec=aiohttp_apispec,
+        AiohttpApiSpec=core.AiohttpApiSpec,
+        resolver=core.resolver,
+        get_path=utils.get_path,
+        get_path_keys=utils.get_path_keys,
+        APISpec=APISpec,
+        MarshmallowPlugin=MarshmallowPlugin,
+    )
+
+
+def _api_spec(docs: OpenApiDocs) -> Any:
+    """An AiohttpApiSpec writing OpenAPI 3, not bound to any app.
+
+    Its register() is never called: it would store the parser and the document under string app
+    keys (NotAppKeyWarning) and build the document in on_startup, after the app is frozen.
+    """
+    m = _apispec_modules()
+    with warnings.catch_warnings():
+        _ignore_import_warnings()  # apispec parses every openapi_version with LooseVersion
+        api = m.AiohttpApiSpec(
+            url=OPENAPI_PATH,
+            app=None,
+            swagger_path=DOCS_PATH,
+            static_path=STATIC_PATH,
+            title=docs.title,
+            version=docs.version,
+        )
+        # AiohttpApiSpec passes openapi_version="2.0" itself, so swap in a 3.x spec and plugin
+        api.plugin = m.MarshmallowPlugin(schema_name_resolver=m.resolver)
+        options: JsonDict = {"info": {"description": docs.description}} if docs.description else {}
+        api.spec = m.APISpec(
+            docs.title, docs.version, OPENAPI_VERSION, plugins=(api.plugin,), **options
+        )
+    return api
+
+
+def _operation_for(apispec: JsonDict, path_keys: list[str]) -> JsonDict:
+    """A per-route copy of a handler's `__apispec__` (aiohttp-apispec mutates what it is given)."""
+    declared = [p for p in apispec["parameters"] if p["in"] != "path" or p["name"] in path_keys]
+    named = {p["name"] for p in declared if p["in"] == "path"}
+    extra = [
+        {"in": "path", "name": key, "required": True, "schema": {"type": "string"}}
+        for key in path_keys
+        if key not in named
+    ]
+    return {
+        **apispec,
+        "schemas": [],
+        "parameters": declared + extra,
+        "responses": dict(apispec["responses"]),
+    }
+
+
+def build_document(app: web.Application) -> JsonDict:
+    """The OpenAPI document of every documented route of `app` (HEAD routes are implied by GET)."""
+    docs = app[openapi_key]
+    m = _apispec_modules()
+    with warnings.catch_warnings():
+        # apispec 3 reads Field.missing, deprecated since marshmallow 3.13 (gone in 4)
+        warnings.filterwarnings("ignore", category=_mm().warnings.RemovedInMarshmallow4Warning)
+        api = _api_spec(docs)
+        components = api.spec.components
+        for category in ALL_CATEGORIES:
+            components.schema(
+                record_schema_name(category), schema=marshmallow_schema(RECORD_TYPES[category])
+            )
+        for category in ALL_CATEGORIES:
+            components.schema(
+                category_schema_name(category),
+                {
+                    "type": "object",
+                    "description": f"The v2 `{category.value}` category: model name → "
+                    f"{record_schema_name(category)}, in dataset order.",
+                    "additionalProperties": ref(record_schema_name(category)),
+                },
+            )
+        components.schema("CategoryMetadata", schema=marshmallow_schema(CategoryMetadata))
+        for name, schema in {**_BUILTIN_COMPONENTS, **docs.components}.items():
+            components.schema(name, schema)
+        for name, text in docs.tags.items():
+            api.spec.tag({"name": name, "description": text})
+        for route in app.router.routes():
+            method = route.method.lower()
+            apispec = getattr(route.handler, "__apispec__", None)
+            path = m.get_path(route)
+            if method not in _METHODS or apispec is None or not path:
+                continue
+            api._update_paths(_operation_for(apispec, m.get_path_keys(path)), method, path)
+        return typing.cast(JsonDict, api.swagger_dict())
