@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml shared/records/pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+	$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json
+	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json
 
 test: setup
 	$(BIN)/pytest -q

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +41,24 @@ SEED = [
         "HMR_SEED_DIR",
         "legacy directory (image/*.json, text/models.csv or db.json); "
         "default: the bundled sample dataset",
+    ),
+]
+WRITE = [
+    (
+        "--requestor-ids",
+        "HMR_REQUESTOR_IDS",
+        "AI-Horde user ids allowed to propose changes (comma-separated)",
+    ),
+    (
+        "--approver-ids",
+        "HMR_APPROVER_IDS",
+        "AI-Horde user ids allowed to approve and apply (comma-separated)",
+    ),
+    ("--horde-url", "HMR_HORDE_URL", "AI-Horde API base URL (default https://aihorde.net/api/)"),
+    (
+        "--auth-file",
+        "HMR_AUTH_FILE",
+        "development only: JSON file of API keys, users and roles instead of AI-Horde",
     ),
 ]
 KEEP = [
@@ -104,6 +124,34 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
     return 0
 
 
+def dev_auth(path: Path) -> int:
+    """Create a development auth file if missing, then print its keys with a warning."""
+    if not path.exists():
+        users = [
+            ("requestor", "1001", "dev-requestor#1001", ["requestor"]),
+            ("approver-a", "1002", "dev-approver-a#1002", ["approver"]),
+            ("approver-b", "1003", "dev-approver-b#1003", ["approver"]),
+        ]
+        entries = {
+            f"dev-{label}-{secrets.token_hex(8)}": {
+                "user_id": uid,
+                "username": name,
+                "roles": roles,
+            }
+            for label, uid, name, roles in users
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    print(
+        f"WARNING: development auth file {path}: these keys bypass AI-Horde. Never use in production."
+    )
+    for key, entry in entries.items():
+        print(f"  apikey: {key}   user {entry['username']} roles {','.join(entry['roles'])}")
+    return 0
+
+
 def _seed_if_empty(env: Mapping[str, str]) -> None:
     store = SnapshotStore(get_path(env, "HMR_DATA_DIR", "./var") / "snapshots")
     if store.current_name() is None and seed(env) != 0:
@@ -134,18 +182,31 @@ def run_read_api(env: Mapping[str, str]) -> int:
     return _serve(create_app(Config.from_environ(env)), env, 19801)
 
 
+def _write_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {"HMR_SEED_DIR": str(SAMPLE_DIR), **env}
+
+
+def run_write_queue(env: Mapping[str, str]) -> int:
+    from services.write_queue.app import create_app
+    from services.write_queue.config import Config
+
+    return _serve(create_app(Config.from_environ(_write_env(env))), env, 19802)
+
+
 def run_all(env: Mapping[str, str]) -> int:
     """Every service on one application under /api (development and small deployments)."""
     from services.read_api import app as read_app
     from services.read_api.config import Config as ReadConfig
     from services.read_api.openapi import setup_read_docs
+    from services.write_queue import app as write_app
+    from services.write_queue.config import Config as WriteConfig
 
     env = {"HMR_MODE": "PRIMARY", **env}
     _seed_if_empty(env)
     app = web.Application()
     read_app.setup(app, ReadConfig.from_environ(env))
+    write_app.setup(app, WriteConfig.from_environ(_write_env(env)))
     setup_read_docs(app)
-    read_app.setup_write_rejection(app)  # until the write service is mounted here
     logger.info(
         "hmr all: http://%s:%s/api/",
         env.get("HMR_HOST") or "127.0.0.1",
@@ -181,12 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda env, a: run_read_api(env))
 
     p = sub.add_parser(
+        "write-queue",
+        help="serve proposals, reviews and applies (the only writer)",
+        description="Run the write service: authenticated proposals, two-person review, apply "
+        "and audit. It owns the SQLite store and publishes snapshots.",
+    )
+    _add(p, COMMON + SERVE + SEED + WRITE + KEEP)
+    p.set_defaults(run=lambda env, a: run_write_queue(env))
+
+    p = sub.add_parser(
+        "dev-auth",
+        help="create (or show) a development auth file",
+        description="Write a JSON auth file with a requestor and two approvers and print their "
+        "keys. For development only: never use it in production.",
+    )
+    p.add_argument("path", help="where the auth file lives")
+    p.set_defaults(run=lambda env, a: dev_auth(Path(a.path)))
+
+    p = sub.add_parser(
         "all",
         help="every service in one process under /api",
         description="Run every service on one application under /api; seeds an "
         "empty data dir first. Mode defaults to PRIMARY here.",
     )
-    _add(p, COMMON + SERVE + SEED + KEEP)
+    _add(p, COMMON + SERVE + SEED + WRITE + KEEP)
     p.set_defaults(run=lambda env, a: run_all(env))
     return parser
 

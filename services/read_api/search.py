@@ -9,12 +9,11 @@ from attrs import frozen
 from multidict import MultiMapping
 
 from horde_model_records import RECORD_TYPES, Category, has_backend_prefix, is_quantized
-from shared.errors import BadRequest, InvalidInput, validation_item
+from shared.errors import BadRequest
+from shared.query import QueryParser
 
 from .view import Candidate, CategoryView, ReadModel
 
-BOOL_TRUE = frozenset({"true", "1", "yes", "on"})
-BOOL_FALSE = frozenset({"false", "0", "no", "off"})
 MAX_LIMIT = 500
 MAX_TEXT = 256  # longest accepted name_contains / baseline / sort_by / tag value
 MAX_TAGS = 64  # most values of one tags_* parameter
@@ -52,119 +51,9 @@ class SearchQuery:
     source: str = "horde"
 
 
-class _Parser:
-    """Reads query parameters, collecting every problem before raising one 422."""
-
-    def __init__(self, query: MultiMapping[str]) -> None:
-        self.query = query
-        self.errors: list[dict[str, Any]] = []
-
-    def _last(self, name: str) -> str | None:
-        values = self.query.getall(name, [])
-        return values[-1] if values else None
-
-    def text(self, name: str) -> str | None:
-        raw = self._last(name)
-        if raw is not None and len(raw) > MAX_TEXT:
-            self.errors.append(
-                validation_item(
-                    "string_too_long",
-                    ["query", name],
-                    f"String should have at most {MAX_TEXT} characters",
-                    raw[:64] + "…",
-                    {"max_length": MAX_TEXT},
-                )
-            )
-            return None
-        return raw
-
-    def texts(self, name: str) -> tuple[str, ...]:
-        values = self.query.getall(name, [])
-        if len(values) > MAX_TAGS:
-            self.errors.append(
-                validation_item(
-                    "too_long",
-                    ["query", name],
-                    f"List should have at most {MAX_TAGS} items",
-                    len(values),
-                    {"max_length": MAX_TAGS},
-                )
-            )
-            return ()
-        for value in values:
-            if len(value) > MAX_TEXT:
-                self.errors.append(
-                    validation_item(
-                        "string_too_long",
-                        ["query", name],
-                        f"String should have at most {MAX_TEXT} characters",
-                        value[:64] + "…",
-                        {"max_length": MAX_TEXT},
-                    )
-                )
-                return ()
-        return tuple(values)
-
-    def boolean(self, name: str) -> bool | None:
-        raw = self._last(name)
-        if raw is None:
-            return None
-        if raw.lower() in BOOL_TRUE:
-            return True
-        if raw.lower() in BOOL_FALSE:
-            return False
-        self.errors.append(
-            validation_item(
-                "bool_parsing",
-                ["query", name],
-                "Input should be a valid boolean, unable to interpret input",
-                raw[:MAX_TEXT],
-            )
-        )
-        return None
-
-    def integer(self, name: str, default: int, ge: int, le: int | None = None) -> int:
-        raw = self._last(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw.strip()) if len(raw) <= 20 else int("x")
-        except ValueError:
-            self.errors.append(
-                validation_item(
-                    "int_parsing",
-                    ["query", name],
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    raw[:MAX_TEXT],
-                )
-            )
-            return default
-        if value < ge:
-            self.errors.append(
-                validation_item(
-                    "greater_than_equal",
-                    ["query", name],
-                    f"Input should be greater than or equal to {ge}",
-                    raw,
-                    {"ge": ge},
-                )
-            )
-        elif le is not None and value > le:
-            self.errors.append(
-                validation_item(
-                    "less_than_equal",
-                    ["query", name],
-                    f"Input should be less than or equal to {le}",
-                    raw,
-                    {"le": le},
-                )
-            )
-        return value
-
-
 def parse_query(query: MultiMapping[str], all_categories: bool = False) -> SearchQuery:
     """Parse search parameters; a bad value is a 422 in the list envelope."""
-    p = _Parser(query)
+    p = QueryParser(query, max_text=MAX_TEXT, max_items=MAX_TAGS)
     parsed = SearchQuery(
         nsfw=p.boolean("nsfw"),
         baseline=None if all_categories else p.text("baseline"),
@@ -184,8 +73,7 @@ def parse_query(query: MultiMapping[str], all_categories: bool = False) -> Searc
         offset=p.integer("offset", 0, ge=0),
         source="horde" if all_categories else (p.text("source") or "horde"),
     )
-    if p.errors:
-        raise InvalidInput(p.errors)
+    p.check()
     return parsed
 
 

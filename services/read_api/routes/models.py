@@ -6,10 +6,10 @@ from aiohttp import web
 
 from horde_model_records import Category
 from shared.errors import InvalidInput, NotFound, validation_item
+from shared.query import BOOL_FALSE, BOOL_TRUE
 
 from ..categories import v1_category, v2_category
 from ..responses import read_model, respond
-from ..search import BOOL_FALSE, BOOL_TRUE
 
 routes = web.RouteTableDef()
 

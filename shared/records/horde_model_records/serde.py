@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import attrs
@@ -75,6 +76,8 @@ def make_converter() -> Converter:
     conv.register_structure_hook(int, _strict(int, "integer"))
     conv.register_structure_hook(bool, _strict(bool, "boolean"))
     conv.register_structure_hook(float, _structure_float)
+    # StrEnum comes before str in its MRO, so enums keep their own handling
+    conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
 
     for cls in _attrs_classes():
         renames = {

@@ -1,0 +1,72 @@
+"""The write service application: setup() adds it to any app, create_app() makes a standalone one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from shared.http import setup_http
+from shared.snapshot import SnapshotStore
+
+from .auth import FileAuthenticator, HordeAuthenticator
+from .config import Config
+from .keys import authenticator_key, horde_session_key, write_config_key, write_queue_key
+from .queue import WriteQueue
+from .routes import me, pending_queue, proposals
+from .store import Store
+
+
+async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One outbound session for AI-Horde, and the authenticator that uses it."""
+    config = app[write_config_key]
+    async with aiohttp.ClientSession() as session:
+        app[horde_session_key] = session
+        if config.auth_file is not None:
+            app[authenticator_key] = FileAuthenticator.from_file(config.auth_file)
+        else:
+            app[authenticator_key] = HordeAuthenticator(
+                session,
+                config.horde_url,
+                requestor_ids=config.requestor_ids,
+                approver_ids=config.approver_ids,
+                timeout=config.auth_timeout,
+                cache_ttl=config.auth_cache_ttl,
+            )
+        yield
+
+
+async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, load or import the dataset, recover, publish if behind; close at exit."""
+    config = app[write_config_key]
+    store = await Store.aopen(config.database_path)
+    try:
+        queue = WriteQueue(
+            store=store,
+            snapshots=SnapshotStore(config.snapshots_dir),
+            domain=config.canonical_format,
+            keep_snapshots=config.keep_snapshots,
+        )
+        await queue.astart(config.seed_dir)
+        app[write_queue_key] = queue
+        yield
+    finally:
+        await store.aclose()
+
+
+def setup(app: web.Application, config: Config) -> None:
+    """Add the write routes, state and background resources to `app`."""
+    setup_http(app, config.cors_origins)
+    app[write_config_key] = config
+    app.cleanup_ctx.append(horde_session_ctx)
+    app.cleanup_ctx.append(write_queue_ctx)
+    app.add_routes(me.routes)  # literal /me/roles before {category} routes
+    app.add_routes(pending_queue.routes)
+    app.add_routes(proposals.routes)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    setup(app, config)
+    return app

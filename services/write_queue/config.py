@@ -1,0 +1,71 @@
+"""Write service configuration, built from a mapping (os.environ in the entry point, a dict in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from attrs import frozen
+
+from shared.config import (
+    get_bool,
+    get_choice,
+    get_float,
+    get_int,
+    get_json_list,
+    get_path,
+    get_str,
+)
+
+MODES = ("PRIMARY", "REPLICA")
+FORMATS = ("v2", "legacy")
+DEFAULT_HORDE_URL = "https://aihorde.net/api/"
+
+
+@frozen(kw_only=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 19802
+    data_dir: Path = Path("./var")
+    seed_dir: Path | None = None
+    mode: str = "PRIMARY"
+    canonical_format: str = "v2"
+    requestor_ids: frozenset[str] = frozenset()
+    approver_ids: frozenset[str] = frozenset()
+    horde_url: str = DEFAULT_HORDE_URL
+    auth_timeout: float = 10.0
+    auth_cache_ttl: float = 60.0
+    auth_file: Path | None = None
+    queue_enabled: bool = True
+    keep_snapshots: int = 5
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "write_queue.sqlite3"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Config:
+        auth_file = get_str(env, "HMR_AUTH_FILE", "")
+        seed_dir = get_str(env, "HMR_SEED_DIR", "")
+        return cls(
+            host=get_str(env, "HMR_HOST", "127.0.0.1"),
+            port=get_int(env, "HMR_PORT", 19802, minimum=0),
+            data_dir=get_path(env, "HMR_DATA_DIR", "./var"),
+            seed_dir=Path(seed_dir) if seed_dir else None,
+            mode=get_choice(env, "HMR_MODE", "PRIMARY", MODES),
+            canonical_format=get_choice(env, "HMR_CANONICAL_FORMAT", "v2", FORMATS),
+            requestor_ids=frozenset(get_json_list(env, "HMR_REQUESTOR_IDS")),
+            approver_ids=frozenset(get_json_list(env, "HMR_APPROVER_IDS")),
+            horde_url=get_str(env, "HMR_HORDE_URL", DEFAULT_HORDE_URL),
+            auth_timeout=get_float(env, "HMR_AUTH_TIMEOUT", 10.0, minimum=0.01),
+            auth_cache_ttl=get_float(env, "HMR_AUTH_CACHE_TTL", 60.0),
+            auth_file=Path(auth_file) if auth_file else None,
+            queue_enabled=get_bool(env, "HMR_QUEUE_ENABLED", True),
+            keep_snapshots=get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1),
+            cors_origins=get_json_list(env, "HMR_CORS_ORIGINS"),
+        )

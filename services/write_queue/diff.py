@@ -1,0 +1,112 @@
+"""What a change would do to the live record (spec 03 §10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from horde_model_records import Category
+
+from .models import Change
+
+Json = dict[str, Any]
+
+_CRITICAL: dict[Category, tuple[str, ...]] = {
+    Category.image_generation: ("baseline", "nsfw", "inpainting", "trigger", "homepage"),
+    Category.text_generation: ("baseline", "nsfw", "url", "parameters"),
+    **{
+        c: ("style", "nsfw")
+        for c in (
+            Category.controlnet,
+            Category.blip,
+            Category.clip,
+            Category.codeformer,
+            Category.esrgan,
+            Category.gfpgan,
+            Category.safety_checker,
+        )
+    },
+}
+
+
+def _leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        out: list[tuple[str, Any]] = []
+        for key in sorted(value):
+            out += _leaves(value[key], f"{prefix}.{key}" if prefix else key)
+        return out
+    return [(prefix, value)]
+
+
+def field_diffs(old: Json | None, new: Json | None, prefix: str = "") -> list[Json]:
+    """Leaf differences, keys sorted, nested objects by dotted path, lists compared whole."""
+    if old is None or new is None:
+        side, kind = (new, "added") if old is None else (old, "removed")
+        if side is None:
+            return []
+        return [
+            {
+                "field_path": path,
+                "old_value": None if kind == "added" else value,
+                "new_value": value if kind == "added" else None,
+                "change_type": kind,
+            }
+            for path, value in _leaves(side, prefix)
+        ]
+    out: list[Json] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}.{key}" if prefix else key
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += field_diffs(a, b, path)
+        elif key not in old or a is None:
+            out += field_diffs(None, {key: b}, prefix)
+        elif key not in new or b is None:
+            out += field_diffs({key: a}, None, prefix)
+        else:
+            out.append(
+                {"field_path": path, "old_value": a, "new_value": b, "change_type": "modified"}
+            )
+    return out
+
+
+def is_critical(category: Category, diffs: list[Json]) -> bool:
+    fields = _CRITICAL.get(category)
+    if fields is None:
+        return False
+    for d in diffs:
+        path = d["field_path"]
+        if path.startswith("config.download"):
+            return True
+        if any(path == f or path.startswith(f + ".") for f in fields):
+            return True
+    return False
+
+
+def change_diff(change: Change, current: Json | None) -> Json:
+    """The PendingChangeDiff of one change against the live record."""
+    proposed = change.payload
+    if change.operation == "delete":
+        net = "deleted" if current is not None else "unchanged"
+        diffs = field_diffs(current, None)
+    elif change.operation == "create":
+        net = "modified" if current is not None else "added"
+        diffs = field_diffs(current, proposed)
+    else:
+        net = "added" if current is None else ("unchanged" if current == proposed else "modified")
+        diffs = field_diffs(current, proposed)
+    return {
+        "change_id": change.change_id,
+        "category": change.category.value,
+        "model_name": change.model_name,
+        "operation": change.operation,
+        "current_state": current,
+        "proposed_state": proposed,
+        "net_operation": net,
+        "field_diffs": diffs,
+        "is_critical": is_critical(change.category, diffs),
+        "fields_added": [d["field_path"] for d in diffs if d["change_type"] == "added"],
+        "fields_removed": [d["field_path"] for d in diffs if d["change_type"] == "removed"],
+        "fields_modified": [d["field_path"] for d in diffs if d["change_type"] == "modified"],
+    }

@@ -1,0 +1,95 @@
+"""The checks every write goes through, in the order of spec 03 §1, and request body parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from horde_model_records import CATEGORY_INFO, Category
+from shared.errors import InvalidInput, Unavailable, validation_item
+
+from .auth import api_key_of, arequire
+from .keys import authenticator_key, write_config_key, write_queue_key
+from .models import Identity
+from .queue import WriteQueue
+
+REPLICA_WRITE = (
+    "This instance is in REPLICA mode and does not support write operations. "
+    "Only PRIMARY instances can modify data."
+)
+REPLICA_QUEUE = (
+    "This instance is in REPLICA mode and does not support write operations. "
+    "Only PRIMARY instances can queue model changes."
+)
+QUEUE_DISABLED = "Pending queue is disabled or unsupported on this deployment."
+_CATEGORY_NAMES = [c.value for c in Category]
+_EXPECTED = ", ".join(f"'{n}'" for n in _CATEGORY_NAMES[:-1]) + f" or '{_CATEGORY_NAMES[-1]}'"
+
+
+def path_category(request: web.Request, loc: str = "category") -> Category:
+    raw = request.match_info["category"]
+    try:
+        return Category(raw)
+    except ValueError:
+        raise InvalidInput(
+            [
+                validation_item(
+                    "enum",
+                    ["path", loc],
+                    f"Input should be {_EXPECTED}",
+                    raw,
+                    {"expected": _EXPECTED},
+                )
+            ]
+        ) from None
+
+
+async def read_json(request: web.Request, required: bool = True) -> Any:
+    """The JSON body; malformed JSON is a 422 like any other body validation failure."""
+    raw = await request.read()
+    if not raw.strip():
+        if not required:
+            return {}
+        raise InvalidInput([validation_item("missing", ["body"], "Field required", None)])
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            [validation_item("json_invalid", ["body"], f"JSON decode error: {exc}", None)]
+        ) from None
+
+
+async def aidentify(request: web.Request, role: str | None) -> Identity:
+    key = api_key_of(request)
+    return await arequire(request.config_dict[authenticator_key], key, role)
+
+
+def require_primary(request: web.Request, message: str = REPLICA_WRITE) -> None:
+    if request.config_dict[write_config_key].mode != "PRIMARY":
+        raise Unavailable(message)
+
+
+def require_v2_canonical(request: web.Request, category: Category) -> None:
+    config = request.config_dict[write_config_key]
+    if config.canonical_format != "v2" and CATEGORY_INFO[category].has_legacy:
+        raise Unavailable(
+            "This deployment does not expose write operations for this API. "
+            f"Expected canonical_format='v2', got '{config.canonical_format}'."
+        )
+
+
+def require_queue(request: web.Request) -> WriteQueue:
+    if not request.config_dict[write_config_key].queue_enabled:
+        raise Unavailable(QUEUE_DISABLED)
+    return request.config_dict[write_queue_key]
+
+
+def no_store(response: web.StreamResponse) -> web.StreamResponse:
+    response.headers["Cache-Control"] = "no-store"  # authenticated answers are never cached
+    return response
+
+
+def json_response(body: Any, status: int = 200) -> web.StreamResponse:
+    return no_store(web.json_response(body, status=status))

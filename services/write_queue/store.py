@@ -1,0 +1,304 @@
+"""SQLite storage of the canonical dataset, the change queue, counters and the audit log.
+
+One long-lived aiosqlite connection (the only writer), WAL, and explicit `BEGIN IMMEDIATE`
+transactions. Nothing here knows about HTTP; the queue module decides what to write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from horde_model_records import (
+    ALL_CATEGORIES,
+    Category,
+    ModelRecord,
+    legacy_view,
+    structure_record,
+)
+from horde_model_records.metadata import CategoryMetadata
+from horde_model_records.serde import converter
+from shared.dataset import CategoryData, Dataset
+
+Json = dict[str, Any]
+
+MIGRATIONS: list[str] = [
+    # 1: canonical data, queue, counters, audit
+    """
+    CREATE TABLE records (
+        category TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (category, name)
+    );
+    CREATE TABLE legacy_records (
+        category TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (category, name)
+    );
+    CREATE TABLE category_metadata (
+        category TEXT PRIMARY KEY, metadata TEXT NOT NULL, legacy_metadata TEXT NOT NULL,
+        has_legacy INTEGER NOT NULL
+    );
+    CREATE TABLE changes (
+        change_id INTEGER PRIMARY KEY, category TEXT NOT NULL, model_name TEXT NOT NULL,
+        status TEXT NOT NULL, batch_id INTEGER, requested_by TEXT NOT NULL, data TEXT NOT NULL
+    );
+    CREATE INDEX changes_status ON changes (status);
+    CREATE INDEX changes_batch ON changes (batch_id);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE audit (
+        event_id INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL, domain TEXT NOT NULL,
+        category TEXT NOT NULL, model_name TEXT NOT NULL, operation TEXT NOT NULL,
+        logical_user_id TEXT, request_id TEXT, payload TEXT NOT NULL
+    );
+    INSERT INTO counters (name, value) VALUES
+        ('change_id', 0), ('batch_id', 0), ('dataset_version', 0);
+    """,
+]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Store:
+    """The write service's database. Use `async with store.transaction():` for every change."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def aopen(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN ourselves
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")  # an acknowledged apply survives power loss
+        await db.execute("PRAGMA foreign_keys=ON")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def aclose(self) -> None:
+        await self.db.close()
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {number}")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
+
+    # --- counters ------------------------------------------------------------------------------
+
+    async def counter(self, name: str) -> int:
+        async with self.db.execute("SELECT value FROM counters WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def set_counter(self, name: str, value: int) -> None:
+        await self.db.execute("UPDATE counters SET value = ? WHERE name = ?", (value, name))
+
+    async def next_value(self, name: str) -> int:
+        """Increment a persisted counter and return its new value (inside a transaction)."""
+        await self.db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
+        return await self.counter(name)
+
+    # --- the dataset ---------------------------------------------------------------------------
+
+    async def has_dataset(self) -> bool:
+        async with self.db.execute("SELECT COUNT(*) FROM category_metadata") as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def write_dataset(self, dataset: Dataset) -> None:
+        """Replace the whole dataset (first import); call inside a transaction."""
+        await self.db.execute("DELETE FROM records")
+        await self.db.execute("DELETE FROM legacy_records")
+        await self.db.execute("DELETE FROM category_metadata")
+        for category, data in dataset.categories.items():
+            await self.write_category(category, data)
+
+    async def write_category(self, category: Category, data: CategoryData) -> None:
+        """Replace one category's records, legacy view and metadata; call inside a transaction."""
+        await self.db.execute("DELETE FROM records WHERE category = ?", (category.value,))
+        await self.db.execute("DELETE FROM legacy_records WHERE category = ?", (category.value,))
+        await self.db.executemany(
+            "INSERT INTO records (category, name, position, data) VALUES (?, ?, ?, ?)",
+            [
+                (category.value, name, pos, _dumps(converter.unstructure(rec)))
+                for pos, (name, rec) in enumerate(data.records.items())
+            ],
+        )
+        if data.legacy is not None and category is not Category.text_generation:
+            # the text view is generated from the records; JSON views carry legacy-only fields
+            await self.db.executemany(
+                "INSERT INTO legacy_records (category, name, position, data) VALUES (?, ?, ?, ?)",
+                [
+                    (category.value, name, pos, _dumps(rec))
+                    for pos, (name, rec) in enumerate(data.legacy.items())
+                ],
+            )
+        await self.db.execute(
+            "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
+            (
+                category.value,
+                _dumps(converter.unstructure(data.metadata)),
+                _dumps(converter.unstructure(data.legacy_metadata)),
+                int(data.legacy is not None),
+            ),
+        )
+
+    async def read_dataset(self) -> Dataset:
+        records: dict[Category, dict[str, ModelRecord]] = {c: {} for c in ALL_CATEGORIES}
+        async with self.db.execute(
+            "SELECT category, name, data FROM records ORDER BY category, position"
+        ) as cur:
+            async for row in cur:
+                category = Category(row["category"])
+                records[category][row["name"]] = structure_record(category, json.loads(row["data"]))
+        legacy: dict[Category, dict[str, Json]] = {c: {} for c in ALL_CATEGORIES}
+        async with self.db.execute(
+            "SELECT category, name, data FROM legacy_records ORDER BY category, position"
+        ) as cur:
+            async for row in cur:
+                legacy[Category(row["category"])][row["name"]] = json.loads(row["data"])
+        categories: dict[Category, CategoryData] = {}
+        async with self.db.execute("SELECT * FROM category_metadata") as cur:
+            async for row in cur:
+                category = Category(row["category"])
+                view: Mapping[str, Json] | None = None
+                if row["has_legacy"]:
+                    view = legacy[category]
+                    if category is Category.text_generation:
+                        view = legacy_view(category, records[category])
+                categories[category] = CategoryData(
+                    records=records[category],
+                    legacy=view,
+                    metadata=converter.structure(json.loads(row["metadata"]), CategoryMetadata),
+                    legacy_metadata=converter.structure(
+                        json.loads(row["legacy_metadata"]), CategoryMetadata
+                    ),
+                )
+        return Dataset(categories=categories)
+
+    # --- changes -------------------------------------------------------------------------------
+
+    async def insert_change(self, change: Json) -> None:
+        await self.db.execute(
+            "INSERT INTO changes (change_id, category, model_name, status, batch_id, requested_by,"
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                change["change_id"],
+                change["category"],
+                change["model_name"],
+                change["status"],
+                change.get("batch_id"),
+                change["requested_by"],
+                _dumps(change),
+            ),
+        )
+
+    async def update_change(self, change: Json) -> None:
+        await self.db.execute(
+            "UPDATE changes SET status = ?, batch_id = ?, data = ? WHERE change_id = ?",
+            (change["status"], change.get("batch_id"), _dumps(change), change["change_id"]),
+        )
+
+    async def delete_changes(self, change_ids: Iterable[int]) -> None:
+        await self.db.executemany(
+            "DELETE FROM changes WHERE change_id = ?", [(i,) for i in change_ids]
+        )
+
+    async def get_change(self, change_id: int) -> Json | None:
+        async with self.db.execute(
+            "SELECT data FROM changes WHERE change_id = ?", (change_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else json.loads(row["data"])
+
+    async def list_changes(
+        self,
+        statuses: Iterable[str] = (),
+        batch_id: int | None = None,
+    ) -> list[Json]:
+        """Changes in change_id order, optionally narrowed by status and batch in SQL."""
+        sql = "SELECT data FROM changes"
+        where: list[str] = []
+        args: list[Any] = []
+        statuses = list(statuses)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if batch_id is not None:
+            where.append("batch_id = ?")
+            args.append(batch_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY change_id"
+        async with self.db.execute(sql, args) as cur:
+            return [json.loads(row["data"]) async for row in cur]
+
+    # --- audit ---------------------------------------------------------------------------------
+
+    async def append_audit(self, event: Json) -> int:
+        cur = await self.db.execute(
+            "INSERT INTO audit (timestamp, domain, category, model_name, operation,"
+            " logical_user_id, request_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event["timestamp"],
+                event["domain"],
+                event["category"],
+                event["model_name"],
+                event["operation"],
+                event.get("logical_user_id"),
+                event.get("request_id"),
+                _dumps(event["payload"]),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    async def audit_events(self, domain: str | None = None) -> list[Json]:
+        sql = "SELECT * FROM audit"
+        args: tuple[Any, ...] = ()
+        if domain is not None:
+            sql += " WHERE domain = ?"
+            args = (domain,)
+        sql += " ORDER BY event_id"
+        async with self.db.execute(sql, args) as cur:
+            return [
+                {
+                    "event_id": row["event_id"],
+                    "timestamp": row["timestamp"],
+                    "domain": row["domain"],
+                    "category": row["category"],
+                    "model_name": row["model_name"],
+                    "operation": row["operation"],
+                    "logical_user_id": row["logical_user_id"],
+                    "request_id": row["request_id"],
+                    "payload": json.loads(row["payload"]),
+                }
+                async for row in cur
+            ]
