@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from services.cli import SAMPLE_DIR
 from services.read_api.app import create_app
+from services.read_api.app import setup as read_setup
 from services.read_api.config import Config
+from services.write_queue.app import setup as write_setup
+from services.write_queue.config import Config as WriteConfig
 from shared.dataset import import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotStore
@@ -67,3 +73,54 @@ def make_client(aiohttp_client: ClientFactory) -> Callable[..., Awaitable[TestCl
         return await aiohttp_client(await serve(create_app(read_config(data_dir, **overrides))))
 
     return factory
+
+
+# --- the write service ---------------------------------------------------------------------------
+
+REQUESTOR_KEY = "test-requestor-key"
+APPROVER_KEY = "test-approver-key"
+APPROVER2_KEY = "test-approver2-key"
+READER_KEY = "test-reader-key"
+AUTH_USERS = {
+    REQUESTOR_KEY: {"user_id": "100", "username": "Req#100", "roles": ["requestor"]},
+    APPROVER_KEY: {"user_id": "200", "username": "Appr#200", "roles": ["approver"]},
+    APPROVER2_KEY: {"user_id": "201", "username": "Appr2#201", "roles": ["approver"]},
+    READER_KEY: {"user_id": "300", "username": "Reader#300", "roles": []},
+}
+
+
+@pytest.fixture
+def auth_file(tmp_path: Path) -> Path:
+    """A development auth file with a requestor, two approvers and a plain reader."""
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps(AUTH_USERS))
+    return path
+
+
+def write_config(data_dir: Path, **overrides: object) -> WriteConfig:
+    env = {"HMR_DATA_DIR": str(data_dir), "HMR_MODE": "PRIMARY", "HMR_SEED_DIR": str(SAMPLE_DIR)}
+    return WriteConfig.from_environ({**env, **{k: str(v) for k, v in overrides.items()}})
+
+
+def system_app(data_dir: Path, **overrides: object) -> web.Application:
+    """Read and write services on one app, as `hmr all` builds it."""
+    app = web.Application()
+    read_setup(app, read_config(data_dir, **overrides))
+    write_setup(app, write_config(data_dir, **overrides))
+    return app
+
+
+@pytest.fixture
+def make_system(aiohttp_client: ClientFactory) -> Callable[..., Awaitable[TestClient]]:
+    """Build `hmr all`'s app (read + write) on a data dir with overrides (HMR_* names)."""
+
+    async def factory(data_dir: Path, **overrides: object) -> TestClient:
+        return await aiohttp_client(await serve(system_app(data_dir, **overrides)))
+
+    return factory
+
+
+@pytest.fixture
+async def system(make_system: Any, tmp_path: Path, auth_file: Path) -> TestClient:
+    """read + write on a fresh data dir seeded with the bundled sample, auth from `auth_file`."""
+    return await make_system(tmp_path / "data", HMR_AUTH_FILE=auth_file)
