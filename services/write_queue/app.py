@@ -14,7 +14,7 @@ from .auth import FileAuthenticator, HordeAuthenticator
 from .config import Config
 from .keys import authenticator_key, horde_session_key, write_config_key, write_queue_key
 from .queue import WriteQueue
-from .routes import me, pending_queue, proposals
+from .routes import audit, me, pending_queue, proposals
 from .store import Store
 
 
@@ -62,6 +62,7 @@ def setup(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
     app.add_routes(me.routes)  # literal /me/roles before {category} routes
+    app.add_routes(audit.routes)  # literal /audit paths before /changes/{change_id}
     app.add_routes(pending_queue.routes)
     app.add_routes(proposals.routes)
 
