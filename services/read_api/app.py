@@ -10,12 +10,13 @@ from aiohttp import web
 
 from shared.http import setup_http
 from shared.snapshot import SnapshotStore
+from shared.snapshot_watch import SnapshotHolder
 
 from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
 from .openapi import setup_read_docs
 from .routes import capabilities, metadata, models, search, writes
-from .snapshots import SnapshotHolder
+from .view import ReadModel
 
 
 async def snapshot_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -35,7 +36,11 @@ def setup(app: web.Application, config: Config) -> None:
     """Add the read routes, state and snapshot watcher to `app` (literal routes before {category})."""
     setup_http(app, config.cors_origins)
     app[read_config_key] = config
-    app[snapshot_holder_key] = SnapshotHolder(store=SnapshotStore(config.snapshots_dir))
+    app[snapshot_holder_key] = SnapshotHolder(
+        store=SnapshotStore(config.snapshots_dir),
+        build=ReadModel.build,
+        name_of=lambda model: model.snapshot_name,
+    )
     app.cleanup_ctx.append(snapshot_ctx)
     app.add_routes(capabilities.routes)
     app.add_routes(metadata.routes)

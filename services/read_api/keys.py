@@ -6,9 +6,11 @@ import asyncio
 
 from aiohttp import web
 
+from shared.snapshot_watch import SnapshotHolder
+
 from .config import Config
-from .snapshots import SnapshotHolder
+from .view import ReadModel
 
 read_config_key = web.AppKey("read_config_key", Config)
-snapshot_holder_key = web.AppKey("snapshot_holder_key", SnapshotHolder)
+snapshot_holder_key = web.AppKey("snapshot_holder_key", SnapshotHolder[ReadModel])
 snapshot_watcher_key = web.AppKey("snapshot_watcher_key", asyncio.Task[None])

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from attrs import define
 
-from shared.snapshot import SnapshotError, SnapshotStore
-
-from .view import ReadModel
+from .snapshot import Snapshot, SnapshotError, SnapshotStore
 
 logger = logging.getLogger(__name__)
 
+M = TypeVar("M")
+
 
 @define
-class SnapshotHolder:
-    """The one mutable thing: a reference to the live ReadModel, swapped whole."""
+class SnapshotHolder(Generic[M]):
+    """The one mutable thing: a reference to the live model built from a snapshot, swapped whole.
+
+    `build` turns a verified snapshot into whatever a service answers from (it runs off the event
+    loop); `name_of` tells which snapshot a model was built from.
+    """
 
     store: SnapshotStore
-    current: ReadModel | None = None
+    build: Callable[[Snapshot], M]
+    name_of: Callable[[M], str]
+    current: M | None = None
     marker: tuple[int, int] | None = None
 
     async def arefresh(self) -> bool:
@@ -36,7 +44,7 @@ class SnapshotHolder:
         except SnapshotError as exc:
             logger.error("snapshot pointer unreadable, keeping %s: %s", self._live(), exc)
             return False
-        if name is None or (self.current is not None and name == self.current.snapshot_name):
+        if name is None or (self.current is not None and name == self.name_of(self.current)):
             return False
         loop = asyncio.get_running_loop()
         try:
@@ -64,11 +72,11 @@ class SnapshotHolder:
             logger.warning("serving older snapshot %s until a good one is published", name)
             return
 
-    def _load(self, name: str) -> ReadModel:
-        return ReadModel.build(self.store.read(name))
+    def _load(self, name: str) -> M:
+        return self.build(self.store.read(name))
 
     def _live(self) -> str:
-        return self.current.snapshot_name if self.current else "nothing"
+        return self.name_of(self.current) if self.current is not None else "nothing"
 
     async def awatch(self, interval: float) -> None:
         """Poll CURRENT (a stat) every `interval` seconds until cancelled."""
