@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 19800
 DATA_DIR ?= ./var
+# `make run` does not contact AI-Horde unless asked: HORDE_URL=https://aihorde.net/api/ make run
+HORDE_URL ?= off
 
 .PHONY: setup run test bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml shared/records/pyproject.toml
 
 run: setup
 	$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json
-	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json
+	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL)
 
 test: setup
 	$(BIN)/pytest -q

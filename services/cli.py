@@ -61,6 +61,10 @@ WRITE = [
         "development only: JSON file of API keys, users and roles instead of AI-Horde",
     ),
 ]
+STATS = [
+    ("--horde-url", "HMR_HORDE_URL", "AI-Horde API base URL (default https://aihorde.net/api/)"),
+    ("--poll-interval", "HMR_POLL_INTERVAL", "seconds between AI-Horde polls (default 60)"),
+]
 KEEP = [
     ("--keep-snapshots", "HMR_KEEP_SNAPSHOTS", "how many snapshots to keep on disk (default 5)")
 ]
@@ -193,20 +197,32 @@ def run_write_queue(env: Mapping[str, str]) -> int:
     return _serve(create_app(Config.from_environ(_write_env(env))), env, 19802)
 
 
+def run_stats(env: Mapping[str, str]) -> int:
+    from services.stats.app import create_app
+    from services.stats.config import Config
+
+    return _serve(create_app(Config.from_environ(env)), env, 19803)
+
+
 def run_all(env: Mapping[str, str]) -> int:
     """Every service on one application under /api (development and small deployments)."""
     from services.read_api import app as read_app
     from services.read_api.config import Config as ReadConfig
     from services.read_api.openapi import setup_read_docs
+    from services.stats import app as stats_app
+    from services.stats.config import Config as StatsConfig
     from services.write_queue import app as write_app
     from services.write_queue.config import Config as WriteConfig
+    from services.write_queue.openapi import setup_write_docs
 
     env = {"HMR_MODE": "PRIMARY", **env}
     _seed_if_empty(env)
     app = web.Application()
     read_app.setup(app, ReadConfig.from_environ(env))
     write_app.setup(app, WriteConfig.from_environ(_write_env(env)))
+    stats_app.setup(app, StatsConfig.from_environ(env))
     setup_read_docs(app)
+    setup_write_docs(app)  # joins the read document: one /api/openapi.json for both
     logger.info(
         "hmr all: http://%s:%s/api/",
         env.get("HMR_HOST") or "127.0.0.1",
@@ -251,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda env, a: run_write_queue(env))
 
     p = sub.add_parser(
+        "stats",
+        help="serve heartbeat, popular models and statistics from AI-Horde data",
+        description="Run the stats service: polls AI-Horde and merges its status, usage and "
+        "workers with the model reference snapshots of the data dir.",
+    )
+    _add(p, COMMON + SERVE + STATS)
+    p.set_defaults(run=lambda env, a: run_stats(env))
+
+    p = sub.add_parser(
         "dev-auth",
         help="create (or show) a development auth file",
         description="Write a JSON auth file with a requestor and two approvers and print their "
@@ -265,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every service on one application under /api; seeds an "
         "empty data dir first. Mode defaults to PRIMARY here.",
     )
-    _add(p, COMMON + SERVE + SEED + WRITE + KEEP)
+    _add(p, COMMON + SERVE + SEED + WRITE + STATS[1:] + KEEP)
     p.set_defaults(run=lambda env, a: run_all(env))
     return parser
 

@@ -38,6 +38,10 @@ class InvalidInput(ServiceError):
     """A path, query or body value fails validation (422); detail is a string or a list of errors."""
 
 
+class BadGateway(ServiceError):
+    """An upstream this answer depends on has never answered (502)."""
+
+
 class Unavailable(ServiceError):
     """The deployment cannot do this now or at all (503)."""
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from horde_model_records.validation import validation_errors
 
 from .errors import (
+    BadGateway,
     BadRequest,
     Conflict,
     Forbidden,
@@ -38,6 +39,7 @@ _STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    BadGateway: 502,
     Unavailable: 503,
 }
 
@@ -69,7 +71,7 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
     # headers the handler set before it failed (e.g. X-Snapshot-Id), so read only now
     extra = request.get(response_headers_key, {})
     if isinstance(exc, ServiceError):
-        status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
         return json_error(status, exc.detail, {**extra, **exc.headers})
     if isinstance(exc, cattrs.BaseValidationError):
         return json_error(422, _cattrs_detail(exc), extra)

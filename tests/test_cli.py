@@ -30,8 +30,12 @@ READY_TIMEOUT = 10.0
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    """The test process environment without any HMR_* variable, plus `extra`."""
+    """The test process environment without any HMR_* variable, plus `extra`.
+
+    AI-Horde is switched off: tests never reach beyond 127.0.0.1.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
+    env["HMR_HORDE_URL"] = "off"
     env.update(extra)
     return env
 

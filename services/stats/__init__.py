@@ -1,0 +1,1 @@
+"""The stats service: AI-Horde status, usage and workers merged with the model reference."""

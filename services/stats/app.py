@@ -1,0 +1,80 @@
+"""The stats service application: setup() adds it to any app, create_app() makes a standalone one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from shared.http import setup_http
+from shared.snapshot import SnapshotStore
+from shared.snapshot_watch import SnapshotHolder
+
+from .config import Config
+from .horde_client import HordeClient
+from .keys import (
+    poller_key,
+    result_cache_key,
+    stats_config_key,
+    stats_session_key,
+    stats_snapshot_key,
+    stats_tasks_key,
+)
+from .model import ResultCache, StatsModel
+from .poller import Poller
+from .routes import stats
+
+
+async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the snapshot watcher and the AI-Horde poller; give the first poll a moment."""
+    config = app[stats_config_key]
+    holder = app[stats_snapshot_key]
+    await holder.arefresh()
+    async with aiohttp.ClientSession() as session:
+        app[stats_session_key] = session
+        poller = Poller(
+            client=HordeClient(
+                session,
+                config.horde_url,
+                timeout=config.horde_timeout,
+                backoff_min=config.retry_backoff_min,
+            ),
+            interval=config.poll_interval,
+        )
+        app[poller_key] = poller
+        tasks = [asyncio.create_task(holder.awatch(config.snapshot_poll_interval))]
+        if config.polling_enabled:
+            first = asyncio.create_task(poller.apoll_once())
+            # ready without waiting forever: a down AI-Horde must not keep the service from starting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(first), config.startup_poll_wait)
+            tasks += [first, asyncio.create_task(poller.arun())]
+        app[stats_tasks_key] = tasks
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def setup(app: web.Application, config: Config) -> None:
+    setup_http(app, config.cors_origins)
+    app[stats_config_key] = config
+    app[stats_snapshot_key] = SnapshotHolder(
+        store=SnapshotStore(config.snapshots_dir),
+        build=StatsModel.build,
+        name_of=lambda model: model.snapshot_name,
+    )
+    app[result_cache_key] = ResultCache()
+    app.cleanup_ctx.append(stats_ctx)
+    app.add_routes(stats.routes)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    setup(app, config)
+    return app

@@ -1,0 +1,49 @@
+"""What the stats service answers from: the snapshot's records and AI-Horde's last good data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field, frozen
+
+from horde_model_records import ALL_CATEGORIES, Category
+from shared.dataset import v2_path
+from shared.snapshot import Snapshot
+
+Json = dict[str, Any]
+
+
+@frozen
+class StatsModel:
+    """The records of one snapshot, parsed once when it is loaded."""
+
+    snapshot_name: str
+    snapshot_id: int
+    records: dict[Category, list[Json]]
+
+    @classmethod
+    def build(cls, snapshot: Snapshot) -> StatsModel:
+        return cls(
+            snapshot_name=snapshot.name,
+            snapshot_id=snapshot.id,
+            records={
+                c: list(json.loads(snapshot.files[v2_path(c)]).values()) for c in ALL_CATEGORIES
+            },
+        )
+
+
+@define
+class ResultCache:
+    """Computed answers keyed by request; emptied when the snapshot or the AI-Horde data changes."""
+
+    epoch: tuple[str, int] | None = None
+    results: dict[tuple[Any, ...], Any] = field(factory=dict)
+
+    def get(self, epoch: tuple[str, int], key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        if epoch != self.epoch:
+            self.epoch, self.results = epoch, {}
+        if key not in self.results:
+            self.results[key] = compute()
+        return self.results[key]

@@ -1,0 +1,1 @@
+"""Stats service routes: heartbeat, popular models, statistics and deletion risk."""
