@@ -9,7 +9,15 @@ from aiohttp import web
 from horde_model_records import Category, has_backend_prefix, structure_record, unstructure_record
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import KNOWN_BASELINES
-from shared.errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
+from horde_model_records.text import GENERATION_PARAMS
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    validation_item,
+)
 
 from ..auth import api_key_of
 from ..guards import (
@@ -53,6 +61,8 @@ def _validated(category: Category, body: Any) -> dict[str, Any]:
         payload["baseline"] = KNOWN_BASELINES[payload["baseline"]]
     if category is Category.text_generation and not payload.get("text_model_group"):
         payload["text_model_group"] = group_of(record.name)
+    if category is Category.text_generation:
+        _check_settings(payload.get("settings"))
     if category is Category.text_generation and payload.get("parameters", 0) <= 0:
         raise InvalidInput(
             [
@@ -66,6 +76,34 @@ def _validated(category: Category, body: Any) -> dict[str, Any]:
             ]
         )
     return payload
+
+
+def _check_settings(settings: dict[str, Any] | None) -> None:
+    """Text settings: generation parameters only, each a scalar or a flat list (spec 01 §3.3)."""
+    problems = []
+    for key, value in (settings or {}).items():
+        if key not in GENERATION_PARAMS:
+            problems.append(
+                validation_item(
+                    "value_error",
+                    ["body", "settings", key],
+                    f"Unknown generation parameter '{key}'",
+                    key,
+                )
+            )
+        elif isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+        ):
+            problems.append(
+                validation_item(
+                    "value_error",
+                    ["body", "settings", key],
+                    "Settings values must be scalars or flat lists",
+                    None,
+                )
+            )
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _check_prefix(category: Category, name: str, what: str) -> None:

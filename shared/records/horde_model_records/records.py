@@ -15,7 +15,7 @@ from .categories import (
     Domain,
     Purpose,
 )
-from .validation import FieldError
+from .validation import WIRE_NAMES, FieldError
 
 SCHEMA_VERSION = "2.0.0"
 
@@ -264,7 +264,7 @@ RECORD_TYPES: dict[Category, type[ModelRecord]] = {
 }
 
 #: python attribute name -> wire key, where they differ
-WIRE_RENAMES: dict[str, str] = {"parameters_count": "parameters"}
+WIRE_RENAMES: dict[str, str] = WIRE_NAMES
 
 
 def wire_field_names(record_type: type[ModelRecord]) -> list[str]:

@@ -7,6 +7,9 @@ from typing import Any
 from cattrs import BaseValidationError, ClassValidationError, IterableValidationError
 from cattrs.v import format_exception
 
+#: python attribute -> wire key where they differ (kept here to avoid an import cycle)
+WIRE_NAMES = {"parameters_count": "parameters"}
+
 
 class FieldError(ValueError):
     """An attrs validator's complaint about one field; the message is meant for people."""
@@ -30,7 +33,7 @@ def validation_errors(exc: BaseException, path: str = "$") -> list[tuple[str, st
         with_notes, without = exc.group_exceptions()
         out: list[tuple[str, str]] = []
         for inner, note in with_notes:
-            sub = f"{path}.{note.name}"
+            sub = f"{path}.{WIRE_NAMES.get(note.name, note.name)}"
             if isinstance(inner, BaseValidationError):
                 out += validation_errors(inner, sub)
             else:
