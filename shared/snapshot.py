@@ -167,6 +167,37 @@ class SnapshotStore:
             "files": listing,
             **extra,
         }
+        return self._install(name, manifest, files, parent, parent_manifest)
+
+    def install(self, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> Snapshot:
+        """Install a snapshot published elsewhere (a replica pulling from the writer) as live.
+
+        Every file must match the manifest's hash; the snapshot keeps its name and id.
+        """
+        name = str(manifest.get("name", ""))
+        if not _NAME_RE.match(name) or manifest.get("format") != FORMAT_VERSION:
+            raise SnapshotError(f"not an installable snapshot: {name!r}")
+        for rel, meta in manifest["files"].items():
+            data = files.get(rel)
+            if data is None or len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
+                raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / name).is_dir():
+            self._switch_current(name)
+            return self.read(name)
+        parent = self.current_name()
+        return self._install(name, dict(manifest), files, parent, self._manifest_or_none(parent))
+
+    def _install(
+        self,
+        name: str,
+        manifest: dict[str, Any],
+        files: Mapping[str, bytes],
+        parent: str | None,
+        parent_manifest: dict[str, Any] | None,
+    ) -> Snapshot:
+        """Write files and manifest aside, fsync, rename into place, then switch CURRENT."""
+        listing = manifest["files"]
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
         try:
             for rel, data in files.items():

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from shared.http import setup_http
 from shared.snapshot import SnapshotStore
@@ -15,21 +17,35 @@ from shared.snapshot_watch import SnapshotHolder
 from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
 from .openapi import setup_read_docs
+from .puller import PullError, SnapshotPuller
 from .routes import capabilities, metadata, models, search, writes
 from .view import ReadModel
 
 
 async def snapshot_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Load the live snapshot before serving, then watch CURRENT until shutdown."""
+    """Load the live snapshot before serving, then watch CURRENT until shutdown.
+
+    With HMR_SNAPSHOT_SOURCE set, a puller first copies the writer's snapshots over HTTP.
+    """
     config = app[read_config_key]
     holder = app[snapshot_holder_key]
-    await holder.arefresh()
-    task = asyncio.create_task(holder.awatch(config.snapshot_poll_interval))
-    app[snapshot_watcher_key] = task
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with contextlib.AsyncExitStack() as stack:
+        tasks: list[asyncio.Task[None]] = []
+        if config.snapshot_source is not None:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            puller = SnapshotPuller(session, URL(config.snapshot_source), holder.store)
+            with contextlib.suppress(PullError):
+                await puller.apull_once()
+            tasks.append(asyncio.create_task(puller.arun(config.snapshot_poll_interval)))
+        await holder.arefresh()
+        tasks.append(asyncio.create_task(holder.awatch(config.snapshot_poll_interval)))
+        app[snapshot_watcher_key] = tasks
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def setup(app: web.Application, config: Config) -> None:

@@ -23,6 +23,7 @@ class Config:
     snapshot_poll_interval: float = 0.2
     cache_max_age: int = 60
     cors_origins: tuple[str, ...] = ()
+    snapshot_source: str | None = None  # write service URL, for replicas without the shared volume
 
     @property
     def snapshots_dir(self) -> Path:
@@ -39,4 +40,5 @@ class Config:
             snapshot_poll_interval=get_float(env, "HMR_SNAPSHOT_POLL_INTERVAL", 0.2, minimum=0.01),
             cache_max_age=get_int(env, "HMR_CACHE_MAX_AGE", 60, minimum=0),
             cors_origins=get_json_list(env, "HMR_CORS_ORIGINS"),
+            snapshot_source=get_str(env, "HMR_SNAPSHOT_SOURCE", "") or None,
         )

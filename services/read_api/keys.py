@@ -13,4 +13,4 @@ from .view import ReadModel
 
 read_config_key = web.AppKey("read_config_key", Config)
 snapshot_holder_key = web.AppKey("snapshot_holder_key", SnapshotHolder[ReadModel])
-snapshot_watcher_key = web.AppKey("snapshot_watcher_key", asyncio.Task[None])
+snapshot_watcher_key = web.AppKey("snapshot_watcher_key", list[asyncio.Task[None]])

@@ -13,8 +13,9 @@ from shared.snapshot import SnapshotStore
 from .auth import FileAuthenticator, HordeAuthenticator
 from .config import Config
 from .keys import authenticator_key, horde_session_key, write_config_key, write_queue_key
+from .openapi import setup_write_docs
 from .queue import WriteQueue
-from .routes import audit, me, pending_queue, proposals
+from .routes import audit, me, pending_queue, proposals, snapshots
 from .store import Store
 
 
@@ -65,9 +66,11 @@ def setup(app: web.Application, config: Config) -> None:
     app.add_routes(audit.routes)  # literal /audit paths before /changes/{change_id}
     app.add_routes(pending_queue.routes)
     app.add_routes(proposals.routes)
+    app.add_routes(snapshots.routes)
 
 
 def create_app(config: Config) -> web.Application:
     app = web.Application()
     setup(app, config)
+    setup_write_docs(app)
     return app

@@ -1,0 +1,207 @@
+"""`make up` / `make down`: the production topology on this machine, without containers.
+
+nginx (Debian's package, our config) in front of two read replicas, one write queue and one stats
+service, all on 127.0.0.1. `up` returns once every service answers; `down` stops exactly the
+processes `up` started (their pids are in DATA_DIR/run/state.json).
+
+    python deploy/local.py up   [--port 19800] [--data-dir ./var] [--seed-dir DIR] [--replicas 2]
+    python deploy/local.py down [--data-dir ./var]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from string import Template
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "deploy" / "nginx" / "hmr.conf.template"
+HMR = [sys.executable, "-m", "services.cli"]
+READY_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(port: int, path: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        conn.close()
+    except OSError:
+        return False
+    return status < 500
+
+
+def wait_ready(name: str, port: int, path: str, proc: subprocess.Popen[bytes] | None) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"up: {name} exited with code {proc.returncode}; see its log")
+        if answers(port, path):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"up: {name} did not answer on port {port} within {READY_TIMEOUT:.0f} s")
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        raise SystemExit("up: nginx is not installed (run deploy/ensure-tools.sh nginx)")
+    return found
+
+
+def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: int) -> Path:
+    text = Template(TEMPLATE.read_text()).substitute(
+        RUN_DIR=str(run_dir),
+        ACCESS_LOG=str(run_dir / "nginx-access.log"),
+        LISTEN=f"127.0.0.1:{port}",
+        READ_SERVERS="\n".join(f"        server 127.0.0.1:{p};" for p in reads),
+        WRITE_SERVER=f"127.0.0.1:{write}",
+        STATS_SERVER=f"127.0.0.1:{stats}",
+    )
+    conf = run_dir / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def write_openapi(run_dir: Path, env: dict[str, str]) -> None:
+    """The deployment's one OpenAPI document, rendered from the same apps the services run."""
+    subprocess.run(
+        [*HMR, "openapi", "--out", str(run_dir / "openapi.json")], env=env, cwd=REPO, check=True
+    )
+
+
+def start(
+    name: str, args: list[str], env: dict[str, str], run_dir: Path
+) -> subprocess.Popen[bytes]:
+    log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 -- the child owns it from here on
+    return subprocess.Popen(
+        args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def up(options: argparse.Namespace) -> int:
+    data_dir = Path(options.data_dir).resolve()
+    run_dir = data_dir / "run"
+    state_file = run_dir / "state.json"
+    if state_file.exists():
+        print(f"up: {state_file} exists: already up? run `make down` first", file=sys.stderr)
+        return 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
+    env.update(
+        HMR_DATA_DIR=str(data_dir),
+        HMR_MODE="PRIMARY",
+        HMR_ACCESS_LOG="false",
+        HMR_HORDE_URL=options.horde_url,
+    )
+    if options.seed_dir:
+        env["HMR_SEED_DIR"] = str(Path(options.seed_dir).resolve())
+    if options.auth_file:
+        env["HMR_AUTH_FILE"] = str(Path(options.auth_file).resolve())
+    if not (data_dir / "snapshots" / "CURRENT").exists():
+        subprocess.run([*HMR, "seed"], env=env, cwd=REPO, check=True)
+
+    reads = [free_port() for _ in range(options.replicas)]
+    write, stats = free_port(), free_port()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    state: dict[str, object] = {"port": options.port, "pids": {}, "ports": {}}
+    try:
+        procs["write_queue"] = start(
+            "write_queue", [*HMR, "write-queue", "--port", str(write)], env, run_dir
+        )
+        wait_ready("write_queue", write, "/api/model_references/v2/pending_queue/changes", procs["write_queue"])
+        for i, port in enumerate(reads):
+            procs[f"read_api_{i}"] = start(
+                f"read_api_{i}", [*HMR, "read-api", "--port", str(port)], env, run_dir
+            )
+        procs["stats"] = start("stats", [*HMR, "stats", "--port", str(stats)], env, run_dir)
+        for i, port in enumerate(reads):
+            wait_ready(f"read_api_{i}", port, "/api/replicate_mode", procs[f"read_api_{i}"])
+        wait_ready("stats", stats, "/api/heartbeat", procs["stats"])
+        write_openapi(run_dir, env)
+        conf = render_nginx(run_dir, options.port, reads, write, stats)
+        procs["nginx"] = start("nginx", [nginx_binary(), "-c", str(conf)], env, run_dir)
+        wait_ready("nginx", options.port, "/api/replicate_mode", procs["nginx"])
+    except BaseException:
+        for proc in procs.values():
+            _stop(proc.pid)
+        raise
+    state["pids"] = {name: proc.pid for name, proc in procs.items()}
+    state["ports"] = {
+        **{f"read_api_{i}": p for i, p in enumerate(reads)},
+        "write_queue": write,
+        "stats": stats,
+        "nginx": options.port,
+    }
+    state_file.write_text(json.dumps(state, indent=2))
+    print(f"up: http://127.0.0.1:{options.port}/api/ (state in {state_file})")
+    return 0
+
+
+def _stop(pid: int, grace: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def down(options: argparse.Namespace) -> int:
+    state_file = Path(options.data_dir).resolve() / "run" / "state.json"
+    if not state_file.exists():
+        print("down: nothing is up here", file=sys.stderr)
+        return 0
+    state = json.loads(state_file.read_text())
+    # nginx first, so no request reaches a service that is going away
+    order = sorted(state["pids"].items(), key=lambda item: item[0] != "nginx")
+    for _name, pid in order:
+        _stop(int(pid))
+    state_file.unlink()
+    print("down: stopped " + ", ".join(name for name, _ in order))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start nginx, read replicas, write queue and stats")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 19800)))
+    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./var"))
+    p.add_argument("--seed-dir", default=os.environ.get("SEED_DIR") or None)
+    p.add_argument("--replicas", type=int, default=2)
+    p.add_argument("--auth-file", default=os.environ.get("AUTH_FILE") or None)
+    p.add_argument("--horde-url", default=os.environ.get("HORDE_URL", "off"))
+    p.set_defaults(run=up)
+    p = sub.add_parser("down", help="stop what `up` started")
+    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./var"))
+    p.set_defaults(run=down)
+    options = parser.parse_args(argv)
+    return int(options.run(options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
