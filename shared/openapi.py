@@ -113,13 +113,17 @@ def document(
     responses: Mapping[int, JsonDict],
     description: str | None = None,
     parameters: Iterable[JsonDict] = (),
+    request_body: JsonDict | None = None,
+    security: Iterable[str] = (),
 ) -> None:
     """Give `handler` its operation, replacing any earlier one (so calling this twice is harmless).
 
     The format is aiohttp-apispec's `__apispec__` (what its `docs()` decorator writes, minus the
     Swagger 2 `produces`). Path parameters that the route has but `parameters` lacks are added as
     strings when the document is built; declared ones the route lacks are dropped, so one handler
-    may serve several paths.
+    may serve several paths (and several methods: `request_body`, an OpenAPI 3 Request Body
+    Object, is left out of its GET and DELETE routes). `security` names security schemes (see
+    `setup_openapi`), any one of which authenticates the operation.
     """
     operation: JsonDict = {
         "schemas": [],
@@ -130,6 +134,11 @@ def document(
     }
     if description is not None:
         operation["description"] = description
+    if request_body is not None:
+        operation["requestBody"] = dict(request_body)
+    schemes = list(security)
+    if schemes:
+        operation["security"] = [{name: []} for name in schemes]
     handler.__apispec__ = operation  # type: ignore[attr-defined] -- aiohttp-apispec's protocol
 
 
@@ -287,6 +296,7 @@ class OpenApiDocs:
     version: str
     description: str | None
     components: dict[str, JsonDict] = attrs.Factory(dict)
+    security_schemes: dict[str, JsonDict] = attrs.Factory(dict)
     tags: dict[str, str] = attrs.Factory(dict)
     document: bytes | None = None
     index_page: str | None = None
@@ -303,13 +313,16 @@ def setup_openapi(
     *,
     description: str | None = None,
     components: Mapping[str, JsonDict] | None = None,
+    security_schemes: Mapping[str, JsonDict] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the OpenAPI document at /api/openapi.json and Swagger UI at /api/docs.
 
-    Every service calls this; the first call adds the routes (and sets title and version), later
-    ones only add their components (raw schema dicts) and tag descriptions. No I/O, no imports of
-    the docs stack: both happen on the first request.
+    Every service calls this, so services mounted on one app share one document: the first call
+    adds the routes (and sets title and version), later ones add their description as another
+    paragraph, their components (raw schema dicts), security schemes (components.securitySchemes,
+    named by `document(security=...)`) and tag descriptions. Tags no documented route uses are left
+    out of the document. No I/O, no imports of the docs stack: both happen on the first request.
     """
     docs = app.get(openapi_key)
     if docs is None:
@@ -317,10 +330,18 @@ def setup_openapi(
         app.router.add_get(OPENAPI_PATH, get_openapi_document, name=_SPEC_ROUTE)
         app.router.add_get(DOCS_PATH, get_docs_page, name=_DOCS_ROUTE)
         app.router.add_get(STATIC_PATH + "/{filename}", get_docs_static, name=_STATIC_ROUTE)
-    for name, schema in (components or {}).items():
-        if docs.components.get(name, schema) != schema or name in _BUILTIN_COMPONENTS:
-            raise ValueError(f"OpenAPI component {name!r} is already defined differently")
-        docs.components[name] = schema
+    elif description and description not in (docs.description or ""):
+        docs.description = (
+            f"{docs.description}\n\n{description}" if docs.description else description
+        )
+    for kind, known, given, reserved in (
+        ("component", docs.components, components, _BUILTIN_COMPONENTS),
+        ("security scheme", docs.security_schemes, security_schemes, {}),
+    ):
+        for name, schema in (given or {}).items():
+            if known.get(name, schema) != schema or name in reserved:
+                raise ValueError(f"OpenAPI {kind} {name!r} is already defined differently")
+            known[name] = schema
     docs.tags.update(tags or {})
 
 
@@ -401,8 +422,9 @@ def _api_spec(docs: OpenApiDocs) -> Any:
     return api
 
 
-def _operation_for(apispec: JsonDict, path_keys: list[str]) -> JsonDict:
-    """A per-route copy of a handler's `__apispec__` (aiohttp-apispec mutates what it is given)."""
+def _operation_for(apispec: JsonDict, path_keys: list[str], method: str) -> JsonDict:
+    """A per-route copy of a handler's `__apispec__` (aiohttp-apispec mutates what it is given);
+    GET and DELETE routes of a handler that takes a body on its other methods get no body."""
     declared = [p for p in apispec["parameters"] if p["in"] != "path" or p["name"] in path_keys]
     named = {p["name"] for p in declared if p["in"] == "path"}
     extra = [
@@ -410,12 +432,15 @@ def _operation_for(apispec: JsonDict, path_keys: list[str]) -> JsonDict:
         for key in path_keys
         if key not in named
     ]
-    return {
+    operation = {
         **apispec,
         "schemas": [],
         "parameters": declared + extra,
         "responses": dict(apispec["responses"]),
     }
+    if method in ("get", "delete"):
+        operation.pop("requestBody", None)
+    return operation
 
 
 def build_document(app: web.Application) -> JsonDict:
@@ -444,13 +469,22 @@ def build_document(app: web.Application) -> JsonDict:
         components.schema("CategoryMetadata", schema=marshmallow_schema(CategoryMetadata))
         for name, schema in {**_BUILTIN_COMPONENTS, **docs.components}.items():
             components.schema(name, schema)
-        for name, text in docs.tags.items():
-            api.spec.tag({"name": name, "description": text})
+        for name, scheme in docs.security_schemes.items():
+            components.security_scheme(name, scheme)
+        operations: list[tuple[JsonDict, str, str]] = []
         for route in app.router.routes():
             method = route.method.lower()
             apispec = getattr(route.handler, "__apispec__", None)
             path = m.get_path(route)
             if method not in _METHODS or apispec is None or not path:
                 continue
-            api._update_paths(_operation_for(apispec, m.get_path_keys(path)), method, path)
+            operations.append(
+                (_operation_for(apispec, m.get_path_keys(path), method), method, path)
+            )
+        used = {tag for operation, _, _ in operations for tag in operation["tags"]}
+        for name, text in docs.tags.items():
+            if name in used:
+                api.spec.tag({"name": name, "description": text})
+        for operation, method, path in operations:
+            api._update_paths(operation, method, path)
         return typing.cast(JsonDict, api.swagger_dict())

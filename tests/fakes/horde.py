@@ -11,6 +11,11 @@ Start it with `start_fake_horde(aiohttp_server, users)`; `fake.url` is the base 
 
 `calls` counts requests and `received` keeps each request's headers (for `apikey` and
 `Client-Agent` assertions).
+
+It also serves the read endpoints the stats service polls (`/v2/status/models`,
+`/v2/stats/{img,text}/models`, `/v2/workers`, `/v2/status/heartbeat`) from `payloads`, keyed
+like the stats poller's resources (`status_image`, `usage_text`, `workers_image`, ...); the same
+switches apply, plus `retry_after` for 429 answers. `paths` records which paths were asked for.
 """
 
 from __future__ import annotations
@@ -48,17 +53,27 @@ class FakeHorde:
         self.calls = 0
         self.received: list[dict[str, str]] = []
         self.url = ""
+        self.payloads: dict[str, Any] = {}
+        self.retry_after: str | None = None
+        self.paths: list[str] = []
         self._released = asyncio.Event()
         self.app = web.Application()
         self.app.router.add_get("/api/v2/find_user", self._find_user)
+        self.app.router.add_get("/api/v2/status/models", self._status)
+        self.app.router.add_get("/api/v2/stats/img/models", self._usage)
+        self.app.router.add_get("/api/v2/stats/text/models", self._usage)
+        self.app.router.add_get("/api/v2/workers", self._workers)
+        self.app.router.add_get("/api/v2/status/heartbeat", self._heartbeat)
 
     def release(self) -> None:
         """Let every delayed answer go now (used at teardown so no handler outlives the test)."""
         self._released.set()
 
-    async def _find_user(self, request: web.Request) -> web.StreamResponse:
+    async def _switches(self, request: web.Request) -> web.StreamResponse | None:
+        """Apply the failure switches; None means answer normally."""
         self.calls += 1
         self.received.append(dict(request.headers))
+        self.paths.append(request.path_qs)
         if self.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), self.delay)
@@ -67,12 +82,38 @@ class FakeHorde:
             request.transport.close()
             return web.Response(status=500)  # never reaches the caller
         if self.status is not None:
+            headers = {"Retry-After": self.retry_after} if self.retry_after else None
             return web.json_response(
-                {"message": "The Horde is having a bad day"}, status=self.status
+                {"message": "The Horde is having a bad day"}, status=self.status, headers=headers
             )
         if self.garbage:
             text = self.garbage if isinstance(self.garbage, str) else "<html>oops</html>"
             return web.Response(status=200, text=text, content_type="text/html")
+        return None
+
+    async def _payload(self, request: web.Request, key: str, default: Any) -> web.StreamResponse:
+        switched = await self._switches(request)
+        if switched is not None:
+            return switched
+        return web.json_response(self.payloads.get(key, default))
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        return await self._payload(request, f"status_{request.query.get('type', 'image')}", [])
+
+    async def _usage(self, request: web.Request) -> web.StreamResponse:
+        kind = "image" if "/img/" in request.path else "text"
+        return await self._payload(request, f"usage_{kind}", {"day": {}, "month": {}, "total": {}})
+
+    async def _workers(self, request: web.Request) -> web.StreamResponse:
+        return await self._payload(request, f"workers_{request.query.get('type', 'image')}", [])
+
+    async def _heartbeat(self, request: web.Request) -> web.StreamResponse:
+        return await self._payload(request, "heartbeat", {"message": "OK", "version": "4.0"})
+
+    async def _find_user(self, request: web.Request) -> web.StreamResponse:
+        switched = await self._switches(request)
+        if switched is not None:
+            return switched
         user = self.users.get(request.headers.get("apikey", ""))
         if user is None:
             # what AI-Horde answers for a key it does not know

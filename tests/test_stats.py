@@ -1,0 +1,307 @@
+"""The stats service against a fake AI-Horde on loopback, on the real model data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from horde_model_records import Category, structure_record
+
+from services.stats.app import create_app
+from services.stats.config import Config
+from shared.dataset import import_legacy_dir, publish_dataset, upsert_record
+from shared.snapshot import SnapshotStore
+from tests.conftest import serve
+from tests.fakes import horde_payloads as payloads
+from tests.fakes.horde import FakeHorde, refused_url, start_fake_horde
+
+V2 = "/api/model_references/v2"
+STATS = "/api/model_references/statistics"
+
+
+@pytest.fixture(scope="module")
+def names(legacy_dir: Path) -> tuple[list[str], list[str]]:
+    """Forty image and twenty text model names of the real data, in dataset order."""
+    image = list(json.loads((legacy_dir / "image" / "stable_diffusion.json").read_bytes()))[:40]
+    rows = (legacy_dir / "text" / "models.csv").read_text().splitlines()[1:21]
+    text = [row.split(",", 1)[0] for row in rows]
+    return image, text
+
+
+@pytest.fixture
+async def horde(aiohttp_server: Any, names: tuple[list[str], list[str]]) -> FakeHorde:
+    """A fake AI-Horde with a hundred workers and realistic status, usage and worker payloads."""
+    image, text = names
+    fake = await start_fake_horde(aiohttp_server)
+    image_workers, text_workers = payloads.workers(image, text, count=100)
+    fake.payloads = {
+        "status_image": payloads.image_status(image),
+        "status_text": payloads.text_status(text),
+        "usage_image": payloads.usage(image),
+        # a quantised sibling of the first text model, as workers report it
+        "usage_text": payloads.usage([*text, text[0] + "-Q4_K_M"]),
+        "workers_image": image_workers,
+        "workers_text": text_workers,
+    }
+    yield fake
+    fake.release()
+
+
+StatsFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def make_stats(aiohttp_client: Any) -> StatsFactory:
+    async def factory(data_dir: Path, horde_url: str, **overrides: object) -> TestClient:
+        env = {
+            "HMR_DATA_DIR": str(data_dir),
+            "HMR_HORDE_URL": horde_url,
+            "HMR_POLL_INTERVAL": "60",
+            "HMR_HORDE_TIMEOUT": "0.5",
+            "HMR_HORDE_RETRY_BACKOFF": "0.01",
+            "HMR_SNAPSHOT_POLL_INTERVAL": "0.05",
+            **{k: str(v) for k, v in overrides.items()},
+        }
+        return await aiohttp_client(await serve(create_app(Config.from_environ(env))))
+
+    return factory
+
+
+@pytest.fixture
+async def stats(make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde) -> TestClient:
+    return await make_stats(real_data_dir, horde.url)
+
+
+async def get_json(client: TestClient, path: str, status: int = 200, **params: Any) -> Any:
+    resp = await client.get(path, params=params)
+    assert resp.status == status, await resp.text()
+    return await resp.json()
+
+
+async def test_heartbeat_reports_a_healthy_upstream(stats: TestClient) -> None:
+    """The heartbeat says ok, not degraded, with the time of the last successful poll."""
+    body = await get_json(stats, "/api/heartbeat")
+    assert body["status"] == "ok"
+    assert body["ai_horde"]["degraded"] is False and body["ai_horde"]["consecutive_failures"] == 0
+    assert body["ai_horde"]["seconds_until_retry"] is None
+    assert body["ai_horde"]["last_successful_poll"] <= time.time()
+    assert body["snapshot_id"] == 1
+
+
+async def test_popular_image_ranks_by_worker_count(stats: TestClient, names: Any) -> None:
+    """Image models rank by status worker count by default, most served first."""
+    body = await get_json(stats, f"{V2}/image_generation/popular", limit=3)
+    assert [m["name"] for m in body] == names[0][:3]
+    first = body[0]
+    assert (
+        first["record"]["name"] == names[0][0]
+        and first["record"]["record_type"] == "image_generation"
+    )
+    assert first["stats"]["worker_count"] == 40
+    assert first["stats"]["usage_stats"] == {"day": 400, "month": 12000, "total": 4_000_000}
+    assert "worker_summaries" not in first["stats"]
+
+
+async def test_popular_image_ranks_by_usage_when_asked(stats: TestClient, names: Any) -> None:
+    """sort_by=usage_month ranks by monthly usage; models without usage keep dataset order last."""
+    body = await get_json(stats, f"{V2}/image_generation/popular", sort_by="usage_month", limit=100)
+    months = [m["stats"].get("usage_stats", {}).get("month", 0) for m in body]
+    assert months == sorted(months, reverse=True)
+    assert body[0]["name"] == names[0][0]
+
+
+async def test_popular_text_merges_backend_variants(stats: TestClient, names: Any) -> None:
+    """Text models take the busiest of their koboldcpp/aphrodite entries and sum their usage."""
+    body = await get_json(stats, f"{V2}/text_generation/popular", sort_by="usage_month", limit=1)
+    top = body[0]
+    assert top["name"] == names[1][0]
+    # month usage: the model itself plus its -Q4_K_M sibling
+    assert top["stats"]["usage_stats"]["month"] == 21 * 300 + 1 * 300
+    assert top["stats"]["worker_count"] == 2  # koboldcpp/ entry count beats aphrodite/ (1)
+    assert top["record"]["parameters"] > 0
+
+
+async def test_popular_with_workers_matches_prefixed_names(stats: TestClient) -> None:
+    """include_workers attaches summaries; text workers advertise backend-prefixed names."""
+    body = await get_json(stats, f"{V2}/text_generation/popular", include_workers="true", limit=100)
+    served = [m["stats"] for m in body if "worker_summaries" in m["stats"]]
+    assert len(served) >= 10  # text workers advertise koboldcpp/ names, matched to base names
+    assert all(s["worker_count"] == len(s["worker_summaries"]) for s in served)
+    summary = next(iter(served[0]["worker_summaries"].values()))
+    assert set(summary) == {"id", "name", "performance", "online", "trusted", "uptime"}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"limit": "0"}, 422),
+        ({"limit": "101"}, 422),
+        ({"sort_by": "fame"}, 422),
+        ({"include_workers": "x"}, 422),
+    ],
+)
+async def test_popular_rejects_bad_parameters(stats: TestClient, params: dict, status: int) -> None:
+    """Out-of-range limits, unknown sort keys and non-boolean flags are 422."""
+    await get_json(stats, f"{V2}/image_generation/popular", status=status, **params)
+
+
+async def test_popular_unknown_and_other_categories(stats: TestClient) -> None:
+    """An unknown category is a 422 with a string detail; other categories answer []."""
+    body = await get_json(stats, f"{V2}/banana/popular", status=422)
+    assert body["detail"].startswith("Unknown category 'banana'")
+    assert await get_json(stats, f"{V2}/controlnet/popular") == []
+
+
+async def test_statistics_match_the_reference_figures(stats: TestClient) -> None:
+    """Image statistics on the reference data give the spec's worked figures."""
+    body = await get_json(stats, f"{STATS}/image_generation")
+    assert body["total_models"] == 161 and body["nsfw_count"] == 82
+    assert list(body["baseline_distribution"]) == [
+        "stable_diffusion_1",
+        "stable_diffusion_xl",
+        "stable_diffusion_2_768",
+        "stable_cascade",
+        "flux_1",
+    ]
+    assert body["baseline_distribution"]["stable_diffusion_xl"]["percentage"] == 30.43
+    downloads = body["download_stats"]
+    assert downloads["total_download_entries"] == 162
+    assert downloads["total_size_bytes"] == 700483908653
+    assert downloads["models_with_size_info"] == 160
+    assert downloads["average_size_bytes"] == 4378024429.08
+    assert body["top_styles"][0] == {"tag": "anime", "count": 56, "percentage": 34.78}
+    assert body["models_with_trigger_words"] == 24 and body["models_with_requirements"] == 29
+    assert body["offset"] == 0 and body["limit"] is None
+
+
+async def test_text_statistics_bucket_parameters_and_group(stats: TestClient) -> None:
+    """Text statistics bucket parameter counts; grouping counts the 419 model groups."""
+    plain = await get_json(stats, f"{STATS}/text_generation")
+    assert plain["total_models"] == 719 and plain["parameter_buckets"]
+    assert (
+        sum(b["count"] for b in plain["parameter_buckets"]) + plain["models_without_param_info"]
+        == 719
+    )
+    grouped = await get_json(stats, f"{STATS}/text_generation", group_text_models="true", limit="5")
+    assert grouped["total_models"] == 419 and grouped["limit"] == 5
+
+
+async def test_statistics_errors(stats: TestClient) -> None:
+    """Empty categories are 404, unknown ones 422."""
+    body = await get_json(stats, f"{STATS}/lora", status=404)
+    assert body == {"detail": "Category 'lora' not found or has no models"}
+    await get_json(stats, f"{STATS}/nope", status=422)
+
+
+async def test_deletion_risk_presets_and_paging(stats: TestClient) -> None:
+    """Deletion risk sorts by monthly usage, filters by preset and pages the result."""
+    body = await get_json(stats, f"{STATS}/image_generation/deletion-risk", limit="2")
+    assert body["total_count"] == 161 and body["returned_count"] == 2
+    assert body["models"][0]["usage_month"] >= body["models"][1]["usage_month"]
+    assert body["summary"]["total_models"] == 161
+    no_workers = await get_json(
+        stats, f"{STATS}/image_generation/deletion-risk", preset="no_workers"
+    )
+    assert no_workers["total_count"] == 161 - 40
+    assert all(m["worker_count"] == 0 for m in no_workers["models"])
+    hosts = await get_json(stats, f"{STATS}/image_generation/deletion-risk", preset="host_issues")
+    assert all(m["has_warning"] for m in hosts["models"]) and hosts["total_count"] > 0
+
+
+async def test_deletion_risk_errors(stats: TestClient) -> None:
+    """Unknown presets and unsupported categories are 400s with the spec's messages."""
+    bad = await get_json(stats, f"{STATS}/image_generation/deletion-risk", status=400, preset="x")
+    assert bad["detail"].startswith("Invalid preset: Unknown preset: 'x'. Valid presets: ")
+    other = await get_json(stats, f"{STATS}/blip/deletion-risk", status=400)
+    assert "only supported for image_generation and text_generation" in other["detail"]
+
+
+async def test_upstream_down_at_start_degrades_gracefully(
+    make_stats: StatsFactory, real_data_dir: Path
+) -> None:
+    """With AI-Horde down from the start: popular is [], deletion risk 502, statistics work."""
+    client = await make_stats(real_data_dir, refused_url())
+    assert await get_json(client, f"{V2}/image_generation/popular") == []
+    body = await get_json(client, f"{STATS}/image_generation/deletion-risk", status=502)
+    assert body["detail"].startswith("AI Horde API is currently unavailable")
+    await get_json(client, f"{STATS}/image_generation")
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["ai_horde"]["degraded"] is True and beat["ai_horde"]["consecutive_failures"] >= 5
+    assert 0 < beat["ai_horde"]["seconds_until_retry"] <= 120
+
+
+async def test_upstream_going_down_keeps_serving_last_good(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde, names: Any
+) -> None:
+    """When AI-Horde fails later, popular keeps answering from the last good data."""
+    client = await make_stats(real_data_dir, horde.url, HMR_POLL_INTERVAL="0.1")
+    before = await get_json(client, f"{V2}/image_generation/popular", limit=1)
+    horde.status = 503
+    for _ in range(100):
+        beat = await get_json(client, "/api/heartbeat")
+        if beat["ai_horde"]["degraded"]:
+            break
+        await asyncio.sleep(0.05)
+    assert beat["ai_horde"]["degraded"] is True
+    assert await get_json(client, f"{V2}/image_generation/popular", limit=1) == before
+
+
+@pytest.mark.parametrize("switch", ["garbage", "slow"])
+async def test_bad_upstream_answers_are_skipped(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde, switch: str
+) -> None:
+    """Garbage bodies and answers slower than the timeout count as failures, never as data."""
+    if switch == "garbage":
+        horde.garbage = True
+    else:
+        horde.delay = 5.0
+    client = await make_stats(real_data_dir, horde.url, HMR_STARTUP_POLL_WAIT="3")
+    assert await get_json(client, f"{V2}/image_generation/popular") == []
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["ai_horde"]["consecutive_failures"] >= 1
+
+
+async def test_rate_limited_upstream_is_retried(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """A 429 with Retry-After is retried (bounded) rather than counted as data."""
+    horde.status, horde.retry_after = 429, "0"
+    client = await make_stats(real_data_dir, horde.url)
+    asked = [p for p in horde.paths if p.startswith("/api/v2/status/models?type=image")]
+    assert len(asked) == 3  # three attempts, then the breaker counts one failure
+    assert await get_json(client, f"{V2}/image_generation/popular") == []
+
+
+async def test_client_agent_is_sent(stats: TestClient, horde: FakeHorde) -> None:
+    """Every poll identifies itself with a Client-Agent header."""
+    assert horde.received and all("Client-Agent" in h for h in horde.received)
+
+
+async def test_new_snapshot_is_reflected(
+    make_stats: StatsFactory, tmp_path: Path, legacy_dir: Path, horde: FakeHorde
+) -> None:
+    """A model published in a new snapshot appears in statistics and popular without a restart."""
+    dataset = import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
+    store = SnapshotStore(tmp_path / "snapshots")
+    publish_dataset(store, dataset)
+    client = await make_stats(tmp_path, horde.url)
+    assert (await get_json(client, f"{STATS}/image_generation"))["total_models"] == 161
+    record = structure_record(
+        Category.image_generation, {"name": "Fresh Stats", "baseline": "flux_1", "nsfw": True}
+    )
+    publish_dataset(store, upsert_record(dataset, Category.image_generation, record, 1_800_000_000))
+    for _ in range(40):
+        if (await get_json(client, f"{STATS}/image_generation"))["total_models"] == 162:
+            break
+        await asyncio.sleep(0.05)
+    assert (await get_json(client, f"{STATS}/image_generation"))["total_models"] == 162
+    popular = await get_json(
+        client, f"{V2}/image_generation/popular", limit=100, sort_by="usage_day"
+    )
+    assert len(popular) == 100
