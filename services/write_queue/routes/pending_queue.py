@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from attrs import frozen
+from multidict import MultiDict
 
 from horde_model_records import Category
 from shared.errors import BadRequest, InvalidInput, NotFound, Unavailable, validation_item
@@ -61,27 +62,20 @@ def _page(items: list[Change], offset: int, limit: int) -> dict[str, Any]:
     }
 
 
+MAX_ID = 2**63 - 1  # SQLite's integer range; anything larger cannot name a change
+
+
 def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(
-            [validation_item("int_parsing", ["path", name], "Input should be a valid integer", raw)]
-        ) from None
-    if value < 1:
-        raise InvalidInput(
-            [
-                validation_item(
-                    "greater_than_equal",
-                    ["path", name],
-                    "Input should be greater than or equal to 1",
-                    raw,
-                    {"ge": 1},
-                )
-            ]
-        )
+    p = QueryParser(MultiDict({name: request.match_info[name]}))
+    value = p.integer(name, 0, ge=1, le=MAX_ID)
+    for error in p.errors:
+        error["loc"] = ["path", name]
+    p.check()
     return value
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value <= MAX_ID
 
 
 @frozen
@@ -171,18 +165,21 @@ async def list_diffs(request: web.Request) -> web.StreamResponse:
     ids: list[int] = []
     for raw in raw_ids:
         try:
-            ids.append(int(raw))
+            value = int(raw) if len(raw) <= 20 else MAX_ID + 1
         except ValueError:
+            value = MAX_ID + 1
+        if not 1 <= value <= MAX_ID:
             raise InvalidInput(
                 [
                     validation_item(
                         "int_parsing",
                         ["query", "change_ids"],
                         "Input should be a valid integer",
-                        raw,
+                        raw[:64],
                     )
                 ]
-            ) from None
+            )
+        ids.append(value)
     if not 1 <= len(ids) <= 100:
         raise InvalidInput(
             [
@@ -207,13 +204,21 @@ async def list_diffs(request: web.Request) -> web.StreamResponse:
 
 def _ids(body: dict[str, Any], key: str) -> list[int]:
     raw = body.get(key) or []
-    if not isinstance(raw, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in raw
-    ):
+    if not isinstance(raw, list) or not all(_is_id(i) for i in raw):
         raise InvalidInput(
             [validation_item("list_type", ["body", key], "Input should be a list of integers", raw)]
         )
     return sorted({i for i in raw if i > 0})
+
+
+def _strings(body: dict[str, Any], key: str) -> list[str]:
+    """A list-of-strings filter (user ids may come as numbers)."""
+    raw = body.get(key) or []
+    if not isinstance(raw, list) or not all(isinstance(v, str) or _is_id(v) for v in raw):
+        raise InvalidInput(
+            [validation_item("list_type", ["body", key], "Input should be a list of strings", raw)]
+        )
+    return [str(v) for v in raw]
 
 
 def _optional_text(body: dict[str, Any], key: str, max_length: int) -> str | None:
@@ -303,9 +308,9 @@ async def review_batch(request: web.Request) -> web.StreamResponse:
 async def purge_changes(request: web.Request) -> web.StreamResponse:
     who, queue = await _guarded(request, "approver", primary=True)
     body = await _object_body(request)
-    statuses = body.get("statuses") or []
-    categories = body.get("categories") or []
-    requested_by = [str(u) for u in body.get("requested_by") or []]
+    statuses = _strings(body, "statuses")
+    categories = _strings(body, "categories")
+    requested_by = _strings(body, "requested_by")
     model_name = _optional_text(body, "model_name", 200)
     purge_all = body.get("purge_all", False) is True
     dry_run = body.get("dry_run", False) is True
@@ -400,11 +405,7 @@ async def apply_changes(request: web.Request) -> web.StreamResponse:
     who, queue = await _guarded(request, "approver", primary=True)
     body = await _object_body(request)
     raw = body.get("change_ids")
-    if (
-        not isinstance(raw, list)
-        or not raw
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in raw)
-    ):
+    if not isinstance(raw, list) or not raw or not all(_is_id(i) and i > 0 for i in raw):
         raise InvalidInput(
             [
                 validation_item(
