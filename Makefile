@@ -8,7 +8,7 @@ DATA_DIR ?= ./var
 # `make run` does not contact AI-Horde unless asked: HORDE_URL=https://aihorde.net/api/ make run
 HORDE_URL ?= off
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench up down clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,14 @@ test: setup
 bench: setup
 	deploy/ensure-tools.sh nginx wrk
 	$(BIN)/python -m bench
+
+# the production topology on this machine: nginx, two read replicas, write queue, stats
+up: setup
+	deploy/ensure-tools.sh nginx
+	$(BIN)/python deploy/local.py up --port $(PORT) --data-dir $(DATA_DIR) $(if $(SEED_DIR),--seed-dir $(SEED_DIR))
+
+down:
+	$(BIN)/python deploy/local.py down --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) var

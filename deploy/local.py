@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from string import Template
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "nginx" / "hmr.conf.template"
@@ -66,14 +65,20 @@ def nginx_binary() -> str:
 
 
 def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: int) -> Path:
-    text = Template(TEMPLATE.read_text()).substitute(
-        RUN_DIR=str(run_dir),
-        ACCESS_LOG=str(run_dir / "nginx-access.log"),
-        LISTEN=f"127.0.0.1:{port}",
-        READ_SERVERS="\n".join(f"        server 127.0.0.1:{p};" for p in reads),
-        WRITE_SERVER=f"127.0.0.1:{write}",
-        STATS_SERVER=f"127.0.0.1:{stats}",
-    )
+    values = {
+        "RUN_DIR": str(run_dir),
+        "ACCESS_LOG": str(run_dir / "nginx-access.log"),
+        "LISTEN": f"127.0.0.1:{port}",
+        "READ_SERVERS": "\n".join(f"        server 127.0.0.1:{p};" for p in reads),
+        "WRITE_SERVER": f"127.0.0.1:{write}",
+        "STATS_SERVER": f"127.0.0.1:{stats}",
+    }
+    # plain replacement: nginx's own $variables must stay as they are
+    text = TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    if "${" in text:
+        raise SystemExit("up: unfilled placeholder in " + str(TEMPLATE))
     conf = run_dir / "nginx.conf"
     conf.write_text(text)
     return conf

@@ -204,8 +204,8 @@ def run_stats(env: Mapping[str, str]) -> int:
     return _serve(create_app(Config.from_environ(env)), env, 19803)
 
 
-def run_all(env: Mapping[str, str]) -> int:
-    """Every service on one application under /api (development and small deployments)."""
+def build_all_app(env: Mapping[str, str]) -> web.Application:
+    """Every service on one application under /api, with one OpenAPI document (no I/O)."""
     from services.read_api import app as read_app
     from services.read_api.config import Config as ReadConfig
     from services.read_api.openapi import setup_read_docs
@@ -215,20 +215,39 @@ def run_all(env: Mapping[str, str]) -> int:
     from services.write_queue.config import Config as WriteConfig
     from services.write_queue.openapi import setup_write_docs
 
-    env = {"HMR_MODE": "PRIMARY", **env}
-    _seed_if_empty(env)
     app = web.Application()
     read_app.setup(app, ReadConfig.from_environ(env))
     write_app.setup(app, WriteConfig.from_environ(_write_env(env)))
     stats_app.setup(app, StatsConfig.from_environ(env))
     setup_read_docs(app)
     setup_write_docs(app)  # joins the read document: one /api/openapi.json for both
+    return app
+
+
+def run_all(env: Mapping[str, str]) -> int:
+    """Every service on one application under /api (development and small deployments)."""
+    env = {"HMR_MODE": "PRIMARY", **env}
+    _seed_if_empty(env)
+    app = build_all_app(env)
     logger.info(
         "hmr all: http://%s:%s/api/",
         env.get("HMR_HOST") or "127.0.0.1",
         env.get("HMR_PORT") or 19800,
     )
     return _serve(app, env, 19800)
+
+
+def write_openapi(env: Mapping[str, str], out: str) -> int:
+    """Write the deployment's OpenAPI document (every route of every service) to a file."""
+    from shared.openapi import build_document
+
+    document = build_document(build_all_app({"HMR_MODE": "PRIMARY", **env}))
+    text = json.dumps(document, indent=1, ensure_ascii=False)
+    if out == "-":
+        print(text)
+    else:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(p, COMMON + SERVE + STATS)
     p.set_defaults(run=lambda env, a: run_stats(env))
+
+    p = sub.add_parser(
+        "openapi",
+        help="write the OpenAPI document of every service to a file",
+        description="Render the deployment's OpenAPI document (what hmr all serves at "
+        "/api/openapi.json); nginx deployments serve this file.",
+    )
+    p.add_argument("--out", default="-", help="file to write, - for standard output")
+    p.set_defaults(run=lambda env, a: write_openapi(env, a.out))
 
     p = sub.add_parser(
         "dev-auth",
