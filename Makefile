@@ -23,6 +23,7 @@ run: setup
 	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL)
 
 test: setup
+	deploy/ensure-tools.sh nginx  # the end-to-end tests run real nginx
 	$(BIN)/pytest -q
 
 bench: setup

@@ -54,7 +54,10 @@ def wait_ready(name: str, port: int, path: str, proc: subprocess.Popen[bytes] | 
         if answers(port, path):
             return
         time.sleep(0.05)
-    raise SystemExit(f"up: {name} did not answer on port {port} within {READY_TIMEOUT:.0f} s")
+    raise SystemExit(
+        f"up: {name} did not answer on port {port} within {READY_TIMEOUT:.0f} s; "
+        "see its log in DATA_DIR/run/"
+    )
 
 
 def nginx_binary() -> str:
@@ -72,6 +75,9 @@ def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: 
         "READ_SERVERS": "\n".join(f"        server 127.0.0.1:{p};" for p in reads),
         "WRITE_SERVER": f"127.0.0.1:{write}",
         "STATS_SERVER": f"127.0.0.1:{stats}",
+        # as root nginx would drop its workers to `nobody`, who cannot enter a private data
+        # dir; this local topology keeps them as the invoking user (the images run non-root)
+        "USER": "user root;" if os.geteuid() == 0 else "",
     }
     # plain replacement: nginx's own $variables must stay as they are
     text = TEMPLATE.read_text()
@@ -159,20 +165,29 @@ def up(options: argparse.Namespace) -> int:
     return 0
 
 
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (orphans may never be reaped here)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def _stop(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
+    while time.monotonic() < deadline and _alive(pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def down(options: argparse.Namespace) -> int:

@@ -211,6 +211,7 @@ def build_all_app(env: Mapping[str, str]) -> web.Application:
     from services.read_api.openapi import setup_read_docs
     from services.stats import app as stats_app
     from services.stats.config import Config as StatsConfig
+    from services.stats.openapi import setup_stats_docs
     from services.write_queue import app as write_app
     from services.write_queue.config import Config as WriteConfig
     from services.write_queue.openapi import setup_write_docs
@@ -220,7 +221,8 @@ def build_all_app(env: Mapping[str, str]) -> web.Application:
     write_app.setup(app, WriteConfig.from_environ(_write_env(env)))
     stats_app.setup(app, StatsConfig.from_environ(env))
     setup_read_docs(app)
-    setup_write_docs(app)  # joins the read document: one /api/openapi.json for both
+    setup_write_docs(app)  # joins the read document: one /api/openapi.json for all three
+    setup_stats_docs(app)
     return app
 
 

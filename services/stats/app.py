@@ -24,6 +24,7 @@ from .keys import (
     stats_tasks_key,
 )
 from .model import ResultCache, StatsModel
+from .openapi import setup_stats_docs
 from .poller import Poller
 from .routes import stats
 
@@ -77,4 +78,5 @@ def setup(app: web.Application, config: Config) -> None:
 def create_app(config: Config) -> web.Application:
     app = web.Application()
     setup(app, config)
+    setup_stats_docs(app)
     return app

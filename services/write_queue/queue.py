@@ -91,6 +91,8 @@ class WriteQueue:
     clock: Callable[[], int] = _now
     dataset: Dataset | None = None
     lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
+    version: int = 0  # dataset version the database holds
+    published_version: int | None = None  # dataset version the live snapshot holds
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class WriteQueue:
                 )
 
     async def _publish_if_behind(self) -> None:
-        version = await self.store.counter("dataset_version")
+        version = self.version = await self.store.counter("dataset_version")
         try:
             current = self.snapshots.current_name()
             manifest = None if current is None else self.snapshots.read(current).manifest
@@ -148,12 +150,32 @@ class WriteQueue:
         # a snapshot published by `hmr seed` carries no version: it is version 0
         if manifest is None or manifest.get("dataset_version", 0) != version:
             await self._apublish(version)
+        else:
+            self.published_version = version
 
     async def _apublish(self, version: int) -> None:
         assert self.dataset is not None
         snapshot = await asyncio.to_thread(publish_dataset, self.snapshots, self.dataset, version)
+        self.published_version = version
         await asyncio.to_thread(self.snapshots.prune, self.keep_snapshots)
         logger.info("published snapshot %s (dataset version %s)", snapshot.name, version)
+
+    async def _apublish_pending(self) -> None:
+        """Publish what the database holds if the live snapshot is behind it.
+
+        Runs after every commit and before every apply, so a publish that failed once (full
+        disk, I/O error) is retried by the next apply; the committed changes stay applied.
+        """
+        if self.published_version == self.version:
+            return
+        try:
+            await self._apublish(self.version)
+        except OSError as exc:
+            logger.exception("publishing dataset version %s failed", self.version)
+            raise Unavailable(
+                "The change is applied but its snapshot could not be published yet "
+                f"({exc.__class__.__name__}); it is retried on the next apply and at restart."
+            ) from None
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -361,6 +383,7 @@ class WriteQueue:
         """Apply changes in order, stopping at the first failure; one snapshot for the lot."""
         job = job_id or f"apply-{change_ids[0]}-{secrets.token_hex(16)}"
         async with self.lock:
+            await self._apublish_pending()
             dataset = self.live()
             todo: list[Change] = []
             done: list[Change] = []
@@ -401,16 +424,16 @@ class WriteQueue:
                     failure = exc
                     break
                 todo.append(change)
+            split = None
             if todo:
                 await self._reserve(todo, job)
                 try:
                     applied, split = await self._commit(dataset, todo, who, job)
                 except BaseException:
-                    await self._release(todo)
+                    await self._release(todo)  # nothing was committed: back to approved
                     raise
                 done.extend(applied)
-            else:
-                split = None
+                await self._apublish_pending()
         return ApplyOutcome(applied=done, failure=failure, split=split)
 
     def _applied(self, dataset: Dataset, change: Change, who: Identity) -> Dataset:
@@ -492,9 +515,8 @@ class WriteQueue:
                 )
                 applied.append(done)
             split = await self._split_batches(who, {c.batch_id for c in changes} - {None}, now)
-            version = await self.store.next_value("dataset_version")
+            self.version = await self.store.next_value("dataset_version")
         self.dataset = dataset
-        await self._apublish(version)
         return applied, split
 
     async def _model_event(
