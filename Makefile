@@ -12,15 +12,15 @@ HORDE_URL ?= off
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml shared/records/pyproject.toml
+$(STAMP): pyproject.toml shared/records/pyproject.toml libs/replica/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e shared/records -e '.[test]'
+	$(BIN)/pip install -q -e shared/records -e libs/replica -e '.[test]'
 	touch $(STAMP)
 
 run: setup
 	$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json
-	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL)
+	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL) --log-format text
 
 test: setup
 	deploy/ensure-tools.sh nginx  # the end-to-end tests run real nginx

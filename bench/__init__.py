@@ -8,4 +8,5 @@ in BENCHMARKS to have ``python -m bench`` run it (in this order).
 BENCHMARKS: dict[str, str] = {
     "read-api": "bench.read_api",
     "write-queue": "bench.write_queue",
+    "replica": "bench.replica",
 }

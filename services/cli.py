@@ -14,9 +14,10 @@ from pathlib import Path
 from aiohttp import web
 
 import shared
-from shared.config import ConfigError, get_bool, get_int, get_path
+from shared.config import ConfigError, get_bool, get_choice, get_int, get_path
 from shared.dataset import import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
+from shared.observability import AccessLogger, configure_logging
 from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger("hmr")
@@ -34,6 +35,7 @@ SERVE = [
     ("--canonical-format", "HMR_CANONICAL_FORMAT", "which API version takes writes: v2 or legacy"),
     ("--cors-origins", "HMR_CORS_ORIGINS", "allowed CORS origins, a JSON array or comma-separated"),
     ("--access-log", "HMR_ACCESS_LOG", "log every request: true or false (default true)"),
+    ("--log-format", "HMR_LOG_FORMAT", "json (default: one JSON object per line) or text"),
 ]
 SEED = [
     (
@@ -173,6 +175,7 @@ def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> i
         host=host,
         port=port,
         access_log=access_log,
+        access_log_class=AccessLogger,
         print=None,
         **SERVER_HANDLER_ARGS,
     )
@@ -326,11 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     args = build_parser().parse_args(argv)
     env = _environ(args, os.environ if environ is None else environ)
+    try:
+        configure_logging(get_choice(env, "HMR_LOG_FORMAT", "json", ("json", "text")))
+    except ConfigError as exc:
+        print(f"hmr: error: {exc}", file=sys.stderr)
+        return 2
     run: Callable[[dict[str, str], argparse.Namespace], int] = args.run
     try:
         return run(env, args)

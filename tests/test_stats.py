@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from horde_model_records import Category, structure_record
 
+from horde_model_records import Category, structure_record
 from services.stats.app import create_app
 from services.stats.config import Config
 from shared.dataset import import_legacy_dir, publish_dataset, upsert_record

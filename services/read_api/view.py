@@ -133,6 +133,7 @@ class ReadModel:
 
     snapshot_id: int
     snapshot_name: str
+    created_at: int
     categories: Mapping[Category, CategoryView]
     v2_metadata_all: Body
     v1_metadata_all: Body
@@ -159,6 +160,7 @@ class ReadModel:
         return cls(
             snapshot_id=snapshot.id,
             snapshot_name=snapshot.name,
+            created_at=int(snapshot.manifest.get("created_at", 0)),
             categories=categories,
             v2_metadata_all=Body.of(dumps({c.value: v.metadata for c, v in categories.items()})),
             v1_metadata_all=Body.of(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Gauge
 
 from shared.http import setup_http
+from shared.observability import setup_observability
 from shared.snapshot import SnapshotStore
 from shared.snapshot_watch import SnapshotHolder
 
@@ -62,14 +64,57 @@ async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
+def _observe(app: web.Application, holder: SnapshotHolder[StatsModel]) -> None:
+    obs = setup_observability(app)
+    obs.ready_checks["stats_snapshot"] = lambda _app: (
+        (True, holder.current.snapshot_name) if holder.current else (False, "no snapshot loaded")
+    )
+
+    def poller() -> Poller | None:
+        return app.get(poller_key)
+
+    def gauge(name: str, text: str, value: Callable[[Poller], float]) -> None:
+        Gauge(name, text, registry=obs.registry).set_function(
+            lambda: value(p) if (p := poller()) is not None else -1
+        )
+
+    gauge(
+        "hmr_horde_consecutive_failures",
+        "AI-Horde fetches failed in a row.",
+        lambda p: p.breaker.consecutive_failures,
+    )
+    gauge(
+        "hmr_horde_degraded",
+        "1 while the AI-Horde circuit breaker is open.",
+        lambda p: float(p.breaker.degraded),
+    )
+    gauge(
+        "hmr_horde_last_success_timestamp",
+        "Unix time of the last successful AI-Horde fetch.",
+        lambda p: p.data.last_success or 0,
+    )
+    gauge(
+        "hmr_horde_poll_generation",
+        "Successful AI-Horde polls since start.",
+        lambda p: p.data.generation,
+    )
+    Gauge(
+        "hmr_stats_snapshot_id",
+        "Id of the snapshot the stats service reads.",
+        registry=obs.registry,
+    ).set_function(lambda: holder.current.snapshot_id if holder.current else -1)
+
+
 def setup(app: web.Application, config: Config) -> None:
     setup_http(app, config.cors_origins)
     app[stats_config_key] = config
-    app[stats_snapshot_key] = SnapshotHolder(
+    holder = SnapshotHolder(
         store=SnapshotStore(config.snapshots_dir),
         build=StatsModel.build,
         name_of=lambda model: model.snapshot_name,
     )
+    app[stats_snapshot_key] = holder
+    _observe(app, holder)
     app[result_cache_key] = ResultCache()
     app.cleanup_ctx.append(stats_ctx)
     app.add_routes(stats.routes)

@@ -21,6 +21,7 @@ class StatsModel:
 
     snapshot_name: str
     snapshot_id: int
+    created_at: int
     records: dict[Category, list[Json]]
 
     @classmethod
@@ -28,6 +29,7 @@ class StatsModel:
         return cls(
             snapshot_name=snapshot.name,
             snapshot_id=snapshot.id,
+            created_at=int(snapshot.manifest.get("created_at", 0)),
             records={
                 c: list(json.loads(snapshot.files[v2_path(c)]).values()) for c in ALL_CATEGORIES
             },

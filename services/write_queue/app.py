@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Gauge
 
 from shared.http import setup_http
+from shared.observability import setup_observability
 from shared.snapshot import SnapshotStore
 
 from .auth import FileAuthenticator, HordeAuthenticator
 from .config import Config
 from .keys import authenticator_key, horde_session_key, write_config_key, write_queue_key
+from .models import STATUSES
 from .openapi import setup_write_docs
 from .queue import WriteQueue
 from .routes import audit, me, pending_queue, proposals, snapshots
@@ -56,10 +59,41 @@ async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.aclose()
 
 
+def _observe(app: web.Application) -> None:
+    obs = setup_observability(app)
+    obs.ready_checks["write_store"] = lambda _app: (
+        (True, "dataset loaded")
+        if write_queue_key in _app and _app[write_queue_key].dataset is not None
+        else (False, "store not open yet")
+    )
+    changes = Gauge(
+        "hmr_queue_changes", "Changes in the queue, by status.", ["status"], registry=obs.registry
+    )
+    versions = Gauge(
+        "hmr_dataset_version",
+        "Dataset version in the database and in the live snapshot.",
+        ["where"],
+        registry=obs.registry,
+    )
+
+    async def refresh(_app: web.Application) -> None:
+        queue = _app.get(write_queue_key)
+        if queue is None:
+            return
+        counts = await queue.store.status_counts()
+        for status in STATUSES:
+            changes.labels(status).set(counts.get(status, 0))
+        versions.labels("database").set(queue.version)
+        versions.labels("published").set(queue.published_version or 0)
+
+    obs.scrape_hooks.append(refresh)
+
+
 def setup(app: web.Application, config: Config) -> None:
     """Add the write routes, state and background resources to `app`."""
     setup_http(app, config.cors_origins)
     app[write_config_key] = config
+    _observe(app)
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
     app.add_routes(me.routes)  # literal /me/roles before {category} routes

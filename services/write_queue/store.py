@@ -261,6 +261,10 @@ class Store:
         async with self.db.execute(sql, args) as cur:
             return [json.loads(row["data"]) async for row in cur]
 
+    async def status_counts(self) -> dict[str, int]:
+        async with self.db.execute("SELECT status, COUNT(*) FROM changes GROUP BY status") as cur:
+            return {row[0]: int(row[1]) async for row in cur}
+
     # --- audit ---------------------------------------------------------------------------------
 
     async def append_audit(self, event: Json) -> int:

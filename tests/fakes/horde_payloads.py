@@ -66,7 +66,9 @@ def usage(names: list[str], scale: int = 1) -> Json:
     }
 
 
-def workers(image_names: list[str], text_names: list[str], count: int = 100) -> tuple[list[Json], list[Json]]:
+def workers(
+    image_names: list[str], text_names: list[str], count: int = 100
+) -> tuple[list[Json], list[Json]]:
     """(image workers, text workers): `count` workers in all, each serving a few models."""
     image, text = [], []
     for i in range(count):

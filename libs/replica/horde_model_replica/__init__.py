@@ -1,0 +1,78 @@
+"""Read the AI-Horde model reference: PRIMARY API, then GitHub, then the last good copy on disk.
+
+from horde_model_replica import get_manager
+mgr = get_manager()                      # configured from HORDE_MODEL_REFERENCE_* variables
+model = mgr.get_model("image_generation", "stable_diffusion")
+"""
+
+import enum
+
+from horde_model_records import (
+    RECORD_TYPES,
+    Category,
+    ModelRecord,
+    has_backend_prefix,
+    text_model_group,
+    variant_names,
+)
+from horde_model_records.categories import BASELINE_ALIASES
+from horde_model_records.text import strip_backend_prefix
+
+from ._config import ConfigError, GitHubRepo, ReplicaConfig
+from ._errors import ModelNotFoundError, NoDataError
+from ._http import GitHubRawClient, ReplicaClient
+from ._manager import ModelReferenceManager, Prefetch, get_manager
+from ._query import (
+    declared_size_bytes,
+    download_count,
+    download_urls,
+    primary_download_url,
+    select_models,
+)
+from ._replica import REPLICATED_CATEGORIES, CategoryData, FetchReport, Outcome, Replica
+from ._store import Source
+
+#: upstream's name for the category enum
+MODEL_REFERENCE_CATEGORY = Category
+
+#: the canonical image baselines (spec 01 §2.1) as upstream's enum, built from the one table
+_BASELINES = {name: name for name in BASELINE_ALIASES}
+KNOWN_IMAGE_GENERATION_BASELINE = enum.StrEnum("KNOWN_IMAGE_GENERATION_BASELINE", _BASELINES)  # type: ignore[misc]  # members come from a table, not literals
+
+#: upstream's helper names (spec 05 §5); the implementations are horde_model_records'
+get_model_name_variants = variant_names
+has_legacy_text_backend_prefix = has_backend_prefix
+get_base_model_name = text_model_group
+
+__all__ = [
+    "KNOWN_IMAGE_GENERATION_BASELINE",
+    "MODEL_REFERENCE_CATEGORY",
+    "RECORD_TYPES",
+    "REPLICATED_CATEGORIES",
+    "Category",
+    "CategoryData",
+    "ConfigError",
+    "FetchReport",
+    "GitHubRawClient",
+    "GitHubRepo",
+    "ModelNotFoundError",
+    "ModelRecord",
+    "ModelReferenceManager",
+    "NoDataError",
+    "Outcome",
+    "Prefetch",
+    "Replica",
+    "ReplicaClient",
+    "ReplicaConfig",
+    "Source",
+    "declared_size_bytes",
+    "download_count",
+    "download_urls",
+    "get_base_model_name",
+    "get_manager",
+    "get_model_name_variants",
+    "has_legacy_text_backend_prefix",
+    "primary_download_url",
+    "select_models",
+    "strip_backend_prefix",
+]

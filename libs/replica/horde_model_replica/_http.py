@@ -1,0 +1,220 @@
+"""Outbound HTTP: the PRIMARY's read API and GitHub raw files, as conditional GETs with retries.
+
+Both clients take an injected `aiohttp.ClientSession` and never create one. A fetch is one
+conditional GET (`If-None-Match` with the stored ETag, `Accept-Encoding: gzip`): a 304 costs no
+body; a 200 is decoded and validated before anybody sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import aiohttp
+import yarl
+from attrs import frozen
+
+from horde_model_records import CATEGORY_INFO, Category
+
+from ._config import GitHubRepo
+from ._decode import CategoryPayload, decode_legacy_file, decode_v1, decode_v2
+from ._errors import InvalidBody, RetryableStatus, SourceError, StatusError, UnreachableError
+from ._retry import RetryPolicy, retrying
+
+T = TypeVar("T")
+logger = logging.getLogger("horde_model_replica")
+
+#: transport failures worth another try: refused/reset connections, timeouts, bodies cut short
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+)
+
+USER_AGENT = "horde-model-replica/0.1"
+
+
+@frozen
+class Fetched(Generic[T]):
+    """One answer: 200 with a decoded payload, or 304 (payload None, nothing on the wire)."""
+
+    url: str
+    status: int
+    etag: str | None
+    payload: T | None
+    wire_bytes: int  # body bytes received (compressed size when gzip was used)
+
+
+def _wire_bytes(resp: aiohttp.ClientResponse, body: bytes) -> int:
+    try:
+        return int(resp.headers.get("Content-Length", ""))
+    except ValueError:
+        return len(body)
+
+
+async def conditional_get(
+    session: aiohttp.ClientSession,
+    url: yarl.URL,
+    *,
+    etag: str | None,
+    timeout: float,
+    decode: Callable[[bytes], T],
+) -> Fetched[T]:
+    """One attempt: GET `url` (conditional when `etag` is given) and decode a 200's body."""
+    headers = {"Accept-Encoding": "gzip"}
+    if etag:
+        headers["If-None-Match"] = etag
+    async with session.get(
+        url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as resp:
+        if resp.status == 304 and etag:
+            return Fetched(str(url), 304, resp.headers.get("ETag", etag), None, 0)
+        if resp.status >= 500 or resp.status == 429:
+            raise RetryableStatus(str(url), resp.status)
+        if resp.status != 200:
+            raise StatusError(str(url), resp.status)
+        body = await resp.read()
+        payload = decode(body)
+        return Fetched(str(url), 200, resp.headers.get("ETag"), payload, _wire_bytes(resp, body))
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    url: yarl.URL,
+    etag: str | None,
+    timeout: float,
+    policy: RetryPolicy,
+    decode: Callable[[bytes], T],
+) -> Fetched[T]:
+    try:
+        return await retrying(
+            lambda: conditional_get(session, url, etag=etag, timeout=timeout, decode=decode),
+            policy,
+            f"GET {url}",
+        )
+    except NETWORK_ERRORS as exc:
+        raise UnreachableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    except aiohttp.ClientError as exc:
+        # not worth a retry (a malformed answer, too many redirects...), but not data either
+        raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _base(url: yarl.URL | str) -> yarl.URL:
+    url = yarl.URL(url)
+    return url.with_path(url.path.rstrip("/"))
+
+
+class ReplicaClient:
+    """The PRIMARY's read API (`base_url` ends with `/api`): v2 and v1 category documents.
+
+    Retries (spec 05 §2): `attempts` tries on connection errors, timeouts, cut-short bodies,
+    5xx and 429; any other status or an invalid body fails at once.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: yarl.URL | str,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        backoff_min: float = 1.0,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self._session = session
+        self.base_url = _base(base_url)
+        self._timeout = timeout
+        self._policy = RetryPolicy(
+            attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus)
+        )
+
+    def v2_url(self, category: Category) -> yarl.URL:
+        return self.base_url / "model_references" / "v2" / category.value
+
+    def v1_url(self, category: Category) -> yarl.URL:
+        return self.base_url / "model_references" / "v1" / category.value
+
+    async def fetch_v2(
+        self, category: Category, etag: str | None = None
+    ) -> Fetched[CategoryPayload]:
+        url = self.v2_url(category)
+        return await _fetch(
+            self._session,
+            url,
+            etag,
+            self._timeout,
+            self._policy,
+            lambda body: decode_v2(category, body, f"PRIMARY v2 {category.value}"),
+        )
+
+    async def fetch_v1(
+        self, category: Category, etag: str | None = None
+    ) -> Fetched[CategoryPayload]:
+        """The legacy view, converted to v2 records (text: the db.json shape)."""
+        url = self.v1_url(category)
+        return await _fetch(
+            self._session,
+            url,
+            etag,
+            self._timeout,
+            self._policy,
+            lambda body: decode_v1(category, body, f"PRIMARY v1 {category.value}"),
+        )
+
+
+class GitHubRawClient:
+    """The legacy files on GitHub raw (spec 05 §3), converted to v2 records.
+
+    Retries on the network errors, 5xx/429 and on a body that does not validate (spec 05 §2 step
+    3); a 4xx fails at once, since asking again for a missing file will not make it appear.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        raw_base: yarl.URL | str = "https://raw.githubusercontent.com",
+        image_repo: GitHubRepo,
+        text_repo: GitHubRepo,
+        proxy_base: str | None = None,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        backoff_min: float = 2.0,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self._session = session
+        self._raw_base = _base(raw_base)
+        self._repos = {"image": image_repo, "text": text_repo}
+        self._proxy_base = proxy_base.rstrip("/") if proxy_base else None
+        self._timeout = timeout
+        self._policy = RetryPolicy(
+            attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus, InvalidBody)
+        )
+
+    def url_for(self, category: Category) -> yarl.URL | None:
+        """The raw URL of the category's legacy file; None when GitHub has no such file."""
+        info = CATEGORY_INFO[category]
+        if info.legacy_file is None or info.legacy_repo is None:
+            return None
+        repo = self._repos[info.legacy_repo]
+        url = self._raw_base / repo.owner / repo.name / "refs" / "heads" / repo.branch
+        url = url / info.legacy_file
+        if self._proxy_base:
+            return yarl.URL(f"{self._proxy_base}/{url}", encoded=True)
+        return url
+
+    async def fetch(self, category: Category, etag: str | None = None) -> Fetched[CategoryPayload]:
+        url = self.url_for(category)
+        if url is None:
+            raise SourceError(f"GitHub has no legacy file for {category.value}")
+        info = CATEGORY_INFO[category]
+        what = f"GitHub {info.legacy_file}"
+        return await _fetch(
+            self._session,
+            url,
+            etag,
+            self._timeout,
+            self._policy,
+            lambda body: decode_legacy_file(category, body, what),
+        )

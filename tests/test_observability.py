@@ -1,0 +1,83 @@
+"""Request ids, metrics, liveness and readiness on the services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from shared.observability import configure_logging
+from tests.conftest import REQUESTOR_KEY
+
+V2 = "/api/model_references/v2"
+
+
+async def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    """A request id from nginx is echoed; without one the service makes one."""
+    resp = await client.get(f"{V2}/blip", headers={"X-Request-Id": "from-nginx-1"})
+    assert resp.headers["X-Request-Id"] == "from-nginx-1"
+    made = (await client.get(f"{V2}/blip")).headers["X-Request-Id"]
+    assert made and made != "from-nginx-1"
+    bad = await client.get(f"{V2}/blip", headers={"X-Request-Id": "x" * 500})
+    assert len(bad.headers["X-Request-Id"]) <= 128
+
+
+async def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
+    """/metrics counts requests by route template (never raw paths) with snapshot gauges."""
+    for name in ("blip", "clip", "nope"):
+        await client.get(f"{V2}/{name}")
+    await client.get("/api/this/does/not/exist")
+    text = await (await client.get("/metrics")).text()
+    assert (
+        'hmr_http_requests_total{method="GET",route="/api/model_references/v2/{category}",status="200"} 2.0'
+        in text
+    )
+    assert 'route="/api/model_references/v2/{category}",status="422"} 1.0' in text
+    assert 'route="unmatched",status="404"} 1.0' in text
+    assert "/api/this/does/not/exist" not in text
+    assert "hmr_read_snapshot_id 1.0" in text
+
+
+async def test_probes_follow_the_snapshot(make_client: Any, tmp_path: Path) -> None:
+    """/livez answers at once; /readyz is 503 until a snapshot is loaded."""
+    client = await make_client(tmp_path)
+    assert (await client.get("/livez")).status == 200
+    resp = await client.get("/readyz")
+    assert resp.status == 503
+    assert (await resp.json())["checks"]["read_snapshot"]["ok"] is False
+
+
+async def test_system_readiness_and_queue_metrics(system: TestClient) -> None:
+    """On hmr all's app readiness covers read and write; queue depth is in the metrics."""
+    for _ in range(50):  # the writer publishes the first snapshot as it starts
+        ready = await system.get("/readyz")
+        if ready.status == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert ready.status == 200
+    assert set((await ready.json())["checks"]) == {"read_snapshot", "write_store"}
+    body = {"name": "Metric Model", "baseline": "flux_1", "nsfw": False}
+    await system.post(f"{V2}/image_generation", json=body, headers={"apikey": REQUESTOR_KEY})
+    text = await (await system.get("/metrics")).text()
+    assert 'hmr_queue_changes{status="pending"} 1.0' in text
+    assert 'hmr_dataset_version{where="database"}' in text
+
+
+def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:
+    """Log records are JSON lines; access records carry method, status and request id."""
+    configure_logging("json")
+    try:
+        logging.getLogger("aiohttp.access").info(
+            "GET /x 200", extra={"status": 200, "request_id": "rid-7", "method": "GET"}
+        )
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        record = json.loads(line)
+        assert record["request_id"] == "rid-7" and record["status"] == 200
+        assert record["level"] == "INFO" and record["logger"] == "aiohttp.access"
+    finally:
+        logging.getLogger().handlers[:] = []

@@ -1,0 +1,332 @@
+"""The replica library's public API: sync/async twins, helpers, configuration, packaging rules.
+
+These tests run offline on a disk copy of the real data (no server needed).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import atexit
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yarl
+
+import horde_model_replica
+from horde_model_records import CATEGORY_INFO, Category
+from horde_model_replica import (
+    REPLICATED_CATEGORIES,
+    GitHubRepo,
+    ModelNotFoundError,
+    ModelReferenceManager,
+    NoDataError,
+    Outcome,
+    ReplicaConfig,
+    Source,
+    _manager,
+    declared_size_bytes,
+    download_count,
+    download_urls,
+    get_base_model_name,
+    get_manager,
+    get_model_name_variants,
+    has_legacy_text_backend_prefix,
+    primary_download_url,
+    select_models,
+    strip_backend_prefix,
+)
+from horde_model_replica._config import ConfigError
+from shared.snapshot import SnapshotStore
+
+IMAGE = Category.image_generation
+TEXT = Category.text_generation
+LIBRARY = Path(horde_model_replica.__file__).parent
+
+
+@pytest.fixture
+def offline_config(tmp_path: Path, real_data_dir: Path) -> ReplicaConfig:
+    """An offline config whose cache dir holds the real data's v2 files (no sidecars)."""
+    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
+    assert snapshot is not None
+    base = tmp_path / "horde_model_reference"
+    base.mkdir()
+    for category in REPLICATED_CATEGORIES:
+        data = snapshot.files[f"v2/{category.value}.json"]
+        (base / CATEGORY_INFO[category].v2_file).write_bytes(data)
+    return ReplicaConfig.from_environ(
+        {"AIWORKER_CACHE_HOME": str(tmp_path), "HORDE_MODEL_REFERENCE_OFFLINE": "true"}
+    )
+
+
+@pytest.fixture
+def mgr(offline_config: ReplicaConfig) -> Iterator[ModelReferenceManager]:
+    with ModelReferenceManager(offline_config) as manager:
+        yield manager
+
+
+# --- sync and async twins -----------------------------------------------------------------------
+
+
+def test_sync_methods_work_without_an_event_loop(mgr: ModelReferenceManager) -> None:
+    """In a plain script, the sync methods return typed records."""
+    model = mgr.get_model(IMAGE, "stable_diffusion")
+    assert model.name == "stable_diffusion" and model.baseline == "stable_diffusion_1"
+    assert mgr.fetch_report(IMAGE).outcome is Outcome.from_disk
+    assert mgr.fetch_report(IMAGE).source is Source.disk
+
+
+async def test_sync_methods_work_inside_a_running_event_loop(
+    offline_config: ReplicaConfig,
+) -> None:
+    """Called from a coroutine, the sync methods neither fail nor deadlock."""
+    manager = ModelReferenceManager(offline_config)
+    try:
+        assert len(manager.get_model_reference("text_generation")) == 719
+        assert manager.get_model(TEXT, "acrastt/Marx-3B-V3").parameters_count == 3_000_000_000
+    finally:
+        manager.close()
+
+
+async def test_async_twins_match_the_sync_methods(mgr: ModelReferenceManager) -> None:
+    """Each `_async` method answers what its sync twin answers."""
+    assert await mgr.get_all_model_references_async() == await asyncio.to_thread(
+        mgr.get_all_model_references
+    )
+    assert await mgr.get_model_reference_or_none_async(IMAGE) == mgr.get_model_reference_or_none(
+        IMAGE
+    )
+    assert await mgr.get_model_or_none_async(IMAGE, "nope") is None
+
+
+def test_category_is_a_member_or_its_value(mgr: ModelReferenceManager) -> None:
+    """`Category.image_generation` and `"image_generation"` are the same; unknown names fail."""
+    assert mgr.get_model_reference(IMAGE) == mgr.get_model_reference("image_generation")
+    with pytest.raises(ValueError, match="unknown model category 'stable_diffusion'"):
+        mgr.get_model_reference("stable_diffusion")
+
+
+def test_missing_model_raises_a_runtime_error(mgr: ModelReferenceManager) -> None:
+    """`get_model` raises ModelNotFoundError (a RuntimeError, as upstream) for unknown names."""
+    with pytest.raises(ModelNotFoundError):
+        mgr.get_model(IMAGE, "no such model")
+    assert issubclass(ModelNotFoundError, RuntimeError) and issubclass(NoDataError, RuntimeError)
+    assert mgr.get_model_or_none(IMAGE, "no such model") is None
+
+
+def test_lora_and_ti_are_omitted_or_none(mgr: ModelReferenceManager) -> None:
+    """lora and ti are managed elsewhere: left out of the full map, None in the `_or_none` one."""
+    everything = mgr.get_all_model_references()
+    assert Category.lora not in everything and Category.ti not in everything
+    with_none = mgr.get_all_model_references_or_none()
+    assert list(with_none) == list(Category)
+    assert with_none[Category.lora] is None and with_none[Category.ti] is None
+    with pytest.raises(NoDataError):
+        mgr.get_model_reference(Category.lora)
+
+
+def test_raw_json_is_the_document_and_a_copy(mgr: ModelReferenceManager) -> None:
+    """The raw reads give the v2 JSON as stored; changing it does not change the cache."""
+    raw = mgr.get_raw_model_reference_json(IMAGE)
+    assert raw is not None and raw["stable_diffusion"]["baseline"] == "stable_diffusion_1"
+    raw["stable_diffusion"]["baseline"] = "changed"
+    assert mgr.get_raw_model_json(IMAGE, "stable_diffusion")["baseline"] == "stable_diffusion_1"
+    assert mgr.get_raw_model_json(IMAGE, "nope") is None
+
+
+def test_replica_has_no_metadata(mgr: ModelReferenceManager) -> None:
+    """A REPLICA reports no last-updated times (spec 05 §5)."""
+    assert mgr.last_updated(IMAGE) is None and mgr.supports_metadata() is False
+
+
+def test_deferred_prefetch_runs_when_asked(offline_config: ReplicaConfig) -> None:
+    """`prefetch="deferred"` fetches nothing until `prefetch()`, whose Future ends when all are in."""
+    with ModelReferenceManager(offline_config, prefetch="deferred") as manager:
+        assert manager.fetch_report(IMAGE) is None
+        manager.prefetch().result(timeout=10)
+        assert all(manager.fetch_report(c) is not None for c in REPLICATED_CATEGORIES)
+
+
+def test_sync_prefetch_loads_everything_before_returning(offline_config: ReplicaConfig) -> None:
+    """`prefetch="sync"` has every category in memory when the constructor returns."""
+    with ModelReferenceManager(offline_config, prefetch="sync") as manager:
+        assert all(manager.fetch_report(c) is not None for c in REPLICATED_CATEGORIES)
+
+
+def test_closed_manager_refuses_reads(offline_config: ReplicaConfig) -> None:
+    """After close(), a read that needs the loop raises instead of hanging."""
+    manager = ModelReferenceManager(offline_config)
+    manager.close()
+    manager.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        manager.get_model_reference(IMAGE)
+
+
+def test_get_manager_is_one_instance_per_process(
+    offline_config: ReplicaConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`get_manager()` returns the same manager; asking for other settings raises RuntimeError."""
+    monkeypatch.setattr(_manager, "_singleton", None)
+    first = get_manager(offline_config)
+    try:
+        assert get_manager() is first and get_manager(offline_config) is first
+        with pytest.raises(RuntimeError, match="other settings"):
+            get_manager(ReplicaConfig(cache_dir=tmp_path / "other", offline=True))
+    finally:
+        atexit.unregister(first.close)
+        first.close()
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def test_select_models_by_baseline_accepts_alternative_names(mgr: ModelReferenceManager) -> None:
+    """`baseline="SDXL"` selects the same models as `baseline="stable_diffusion_xl"`."""
+    models = mgr.get_model_reference(IMAGE)
+    sdxl = select_models(models, baseline="stable_diffusion_xl")
+    assert len(sdxl) == 49 and select_models(models, baseline="SDXL") == sdxl
+
+
+def test_select_models_combines_filters(mgr: ModelReferenceManager) -> None:
+    """nsfw, inpainting and a case-insensitive name substring all have to match."""
+    models = mgr.get_model_reference(IMAGE)
+    picked = select_models(models, nsfw=False, inpainting=True, name="INPAINT")
+    assert picked and all(
+        not m.nsfw and m.inpainting and "inpaint" in n.lower() for n, m in picked.items()
+    )
+    assert select_models(mgr.get_model_reference(TEXT), inpainting=False) == {}
+
+
+def test_record_accessors(mgr: ModelReferenceManager) -> None:
+    """Download URL, URLs, count and declared size of a record."""
+    model = mgr.get_model(IMAGE, "stable_diffusion")
+    assert primary_download_url(model) == download_urls(model)[0]
+    assert primary_download_url(model).startswith("https://")
+    assert download_count(model) == len(model.config.download)
+    assert declared_size_bytes(model) == model.size_on_disk_bytes
+
+
+def test_name_helpers_are_the_shared_ones() -> None:
+    """The exported text-name helpers follow spec 01 §6.3 and §7.2."""
+    assert get_model_name_variants("ReadyArt/Broken-Tutu-24B") == [
+        "ReadyArt/Broken-Tutu-24B",
+        "aphrodite/ReadyArt/Broken-Tutu-24B",
+        "koboldcpp/Broken-Tutu-24B",
+    ]
+    assert strip_backend_prefix("koboldcpp/Broken-Tutu-24B") == "Broken-Tutu-24B"
+    assert has_legacy_text_backend_prefix("aphrodite/x") and not has_legacy_text_backend_prefix("x")
+    assert get_base_model_name("acrastt/Marx-3B-V3") == "Marx"
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_config_reads_the_spec_variables(tmp_path: Path) -> None:
+    """Every spec 05 §1 variable lands in the config; booleans are case-insensitive."""
+    config = ReplicaConfig.from_environ(
+        {
+            "HORDE_MODEL_REFERENCE_PRIMARY_API_URL": "http://primary.example/api/",
+            "HORDE_MODEL_REFERENCE_PRIMARY_API_TIMEOUT": "3",
+            "HORDE_MODEL_REFERENCE_ENABLE_GITHUB_FALLBACK": "FALSE",
+            "HORDE_MODEL_REFERENCE_CACHE_TTL_SECONDS": "5",
+            "HORDE_MODEL_REFERENCE_LEGACY_DOWNLOAD_RETRY_MAX_ATTEMPTS": "4",
+            "HORDE_MODEL_REFERENCE_LEGACY_DOWNLOAD_RETRY_BACKOFF_SECONDS": "0.5",
+            "HORDE_MODEL_REFERENCE_OFFLINE": "True",
+            "HORDE_MODEL_REFERENCE_TEXT_GITHUB_REPO__OWNER": "me",
+            "HORDE_MODEL_REFERENCE_TEXT_GITHUB_REPO__BRANCH": "dev",
+            "AIWORKER_CACHE_HOME": str(tmp_path),
+        }
+    )
+    assert config.primary_api_url == yarl.URL("http://primary.example/api")
+    assert (config.primary_api_timeout, config.cache_ttl, config.legacy_retry_attempts) == (3, 5, 4)
+    assert config.enable_github_fallback is False and config.offline is True
+    assert config.legacy_retry_backoff == 0.5
+    assert config.text_repo == GitHubRepo("me", "AI-Horde-text-model-reference", "dev")
+    assert config.cache_dir == tmp_path / "horde_model_reference"
+
+
+def test_config_defaults_follow_the_spec() -> None:
+    """An empty environment gives spec 05 §1's defaults."""
+    config = ReplicaConfig.from_environ({})
+    assert str(config.primary_api_url) == "https://models.aihorde.net/api"
+    assert config.cache_ttl == 60 and config.enable_github_fallback and not config.offline
+    assert config.cache_dir == Path("./models/horde_model_reference")
+    assert config.image_repo == GitHubRepo("Haidra-Org", "AI-Horde-image-model-reference", "main")
+
+
+def test_empty_primary_url_means_github_only() -> None:
+    """HORDE_MODEL_REFERENCE_PRIMARY_API_URL="" turns the PRIMARY steps off."""
+    config = ReplicaConfig.from_environ({"HORDE_MODEL_REFERENCE_PRIMARY_API_URL": ""})
+    assert config.primary_api_url is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HORDE_MODEL_REFERENCE_OFFLINE", "maybe"),
+        ("HORDE_MODEL_REFERENCE_CACHE_TTL_SECONDS", "soon"),
+        ("HORDE_MODEL_REFERENCE_PRIMARY_API_URL", "models.aihorde.net/api"),
+        ("HORDE_MODEL_REFERENCE_REPLICATE_MODE", "SECONDARY"),
+    ],
+)
+def test_config_rejects_bad_values(name: str, value: str) -> None:
+    """A value that cannot be used is an error naming the variable."""
+    with pytest.raises(ConfigError, match=name.removeprefix("HORDE_MODEL_REFERENCE_")):
+        ReplicaConfig.from_environ({name: value})
+
+
+async def test_github_urls_follow_the_spec_patterns() -> None:
+    """Raw URLs are `{base}/{owner}/{name}/refs/heads/{branch}/{file}`; a proxy prefixes them."""
+    import aiohttp
+
+    from horde_model_replica import GitHubRawClient
+
+    config = ReplicaConfig()
+    async with aiohttp.ClientSession() as session:
+        plain = GitHubRawClient(session, image_repo=config.image_repo, text_repo=config.text_repo)
+        proxied = GitHubRawClient(
+            session,
+            image_repo=config.image_repo,
+            text_repo=config.text_repo,
+            proxy_base="https://proxy.example/",
+        )
+    raw = "https://raw.githubusercontent.com/Haidra-Org"
+    assert str(plain.url_for(IMAGE)) == (
+        f"{raw}/AI-Horde-image-model-reference/refs/heads/main/stable_diffusion.json"
+    )
+    assert (
+        str(plain.url_for(TEXT))
+        == f"{raw}/AI-Horde-text-model-reference/refs/heads/main/models.csv"
+    )
+    assert str(plain.url_for(Category.esrgan)).endswith("/main/esrgan.json")
+    assert plain.url_for(Category.lora) is None and plain.url_for(Category.video_generation) is None
+    assert str(proxied.url_for(IMAGE)) == f"https://proxy.example/{plain.url_for(IMAGE)}"
+
+
+# --- packaging rules -----------------------------------------------------------------------------
+
+
+def test_library_imports_nothing_from_the_services() -> None:
+    """libs/replica imports neither `services` nor `shared` (workers do not have them)."""
+    for path in LIBRARY.glob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in {"services", "shared", "aiosqlite"}, (
+                    f"{path.name} imports {name}"
+                )
+
+
+def test_public_names_are_exported() -> None:
+    """Everything in `__all__` exists and the implementation modules are private."""
+    for name in horde_model_replica.__all__:
+        assert hasattr(horde_model_replica, name), name
+    public_modules = [p.name for p in LIBRARY.glob("*.py") if not p.name.startswith("_")]
+    assert public_modules == []
