@@ -8,7 +8,7 @@ DATA_DIR ?= ./var
 # `make run` does not contact AI-Horde unless asked: HORDE_URL=https://aihorde.net/api/ make run
 HORDE_URL ?= off
 
-.PHONY: setup run test bench up down clean
+.PHONY: setup run test lint bench up down clean
 
 setup: $(STAMP)
 
@@ -22,9 +22,13 @@ run: setup
 	$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json
 	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL) --log-format text
 
-test: setup
+test: setup lint
 	deploy/ensure-tools.sh nginx  # the end-to-end tests run real nginx
 	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	deploy/ensure-tools.sh nginx wrk

@@ -21,23 +21,42 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import BENCHMARKS
-from bench.harness import (RESULTS_DIR, BenchError, Section, Settings, cpu_busy, log,
-                           machine_description)
+from bench.harness import (
+    RESULTS_DIR,
+    BenchError,
+    Section,
+    Settings,
+    cpu_busy,
+    log,
+    machine_description,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = Settings()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"benchmarks to run (default all: {', '.join(BENCHMARKS)})")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default all: {', '.join(BENCHMARKS)})",
+    )
     p.add_argument("--duration", type=int, default=defaults.duration_s, help="seconds per wrk run")
-    p.add_argument("--warmup", type=int, default=defaults.warmup_s, help="seconds of warm-up per endpoint")
-    p.add_argument("--repeats", type=int, default=defaults.repeats, help="wrk runs per figure (median)")
+    p.add_argument(
+        "--warmup", type=int, default=defaults.warmup_s, help="seconds of warm-up per endpoint"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=defaults.repeats, help="wrk runs per figure (median)"
+    )
     p.add_argument("--connections", type=int, default=defaults.connections)
-    p.add_argument("--starts", type=int, default=defaults.ready_starts, help="starts for time-to-ready")
+    p.add_argument(
+        "--starts", type=int, default=defaults.ready_starts, help="starts for time-to-ready"
+    )
     p.add_argument("--seed-dir", type=Path, default=defaults.seed_dir)
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, data)")
+    p.add_argument(
+        "--keep-tmp", action="store_true", help="keep the temporary directory (logs, data)"
+    )
     p.add_argument("--strict", action="store_true", help="exit 2 when a target is missed")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
@@ -57,10 +76,16 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    settings = replace(Settings(), duration_s=args.duration, warmup_s=args.warmup,
-                       repeats=args.repeats, connections=args.connections,
-                       ready_starts=args.starts, seed_dir=args.seed_dir.resolve(),
-                       keep_tmp=args.keep_tmp)
+    settings = replace(
+        Settings(),
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        repeats=args.repeats,
+        connections=args.connections,
+        ready_starts=args.starts,
+        seed_dir=args.seed_dir.resolve(),
+        keep_tmp=args.keep_tmp,
+    )
     names = args.names or list(BENCHMARKS)
     busy_at_start = cpu_busy(1.0)
     if busy_at_start is not None and busy_at_start >= 0.2:
@@ -81,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             except BenchError as e:
                 log(f"{name} could not run: {e}")
                 broken.append(f"{name}: {e}")
-            except Exception:
+            except Exception:  # noqa: BLE001 -- one broken benchmark must not stop the others
                 log(f"{name} crashed:\n{traceback.format_exc()}")
                 broken.append(f"{name}: crashed, see the traceback above")
             log(f"== {name} took {time.monotonic() - t0:.0f} s")
@@ -93,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = ["# Benchmarks", machine_description(busy_at_start)]
     if busy_at_start is not None and busy_at_start >= 0.2:
-        parts.append(f"**Note:** the machine was not idle when the bench started ({busy_at_start:.0%}"
-                     " CPU busy); absolute figures and ratios are noisier than usual.")
+        parts.append(
+            f"**Note:** the machine was not idle when the bench started ({busy_at_start:.0%}"
+            " CPU busy); absolute figures and ratios are noisier than usual."
+        )
     for s in sections:
         parts.append(f"## {s.title}\n\n{s.markdown}")
         if s.failures:

@@ -19,11 +19,12 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Callable, Iterable, Sequence
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -41,12 +42,12 @@ class BenchError(RuntimeError):
 class Settings:
     """Knobs shared by all benchmarks (set from the command line)."""
 
-    duration_s: int = 5          # one wrk run (whole seconds)
-    warmup_s: int = 1            # one warm-up wrk run per endpoint and server
-    repeats: int = 3             # wrk runs per measurement; the median is kept
+    duration_s: int = 5  # one wrk run (whole seconds)
+    warmup_s: int = 1  # one warm-up wrk run per endpoint and server
+    repeats: int = 3  # wrk runs per measurement; the median is kept
     connections: int = 16
     threads: int = 1
-    ready_starts: int = 5        # process starts for the time-to-ready figure
+    ready_starts: int = 5  # process starts for the time-to-ready figure
     seed_dir: Path = REPO_ROOT.parent / "shared" / "reference-data" / "legacy"
     keep_tmp: bool = False
 
@@ -106,7 +107,7 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log_path: Path
-    started_at: float             # time.perf_counter() just before Popen
+    started_at: float  # time.perf_counter() just before Popen
     log_file: IO[bytes] | None = None
 
     @property
@@ -131,20 +132,31 @@ class Processes:
         self.log_dir = log_dir
         self._procs: list[Proc] = []
 
-    def __enter__(self) -> "Processes":
+    def __enter__(self) -> Processes:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Proc:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Proc:
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "ab")
         started = time.perf_counter()
         try:
-            popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log_file,
-                                     stderr=subprocess.STDOUT, env=env, cwd=cwd)
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+            )
         except BaseException:
             log_file.close()
             raise
@@ -174,7 +186,7 @@ class Processes:
         for proc in reversed(list(self._procs)):
             try:
                 self.stop(proc)
-            except BaseException as e:  # keep stopping the others
+            except BaseException as e:  # noqa: BLE001 -- keep stopping the others
                 errors.append(e)
         if errors:
             raise errors[0]
@@ -190,8 +202,9 @@ class Response:
     body: bytes
 
 
-def http_get(port: int, path: str, timeout: float = 5.0,
-             headers: dict[str, str] | None = None) -> Response:
+def http_get(
+    port: int, path: str, timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> Response:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
@@ -202,23 +215,30 @@ def http_get(port: int, path: str, timeout: float = 5.0,
         conn.close()
 
 
-def wait_until_ok(port: int, path: str, timeout: float, proc: Proc | None = None,
-                  interval: float = 0.005) -> float:
+def wait_until_ok(
+    port: int, path: str, timeout: float, proc: Proc | None = None, interval: float = 0.005
+) -> float:
     """Poll ``GET path`` until it answers 200; return perf_counter() of that answer.
 
     Kept cheap: a refused connect costs one syscall, then a 5 ms sleep.  Raises
     BenchError on timeout or if ``proc`` exits first.
     """
-    request = f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\nConnection: close\r\n\r\n".encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\nConnection: close\r\n\r\n".encode()
+    )
     deadline = time.perf_counter() + timeout
     while True:
         now = time.perf_counter()
         if now > deadline:
-            raise BenchError(f"no 200 from 127.0.0.1:{port}{path} within {timeout:.1f} s"
-                             + (f"; log:\n{proc.log_tail()}" if proc else ""))
+            raise BenchError(
+                f"no 200 from 127.0.0.1:{port}{path} within {timeout:.1f} s"
+                + (f"; log:\n{proc.log_tail()}" if proc else "")
+            )
         if proc is not None and not proc.alive():
-            raise BenchError(f"{proc.name} exited with {proc.popen.returncode} before answering;"
-                             f" log:\n{proc.log_tail()}")
+            raise BenchError(
+                f"{proc.name} exited with {proc.popen.returncode} before answering;"
+                f" log:\n{proc.log_tail()}"
+            )
         try:
             with socket.create_connection((LOOPBACK, port), timeout=max(0.05, deadline - now)) as s:
                 s.sendall(request)
@@ -228,7 +248,9 @@ def wait_until_ok(port: int, path: str, timeout: float, proc: Proc | None = None
                     if not chunk:
                         break
                     status_line += chunk
-                if status_line.startswith(b"HTTP/1.1 200") or status_line.startswith(b"HTTP/1.0 200"):
+                if status_line.startswith(b"HTTP/1.1 200") or status_line.startswith(
+                    b"HTTP/1.0 200"
+                ):
                     return time.perf_counter()
         except OSError:
             pass
@@ -266,7 +288,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     requests: int
-    errors: int            # socket errors + non-2xx/3xx responses
+    errors: int  # socket errors + non-2xx/3xx responses
     raw: str = field(repr=False, default="")
 
 
@@ -278,22 +300,42 @@ def parse_wrk(output: str) -> WrkResult:
     if not (rps and p50 and p99 and total):
         raise BenchError(f"could not parse wrk output:\n{output}")
     errors = 0
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     if sock:
         errors += sum(int(g) for g in sock.groups())
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non2xx:
         errors += int(non2xx.group(1))
-    return WrkResult(float(rps.group(1)), _to_ms(p50.group(1)), _to_ms(p99.group(1)),
-                     int(total.group(1)), errors, output)
+    return WrkResult(
+        float(rps.group(1)),
+        _to_ms(p50.group(1)),
+        _to_ms(p99.group(1)),
+        int(total.group(1)),
+        errors,
+        output,
+    )
 
 
-def run_wrk(url: str, duration_s: int, connections: int = 16, threads: int = 1,
-            headers: dict[str, str] | None = None) -> WrkResult:
+def run_wrk(
+    url: str,
+    duration_s: int,
+    connections: int = 16,
+    threads: int = 1,
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
     """One wrk run (whole seconds: wrk takes no fractions)."""
-    duration_s = max(1, round(duration_s))
-    argv = [find_tool("wrk"), f"-t{threads}", f"-c{connections}", f"-d{duration_s}s",
-            "--latency", "--timeout", "5s"]
+    duration_s = max(1, duration_s)
+    argv = [
+        find_tool("wrk"),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--latency",
+        "--timeout",
+        "5s",
+    ]
     for k, v in (headers or {}).items():
         argv += ["-H", f"{k}: {v}"]
     argv.append(url)
@@ -367,10 +409,12 @@ def load_average() -> str:
 
 def cpu_busy(window_s: float = 1.0) -> float | None:
     """Share (0..1) of all CPUs busy over ``window_s``, from /proc/stat."""
+
     def sample() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
         return sum(fields), idle
+
     try:
         total0, idle0 = sample()
         time.sleep(window_s)
@@ -395,17 +439,24 @@ def machine_description(busy_at_start: float | None = None) -> str:
             return "not installed"
 
     try:
-        mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                           if line.startswith("MemTotal:")))
+        mem_kib = int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")
+            )
+        )
         mem = f"{mem_kib / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration, ValueError):
         mem = "unknown"
     rows = [
-        ("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("load average at end (1/5/15 min)", load_average()),
         ("nproc", str(os.cpu_count())),
-        ("CPU busy just before the bench (1 s sample)",
-         "unknown" if busy_at_start is None else f"{busy_at_start:.0%}"),
+        (
+            "CPU busy just before the bench (1 s sample)",
+            "unknown" if busy_at_start is None else f"{busy_at_start:.0%}",
+        ),
         ("CPU", _cpu_model()),
         ("memory", mem),
         ("kernel", platform.release()),

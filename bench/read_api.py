@@ -47,9 +47,9 @@ TITLE = "Read service vs nginx static (same bytes)"
 NGINX_TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "bench-static.conf.template"
 
 # Targets from the issue.
-CATEGORY_RATIO_TARGET = 0.30    # category read ≥ 30 % of nginx-static throughput
-RSS_TARGET_MIB = 80.0           # RSS ≤ 80 MB with the full real dataset
-READY_TARGET_S = 0.5            # process start → first answer ≤ 0.5 s
+CATEGORY_RATIO_TARGET = 0.30  # category read ≥ 30 % of nginx-static throughput
+RSS_TARGET_MIB = 80.0  # RSS ≤ 80 MB with the full real dataset
+READY_TARGET_S = 0.5  # process start → first answer ≤ 0.5 s
 
 READY_PATH = "/api/model_references/v2/image_generation"
 
@@ -57,11 +57,11 @@ READY_PATH = "/api/model_references/v2/image_generation"
 @dataclass(frozen=True)
 class Endpoint:
     label: str
-    api_path: str             # on the read service
-    static_path: str          # on nginx
-    captured: bool = False    # static file written from the read service's answer
-    category: bool = False    # the throughput-ratio target applies
-    gzip: bool = False        # request with Accept-Encoding: gzip (nginx: gzip_static)
+    api_path: str  # on the read service
+    static_path: str  # on nginx
+    captured: bool = False  # static file written from the read service's answer
+    category: bool = False  # the throughput-ratio target applies
+    gzip: bool = False  # request with Accept-Encoding: gzip (nginx: gzip_static)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -69,35 +69,62 @@ class Endpoint:
 
 
 ENDPOINTS = (
-    Endpoint("v2 category `image_generation`", "/api/model_references/v2/image_generation",
-             "/v2/image_generation.json", category=True),
-    Endpoint("v1 category `stable_diffusion.json`", "/api/model_references/v1/stable_diffusion.json",
-             "/v1/image_generation.json", category=True),
-    Endpoint("v2 single model `text_generation/acrastt/Marx-3B-V3`",
-             "/api/model_references/v2/text_generation/model/acrastt/Marx-3B-V3",
-             "/captured/model.json", captured=True),
-    Endpoint("v2 search `image_generation?baseline=stable_diffusion_xl&limit=20`",
-             "/api/model_references/v2/image_generation/search?baseline=stable_diffusion_xl&limit=20",
-             "/captured/search.json", captured=True),
+    Endpoint(
+        "v2 category `image_generation`",
+        "/api/model_references/v2/image_generation",
+        "/v2/image_generation.json",
+        category=True,
+    ),
+    Endpoint(
+        "v1 category `stable_diffusion.json`",
+        "/api/model_references/v1/stable_diffusion.json",
+        "/v1/image_generation.json",
+        category=True,
+    ),
+    Endpoint(
+        "v2 single model `text_generation/acrastt/Marx-3B-V3`",
+        "/api/model_references/v2/text_generation/model/acrastt/Marx-3B-V3",
+        "/captured/model.json",
+        captured=True,
+    ),
+    Endpoint(
+        "v2 search `image_generation?baseline=stable_diffusion_xl&limit=20`",
+        "/api/model_references/v2/image_generation/search?baseline=stable_diffusion_xl&limit=20",
+        "/captured/search.json",
+        captured=True,
+    ),
     # Not in the issue's list; informational.  What most clients actually get
     # (python requests sends Accept-Encoding: gzip): the snapshot's .gz copy.
-    Endpoint("v2 category `image_generation`, gzip", "/api/model_references/v2/image_generation",
-             "/v2/image_generation.json", gzip=True),
+    Endpoint(
+        "v2 category `image_generation`, gzip",
+        "/api/model_references/v2/image_generation",
+        "/v2/image_generation.json",
+        gzip=True,
+    ),
 )
 
 
 def _seed(settings: Settings, data_dir: Path, log_dir: Path) -> Path:
     if not settings.seed_dir.is_dir():
         raise BenchError(f"seed dataset not found: {settings.seed_dir}")
-    argv = [*hmr_command(), "seed", "--data-dir", str(data_dir), "--seed-dir", str(settings.seed_dir)]
+    argv = [
+        *hmr_command(),
+        "seed",
+        "--data-dir",
+        str(data_dir),
+        "--seed-dir",
+        str(settings.seed_dir),
+    ]
     with open(log_dir / "seed.log", "wb") as out:
         try:
             done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=120)
         except subprocess.TimeoutExpired as e:
             raise BenchError("hmr seed took more than 120 s") from e
     if done.returncode != 0:
-        raise BenchError(f"hmr seed failed ({done.returncode}); see {log_dir / 'seed.log'}:\n"
-                         + (log_dir / "seed.log").read_text(errors="replace")[-2000:])
+        raise BenchError(
+            f"hmr seed failed ({done.returncode}); see {log_dir / 'seed.log'}:\n"
+            + (log_dir / "seed.log").read_text(errors="replace")[-2000:]
+        )
     current = (data_dir / "snapshots" / "CURRENT").read_text().strip()
     snapshot = data_dir / "snapshots" / current
     if not (snapshot / "v2").is_dir() or not (snapshot / "v1").is_dir():
@@ -107,9 +134,24 @@ def _seed(settings: Settings, data_dir: Path, log_dir: Path) -> Path:
 
 def _start_read_api(procs: Processes, data_dir: Path, name: str = "read-api"):
     port = free_port()
-    proc = procs.start(name, [*hmr_command(), "read-api", "--host", LOOPBACK, "--port", str(port),
-                              "--data-dir", str(data_dir), "--mode", "PRIMARY",
-                              "--access-log", "false"], cwd=REPO_ROOT)
+    proc = procs.start(
+        name,
+        [
+            *hmr_command(),
+            "read-api",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--mode",
+            "PRIMARY",
+            "--access-log",
+            "false",
+        ],
+        cwd=REPO_ROOT,
+    )
     return proc, port
 
 
@@ -121,15 +163,26 @@ def _start_nginx(procs: Processes, prefix: Path, root: Path):
     user_directive = ""
     if os.geteuid() == 0:
         user_directive = f"user {pwd.getpwuid(0).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-    conf = render_template(NGINX_TEMPLATE, prefix / "nginx.conf", prefix=prefix, port=port, root=root,
-                           user_directive=user_directive)
+    conf = render_template(
+        NGINX_TEMPLATE,
+        prefix / "nginx.conf",
+        prefix=prefix,
+        port=port,
+        root=root,
+        user_directive=user_directive,
+    )
     nginx = find_tool("nginx")
-    check = subprocess.run([nginx, "-t", "-q", "-p", str(prefix), "-e", str(prefix / "error.log"),
-                            "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    check = subprocess.run(
+        [nginx, "-t", "-q", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if check.returncode != 0:
         raise BenchError(f"nginx -t failed: {check.stderr}")
-    proc = procs.start("nginx", [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"),
-                                 "-c", str(conf)])
+    proc = procs.start(
+        "nginx", [nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
+    )
     return proc, port
 
 
@@ -148,11 +201,15 @@ def _check_same_bytes(api_port: int, nginx_port: int) -> dict[str, int]:
         if a.body != b.body:
             raise BenchError(f"{ep.label}: bodies differ ({len(a.body)} vs {len(b.body)} bytes)")
         if _content_type(a.headers) != _content_type(b.headers):
-            raise BenchError(f"{ep.label}: Content-Type differs: {a.headers.get('content-type')!r}"
-                             f" vs {b.headers.get('content-type')!r}")
+            raise BenchError(
+                f"{ep.label}: Content-Type differs: {a.headers.get('content-type')!r}"
+                f" vs {b.headers.get('content-type')!r}"
+            )
         if a.headers.get("content-encoding") != b.headers.get("content-encoding"):
-            raise BenchError(f"{ep.label}: Content-Encoding differs: {a.headers.get('content-encoding')!r}"
-                             f" vs {b.headers.get('content-encoding')!r}")
+            raise BenchError(
+                f"{ep.label}: Content-Encoding differs: {a.headers.get('content-encoding')!r}"
+                f" vs {b.headers.get('content-encoding')!r}"
+            )
         if ep.gzip and a.headers.get("content-encoding") != "gzip":
             raise BenchError(f"{ep.label}: no gzip answer")
         sizes[ep.label] = len(a.body)
@@ -181,15 +238,19 @@ def _throughput(settings: Settings, api_port: int, nginx_port: int, api_pid: int
             for server, port, path in order:
                 r = run_wrk(url(port, path), settings.duration_s, headers=ep.headers, **wrk)
                 runs.setdefault((ep.label, server), []).append(r)
-                log(f"run {rep + 1}/{settings.repeats} {server:8} {ep.label}: "
+                log(
+                    f"run {rep + 1}/{settings.repeats} {server:8} {ep.label}: "
                     f"{r.requests_per_s:,.0f} req/s p50 {fmt_ms(r.p50_ms)} p99 {fmt_ms(r.p99_ms)}"
-                    + (f" ERRORS {r.errors}" if r.errors else ""))
+                    + (f" ERRORS {r.errors}" if r.errors else "")
+                )
     rss_after = rss_kib(api_pid)
     # The ratio is the median of the per-round ratios: each round measures both
     # servers back to back, so pairing cancels much of the machine's drift.
     ratios = {
-        ep.label: median(a.requests_per_s / n.requests_per_s if n.requests_per_s else 0.0
-                         for a, n in zip(runs[(ep.label, "read-api")], runs[(ep.label, "nginx")]))
+        ep.label: median(
+            a.requests_per_s / n.requests_per_s if n.requests_per_s else 0.0
+            for a, n in zip(runs[(ep.label, "read-api")], runs[(ep.label, "nginx")], strict=True)
+        )
         for ep in ENDPOINTS
     }
     return {k: median_wrk(v) for k, v in runs.items()}, ratios, rss_warm, rss_after
@@ -238,8 +299,10 @@ def run(settings: Settings, workdir: Path) -> Section:
         nginx, nginx_port = _start_nginx(procs, nginx_prefix, static_root)
         wait_until_ok(nginx_port, ENDPOINTS[0].static_path, timeout=15.0, proc=nginx)
         sizes = _check_same_bytes(api_port, nginx_port)
-        log(f"read-api on :{api_port} (pid {api.pid}), nginx on :{nginx_port} (pid {nginx.pid});"
-            " same bytes and Content-Type on every endpoint")
+        log(
+            f"read-api on :{api_port} (pid {api.pid}), nginx on :{nginx_port} (pid {nginx.pid});"
+            " same bytes and Content-Type on every endpoint"
+        )
         results, ratios, rss_warm, rss_after = _throughput(settings, api_port, nginx_port, api.pid)
 
     log(f"time to first answer: {settings.ready_starts} starts")
@@ -266,14 +329,31 @@ def _render(settings, sizes, results, ratios, rss_warm, rss_after, ready) -> Sec
         for server, r in (("read-api", a), ("nginx", n)):
             if r.errors:
                 errors.append(f"{server} {ep.label}: {r.errors} errors / {r.requests} requests")
-        rows.append((
-            ep.label, f"{sizes[ep.label]:,}",
-            f"{a.requests_per_s:,.0f}", f"{n.requests_per_s:,.0f}", f"{ratio:.1%}",
-            f"{fmt_ms(a.p50_ms)} / {fmt_ms(a.p99_ms)}", f"{fmt_ms(n.p50_ms)} / {fmt_ms(n.p99_ms)}",
-            target,
-        ))
-    table = markdown_table(("endpoint", "bytes", "read-api req/s", "nginx req/s", "ratio",
-                            "read-api p50/p99", "nginx p50/p99", "target"), rows)
+        rows.append(
+            (
+                ep.label,
+                f"{sizes[ep.label]:,}",
+                f"{a.requests_per_s:,.0f}",
+                f"{n.requests_per_s:,.0f}",
+                f"{ratio:.1%}",
+                f"{fmt_ms(a.p50_ms)} / {fmt_ms(a.p99_ms)}",
+                f"{fmt_ms(n.p50_ms)} / {fmt_ms(n.p99_ms)}",
+                target,
+            )
+        )
+    table = markdown_table(
+        (
+            "endpoint",
+            "bytes",
+            "read-api req/s",
+            "nginx req/s",
+            "ratio",
+            "read-api p50/p99",
+            "nginx p50/p99",
+            "target",
+        ),
+        rows,
+    )
 
     rss_mib = rss_warm["VmRSS"] / 1024
     rss_ok = rss_mib <= RSS_TARGET_MIB
@@ -283,15 +363,29 @@ def _render(settings, sizes, results, ratios, rss_warm, rss_after, ready) -> Sec
         failures.append(f"RSS {rss_mib:.1f} MiB > {RSS_TARGET_MIB:.0f}")
     if not ready_ok:
         failures.append(f"ready {ready_s * 1000:.0f} ms > {READY_TARGET_S * 1000:.0f} ms")
-    figures = markdown_table(("figure", "measured", "target", "status"), [
-        ("read-api RSS after warm-up (VmRSS)", f"{rss_mib:.1f} MiB", f"≤ {RSS_TARGET_MIB:.0f} MB",
-         status(rss_ok)),
-        ("read-api RSS after all runs (VmRSS / peak VmHWM)",
-         f"{rss_after['VmRSS'] / 1024:.1f} / {rss_after['VmHWM'] / 1024:.1f} MiB", "—", "—"),
-        (f"start → first 200 on `{READY_PATH}` (median of {len(ready)})",
-         f"{ready_s * 1000:.0f} ms (min {min(ready) * 1000:.0f}, max {max(ready) * 1000:.0f})",
-         f"≤ {READY_TARGET_S * 1000:.0f} ms", status(ready_ok)),
-    ])
+    figures = markdown_table(
+        ("figure", "measured", "target", "status"),
+        [
+            (
+                "read-api RSS after warm-up (VmRSS)",
+                f"{rss_mib:.1f} MiB",
+                f"≤ {RSS_TARGET_MIB:.0f} MB",
+                status(rss_ok),
+            ),
+            (
+                "read-api RSS after all runs (VmRSS / peak VmHWM)",
+                f"{rss_after['VmRSS'] / 1024:.1f} / {rss_after['VmHWM'] / 1024:.1f} MiB",
+                "—",
+                "—",
+            ),
+            (
+                f"start → first 200 on `{READY_PATH}` (median of {len(ready)})",
+                f"{ready_s * 1000:.0f} ms (min {min(ready) * 1000:.0f}, max {max(ready) * 1000:.0f})",
+                f"≤ {READY_TARGET_S * 1000:.0f} ms",
+                status(ready_ok),
+            ),
+        ],
+    )
 
     notes = [
         f"wrk {settings.threads} thread, {settings.connections} connections, "

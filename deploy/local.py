@@ -61,7 +61,9 @@ def wait_ready(name: str, port: int, path: str, proc: subprocess.Popen[bytes] | 
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if found is None:
         raise SystemExit("up: nginx is not installed (run deploy/ensure-tools.sh nginx)")
     return found
@@ -100,7 +102,7 @@ def write_openapi(run_dir: Path, env: dict[str, str]) -> None:
 def start(
     name: str, args: list[str], env: dict[str, str], run_dir: Path
 ) -> subprocess.Popen[bytes]:
-    log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 -- the child owns it from here on
+    log = open(run_dir / f"{name}.log", "ab")
     return subprocess.Popen(
         args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -136,7 +138,12 @@ def up(options: argparse.Namespace) -> int:
         procs["write_queue"] = start(
             "write_queue", [*HMR, "write-queue", "--port", str(write)], env, run_dir
         )
-        wait_ready("write_queue", write, "/api/model_references/v2/pending_queue/changes", procs["write_queue"])
+        wait_ready(
+            "write_queue",
+            write,
+            "/api/model_references/v2/pending_queue/changes",
+            procs["write_queue"],
+        )
         for i, port in enumerate(reads):
             procs[f"read_api_{i}"] = start(
                 f"read_api_{i}", [*HMR, "read-api", "--port", str(port)], env, run_dir
@@ -206,7 +213,9 @@ def down(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("up", help="start nginx, read replicas, write queue and stats")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 19800)))

@@ -21,11 +21,7 @@ import pytest
 from services.cli import SAMPLE_DIR
 
 HMR_SCRIPT = Path(sys.executable).with_name("hmr")
-HMR = (
-    [str(HMR_SCRIPT)]
-    if HMR_SCRIPT.is_file()
-    else [sys.executable, "-m", "services.cli"]
-)
+HMR = [str(HMR_SCRIPT)] if HMR_SCRIPT.is_file() else [sys.executable, "-m", "services.cli"]
 READY_TIMEOUT = 10.0
 
 
@@ -100,9 +96,7 @@ def running_hmr(
             deadline = time.monotonic() + READY_TIMEOUT
             while True:
                 if proc.poll() is not None:
-                    pytest.fail(
-                        f"hmr exited with {proc.returncode}:\n{log_path.read_text()}"
-                    )
+                    pytest.fail(f"hmr exited with {proc.returncode}:\n{log_path.read_text()}")
                 try:
                     get_json(f"http://127.0.0.1:{port}/api/")
                     break
@@ -176,9 +170,7 @@ def test_help_lists_every_subcommand(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_subcommand_help_names_its_env_vars(
-    tmp_path: Path, command: str, names: list[str]
-) -> None:
+def test_subcommand_help_names_its_env_vars(tmp_path: Path, command: str, names: list[str]) -> None:
     """`hmr COMMAND --help` exits 0 and names the environment variable of every option."""
     result = run_hmr(command, "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -241,9 +233,7 @@ def test_seed_from_missing_dir_exits_2(tmp_path: Path) -> None:
     """`--seed-dir` naming a missing directory exits 2 with an error message, no traceback, no snapshot."""
     data_dir = tmp_path / "data"
     missing = tmp_path / "no-such-legacy-dir"
-    result = run_hmr(
-        "seed", "--data-dir", str(data_dir), "--seed-dir", str(missing), cwd=tmp_path
-    )
+    result = run_hmr("seed", "--data-dir", str(data_dir), "--seed-dir", str(missing), cwd=tmp_path)
     assert result.returncode == 2
     assert "hmr: error:" in result.stderr
     assert str(missing) in result.stderr
@@ -257,13 +247,9 @@ def test_seed_from_a_given_dir_publishes_it(tmp_path: Path) -> None:
     (legacy / "image").mkdir(parents=True)
     sample = json.loads((SAMPLE_DIR / "image" / "blip.json").read_bytes())
     first = dict(list(sample.items())[:1])
-    (legacy / "image" / "blip.json").write_text(
-        json.dumps(first, indent=4), encoding="utf-8"
-    )
+    (legacy / "image" / "blip.json").write_text(json.dumps(first, indent=4), encoding="utf-8")
     data_dir = tmp_path / "data"
-    result = run_hmr(
-        "seed", "--data-dir", str(data_dir), "--seed-dir", str(legacy), cwd=tmp_path
-    )
+    result = run_hmr("seed", "--data-dir", str(data_dir), "--seed-dir", str(legacy), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     manifest = json.loads(
         (data_dir / "snapshots" / current(data_dir) / "manifest.json").read_bytes()
@@ -312,9 +298,7 @@ def test_option_overrides_env(tmp_path: Path) -> None:
 
 def test_invalid_config_value_exits_2(seeded: Path, tmp_path: Path) -> None:
     """A malformed option value exits 2 with a message naming its variable and no traceback."""
-    result = run_hmr(
-        "read-api", "--data-dir", str(seeded), "--port", "not-a-port", cwd=tmp_path
-    )
+    result = run_hmr("read-api", "--data-dir", str(seeded), "--port", "not-a-port", cwd=tmp_path)
     assert result.returncode == 2
     assert "HMR_PORT" in result.stderr
     assert "Traceback" not in result.stderr
