@@ -52,6 +52,7 @@ def _with_records(
     operation: str,
     name: str,
     now: int,
+    legacy_record: Json | None = None,
 ) -> Dataset:
     data = dataset.categories[category]
     legacy = data.legacy
@@ -59,6 +60,9 @@ def _with_records(
     if legacy is not None:
         if operation == "delete" and category is not Category.text_generation:
             legacy = {k: v for k, v in legacy.items() if k != name}
+        elif legacy_record is not None and category is not Category.text_generation:
+            # a legacy-canonical write: the submitted legacy record is the v1 entry, verbatim
+            legacy = {**legacy, name: legacy_record}
         else:
             legacy = legacy_view(category, records, legacy, changed={name})
         legacy_meta = legacy_meta.after_operation(operation, name, now, len(legacy))
@@ -71,12 +75,21 @@ def _with_records(
     return Dataset(categories={**dataset.categories, category: changed})
 
 
-def upsert_record(dataset: Dataset, category: Category, record: ModelRecord, now: int) -> Dataset:
-    """The dataset with one record created or replaced; its v1 view and metadata follow."""
+def upsert_record(
+    dataset: Dataset,
+    category: Category,
+    record: ModelRecord,
+    now: int,
+    legacy_record: Json | None = None,
+) -> Dataset:
+    """The dataset with one record created or replaced; its v1 view and metadata follow.
+
+    `legacy_record` (legacy-canonical writes) becomes the record's v1 entry as submitted.
+    """
     records = dict(dataset.categories[category].records)
     operation = "update" if record.name in records else "create"
     records[record.name] = record
-    return _with_records(dataset, category, records, operation, record.name, now)
+    return _with_records(dataset, category, records, operation, record.name, now, legacy_record)
 
 
 def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> Dataset:

@@ -715,19 +715,29 @@ def _document_proposals() -> None:
     )
     document(
         proposals.legacy_write,
-        summary="v1 (legacy) write: not offered by this deployment",
-        description="v1 writes need a legacy-canonical PRIMARY; this deployment takes writes "
-        "through v2, so every v1 write with a key answers 503.",
+        summary="v1 (legacy) write: create (POST), update (PUT) or delete",
+        description="Only on a legacy-canonical PRIMARY (elsewhere 503). The body is a legacy "
+        "record of the category (text: a db.json entry with a base name); it is queued as sent "
+        "and, once applied, becomes the model's v1 entry verbatim while v2 gets its conversion.",
         tags=["proposals"],
         parameters=[_V1_CATEGORY, _MODEL_NAME],
         request_body={
             "required": False,
-            "description": "A legacy record (not read).",
+            "description": "The legacy record (POST/PUT).",
             "content": json_content({"type": "object", "additionalProperties": True}),
         },
         responses={
-            401: error_response("No `apikey` header."),
-            503: error_response("REPLICA mode, or v1 writes are not offered here."),
+            202: _ok("Queued: the new change, null fields omitted.", ref("PendingChangeRecord")),
+            400: error_response("text_generation: the name has a backend prefix."),
+            **_auth("requestor"),
+            404: error_response("Update or delete of a model that does not exist."),
+            409: error_response("Create of a model that already exists: use PUT."),
+            422: validation_response(
+                "A category without a legacy format, or a body that is not a valid legacy record."
+            ),
+            503: error_response(
+                "REPLICA mode, canonical format v2 (v1 writes not offered), or queue disabled."
+            ),
         },
         security=[SECURITY],
     )

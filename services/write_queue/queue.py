@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from attrs import define, frozen
 
-from horde_model_records import Category, structure_record, unstructure_record
+from horde_model_records import Category, legacy_to_v2, structure_record, unstructure_record
 from horde_model_records.text import model_name_of
 from shared.dataset import (
     Dataset,
@@ -63,6 +63,12 @@ class ApplyOutcome:
             body["failed_error_type"] = self.failure.kind
         body.update(split_fields(self.split))
         return body
+
+
+def is_legacy_change(change: Change) -> bool:
+    """Whether a change was proposed through v1 (its payload is a legacy record)."""
+    route = (change.request_metadata or {}).get("route", "")
+    return isinstance(route, str) and "_legacy" in route
 
 
 def split_fields(split: tuple[int, int, int] | None) -> Json:
@@ -183,6 +189,11 @@ class WriteQueue:
         if self.dataset is None:
             raise Unavailable("The write service is still starting.")
         return self.dataset
+
+    def live_legacy_record(self, category: Category, name: str) -> Json | None:
+        """The record's entry in the v1 view (text: the base-name db.json entry)."""
+        view = self.live().categories[category].legacy
+        return None if view is None else view.get(name)
 
     def live_record(self, category: Category, name: str) -> Json | None:
         record = self.live().categories[category].records.get(name)
@@ -448,7 +459,18 @@ class WriteQueue:
                     f"Model '{change.model_name}' not found in category '{category.value}'",
                 )
             return delete_record(dataset, category, change.model_name, now)
+        legacy_record = None
         payload = dict(change.payload or {})
+        if is_legacy_change(change):
+            legacy_record = payload
+            try:
+                payload = unstructure_record(legacy_to_v2(category, legacy_record))
+            except Exception as exc:  # noqa: BLE001 -- a stored payload that no longer converts
+                raise ApplyFailure(
+                    change.change_id,
+                    "PendingChangePayloadError",
+                    f"Change {change.change_id}: {exc}",
+                ) from None
         existing = dataset.categories[category].records.get(change.model_name)
         metadata = dict(payload.get("metadata") or {})
         if existing is not None:
@@ -466,7 +488,7 @@ class WriteQueue:
             raise ApplyFailure(
                 change.change_id, "PendingChangePayloadError", f"Change {change.change_id}: {exc}"
             ) from None
-        return upsert_record(dataset, category, record, now)
+        return upsert_record(dataset, category, record, now, legacy_record)
 
     async def _reserve(self, changes: list[Change], job: str) -> None:
         async with self.store.transaction():

@@ -6,7 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from horde_model_records import legacy_to_v2, unstructure_record
+
 from ..guards import aidentify, json_response, path_category, require_queue
+from ..queue import is_legacy_change
 
 routes = web.RouteTableDef()
 
@@ -40,5 +43,9 @@ async def list_beta_models(request: web.Request) -> web.StreamResponse:
         key = (change.updated_at, change.change_id)
         if change.model_name not in order or key > order[change.model_name]:
             order[change.model_name] = key
-            latest[change.model_name] = change.payload
+            payload = change.payload
+            if is_legacy_change(change) and payload is not None:
+                # legacy-canonical payloads are legacy records: show them as v2 (spec 03 §12)
+                payload = unstructure_record(legacy_to_v2(category, payload))
+            latest[change.model_name] = payload
     return json_response(latest)

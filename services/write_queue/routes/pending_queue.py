@@ -22,7 +22,7 @@ from ..guards import (
     require_queue,
 )
 from ..models import STATUSES, Change
-from ..queue import ApplyOutcome, split_fields
+from ..queue import ApplyOutcome, is_legacy_change, split_fields
 
 routes = web.RouteTableDef()
 
@@ -51,6 +51,13 @@ async def _guarded(request: web.Request, role: str | None, primary: bool) -> tup
     if primary:
         require_primary(request, REPLICA_QUEUE)
     return who, require_queue(request)
+
+
+def _current(queue: Any, change: Change) -> dict[str, Any] | None:
+    """The live state a change is compared with: the legacy record for v1 changes."""
+    if is_legacy_change(change):
+        return queue.live_legacy_record(change.category, change.model_name)
+    return queue.live_record(change.category, change.model_name)
 
 
 def _page(items: list[Change], offset: int, limit: int) -> dict[str, Any]:
@@ -155,7 +162,7 @@ async def get_change(request: web.Request) -> web.StreamResponse:
 async def get_change_diff(request: web.Request) -> web.StreamResponse:
     _, queue = await _guarded(request, None, primary=False)
     change = await queue.aget(_path_id(request, "change_id"))
-    return json_response(change_diff(change, queue.live_record(change.category, change.model_name)))
+    return json_response(change_diff(change, _current(queue, change)))
 
 
 @_route("GET", "/diffs")
@@ -198,7 +205,7 @@ async def list_diffs(request: web.Request) -> web.StreamResponse:
         except NotFound:
             errors.append({"change_id": cid, "error": "Change not found", "error_type": "NotFound"})
             continue
-        diffs.append(change_diff(change, queue.live_record(change.category, change.model_name)))
+        diffs.append(change_diff(change, _current(queue, change)))
     return json_response({"diffs": diffs, "total": len(ids), "errors": errors})
 
 

@@ -6,9 +6,17 @@ from typing import Any
 
 from aiohttp import web
 
-from horde_model_records import Category, has_backend_prefix, structure_record, unstructure_record
+from horde_model_records import (
+    LEGACY_CATEGORIES,
+    Category,
+    has_backend_prefix,
+    legacy_to_v2,
+    structure_record,
+    unstructure_record,
+)
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import KNOWN_BASELINES
+from horde_model_records.convert import ConversionError
 from horde_model_records.text import GENERATION_PARAMS
 from shared.errors import (
     BadRequest,
@@ -180,17 +188,101 @@ async def delete_model(request: web.Request) -> web.StreamResponse:
     return await _propose(request, "delete", "delete_v2_model")
 
 
+LEGACY_WRITABLE = tuple(c for c in LEGACY_CATEGORIES)
+
+
+def _legacy_category(request: web.Request) -> Category:
+    raw = request.match_info["category"]
+    try:
+        category = Category(raw)
+    except ValueError:
+        category = None
+    if category not in LEGACY_WRITABLE:
+        names = ", ".join(f"'{c.value}'" for c in LEGACY_WRITABLE)
+        raise InvalidInput(
+            [
+                validation_item(
+                    "enum",
+                    ["path", "category"],
+                    f"Input should be {names}",
+                    raw,
+                    {"expected": names},
+                )
+            ]
+        )
+    assert category is not None
+    return category
+
+
+def _validated_legacy(category: Category, body: Any) -> dict[str, Any]:
+    """A legacy record as submitted, once it is known to convert to a valid v2 record (else 422)."""
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            [validation_item("model_attributes_type", ["body"], "Input should be an object", None)]
+        )
+    try:
+        legacy_to_v2(category, body)
+    except ConversionError as exc:
+        raise InvalidInput(
+            [validation_item("value_error", ["body", exc.field or "config"], str(exc), None)]
+        ) from None
+    return body
+
+
 @routes.post(V1 + "/{category}")
 @routes.put(V1 + "/{category}")
 @routes.delete(V1 + "/{category}/model/{model_name:.+}")
 async def legacy_write(request: web.Request) -> web.StreamResponse:
-    """v1 writes need a legacy-canonical PRIMARY; this deployment takes writes through v2."""
-    api_key_of(request)
+    """v1 writes (spec 03 §4): only on a legacy-canonical PRIMARY; the payload stays legacy."""
+    api_key_of(request)  # 0: a key must be present before anything else is looked at
     config = request.config_dict[write_config_key]
-    require_primary(request)
-    if config.canonical_format == "v2":
+    if config.canonical_format != "legacy":
+        # v1 writes are not offered at all here: say so before looking at the request
         raise Unavailable(
             "This deployment does not expose write operations for this API. "
             "Expected canonical_format='legacy', got 'v2'."
         )
-    raise Unavailable("Legacy-canonical writes are not supported by this deployment yet.")
+    category = _legacy_category(request)
+    operation = {"POST": "create", "PUT": "update", "DELETE": "delete"}[request.method]
+    payload: dict[str, Any] | None = None
+    if operation == "delete":
+        name = request.match_info["model_name"]
+    else:
+        payload = _validated_legacy(category, await read_json(request))
+        name = str(payload["name"])
+    if not name.strip():
+        raise InvalidInput("Model name must not be empty or whitespace-only.")
+    if "\\" in name:
+        raise InvalidInput(f"Model name must not contain invalid characters \\: '{name}'")
+    _check_prefix(category, name, "deleted" if operation == "delete" else "generated")
+    queue = request.config_dict[write_queue_key]
+    live = queue.live_record(category, name)
+    if operation == "create" and live is not None:
+        raise Conflict(
+            f"Model '{name}' already exists in category '{category.value}'. "
+            "Use PUT to update existing models."
+        )
+    if operation == "update" and live is None:
+        raise NotFound(
+            f"Model '{name}' does not exist in category '{category.value}'. "
+            "Use POST to create new models."
+        )
+    if operation == "delete":
+        if live is None:
+            raise NotFound(f"Model '{name}' not found in category '{category.value}'")
+        payload = queue.live_legacy_record(category, name)
+    who = await aidentify(request, "requestor")
+    require_primary(request)
+    if operation == "create":
+        route = f"create_legacy_{category.value}_model"
+    elif operation == "update":
+        route = (
+            "update_legacy_model"
+            if category is Category.image_generation
+            else f"update_legacy_{category.value}_model"
+        )
+    else:
+        route = "delete_legacy_model"
+    queue = require_queue(request)
+    change = await queue.aenqueue(who, category, operation, name, payload, route)
+    return json_response(change.to_wire(omit_nulls=True), status=202)

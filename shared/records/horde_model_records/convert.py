@@ -249,6 +249,21 @@ def _db_entry_fields(entry: LegacyTextRecord) -> Json:
     }
 
 
+def legacy_to_v2(category: Category, raw: Any) -> ModelRecord:
+    """One legacy record (a JSON category's record, or a db.json text entry) as its v2 record.
+
+    Raises ConversionError or cattrs validation errors naming the field.
+    """
+    if category is Category.text_generation:
+        if not isinstance(raw, dict):
+            raise ConversionError(None, f"expected an object, got {type(raw).__name__}")
+        name = raw.get("name")
+        filled = {"model_name": model_name_of(name) if isinstance(name, str) else "", **raw}
+        entry = converter.structure(filled, LegacyTextRecord)
+        return structure_record(category, _db_entry_fields(entry))
+    return legacy_record_to_v2(category, raw)
+
+
 def convert_db_json(
     data: Any, source: str = "db.json"
 ) -> tuple[dict[str, ModelRecord], list[Problem]]:
