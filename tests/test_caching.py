@@ -120,3 +120,18 @@ async def test_etag_survives_publishes_that_do_not_touch_a_category(
         f"{V2}/image_generation", headers={"If-None-Match": image_before}
     )
     assert image_after.status == 200 and image_after.headers["ETag"] != image_before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/",
+        "/api/replicate_mode",
+        f"{V1}/info",
+        f"{V2}/model_categories",
+        f"{V2}/metadata/metadata",
+    ],
+)
+async def test_capability_reads_carry_snapshot_id(client: TestClient, path: str) -> None:
+    """Capability and metadata reads name the live snapshot too."""
+    assert (await client.get(path)).headers.get("X-Snapshot-Id") == "1"

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from horde_model_records import ALL_CATEGORIES, V2_LISTED_CATEGORIES
 
-from ..keys import read_config_key
+from ..keys import read_config_key, snapshot_holder_key
 
 routes = web.RouteTableDef()
 
@@ -27,43 +27,49 @@ _V2_INFO = {
 }
 
 
-def _json(value: object) -> web.Response:
-    return web.Response(text=json.dumps(value), content_type="application/json")
+def _json(request: web.Request, value: object) -> web.Response:
+    """A small constant answer; it still names the live snapshot, as every read does."""
+    response = web.Response(text=json.dumps(value), content_type="application/json")
+    model = request.config_dict[snapshot_holder_key].current
+    if model is not None:
+        response.headers["X-Snapshot-Id"] = str(model.snapshot_id)
+    return response
 
 
 @routes.get("/api")
 @routes.get("/api/")
 async def get_welcome(request: web.Request) -> web.Response:
-    return _json(_WELCOME)
+    return _json(request, _WELCOME)
 
 
 @routes.get("/api/replicate_mode")
 async def get_replicate_mode(request: web.Request) -> web.Response:
     config = request.config_dict[read_config_key]
     return _json(
+        request,
         {
             "replicate_mode": config.mode,
             "canonical_format": config.canonical_format,
             "writable": config.mode == "PRIMARY",
-        }
+        },
     )
 
 
 @routes.get("/api/model_references/v1/info")
 async def get_v1_info(request: web.Request) -> web.Response:
-    return _json(_V1_INFO)
+    return _json(request, _V1_INFO)
 
 
 @routes.get("/api/model_references/v2/info")
 async def get_v2_info(request: web.Request) -> web.Response:
-    return _json(_V2_INFO)
+    return _json(request, _V2_INFO)
 
 
 @routes.get("/api/model_references/v1/model_categories")
 async def list_v1_categories(request: web.Request) -> web.Response:
-    return _json([c.value for c in ALL_CATEGORIES])
+    return _json(request, [c.value for c in ALL_CATEGORIES])
 
 
 @routes.get("/api/model_references/v2/model_categories")
 async def list_v2_categories(request: web.Request) -> web.Response:
-    return _json([c.value for c in V2_LISTED_CATEGORIES])
+    return _json(request, [c.value for c in V2_LISTED_CATEGORIES])
