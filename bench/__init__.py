@@ -8,5 +8,9 @@ in BENCHMARKS to have ``python -m bench`` run it (in this order).
 BENCHMARKS: dict[str, str] = {
     "read-api": "bench.read_api",
     "write-queue": "bench.write_queue",
+    "stats": "bench.stats",
     "replica": "bench.replica",
+    "growth": "bench.growth",
+    "peer": "bench.peer",
+    "deployed": "bench.deployed",
 }

@@ -43,8 +43,10 @@ class ResultCache:
     epoch: tuple[str, int] | None = None
     results: dict[tuple[Any, ...], Any] = field(factory=dict)
 
+    max_entries: int = 2048  # bounds memory whatever the requests ask for
+
     def get(self, epoch: tuple[str, int], key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        if epoch != self.epoch:
+        if epoch != self.epoch or len(self.results) >= self.max_entries:
             self.epoch, self.results = epoch, {}
         if key not in self.results:
             self.results[key] = compute()

@@ -36,8 +36,12 @@ SORTS = ("worker_count", "usage_day", "usage_month", "usage_total")
 
 
 def _json(body: Any) -> web.Response:
+    return _bytes(json.dumps(body).encode())
+
+
+def _bytes(data: bytes) -> web.Response:
     return web.Response(
-        text=json.dumps(body),
+        body=data,
         content_type="application/json",
         headers={"Cache-Control": "public, max-age=60"},
     )
@@ -145,8 +149,13 @@ async def list_popular(request: web.Request) -> web.Response:
             for _, r, s in rows
         ]
 
-    ranked = _cached(request, model, ("popular", category, sort_by, include_workers), compute)
-    return _json(ranked[:limit])
+    def encoded() -> bytes:
+        ranked = _cached(request, model, ("popular", category, sort_by, include_workers), compute)
+        return json.dumps(ranked[:limit]).encode()
+
+    # the encoded answer too: a request is then a lookup (keys are bounded: limit <= 100)
+    key = ("popular-bytes", category, sort_by, include_workers, limit)
+    return _bytes(_cached(request, model, key, encoded))
 
 
 def _paging(p: QueryParser, request: web.Request) -> tuple[int | None, int]:
@@ -166,13 +175,15 @@ async def get_statistics(request: web.Request) -> web.Response:
     records = model.records[category]
     if not records:
         raise NotFound(f"Category '{category.value}' not found or has no models")
-    body = _cached(
+    encoded = _cached(
         request,
         model,
         ("statistics", category, grouped),
-        lambda: category_statistics(category, records, grouped),
+        lambda: json.dumps(category_statistics(category, records, grouped)).encode(),
     )
-    return _json({**body, "offset": offset, "limit": limit})
+    # paging is only echoed (spec 04 §6): splice it into the encoded object
+    echo = json.dumps({"offset": offset, "limit": limit}).encode()
+    return _bytes(encoded[:-1] + b", " + echo[1:])
 
 
 @routes.get("/api/model_references/statistics/{category}/deletion-risk")
