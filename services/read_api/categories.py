@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from horde_model_records import ALL_CATEGORIES, Category
-from shared.errors import InvalidInput, validation_item
-
-_NAMES = [c.value for c in ALL_CATEGORIES]
-_EXPECTED = ", ".join(f"'{n}'" for n in _NAMES[:-1]) + f" or '{_NAMES[-1]}'"
+from horde_model_records import Category
+from shared.errors import InvalidInput
+from shared.query import category_or_unknown, category_param
 
 
 def v2_category(raw: str, loc: str = "model_category_name") -> Category:
     """A v2 path category; unknown ones are a 422 in the list envelope (no v1 aliases)."""
-    try:
-        return Category(raw)
-    except ValueError:
-        raise InvalidInput(
-            [
-                validation_item(
-                    "enum",
-                    ["path", loc],
-                    f"Input should be {_EXPECTED}",
-                    raw,
-                    {"expected": _EXPECTED},
-                )
-            ]
-        ) from None
+    return category_param(raw, loc)
 
 
 def v1_category(raw: str) -> Category:
@@ -45,7 +30,4 @@ def v1_category(raw: str) -> Category:
 
 def search_category(raw: str) -> Category:
     """A search path category; unknown ones are a 422 with a string detail."""
-    try:
-        return Category(raw)
-    except ValueError:
-        raise InvalidInput(f"Unknown category '{raw}'. Valid: {_NAMES}") from None
+    return category_or_unknown(raw)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from horde_model_records import CATEGORY_INFO, Category
 from shared.errors import InvalidInput, Unavailable, validation_item
+from shared.query import category_param
 
 from .auth import api_key_of, arequire
 from .keys import authenticator_key, write_config_key, write_queue_key
@@ -24,26 +25,10 @@ REPLICA_QUEUE = (
     "Only PRIMARY instances can queue model changes."
 )
 QUEUE_DISABLED = "Pending queue is disabled or unsupported on this deployment."
-_CATEGORY_NAMES = [c.value for c in Category]
-_EXPECTED = ", ".join(f"'{n}'" for n in _CATEGORY_NAMES[:-1]) + f" or '{_CATEGORY_NAMES[-1]}'"
 
 
 def path_category(request: web.Request, loc: str = "category") -> Category:
-    raw = request.match_info["category"]
-    try:
-        return Category(raw)
-    except ValueError:
-        raise InvalidInput(
-            [
-                validation_item(
-                    "enum",
-                    ["path", loc],
-                    f"Input should be {_EXPECTED}",
-                    raw,
-                    {"expected": _EXPECTED},
-                )
-            ]
-        ) from None
+    return category_param(request.match_info["category"], loc)
 
 
 async def read_json(request: web.Request, required: bool = True) -> Any:

@@ -12,12 +12,10 @@ from horde_model_records import Category
 from shared.errors import (
     BadGateway,
     BadRequest,
-    InvalidInput,
     NotFound,
     Unavailable,
-    validation_item,
 )
-from shared.query import QueryParser
+from shared.query import QueryParser, category_or_unknown, category_param
 
 from ..deletion_risk import PRESETS, deletion_risk_models, summarise
 from ..keys import poller_key, result_cache_key, stats_config_key, stats_snapshot_key
@@ -29,8 +27,6 @@ routes = web.RouteTableDef()
 
 Json = dict[str, Any]
 
-_NAMES = [c.value for c in Category]
-_EXPECTED = ", ".join(f"'{n}'" for n in _NAMES[:-1]) + f" or '{_NAMES[-1]}'"
 HORDE_CATEGORIES = (Category.image_generation, Category.text_generation)
 SORTS = ("worker_count", "usage_day", "usage_month", "usage_total")
 
@@ -63,20 +59,7 @@ def _cached(request: web.Request, model: StatsModel, key: tuple[Any, ...], compu
 
 
 def _category_enum(raw: str) -> Category:
-    try:
-        return Category(raw)
-    except ValueError:
-        raise InvalidInput(
-            [
-                validation_item(
-                    "enum",
-                    ["path", "category"],
-                    f"Input should be {_EXPECTED}",
-                    raw,
-                    {"expected": _EXPECTED},
-                )
-            ]
-        ) from None
+    return category_param(raw, "category")
 
 
 def _horde_ready(request: web.Request, category: Category) -> None:
@@ -113,11 +96,7 @@ async def get_heartbeat(request: web.Request) -> web.Response:
 
 @routes.get("/api/model_references/v2/{category}/popular")
 async def list_popular(request: web.Request) -> web.Response:
-    raw = request.match_info["category"]
-    try:
-        category = Category(raw)
-    except ValueError:
-        raise InvalidInput(f"Unknown category '{raw}'. Valid: {_NAMES}") from None
+    category = category_or_unknown(request.match_info["category"])
     p = QueryParser(request.query)
     limit = p.integer("limit", 10, ge=1, le=100)
     sort_by = (p.choices("sort_by", SORTS) or ("worker_count",))[-1]

@@ -38,6 +38,7 @@ from ..guards import (
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
+from ..queue import WriteQueue
 
 routes = web.RouteTableDef()
 
@@ -114,6 +115,28 @@ def _check_settings(settings: dict[str, Any] | None) -> None:
         raise InvalidInput(problems)
 
 
+def _check_target(
+    queue: WriteQueue, category: Category, operation: str, name: str, missing: str
+) -> dict[str, Any] | None:
+    """Guards 4-6 of spec 03 §1 (name, backend prefix, existence); the live record, if any."""
+    if not name.strip():
+        raise InvalidInput("Model name must not be empty or whitespace-only.")
+    if "\\" in name:
+        raise InvalidInput(f"Model name must not contain invalid characters \\: '{name}'")
+    _check_prefix(category, name, "deleted" if operation == "delete" else "generated")
+    live = queue.live_record(category, name)
+    where = f"category '{category.value}'"
+    if operation == "create" and live is not None:
+        raise Conflict(
+            f"Model '{name}' already exists in {where}. Use PUT to update existing models."
+        )
+    if operation == "update" and live is None:
+        raise NotFound(f"Model '{name}' {missing} {where}. Use POST to create new models.")
+    if operation == "delete" and live is None:
+        raise NotFound(f"Model '{name}' not found in {where}")
+    return live
+
+
 def _check_prefix(category: Category, name: str, what: str) -> None:
     if category is Category.text_generation and has_backend_prefix(name):
         raise BadRequest(_PREFIX_MSG.format(name=name, what=what))
@@ -135,24 +158,9 @@ async def _propose(
     require_v2_canonical(request, category)
     name = path_name if payload is None else payload["name"]
     assert name is not None
-    if not name.strip():
-        raise InvalidInput("Model name must not be empty or whitespace-only.")
-    if "\\" in name:
-        raise InvalidInput(f"Model name must not contain invalid characters \\: '{name}'")
-    _check_prefix(category, name, "deleted" if operation == "delete" else "generated")
     queue = request.config_dict[write_queue_key]
-    live = queue.live_record(category, name)
-    if operation == "create" and live is not None:
-        raise Conflict(
-            f"Model '{name}' already exists in category '{category.value}'. Use PUT to update existing models."
-        )
-    if operation == "update" and live is None:
-        raise NotFound(
-            f"Model '{name}' not found in category '{category.value}'. Use POST to create new models."
-        )
+    live = _check_target(queue, category, operation, name, missing="not found in")
     if operation == "delete":
-        if live is None:
-            raise NotFound(f"Model '{name}' not found in category '{category.value}'")
         payload = live
     if operation == "update" and payload is not None and live is not None:
         old_meta = live.get("metadata") or {}
@@ -250,26 +258,9 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
     else:
         payload = _validated_legacy(category, await read_json(request))
         name = str(payload["name"])
-    if not name.strip():
-        raise InvalidInput("Model name must not be empty or whitespace-only.")
-    if "\\" in name:
-        raise InvalidInput(f"Model name must not contain invalid characters \\: '{name}'")
-    _check_prefix(category, name, "deleted" if operation == "delete" else "generated")
     queue = request.config_dict[write_queue_key]
-    live = queue.live_record(category, name)
-    if operation == "create" and live is not None:
-        raise Conflict(
-            f"Model '{name}' already exists in category '{category.value}'. "
-            "Use PUT to update existing models."
-        )
-    if operation == "update" and live is None:
-        raise NotFound(
-            f"Model '{name}' does not exist in category '{category.value}'. "
-            "Use POST to create new models."
-        )
+    _check_target(queue, category, operation, name, missing="does not exist in")
     if operation == "delete":
-        if live is None:
-            raise NotFound(f"Model '{name}' not found in category '{category.value}'")
         payload = queue.live_legacy_record(category, name)
     who = await aidentify(request, "requestor")
     require_primary(request)
