@@ -23,7 +23,7 @@ run: setup
 	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL) --log-format text
 
 test: setup lint
-	deploy/ensure-tools.sh nginx  # the end-to-end tests run real nginx
+	deploy/ensure-tools.sh nginx curl jq sqlite3  # end-to-end and doc tests run these for real
 	$(BIN)/pytest -q
 
 lint: setup

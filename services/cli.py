@@ -99,6 +99,13 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
     """Import a legacy directory and publish it as the first snapshot of the data dir."""
     data_dir = get_path(env, "HMR_DATA_DIR", "./var")
     store = SnapshotStore(data_dir / "snapshots")
+    if (data_dir / "write_queue.sqlite3").exists():
+        print(
+            f"{data_dir} has a write store, which holds the canonical data and republishes it "
+            "on start: stop the write service and move write_queue.sqlite3* away to reseed",
+            file=sys.stderr,
+        )
+        return 1
     if store.current_name() is not None and not force:
         print(
             f"{data_dir} already has a snapshot ({store.current_name()}); "

@@ -66,17 +66,21 @@ def get_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[s
 
 
 def get_json_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A list: a JSON array (`["1", 2]`) or comma-separated values (`1001, 1002`, or just `1002`)."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return ()
+    if not raw.lstrip().startswith("["):
+        return tuple(v.strip() for v in raw.split(",") if v.strip())
     try:
         value = json.loads(raw)
     except ValueError:
-        # a plain comma-separated list is accepted too
-        return tuple(v.strip() for v in raw.split(",") if v.strip())
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{name} must be a JSON array of strings, got {raw!r}")
-    return tuple(v.strip() for v in value if v.strip())
+        raise ConfigError(f"{name} is not a valid JSON array: {raw!r}") from None
+    if not isinstance(value, list) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
+    ):
+        raise ConfigError(f"{name} must be a JSON array of strings or numbers, got {raw!r}")
+    return tuple(str(v).strip() for v in value if str(v).strip())
 
 
 def get_path(env: Mapping[str, str], name: str, default: str) -> Path:

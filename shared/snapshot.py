@@ -207,6 +207,7 @@ class SnapshotStore:
             manifest_bytes = json.dumps(manifest, indent=1).encode()
             _write_file(tmp / MANIFEST, manifest_bytes)
             for sub in {tmp, *(p for p in tmp.rglob("*") if p.is_dir())}:
+                sub.chmod(0o755)  # mkdtemp makes 0700: readers may run as another user
                 _fsync_dir(sub)
             os.rename(tmp, self.root / name)
         except BaseException:

@@ -444,3 +444,12 @@ def test_data_dir_that_is_a_file_is_a_clean_error(tmp_path: Path) -> None:
     result = run_hmr("seed", "--data-dir", str(tmp_path / "afile"), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("hmr: error:") and "Traceback" not in result.stderr
+
+
+def test_seed_refuses_a_data_dir_with_a_write_store(tmp_path: Path) -> None:
+    """Seeding over a write store would be undone by it: hmr seed refuses and says why."""
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    (data_dir / "write_queue.sqlite3").write_bytes(b"")
+    result = run_hmr("seed", "--data-dir", str(data_dir), "--force", cwd=tmp_path)
+    assert result.returncode == 1 and "write store" in result.stderr

@@ -146,3 +146,10 @@ def test_manifest_records_metadata_and_counts(tmp_path: Path, dataset: Dataset) 
     assert block["count"] == 161 and block["legacy_count"] == 161
     assert block["metadata"]["total_models"] == 161
     assert block["legacy_metadata"]["category"] == "image_generation"
+
+
+def test_snapshot_directories_are_readable_by_other_users(tmp_path: Path, dataset: Dataset) -> None:
+    """Published snapshot directories are 0755, so readers may run as another user."""
+    published = publish_dataset(SnapshotStore(tmp_path), dataset)
+    assert (tmp_path / published.name).stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / published.name / "v2").stat().st_mode & 0o777 == 0o755

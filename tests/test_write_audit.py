@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -91,3 +92,29 @@ async def test_audit_errors(system: TestClient) -> None:
     assert (await system.get(f"{AUDIT}/current")).status == 401
     v1 = await system.get("/api/model_references/v1/pending_queue/audit/current", headers=R)
     assert v1.status == 200
+
+
+async def test_net_changes_report_updates_of_seeded_models_as_modified(system: TestClient) -> None:
+    """Updating a model that was seeded (no earlier audit events) is a modification, not an add."""
+    for _ in range(50):  # the read side serves the writer's first snapshot within a moment
+        resp = await system.get(f"{V2}/image_generation/model/Example Photoreal")
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.02)
+    current = await resp.json()
+    changed = {**current, "description": "Edited for the audit view."}
+    resp = await system.put(
+        f"{V2}/image_generation/model/Example Photoreal", json=changed, headers=R
+    )
+    cid = (await resp.json())["change_id"]
+    review = {"batch_title": "edit", "approved_ids": [cid]}
+    assert (await system.post(f"{V2}/pending_queue/batches", json=review, headers=A)).status == 200
+    assert (
+        await system.post(f"{V2}/pending_queue/changes/{cid}/apply", json={}, headers=A)
+    ).status == 200
+    net = await get(system, f"{AUDIT}/batches/1/net_changes")
+    entry = net["model_changes"][0]
+    assert entry["net_operation"] == "modified" and net["models_modified"] == 1
+    assert entry["before_state"]["description"] != "Edited for the audit view."
+    assert entry["after_state"]["description"] == "Edited for the audit view."
+    assert [d["field_path"] for d in entry["field_diffs"]][:1] == ["description"]

@@ -29,6 +29,7 @@ class SnapshotPuller:
     source: URL  # the write service's base URL, e.g. http://writer:19802
     store: SnapshotStore
     timeout: float = 10.0
+    keep: int = 5  # snapshots kept on this replica's own disk
 
     async def _aget(self, path: str) -> bytes:
         url = self.source.join(URL("/api/internal/snapshots/" + path))
@@ -65,6 +66,7 @@ class SnapshotPuller:
             await asyncio.to_thread(self.store.install, manifest, files)
         except SnapshotError as exc:
             raise PullError(str(exc)) from None
+        await asyncio.to_thread(self.store.prune, self.keep)
         logger.info("pulled snapshot %s", name)
         return True
 

@@ -182,14 +182,22 @@ class AuditReplay:
         }
 
     def _state(self, category: str, model: str, upto: int) -> Json | None:
-        """A model's record as the model events say, counting events with id < upto."""
+        """A model's record as the model events say, counting events with id < upto.
+
+        A model whose first event is an update or a delete (a seeded model) starts from that
+        event's `before` record.
+        """
         state: Json | None = None
+        seen = False
         for event in self.model_events:
-            if event["event_id"] >= upto:
-                break
             if event["category"] != category or event["model_name"] != model:
                 continue
             payload = event["payload"]
+            if not seen and event["operation"] in ("update", "delete"):
+                state = payload.get("before")
+            seen = True
+            if event["event_id"] >= upto:
+                break
             if event["operation"] == "create":
                 state = payload.get("after")
             elif event["operation"] == "delete":

@@ -559,7 +559,8 @@ class WriteQueue:
                 for key in sorted(set(old_wire) | set(new_wire or {}))
                 if old_wire.get(key) != (new_wire or {}).get(key)
             }
-            operation, payload = "update", {"delta": delta}
+            # the whole previous record too: audit views can then tell an update from a create
+            operation, payload = "update", {"before": old_wire, "delta": delta}
         await self._audit(category.value, change.model_name, operation, who.user_id, payload, job)
 
     async def _split_batches(

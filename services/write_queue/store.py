@@ -89,6 +89,11 @@ class Store:
         async with self.db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the write store is at schema version {version}, newer than this release knows "
+                f"({len(MIGRATIONS)}): run the newer release, or restore a backup taken before"
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             await self.db.execute("BEGIN IMMEDIATE")
             try:
