@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from attrs import define
+from prometheus_client import Gauge
 
+from .observability import Observability
 from .snapshot import Snapshot, SnapshotError, SnapshotStore
 
 logger = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ class SnapshotHolder(Generic[M]):
     name_of: Callable[[M], str]
     current: M | None = None
     marker: tuple[int, int] | None = None
+    loaded: tuple[int, int] | None = None  # (id, created_at) of the snapshot behind `current`
 
     async def arefresh(self) -> bool:
         """Load the snapshot CURRENT names if it is new; True when the live model changed.
@@ -48,13 +52,13 @@ class SnapshotHolder(Generic[M]):
             return False
         loop = asyncio.get_running_loop()
         try:
-            model = await loop.run_in_executor(None, self._load, name)
+            model, loaded = await loop.run_in_executor(None, self._load, name)
         except SnapshotError as exc:
             logger.error("snapshot refused, keeping %s: %s", self._live(), exc)
             if self.current is None:
                 await self._load_newest_good(exclude=name)
             return False
-        self.current = model
+        self.current, self.loaded = model, loaded
         logger.info("serving snapshot %s", name)
         return True
 
@@ -65,15 +69,34 @@ class SnapshotHolder(Generic[M]):
             if name == exclude:
                 continue
             try:
-                self.current = await loop.run_in_executor(None, self._load, name)
+                self.current, self.loaded = await loop.run_in_executor(None, self._load, name)
             except SnapshotError as exc:
                 logger.error("snapshot refused: %s", exc)
                 continue
             logger.warning("serving older snapshot %s until a good one is published", name)
             return
 
-    def _load(self, name: str) -> M:
-        return self.build(self.store.read(name))
+    def _load(self, name: str) -> tuple[M, tuple[int, int]]:
+        snapshot = self.store.read(name)
+        return self.build(snapshot), (snapshot.id, int(snapshot.manifest.get("created_at", 0)))
+
+    def observe(self, obs: Observability, service: str) -> None:
+        """Readiness (a snapshot is loaded) and snapshot id/age gauges named after `service`."""
+        obs.ready_checks[f"{service}_snapshot"] = lambda _app: (
+            (True, self.name_of(self.current))
+            if self.current is not None
+            else (False, "no snapshot loaded")
+        )
+        Gauge(
+            f"hmr_{service}_snapshot_id",
+            f"Id of the snapshot the {service} service answers from.",
+            registry=obs.registry,
+        ).set_function(lambda: self.loaded[0] if self.loaded else -1)
+        Gauge(
+            f"hmr_{service}_snapshot_age_seconds",
+            "Seconds since that snapshot was published.",
+            registry=obs.registry,
+        ).set_function(lambda: time.time() - self.loaded[1] if self.loaded else -1)
 
     def _live(self) -> str:
         return self.name_of(self.current) if self.current is not None else "nothing"

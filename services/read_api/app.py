@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import Gauge
 from yarl import URL
 
 from shared.http import setup_http
@@ -51,21 +49,6 @@ async def snapshot_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
-def _observe(app: web.Application, holder: SnapshotHolder[ReadModel]) -> None:
-    obs = setup_observability(app)
-    obs.ready_checks["read_snapshot"] = lambda _app: (
-        (True, holder.current.snapshot_name) if holder.current else (False, "no snapshot loaded")
-    )
-    Gauge(
-        "hmr_read_snapshot_id", "Id of the snapshot the read service serves.", registry=obs.registry
-    ).set_function(lambda: holder.current.snapshot_id if holder.current else -1)
-    Gauge(
-        "hmr_read_snapshot_age_seconds",
-        "Seconds since the served snapshot was published.",
-        registry=obs.registry,
-    ).set_function(lambda: time.time() - holder.current.created_at if holder.current else -1)
-
-
 def setup(app: web.Application, config: Config) -> None:
     """Add the read routes, state and snapshot watcher to `app` (literal routes before {category})."""
     setup_http(app, config.cors_origins)
@@ -76,7 +59,7 @@ def setup(app: web.Application, config: Config) -> None:
         name_of=lambda model: model.snapshot_name,
     )
     app[snapshot_holder_key] = holder
-    _observe(app, holder)
+    holder.observe(setup_observability(app), "read")
     app.cleanup_ctx.append(snapshot_ctx)
     app.add_routes(capabilities.routes)
     app.add_routes(metadata.routes)

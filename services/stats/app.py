@@ -66,9 +66,7 @@ async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _observe(app: web.Application, holder: SnapshotHolder[StatsModel]) -> None:
     obs = setup_observability(app)
-    obs.ready_checks["stats_snapshot"] = lambda _app: (
-        (True, holder.current.snapshot_name) if holder.current else (False, "no snapshot loaded")
-    )
+    holder.observe(obs, "stats")
 
     def poller() -> Poller | None:
         return app.get(poller_key)
