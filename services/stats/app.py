@@ -96,11 +96,6 @@ def _observe(app: web.Application, holder: SnapshotHolder[StatsModel]) -> None:
         "Successful AI-Horde polls since start.",
         lambda p: p.data.generation,
     )
-    Gauge(
-        "hmr_stats_snapshot_id",
-        "Id of the snapshot the stats service reads.",
-        registry=obs.registry,
-    ).set_function(lambda: holder.current.snapshot_id if holder.current else -1)
 
 
 def setup(app: web.Application, config: Config) -> None:
