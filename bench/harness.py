@@ -18,6 +18,7 @@ import statistics
 import string
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,14 +53,30 @@ class Settings:
     keep_tmp: bool = False
 
 
+@dataclass(frozen=True)
+class Target:
+    """One target of the issues, as measured: a row of the report's summary."""
+
+    figure: str
+    measured: str
+    target: str
+    ok: bool | None  # None: not measured (benchmark skipped or not run)
+
+
 @dataclass
 class Section:
-    """What one benchmark hands back: a markdown block and the targets it missed."""
+    """What one benchmark hands back: a markdown block and the targets it missed.
+
+    ``targets`` lists the targets it checked, for the summary at the end of the report; when a
+    benchmark leaves it empty the summary reads them from its tables (rows with PASS or FAIL,
+    see :func:`scrape_targets`).
+    """
 
     name: str
     title: str
     markdown: str
     failures: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- tools
@@ -425,6 +442,115 @@ def cpu_busy(window_s: float = 1.0) -> float | None:
     return 1.0 - (idle1 - idle0) / total if total > 0 else None
 
 
+class OtherCpu:
+    """CPU time used by processes that are not the bench's own while a benchmark runs.
+
+    A thread samples /proc every ``interval`` seconds.  A process is the bench's own when it
+    descends from this process or when its command line or environment (or an ancestor's)
+    mentions ``own_marker`` (the bench's temporary directory: what ``deploy/local.py up`` starts
+    runs detached, outside our process tree, with ``HMR_DATA_DIR`` under it).  Everything else (another user's tests, a second bench)
+    is "other": when it used a noticeable share of the CPU the figures of that benchmark are
+    noisy, and the report says so.  A lower bound: a process living less than one interval
+    is missed.
+    """
+
+    def __init__(self, own_marker: str, interval: float = 0.5) -> None:
+        self.own_marker = own_marker
+        self.interval = interval
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._first: dict[tuple[int, int], int] = {}
+        self._last: dict[tuple[int, int], int] = {}
+        self._foreign: set[tuple[int, int]] = set()
+        self._verdict: dict[tuple[int, int], bool] = {}  # (pid, start time) -> the bench's own
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+        self.seconds = 0.0  # wall time sampled
+
+    def _scan(self, initial: bool) -> None:
+        procs: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, starttime, ticks)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            rest = stat[stat.rfind(")") + 2 :].split()
+            # fields after the command: state ppid ... utime(12) stime(13) ... starttime(20)
+            procs[int(entry)] = (int(rest[1]), int(rest[19]), int(rest[11]) + int(rest[12]))
+        own_pid = os.getpid()
+        marker = self.own_marker.encode()
+
+        def is_own(pid: int, depth: int = 0) -> bool:
+            if pid == own_pid:
+                return True
+            if pid <= 1 or pid not in procs or depth > 64:
+                return False
+            key = (pid, procs[pid][1])
+            if key not in self._verdict:
+                marked = False
+                for part in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{part}", "rb") as f:
+                            marked = marker in f.read()
+                    except OSError:
+                        pass
+                    if marked:
+                        break
+                self._verdict[key] = marked or is_own(procs[pid][0], depth + 1)
+            return self._verdict[key]
+
+        for pid, (_ppid, start, ticks) in procs.items():
+            key = (pid, start)
+            if key not in self._first:
+                # alive when we started: count from now; born since: count from its start
+                self._first[key] = ticks if initial else 0
+            self._last[key] = ticks
+            if not is_own(pid):
+                self._foreign.add(key)
+            else:
+                self._foreign.discard(key)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._scan(initial=False)
+            except (OSError, ValueError, IndexError):
+                pass
+
+    def __enter__(self) -> OtherCpu:
+        self._started = time.monotonic()
+        try:
+            self._scan(initial=True)
+            self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
+            self._thread.start()
+        except (OSError, ValueError, IndexError):
+            self._thread = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            try:
+                self._scan(initial=False)
+            except (OSError, ValueError, IndexError):
+                pass
+        self.seconds = time.monotonic() - self._started
+
+    @property
+    def cpu_seconds(self) -> float:
+        ticks = sum(self._last[k] - self._first[k] for k in self._foreign)
+        return max(0, ticks) / self._tick
+
+    @property
+    def cores(self) -> float:
+        """Average number of cores the other processes kept busy."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
 def machine_description(busy_at_start: float | None = None) -> str:
     def version(dist: str) -> str:
         try:
@@ -470,6 +596,57 @@ def machine_description(busy_at_start: float | None = None) -> str:
 
 def status(ok: bool | None) -> str:
     return {True: "PASS", False: "FAIL", None: "—"}[ok]
+
+
+#: which column of a table holds the measured value of a target row, by header, in order
+_MEASURED_HEADERS = ("measured", "ratio", "a/b", "body bytes", "latency", "time")
+_STATUS = re.compile(r"\b(PASS|FAIL)\b")
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def scrape_targets(markdown: str) -> list[Target]:
+    """The target rows of a section's markdown tables: every row with a PASS or FAIL cell.
+
+    The measured value is the first column whose header names it (``measured``, ``ratio``,
+    ``A/B``, ``body bytes``, ``latency``, ``time``); the target is the text before ``: PASS`` in
+    the status cell, else the ``target`` column.
+    """
+    found: list[Target] = []
+    header: list[str] | None = None
+    previous = ""
+    for line in markdown.splitlines():
+        if not line.lstrip().startswith("|"):
+            header, previous = None, ""
+            continue
+        if re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*", line.strip()):
+            header = _cells(previous)
+            continue
+        previous = line
+        if header is None:
+            continue
+        row = _cells(line)
+        status_at = next((i for i, c in enumerate(row) if _STATUS.search(c)), None)
+        if status_at is None:
+            continue
+        cell = row[status_at]
+        ok = _STATUS.search(cell).group(1) == "PASS"  # type: ignore[union-attr]
+        lower = [h.lower() for h in header]
+        target = cell[: cell.rfind(":")].strip() if ":" in cell else ""
+        if not target and "target" in lower and lower.index("target") < len(row):
+            target = row[lower.index("target")]
+        measured = ""
+        for key in _MEASURED_HEADERS:
+            at = next((i for i, h in enumerate(lower) if key in h), None)
+            if at is not None and at < len(row) and at != status_at:
+                measured = row[at]
+                if re.fullmatch(r"[0-9.,]+", measured):
+                    measured += f" {header[at]}"  # a bare number says nothing without its unit
+                break
+        found.append(Target(row[0], measured, target, ok))
+    return found
 
 
 Log = Callable[[str], None]

@@ -16,7 +16,6 @@ from aiohttp import web
 
 import shared
 from shared.config import ConfigError, get_bool, get_choice, get_int, get_path
-from shared.dataset import import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
 from shared.observability import AccessLogger, configure_logging
 from shared.snapshot import SnapshotError, SnapshotStore
@@ -114,6 +113,8 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
             file=sys.stderr,
         )
         return 1
+    from shared.dataset import import_legacy_dir, publish_dataset  # not needed to serve
+
     keep = get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1)
     source = _seed_dir(env)
     dataset, problems = import_legacy_dir(source)

@@ -27,7 +27,7 @@ from horde_model_records import (
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 
-from .snapshot import Snapshot, SnapshotStore
+from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
 
 Json = dict[str, Any]
 
@@ -97,14 +97,6 @@ def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> 
     records = dict(dataset.categories[category].records)
     del records[name]
     return _with_records(dataset, category, records, "delete", name, now)
-
-
-def v2_path(category: Category) -> str:
-    return f"v2/{category.value}.json"
-
-
-def v1_path(category: Category) -> str:
-    return f"v1/{category.value}.json"
 
 
 def encode_v2(records: Mapping[str, ModelRecord]) -> bytes:

@@ -33,6 +33,16 @@ MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^(\d{6,})-([0-9a-f]{6})$")
 
 
+def v2_path(category: str) -> str:
+    """Where a category's v2 answer lives inside a snapshot."""
+    return f"v2/{category}.json"
+
+
+def v1_path(category: str) -> str:
+    """Where a category's v1 view lives inside a snapshot."""
+    return f"v1/{category}.json"
+
+
 class SnapshotError(Exception):
     """A snapshot that is missing, damaged or not of this format."""
 

@@ -14,8 +14,7 @@ from attrs import define, frozen
 
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category
 from horde_model_records.records import wire_field_names
-from shared.dataset import v1_path, v2_path
-from shared.snapshot import Snapshot
+from shared.snapshot import Snapshot, v1_path, v2_path
 
 Json = dict[str, Any]
 

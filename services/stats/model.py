@@ -9,8 +9,7 @@ from typing import Any
 from attrs import define, field, frozen
 
 from horde_model_records import ALL_CATEGORIES, Category
-from shared.dataset import v2_path
-from shared.snapshot import Snapshot
+from shared.snapshot import Snapshot, v2_path
 
 Json = dict[str, Any]
 

@@ -9,19 +9,37 @@ from .categories import (
     CategoryInfo,
     has_backend_prefix,
 )
-from .convert import (
-    convert_db_json,
-    convert_legacy_json,
-    convert_models_csv,
-    legacy_to_v2,
-    legacy_view,
-    structure_record,
-    unstructure_record,
-)
 from .problems import Problem
 from .records import RECORD_TYPES, ModelRecord
-from .serde import converter, make_converter
-from .text import is_quantized, text_model_group, variant_names
+
+# The converter (cattrs hooks for every class) and the conversion code cost ~60 ms to import;
+# a read replica needs neither to start, so they load on first use (PEP 562).
+_LAZY = {
+    "convert_db_json": ".convert",
+    "convert_legacy_json": ".convert",
+    "convert_models_csv": ".convert",
+    "legacy_to_v2": ".convert",
+    "legacy_view": ".convert",
+    "structure_record": ".convert",
+    "unstructure_record": ".convert",
+    "converter": ".serde",
+    "make_converter": ".serde",
+    "is_quantized": ".text",
+    "text_model_group": ".text",
+    "variant_names": ".text",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALL_CATEGORIES",
