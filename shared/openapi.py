@@ -81,6 +81,28 @@ def any_category_schema() -> JsonDict:
     }
 
 
+def path_param(name: str, schema: JsonDict, description: str) -> JsonDict:
+    """An OpenAPI path parameter."""
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def query_param(name: str, schema: JsonDict, description: str, required: bool = False) -> JsonDict:
+    """An OpenAPI query parameter."""
+    return {
+        "in": "query",
+        "name": name,
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
 def json_content(schema: JsonDict) -> JsonDict:
     return {"application/json": {"schema": schema}}
 

@@ -14,6 +14,8 @@ from shared.openapi import (
     document,
     error_response,
     json_response,
+    path_param,
+    query_param,
     ref,
     setup_openapi,
     validation_response,
@@ -104,38 +106,18 @@ _COMPONENTS: dict[str, JsonDict] = {
 _CATEGORY_NAMES = [c.value for c in ALL_CATEGORIES]
 
 
-def _path(name: str, schema: JsonDict, description: str) -> JsonDict:
-    return {
-        "in": "path",
-        "name": name,
-        "required": True,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def _query(name: str, schema: JsonDict, description: str) -> JsonDict:
-    return {
-        "in": "query",
-        "name": name,
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-_V2_CATEGORY = _path(
+_V2_CATEGORY = path_param(
     "category",
     {"type": "string", "enum": _CATEGORY_NAMES},
     "A v2 category (no v1 aliases); another value is a 422.",
 )
-_V1_CATEGORY = _path(
+_V1_CATEGORY = path_param(
     "category",
     {"type": "string", "example": "stable_diffusion"},
     "A category, or a v1 alias: a trailing `.json` is dropped, `stable_diffusion` is "
     "image_generation, `db.json` is text_generation. lora and ti answer `{}`.",
 )
-_MODEL_NAME = _path(
+_MODEL_NAME = path_param(
     "model_name",
     {"type": "string", "example": "stable_diffusion"},
     "The model name; it may contain `/` (text models such as `acrastt/Marx-3B-V3`), literally "
@@ -158,30 +140,32 @@ def _bool(name: str, description: str, default: bool | None = None) -> JsonDict:
     schema: JsonDict = {"type": "boolean"}
     if default is not None:
         schema["default"] = default
-    return _query(name, schema, f"{description} {_BOOL}")
+    return query_param(name, schema, f"{description} {_BOOL}")
 
 
 _COMMON_SEARCH = [
     _bool("nsfw", "Keep records whose `nsfw` equals this."),
-    _query("tags_any", _TAG_LIST, "Keep records with at least one of these tags (repeat the key)."),
-    _query("tags_all", _TAG_LIST, "Keep records with all of these tags (repeat the key)."),
-    _query("tags_none", _TAG_LIST, "Drop records with any of these tags (repeat the key)."),
-    _query("name_contains", _TEXT, "Case-insensitive substring of the model name."),
+    query_param(
+        "tags_any", _TAG_LIST, "Keep records with at least one of these tags (repeat the key)."
+    ),
+    query_param("tags_all", _TAG_LIST, "Keep records with all of these tags (repeat the key)."),
+    query_param("tags_none", _TAG_LIST, "Drop records with any of these tags (repeat the key)."),
+    query_param("name_contains", _TEXT, "Case-insensitive substring of the model name."),
 ]
 _PAGING = [
     _bool("sort_desc", "Sort descending; nulls then come first.", default=False),
-    _query(
+    query_param(
         "limit",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
         f"Page size, 1–{MAX_LIMIT}.",
     ),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Matches to skip."),
+    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Matches to skip."),
 ]
 _CATEGORY_SEARCH = [
     *_COMMON_SEARCH,
-    _query("baseline", _TEXT, "Exact, case-sensitive `baseline`."),
+    query_param("baseline", _TEXT, "Exact, case-sensitive `baseline`."),
     _bool("inpainting", "Keep records whose `inpainting` equals this (image_generation)."),
-    _query(
+    query_param(
         "backend",
         {"type": "string", "enum": list(BACKENDS)},
         "text_generation only: names with this backend prefix; ignored elsewhere.",
@@ -192,14 +176,14 @@ _CATEGORY_SEARCH = [
         default=False,
     ),
     _bool("quantized", "text_generation only: keep (true) or drop (false) quantized names."),
-    _query(
+    query_param(
         "sort_by",
         _TEXT,
         "A field of the category's record type; `__` walks into nested fields "
         "(`metadata__created_at`). Without it: dataset order.",
     ),
     *_PAGING,
-    _query(
+    query_param(
         "source",
         {"type": "string", "maxLength": MAX_TEXT, "default": "horde"},
         "`horde` (canonical) or `any`; no other providers are registered.",
@@ -207,7 +191,7 @@ _CATEGORY_SEARCH = [
 ]
 _ALL_SEARCH = [
     *_COMMON_SEARCH,
-    _query(
+    query_param(
         "sort_by",
         {**_TEXT, "example": "name"},
         "A field every record type has (config, description, finetune_series, metadata, "
@@ -400,7 +384,7 @@ def _document_handlers() -> None:
         "records of the category in the path.",
         tags=["search"],
         parameters=[
-            _path("category", {"type": "string", "enum": _CATEGORY_NAMES}, "The category."),
+            path_param("category", {"type": "string", "enum": _CATEGORY_NAMES}, "The category."),
             *_CATEGORY_SEARCH,
         ],
         responses=_search_responses(),
@@ -431,7 +415,7 @@ def _document_handlers() -> None:
             {503: _metadata_unavailable(last_updated=False)},
         ),
     )
-    category = _path("category", {"type": "string", "enum": _CATEGORY_NAMES}, "The category.")
+    category = path_param("category", {"type": "string", "enum": _CATEGORY_NAMES}, "The category.")
     document(
         metadata.get_category_metadata,
         summary="Change-detection metadata of one category",

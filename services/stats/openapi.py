@@ -11,6 +11,7 @@ from shared.openapi import (
     document,
     error_response,
     json_response,
+    query_param,
     ref,
     setup_openapi,
     validation_response,
@@ -82,16 +83,6 @@ _COMPONENTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "in": "query",
-        "name": name,
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
 _CATEGORY = {
     "in": "path",
     "name": "category",
@@ -100,8 +91,8 @@ _CATEGORY = {
 }
 _BOOL = {"type": "boolean", "default": False}
 _PAGING = [
-    _query("limit", {"type": "integer", "minimum": 1}, "Page size (echoed)."),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Page start (echoed)."),
+    query_param("limit", {"type": "integer", "minimum": 1}, "Page size (echoed)."),
+    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Page start (echoed)."),
 ]
 
 
@@ -118,17 +109,17 @@ def _document_handlers() -> None:
         tags=["stats"],
         parameters=[
             {**_CATEGORY, "name": "category"},
-            _query(
+            query_param(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
                 "How many.",
             ),
-            _query(
+            query_param(
                 "sort_by",
                 {"type": "string", "enum": list(SORTS), "default": "worker_count"},
                 "Ranking.",
             ),
-            _query("include_workers", _BOOL, "Attach per-worker summaries."),
+            query_param("include_workers", _BOOL, "Attach per-worker summaries."),
         ],
         responses={
             200: json_response(
@@ -145,7 +136,7 @@ def _document_handlers() -> None:
         tags=["stats"],
         parameters=[
             _CATEGORY,
-            _query("group_text_models", _BOOL, "Group text models by base name."),
+            query_param("group_text_models", _BOOL, "Group text models by base name."),
             *_PAGING,
         ],
         responses={
@@ -161,12 +152,12 @@ def _document_handlers() -> None:
         tags=["stats"],
         parameters=[
             _CATEGORY,
-            _query(
+            query_param(
                 "preset",
                 {"type": "string", "enum": list(PRESETS)},
                 "Keep only models matching a preset.",
             ),
-            _query("group_text_models", _BOOL, "Accepted; text models are not grouped here."),
+            query_param("group_text_models", _BOOL, "Accepted; text models are not grouped here."),
             *_PAGING,
         ],
         responses={

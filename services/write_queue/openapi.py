@@ -23,6 +23,8 @@ from shared.openapi import (
     error_response,
     json_content,
     json_response,
+    path_param,
+    query_param,
     record_schema_name,
     ref,
     setup_openapi,
@@ -497,58 +499,40 @@ _COMPONENTS: dict[str, JsonDict] = {
 # --- parameters ---------------------------------------------------------------------------------------
 
 
-def _path(name: str, schema: JsonDict, description: str) -> JsonDict:
-    return {
-        "in": "path",
-        "name": name,
-        "required": True,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def _query(name: str, schema: JsonDict, description: str, required: bool = False) -> JsonDict:
-    return {
-        "in": "query",
-        "name": name,
-        "required": required,
-        "schema": schema,
-        "description": description,
-    }
-
-
-_CATEGORY = _path(
+_CATEGORY = path_param(
     "category",
     {"type": "string", "enum": _CATEGORY_NAMES},
     "A v2 category; another value is a 422.",
 )
-_V1_CATEGORY = _path("category", {"type": "string", "example": "image_generation"}, "A category.")
-_MODEL_NAME = _path(
+_V1_CATEGORY = path_param(
+    "category", {"type": "string", "example": "image_generation"}, "A category."
+)
+_MODEL_NAME = path_param(
     "model_name",
     {"type": "string", "example": "stable_diffusion"},
     "The model name; it may contain `/`, literally or as `%2F`.",
 )
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
-_CHANGE_ID = _path("change_id", _ID, "A change id.")
-_BATCH_ID = _path("batch_id", _ID, "A batch id.")
+_CHANGE_ID = path_param("change_id", _ID, "A change id.")
+_BATCH_ID = path_param("batch_id", _ID, "A batch id.")
 
 
 def _many(name: str, items: JsonDict, description: str, max_items: int) -> JsonDict:
     schema = {"type": "array", "items": items, "maxItems": max_items}
-    return _query(name, schema, f"{description} (repeat the key; any of them matches).")
+    return query_param(name, schema, f"{description} (repeat the key; any of them matches).")
 
 
 _STATUSES = _many("statuses", {"type": "string", "enum": list(STATUSES)}, "Statuses", 100)
 _CATEGORIES = _many("categories", {"type": "string", "enum": _CATEGORY_NAMES}, "Categories", 100)
 _PAGING = [
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Matches to skip."),
-    _query(
+    query_param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Matches to skip."),
+    query_param(
         "limit",
         {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
         "Page size, 1–500.",
     ),
 ]
-_DOMAIN_OVERRIDE = _query(
+_DOMAIN_OVERRIDE = query_param(
     "domain_override", _DOMAIN, "Whose audit log to read (default: the canonical format)."
 )
 
@@ -781,8 +765,8 @@ def _document_queue() -> None:
         parameters=[
             _STATUSES,
             _CATEGORIES,
-            _query("batch_id", {"type": "integer", "minimum": 1}, "Only this batch."),
-            _query(
+            query_param("batch_id", {"type": "integer", "minimum": 1}, "Only this batch."),
+            query_param(
                 "model_name",
                 {"type": "string", "minLength": 1, "maxLength": 200},
                 "Case-insensitive substring of the model name.",
@@ -846,7 +830,7 @@ def _document_queue() -> None:
         summary="The diffs of several changes",
         tags=["pending_queue"],
         parameters=[
-            _query(
+            query_param(
                 "change_ids",
                 {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 100},
                 "Change ids, 1–100 (repeat the key).",
@@ -952,7 +936,7 @@ def _document_queue() -> None:
         tags=["pending_queue"],
         parameters=[
             _BATCH_ID,
-            _query("job_id", {"type": "string", "maxLength": 120}, "Reservation token."),
+            query_param("job_id", {"type": "string", "maxLength": 120}, "Reservation token."),
         ],
         responses={
             200: applied,
@@ -989,8 +973,8 @@ def _document_audit() -> None:
         summary="Batches, newest first",
         tags=["audit"],
         parameters=[
-            _query("cursor", {"type": "integer", "minimum": 1}, "Only batch ids below this."),
-            _query(
+            query_param("cursor", {"type": "integer", "minimum": 1}, "Only batch ids below this."),
+            query_param(
                 "limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "1–50."
             ),
             _DOMAIN_OVERRIDE,
@@ -1054,8 +1038,8 @@ def _document_snapshots() -> None:
         "`v2/image_generation.json`). Snapshots never change once published.",
         tags=["internal"],
         parameters=[
-            _path("name", {"type": "string", "example": "000042-3f9a1c"}, "A snapshot name."),
-            _path("path", {"type": "string", "example": "manifest.json"}, "A file of it."),
+            path_param("name", {"type": "string", "example": "000042-3f9a1c"}, "A snapshot name."),
+            path_param("path", {"type": "string", "example": "manifest.json"}, "A file of it."),
         ],
         responses={
             200: {
