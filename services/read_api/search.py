@@ -8,7 +8,7 @@ from typing import Any
 from attrs import frozen
 from multidict import MultiMapping
 
-from horde_model_records import RECORD_TYPES, Category, has_backend_prefix, is_quantized
+from horde_model_records import RECORD_TYPES, Category, has_backend_prefix
 from shared.errors import BadRequest
 from shared.query import QueryParser
 
@@ -134,7 +134,7 @@ def _category_matches(q: SearchQuery, view: CategoryView) -> list[int]:
                 continue
             if q.exclude_backend_variations and has_backend_prefix(c.name):
                 continue
-            if q.quantized is not None and is_quantized(c.name) != q.quantized:
+            if q.quantized is not None and c.quantized != q.quantized:
                 continue
         out.append(pos)
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from attrs import define, frozen
 
-from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category
+from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
 from horde_model_records.records import wire_field_names
 from shared.snapshot import Snapshot, v1_path, v2_path
 
@@ -55,6 +55,7 @@ class Candidate:
     record: Json
     data: bytes  # the record's JSON bytes, reused in every envelope
     tags: frozenset[str] | None  # None: the record has no tags field at all
+    quantized: bool  # text names with a quant marker (the search filter), parsed once at load
 
 
 @define
@@ -93,6 +94,7 @@ class CategoryView:
                     record=record,
                     data=data,
                     tags=None if tags is None else frozenset(tags),
+                    quantized=category is Category.text_generation and is_quantized(name),
                 )
             )
             for field in ("nsfw", "baseline", "inpainting"):
