@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cattrs import (
+    BaseValidationError,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+JsonObject = dict[str, Any]
+
 
 class ServiceError(Exception):
     """Base of the domain errors; `detail` is what the client reads."""
@@ -54,3 +63,66 @@ def validation_item(
     if ctx is not None:
         item["ctx"] = ctx
     return item
+
+
+class InputError(ValueError):
+    """A field validator's complaint, with a FastAPI-style error type and context."""
+
+    def __init__(
+        self, kind: str, message: str, ctx: JsonObject | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.ctx = ctx
+        self.field = field  # set when a validator raised it (attrs does not say which field)
+
+    def at(self, field: str) -> InputError:
+        return InputError(self.kind, str(self), self.ctx, field)
+
+
+# --- validation errors as FastAPI-style items --------------------------------------------------------
+
+
+def _item(loc: list[str | int], exc: BaseException, value: Any = None) -> JsonObject:
+    if isinstance(exc, InputError):
+        where = loc if exc.field is None else [*loc, exc.field]
+        item: JsonObject = {"type": exc.kind, "loc": where, "msg": str(exc), "input": value}
+        if exc.ctx is not None:
+            item["ctx"] = exc.ctx
+        return item
+    if isinstance(exc, KeyError):
+        return {"type": "missing", "loc": loc, "msg": "Field required", "input": None}
+    kind = "value_error" if isinstance(exc, ValueError) else "type_error"
+    return {"type": kind, "loc": loc, "msg": str(exc) or exc.__class__.__name__, "input": value}
+
+
+def validation_items(exc: BaseException, loc: list[str | int]) -> list[JsonObject]:
+    """Every problem in a cattrs validation error, each located under `loc`."""
+    from horde_model_records.validation import WIRE_NAMES, FieldError
+
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [
+            {"type": "extra_forbidden", "loc": [*loc, key], "msg": "Unknown field", "input": None}
+            for key in sorted(exc.extra_fields)
+        ]
+    if isinstance(exc, FieldError):
+        return [_item([*loc, exc.field], exc)]
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        out: list[JsonObject] = []
+        for inner, note in with_notes:
+            out += validation_items(inner, [*loc, WIRE_NAMES.get(note.name, note.name)])
+        for inner in without:
+            out += validation_items(inner, loc)
+        return out
+    if isinstance(exc, IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        out = []
+        for inner, index_note in with_notes:
+            out += validation_items(inner, [*loc, index_note.index])
+        for inner in without:
+            out += validation_items(inner, loc)
+        return out
+    if isinstance(exc, BaseValidationError):
+        return [item for inner in exc.exceptions for item in validation_items(inner, loc)]
+    return [_item(loc, exc)]

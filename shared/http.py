@@ -10,8 +10,6 @@ from typing import Any
 import cattrs
 from aiohttp import web
 
-from horde_model_records.validation import validation_errors
-
 from .errors import (
     BadGateway,
     BadRequest,
@@ -22,6 +20,7 @@ from .errors import (
     ServiceError,
     Unauthorized,
     Unavailable,
+    validation_items,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,15 +49,9 @@ def json_error(status: int, detail: object, headers: dict[str, str] | None = Non
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
-def _cattrs_detail(exc: cattrs.BaseValidationError) -> list[dict[str, object]]:
-    items: list[dict[str, object]] = []
-    for path, message in validation_errors(exc):
-        loc: list[str | int] = ["body"]
-        for part in path.removeprefix("$").replace("[", ".").replace("]", "").split("."):
-            if part:
-                loc.append(int(part) if part.isdigit() else part)
-        items.append({"type": "value_error", "loc": loc, "msg": message, "input": None})
-    return items
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status of a domain error (the one table of them)."""
+    return next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
 
 
 #: what the HTTP parser accepts before our code sees a request; longer URLs are refused below
@@ -71,10 +64,9 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
     # headers the handler set before it failed (e.g. X-Snapshot-Id), so read only now
     extra = request.get(response_headers_key, {})
     if isinstance(exc, ServiceError):
-        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
-        return json_error(status, exc.detail, {**extra, **exc.headers})
+        return json_error(status_of(exc), exc.detail, {**extra, **exc.headers})
     if isinstance(exc, cattrs.BaseValidationError):
-        return json_error(422, _cattrs_detail(exc), extra)
+        return json_error(422, validation_items(exc, ["body"]), extra)
     if isinstance(exc, json.JSONDecodeError):
         return json_error(400, "Request body is not valid JSON", extra)
     logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
@@ -135,3 +127,22 @@ def setup_http(app: web.Application, cors_origins: Sequence[str]) -> None:
     app[cors_origins_key] = frozenset(cors_origins)
     app.middlewares.insert(0, error_middleware)
     app.middlewares.insert(0, cors_middleware)
+
+
+API_ROOT = "/api/model_references"
+
+
+class ApiRoutes(web.RouteTableDef):
+    """A route table whose routes live under /api/model_references/<version>: one handler
+    registered for several API versions at once (`versions=("v2", "v1")`) is the one way twin
+    routes are declared."""
+
+    def api(
+        self, method: str, path: str, *, versions: Sequence[str] = ("v2",), **kwargs: Any
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for version in versions:
+                self.route(method, f"{API_ROOT}/{version}{path}", **kwargs)(handler)
+            return handler
+
+        return register

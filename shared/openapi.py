@@ -81,6 +81,143 @@ def any_category_schema() -> JsonDict:
     }
 
 
+OpenApiKeywords = JsonDict
+
+
+@attrs.frozen(kw_only=True)
+class OperationDoc:
+    """What a handler declares about itself; turned into an OpenAPI operation when the document
+    is built. Classes (query, body, answer) are attrs classes: their schemas are derived."""
+
+    summary: str
+    tags: tuple[str, ...]
+    description: str | None = None
+    query: type | None = None
+    body: type | JsonDict | None = None
+    body_required: bool = True
+    answer: type | JsonDict | None = None
+    status: int = 200
+    answer_description: str = "OK"
+    answer_headers: Mapping[str, JsonDict] = attrs.Factory(dict)
+    errors: Mapping[int, str | tuple[str, type]] = attrs.Factory(dict)
+    path: Mapping[str, JsonDict] = attrs.Factory(dict)
+    security: tuple[str, ...] = ()
+    responses: Mapping[int, JsonDict] = attrs.Factory(dict)
+
+
+def docs(
+    summary: str,
+    *,
+    tags: Iterable[str],
+    errors: Mapping[int, str | tuple[str, type]] | None = None,
+    path: Mapping[str, JsonDict] | None = None,
+    security: Iterable[str] = (),
+    answer_headers: Mapping[str, JsonDict] | None = None,
+    responses: Mapping[int, JsonDict] | None = None,
+    **fields: Any,
+) -> Callable[[Handler], Handler]:
+    """Describe a handler beside its definition: its query, body and answer classes, its errors
+    (`{status: description}`; 422 is a ValidationError, any other an HTTPError; a
+    `(description, cls)` pair answers either `cls` or an HTTPError), and the schemas of its path
+    parameters (a parameter not given is a string). No docs stack is imported here."""
+
+    def decorate(handler: Handler) -> Handler:
+        handler.__apidoc__ = OperationDoc(  # type: ignore[attr-defined] -- read by build_document
+            summary=summary,
+            tags=tuple(tags),
+            errors=dict(errors or {}),
+            path=dict(path or {}),
+            security=tuple(security),
+            answer_headers=dict(answer_headers or {}),
+            responses=dict(responses or {}),
+            **fields,
+        )
+        return handler
+
+    return decorate
+
+
+def schema_name(cls: type) -> str:
+    """The component name of an attrs class (`__openapi_name__` when it has one)."""
+    return str(getattr(cls, "__openapi_name__", cls.__name__))
+
+
+def _content(schema: JsonDict) -> JsonDict:
+    return {"application/json": {"schema": schema}}
+
+
+def _schema_of(value: type | JsonDict, components: Any) -> JsonDict:
+    """A `$ref` to the component of an attrs class (registered on first use), or a raw schema."""
+    if isinstance(value, dict):
+        return value
+    name = schema_name(value)
+    if name not in components._schemas:  # apispec keeps no public view of them
+        components.schema(name, schema=marshmallow_schema(value))
+    return ref(name)
+
+
+def _response(description: str, schema: JsonDict, headers: Mapping[str, JsonDict]) -> JsonDict:
+    out: JsonDict = {"description": description, "content": _content(schema)}
+    if headers:
+        out["headers"] = dict(headers)
+    return out
+
+
+def _operation(doc: OperationDoc, path_keys: list[str], method: str, components: Any) -> JsonDict:
+    """The aiohttp-apispec operation (`__apispec__` format) of one route of a documented handler."""
+    parameters: list[JsonDict] = [
+        {
+            "in": "path",
+            "name": key,
+            "required": True,
+            **doc.path.get(key, {"schema": {"type": "string"}}),
+        }
+        for key in path_keys
+    ]
+    schemas: list[JsonDict] = []
+    if doc.query is not None:
+        schemas.append(
+            {
+                "schema": marshmallow_schema(doc.query)(),
+                "options": {"default_in": "query"},
+                "example": None,
+            }
+        )
+    responses: JsonDict = {}
+    if doc.answer is not None:
+        responses[str(doc.status)] = _response(
+            doc.answer_description, _schema_of(doc.answer, components), doc.answer_headers
+        )
+    for code, spec in sorted(doc.errors.items()):
+        if isinstance(spec, tuple):
+            text, cls = spec
+            schema = {"oneOf": [_schema_of(cls, components), ref("HTTPError")]}
+        else:
+            text, schema = spec, ref("ValidationError" if code == 422 else "HTTPError")
+        responses[str(code)] = _response(text, schema, {})
+    responses.update({str(code): dict(r) for code, r in doc.responses.items()})
+    operation: JsonDict = {
+        "schemas": schemas,
+        "summary": doc.summary,
+        "tags": list(doc.tags),
+        "parameters": parameters,
+        "responses": dict(sorted(responses.items())),
+    }
+    if doc.description is not None:
+        operation["description"] = doc.description
+    if doc.body is not None and method not in ("get", "delete"):
+        operation["requestBody"] = {
+            "required": doc.body_required,
+            "content": _content(_schema_of(doc.body, components)),
+        }
+    if doc.security:
+        operation["security"] = [{name: []} for name in doc.security]
+    return operation
+
+
+# --- transitional: hand-written operations (read and stats services) ------------------------------
+
+
 def path_param(name: str, schema: JsonDict, description: str) -> JsonDict:
     """An OpenAPI path parameter."""
     return {
@@ -245,14 +382,26 @@ _DESCRIPTIONS = {
 }
 
 
+#: marshmallow field metadata key carrying OpenAPI keywords verbatim (see _keywords_attribute)
+_KEYWORDS = "hmr_openapi"
+
+
 def _field(
-    tp: Any, *, required: bool = False, default: Any = None, data_key: str | None = None
+    tp: Any,
+    *,
+    required: bool = False,
+    default: Any = None,
+    data_key: str | None = None,
+    keywords: JsonDict | None = None,
 ) -> Any:
-    """The marshmallow field for one annotation: str/int/bool/float/Any, list, dict, X | None,
-    enums (as enumerated strings) and nested attrs classes."""
+    """The marshmallow field for one annotation: str/int/bool/float/Any, list, tuple, dict,
+    X | None, enums and Literals (as enumerated strings) and nested attrs classes. `keywords`
+    (from shared.wire's field helpers) are copied into the property as they are."""
     fields = _mm().fields
     validate = _mm().validate
-    metadata: JsonDict = {}
+    keywords = dict(keywords or {})
+    item_keywords = keywords.pop("x-items", None)
+    metadata: JsonDict = {_KEYWORDS: keywords}
     if default is not None:
         metadata["doc_default"] = default.value if isinstance(default, enum.Enum) else default
     kwargs: JsonDict = {"required": required, "data_key": data_key, "metadata": metadata}
@@ -266,10 +415,12 @@ def _field(
     origin = typing.get_origin(tp)
     if tp is Any:
         return fields.Raw(**kwargs)
-    if origin is list:
-        return fields.List(_field(args[0]), **kwargs)
+    if origin in (list, tuple, frozenset):
+        return fields.List(_field(args[0], keywords=item_keywords), **kwargs)
     if origin is dict:
         return fields.Dict(keys=_field(args[0]), values=_field(args[1]), **kwargs)
+    if origin is typing.Literal:
+        return fields.String(validate=validate.OneOf(list(args)), **kwargs)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return fields.String(validate=validate.OneOf([m.value for m in tp]), **kwargs)
     if isinstance(tp, type) and attrs.has(tp):
@@ -282,29 +433,38 @@ def _field(
     raise TypeError(f"no OpenAPI mapping for {tp!r}")
 
 
+def _keywords_attribute(self: Any, field: Any, **kwargs: Any) -> JsonDict:
+    """apispec attribute function: the keywords a field was declared with, as they are."""
+    return dict(field.metadata.get(_KEYWORDS) or {})
+
+
 @functools.cache
 def marshmallow_schema(cls: type) -> type:
     """The marshmallow schema of an attrs class: wire names (WIRE_RENAMES) as data keys, fields
-    without a default required, plain defaults documented; `record_type` of a record is its
-    category. Built once per class; its component name is the class name (`ImageGenerationRecord`)."""
+    without a default required, plain defaults documented, fields the service keeps to itself
+    (metadata `wire: False`) left out; `record_type` of a record is its category. Built once per
+    class; its component name is `schema_name(cls)`."""
     mm = _mm()
     hints = typing.get_type_hints(cls)
     declared: JsonDict = {}
     for a in attrs.fields(cls):
+        if a.metadata.get("wire") is False:
+            continue
         if hasattr(mm.Schema, a.name):
             raise TypeError(f"{cls.__name__}.{a.name} would shadow a marshmallow Schema attribute")
         plain = a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory)  # type: ignore[arg-type] -- the stubs make Factory a function
         declared[a.name] = _field(
             hints[a.name],
             required=a.default is attrs.NOTHING,
-            default=a.default if plain else None,
+            default=a.default if plain and a.default != () else None,
             data_key=WIRE_RENAMES.get(a.name),
+            keywords=a.metadata.get("openapi"),
         )
     category = getattr(cls, "CATEGORY", None)
     if isinstance(category, Category) and "record_type" in declared:
         declared["record_type"] = mm.fields.String(validate=mm.validate.OneOf([category.value]))
     meta = type("Meta", (), {"ordered": True, "description": _description(cls)})
-    return type(f"{cls.__name__}Schema", (mm.Schema,), {**declared, "Meta": meta})
+    return type(f"{schema_name(cls)}Schema", (mm.Schema,), {**declared, "Meta": meta})
 
 
 # --- setup and the lazily built document -------------------------------------------------------------
@@ -493,16 +653,22 @@ def build_document(app: web.Application) -> JsonDict:
             components.schema(name, schema)
         for name, scheme in docs.security_schemes.items():
             components.security_scheme(name, scheme)
+        api.plugin.converter.add_attribute_function(_keywords_attribute)
         operations: list[tuple[JsonDict, str, str]] = []
         for route in app.router.routes():
             method = route.method.lower()
-            apispec = getattr(route.handler, "__apispec__", None)
             path = m.get_path(route)
-            if method not in _METHODS or apispec is None or not path:
+            if method not in _METHODS or not path:
                 continue
-            operations.append(
-                (_operation_for(apispec, m.get_path_keys(path), method), method, path)
-            )
+            declared: OperationDoc | None = getattr(route.handler, "__apidoc__", None)
+            apispec = getattr(route.handler, "__apispec__", None)
+            if declared is not None:
+                keys = m.get_path_keys(path)
+                operations.append((_operation(declared, keys, method, components), method, path))
+            elif apispec is not None:
+                operations.append(
+                    (_operation_for(apispec, m.get_path_keys(path), method), method, path)
+                )
         used = {tag for operation, _, _ in operations for tag in operation["tags"]}
         for name, text in docs.tags.items():
             if name in used:

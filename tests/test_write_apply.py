@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,11 @@ from aiohttp.test_utils import TestClient
 
 from horde_model_records import Category
 from services.write_queue.keys import write_queue_key
+from services.write_queue.publisher import SnapshotPublisher
 from services.write_queue.queue import WriteQueue
 from services.write_queue.store import Store
+from shared.dataset import Dataset
+from shared.snapshot import SnapshotStore
 from tests.conftest import APPROVER2_KEY, APPROVER_KEY, READER_KEY, REQUESTOR_KEY
 
 V1 = "/api/model_references/v1"
@@ -176,14 +181,10 @@ async def test_batch_split_writes_one_audit_event(hmr: TestClient) -> None:
     await approve(hmr, a, b, c)
     assert (await apply_one(hmr, a)).status == 200
     events = await queue_of(hmr).store.audit_events()
-    splits = [
-        e
-        for e in events
-        if e["category"] == "pending_queue" and e["payload"]["after"]["action"] == "batch_split"
-    ]
+    splits = [e for e in events if e.action.get("action") == "batch_split"]
     assert len(splits) == 1
-    assert splits[0]["model_name"] == "queue"
-    assert splits[0]["payload"]["after"] == {
+    assert splits[0].model_name == "queue"
+    assert splits[0].action == {
         "action": "batch_split",
         "original_batch_id": 1,
         "new_batch_id": 2,
@@ -285,8 +286,9 @@ async def test_apply_reserved_change_refuses_another_job(hmr: TestClient) -> Non
     cid = await approved_change(hmr, "Reserved Model")
     store = queue_of(hmr).store
     data = await store.get_change(cid)
+    assert data is not None
     async with store.transaction():
-        await store.update_change({**data, "status": "applying", "applied_job_id": "other-job"})
+        await store.update_change(data.evolve(status="applying", applied_job_id="other-job"))
     resp = await apply_one(hmr, cid, job_id="my-job")
     assert resp.status == 400
     assert await detail(resp) == f"Change {cid} is already reserved for apply (job_id=other-job)."
@@ -300,15 +302,15 @@ async def test_apply_writes_model_and_queue_audit_events(hmr: TestClient) -> Non
     cid = await approved_change(hmr, "Audited Model")
     assert (await apply_one(hmr, cid, job_id="job-audit")).status == 200
     events = await queue_of(hmr).store.audit_events()
-    (create,) = [e for e in events if e["category"] == "image_generation"]
-    assert (create["operation"], create["model_name"]) == ("create", "Audited Model")
-    assert create["request_id"] == "job-audit"
-    assert create["payload"]["after"]["name"] == "Audited Model"
-    applies = [e for e in events if (e["payload"]["after"] or {}).get("action") == "apply"]
-    assert [e["payload"]["after"] for e in applies] == [
+    (create,) = [e for e in events if e.category == "image_generation"]
+    assert (create.operation, create.model_name) == ("create", "Audited Model")
+    assert create.request_id == "job-audit"
+    assert create.payload["after"]["name"] == "Audited Model"
+    applies = [e for e in events if e.action.get("action") == "apply"]
+    assert [e.action for e in applies] == [
         {"action": "apply", "change_id": cid, "batch_id": 1, "job_id": "job-audit"}
     ]
-    assert applies[0]["logical_user_id"] == "200"
+    assert applies[0].logical_user_id == "200"
 
 
 # --- multi apply -------------------------------------------------------------------------------
@@ -460,8 +462,9 @@ async def test_apply_batch_without_approved_changes_is_404(hmr: TestClient) -> N
     cid = await approved_change(hmr, "Busy Model")
     store = queue_of(hmr).store
     data = await store.get_change(cid)
+    assert data is not None
     async with store.transaction():
-        await store.update_change({**data, "status": "applying", "applied_job_id": "busy"})
+        await store.update_change(data.evolve(status="applying", applied_job_id="busy"))
     resp = await hmr.post(f"{Q}/apply_batch/1", headers=APPR)
     assert resp.status == 404
     assert await detail(resp) == "No approved changes found in batch 1"
@@ -550,7 +553,7 @@ async def test_concurrent_applies_of_one_change_exactly_one_wins(hmr: TestClient
     )
     assert meta["total_creates"] == 1
     events = await queue_of(hmr).store.audit_events()
-    assert len([e for e in events if e["category"] == "image_generation"]) == 1
+    assert len([e for e in events if e.category == "image_generation"]) == 1
 
 
 # --- what an apply publishes (spec 03 §9) ------------------------------------------------------
@@ -676,27 +679,28 @@ async def test_apply_publishes_a_new_snapshot_id(hmr: TestClient) -> None:
 
 
 async def test_failure_inside_the_commit_leaves_nothing_applied(
-    hmr: TestClient, monkeypatch: pytest.MonkeyPatch
+    hmr: TestClient, tmp_path: Path
 ) -> None:
     """An error inside the apply transaction rolls everything back and frees the change."""
     cid = await approved_change(hmr, "Doomed Model")
-
-    async def explode(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("simulated crash inside the transaction")
-
-    monkeypatch.setattr(WriteQueue, "_model_event", explode)
+    # the database itself refuses the apply's model audit event, half-way through the transaction
+    database = tmp_path / "data" / "write_queue.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TRIGGER doomed BEFORE INSERT ON audit WHEN NEW.category = 'image_generation' "
+            "BEGIN SELECT RAISE(ABORT, 'simulated failure inside the transaction'); END"
+        )
     resp = await apply_one(hmr, cid, job_id="job-doomed")
     assert resp.status == 500
-    monkeypatch.undo()
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER doomed")
     record = await change(hmr, cid)
     assert (record["status"], record["applied_job_id"]) == ("approved", None)
     queue = queue_of(hmr)
     assert queue.live_record(Category.image_generation, "Doomed Model") is None
     stored = await queue.store.read_dataset()
     assert "Doomed Model" not in stored.categories[Category.image_generation].records
-    actions = [
-        (e["payload"]["after"] or {}).get("action") for e in await queue.store.audit_events()
-    ]
+    actions = [e.action.get("action") for e in await queue.store.audit_events()]
     assert "apply" not in actions
     assert (await metadata(hmr, "v2", "image_generation"))["total_creates"] == 0
     resp = await apply_one(hmr, cid, job_id="job-doomed")
@@ -707,22 +711,26 @@ async def test_failure_inside_the_commit_leaves_nothing_applied(
     assert meta["last_operation_model"] == "Doomed Model"
 
 
+class DiskFullPublisher(SnapshotPublisher):
+    """A publisher whose disk is full: every publish fails as the filesystem would."""
+
+    def publish(self, dataset: Dataset, version: int) -> str:
+        raise OSError(errno.ENOSPC, "simulated disk full while publishing")
+
+
 async def test_publish_failure_after_commit_keeps_the_change_applied(
-    make_system: Any, tmp_path: Path, auth_file: Path, monkeypatch: pytest.MonkeyPatch
+    make_system: Any, tmp_path: Path, auth_file: Path
 ) -> None:
     """Once the transaction commits, a failed publish must not put the change back to approved."""
     data_dir = tmp_path / "data"
     client = await wait_ready(await make_system(data_dir, HMR_AUTH_FILE=auth_file))
     cid = await approved_change(client, "Unpublished Model")
-    real_publish = WriteQueue._apublish
-
-    async def failing_publish(self: WriteQueue, version: int) -> None:
-        raise OSError("simulated disk full while publishing")
-
-    monkeypatch.setattr(WriteQueue, "_apublish", failing_publish)
+    queue = queue_of(client)
+    working = queue.publisher
+    queue.publisher = DiskFullPublisher(SnapshotStore(data_dir / "snapshots"))
     resp = await apply_one(client, cid, job_id="job-unpublished")
-    assert resp.status >= 500
-    monkeypatch.setattr(WriteQueue, "_apublish", real_publish)
+    assert resp.status == 503, await resp.text()
+    queue.publisher = working
     record = await change(client, cid)
     # the database holds the model; the change must say so (it cannot be applied twice)
     assert record["status"] == "applied"
@@ -792,9 +800,7 @@ async def test_restart_recovers_a_change_left_applying(
         data = await store.get_change(cid)
         assert data is not None
         async with store.transaction():
-            await store.update_change(
-                {**data, "status": "applying", "applied_job_id": "crashed-job"}
-            )
+            await store.update_change(data.evolve(status="applying", applied_job_id="crashed-job"))
     finally:
         await store.aclose()
 

@@ -757,11 +757,7 @@ async def test_purge_writes_one_audit_event_per_change(populated: TestClient, q:
     resp = await populated.post(f"{q}/purge", json={"statuses": ["pending"]}, headers=APPR)
     assert resp.status == 200
     events = await populated.server.app[write_queue_key].store.audit_events()
-    purges = [
-        e["payload"]["after"]
-        for e in events
-        if (e["payload"]["after"] or {}).get("action") == "purge"
-    ]
+    purges = [e.action for e in events if e.action.get("action") == "purge"]
     assert [p["change_id"] for p in purges] == [1, 4]
     assert purges[0]["purged_by_username"] == "Appr#200"
     assert purges[0]["requested_by"] == "100"

@@ -14,9 +14,16 @@ from shared.snapshot import SnapshotStore
 
 from .auth import FileAuthenticator, HordeAuthenticator
 from .config import Config
-from .keys import authenticator_key, horde_session_key, write_config_key, write_queue_key
+from .keys import (
+    authenticator_key,
+    horde_session_key,
+    snapshot_store_key,
+    write_config_key,
+    write_queue_key,
+)
 from .models import STATUSES
 from .openapi import setup_write_docs
+from .publisher import SnapshotPublisher
 from .queue import WriteQueue
 from .routes import audit, me, pending_queue, proposals, snapshots
 from .store import Store
@@ -44,13 +51,13 @@ async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
 async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store, load or import the dataset, recover, publish if behind; close at exit."""
     config = app[write_config_key]
+    snapshots = app[snapshot_store_key] = SnapshotStore(config.snapshots_dir)
     store = await Store.aopen(config.database_path)
     try:
         queue = WriteQueue(
             store=store,
-            snapshots=SnapshotStore(config.snapshots_dir),
+            publisher=SnapshotPublisher(snapshots, keep=config.keep_snapshots),
             domain=config.canonical_format,
-            keep_snapshots=config.keep_snapshots,
         )
         await queue.astart(config.seed_dir)
         app[write_queue_key] = queue
@@ -80,7 +87,7 @@ def _observe(app: web.Application) -> None:
         queue = _app.get(write_queue_key)
         if queue is None:
             return
-        counts = await queue.store.status_counts()
+        counts = await queue.astatus_counts()
         for status in STATUSES:
             changes.labels(status).set(counts.get(status, 0))
         versions.labels("database").set(queue.version)
@@ -96,11 +103,9 @@ def setup(app: web.Application, config: Config) -> None:
     _observe(app)
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
-    app.add_routes(me.routes)  # literal /me/roles before {category} routes
-    app.add_routes(audit.routes)  # literal /audit paths before /changes/{change_id}
-    app.add_routes(pending_queue.routes)
-    app.add_routes(proposals.routes)
-    app.add_routes(snapshots.routes)
+    # literal paths first: /me/roles before {category}, /audit before /changes/{change_id}
+    for module in (me, audit, pending_queue, proposals, snapshots):
+        app.add_routes(module.routes)
 
 
 def create_app(config: Config) -> web.Application:

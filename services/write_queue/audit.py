@@ -1,16 +1,25 @@
-"""Audit views rebuilt by replaying the append-only event log (spec 03 §11)."""
+"""Audit views rebuilt by replaying the append-only event log: pending changes, batches, and
+the net effect of a batch on each model it touched."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from attrs import define, field
+from attrs import asdict, define, field
 
 from horde_model_records import Category
+from shared.wire import JsonObject
 
 from .diff import field_diffs, is_critical
-
-Json = dict[str, Any]
+from .models import AuditEvent
+from .wire import (
+    AuditBatchDetail,
+    AuditChange,
+    AuditChangeEvent,
+    BatchNetChange,
+    BatchSummary,
+    Domain,
+    ModelNetChange,
+    NetOperation,
+)
 
 
 @define
@@ -31,57 +40,34 @@ class _Batch:
             self.first_event_id = event_id
         self.last_event_id = event_id
 
-    def summary(self) -> Json:
-        return {
-            "batch_id": self.batch_id,
-            "batch_title": self.batch_title,
-            "approved_by": self.approved_by,
-            "approved_at": self.approved_at,
-            "applied_at": self.applied_at,
-            "approved_change_count": len(self.approved),
-            "rejected_change_count": len(self.rejected),
-            "applied_change_count": len(self.applied),
-            "total_change_count": len(self.approved | self.rejected),
-            "last_event_id": self.last_event_id,
-        }
-
-
-def _blank_change(change_id: int) -> Json:
-    return {
-        "change_id": change_id,
-        "status": "pending",
-        "operation": None,
-        "category": None,
-        "model_name": None,
-        "requested_by": None,
-        "requested_at": None,
-        "approved_by": None,
-        "approved_at": None,
-        "rejected_by": None,
-        "rejected_at": None,
-        "reject_reason": None,
-        "applied_by": None,
-        "applied_at": None,
-        "applied_job_id": None,
-        "batch_id": None,
-        "batch_title": None,
-        "events": [],
-    }
+    def summary(self) -> BatchSummary:
+        return BatchSummary(
+            batch_id=self.batch_id,
+            batch_title=self.batch_title,
+            approved_by=self.approved_by,
+            approved_at=self.approved_at,
+            applied_at=self.applied_at,
+            approved_change_count=len(self.approved),
+            rejected_change_count=len(self.rejected),
+            applied_change_count=len(self.applied),
+            total_change_count=len(self.approved | self.rejected),
+            last_event_id=self.last_event_id,
+        )
 
 
 @define
 class AuditReplay:
     """Changes and batches as the queue events tell them, in event order."""
 
-    changes: dict[int, Json] = field(factory=dict)
+    changes: dict[int, AuditChange] = field(factory=dict)
     batches: dict[int, _Batch] = field(factory=dict)
-    model_events: list[Json] = field(factory=list)
+    model_events: list[AuditEvent] = field(factory=list)
 
     @classmethod
-    def of(cls, events: list[Json]) -> AuditReplay:
+    def of(cls, events: list[AuditEvent]) -> AuditReplay:
         replay = cls()
         for event in events:
-            if event["category"] == "pending_queue":
+            if event.category == "pending_queue":
                 replay._queue_event(event)
             else:
                 replay.model_events.append(event)
@@ -90,119 +76,124 @@ class AuditReplay:
     def _batch(self, batch_id: int) -> _Batch:
         return self.batches.setdefault(batch_id, _Batch(batch_id=batch_id))
 
-    def _queue_event(self, event: Json) -> None:
-        after = event["payload"].get("after") or {}
+    def _split(self, event: AuditEvent, after: JsonObject) -> None:
+        old = self._batch(after["original_batch_id"])
+        new = self._batch(after["new_batch_id"])
+        for cid in after.get("reassigned_change_ids", []):
+            old.approved.discard(cid)
+            new.approved.add(cid)
+            if cid in self.changes:
+                self.changes[cid].batch_id = new.batch_id
+        old.touch(event.event_id)
+        new.touch(event.event_id)
+
+    def _purge(self, cid: int) -> None:
+        # [OURS] a purged change leaves the views (upstream keeps showing it as pending)
+        self.changes.pop(cid, None)
+        for batch in self.batches.values():
+            batch.approved.discard(cid)
+            batch.rejected.discard(cid)
+
+    def _queue_event(self, event: AuditEvent) -> None:
+        after = event.action
         action = after.get("action")
         if action == "batch_split":
-            old = self._batch(after["original_batch_id"])
-            new = self._batch(after["new_batch_id"])
-            for cid in after.get("reassigned_change_ids", []):
-                old.approved.discard(cid)
-                new.approved.add(cid)
-                if cid in self.changes:
-                    self.changes[cid]["batch_id"] = new.batch_id
-            old.touch(event["event_id"])
-            new.touch(event["event_id"])
+            self._split(event, after)
             return
         cid = after.get("change_id")
         if not isinstance(cid, int):
             return
         if action == "purge":
-            # [OURS] a purged change leaves the views (upstream keeps showing it as pending)
-            self.changes.pop(cid, None)
-            for batch in self.batches.values():
-                batch.approved.discard(cid)
-                batch.rejected.discard(cid)
+            self._purge(cid)
             return
-        change = self.changes.setdefault(cid, _blank_change(cid))
-        change["events"].append(
-            {
-                "event_id": event["event_id"],
-                "timestamp": event["timestamp"],
-                "action": action,
-                "logical_user_id": event["logical_user_id"],
-                "payload": event["payload"],
-            }
-        )
-        when, who = event["timestamp"], event["logical_user_id"]
-        if action == "enqueue":
-            change.update(
-                operation=after.get("operation"),
-                category=after.get("category"),
-                model_name=after.get("model"),
-                requested_by=who,
-                requested_at=when,
+        change = self.changes.setdefault(cid, AuditChange(change_id=cid))
+        change.events.append(
+            AuditChangeEvent(
+                event_id=event.event_id,
+                timestamp=event.timestamp,
+                action=str(action),
+                logical_user_id=event.logical_user_id,
+                payload=event.payload,
             )
+        )
+        when, who = event.timestamp, event.logical_user_id
+        if action == "enqueue":
+            change.operation = after.get("operation")
+            change.category = Category(after["category"]) if after.get("category") else None
+            change.model_name = after.get("model")
+            change.requested_by, change.requested_at = who, when
             return
         batch_id = after.get("batch_id")
         batch = self._batch(batch_id) if isinstance(batch_id, int) else None
         if batch is not None:
-            batch.touch(event["event_id"])
+            batch.touch(event.event_id)
         if action == "approve":
-            change.update(status="approved", approved_by=who, approved_at=when)
-            change.update(batch_id=batch_id, batch_title=after.get("batch_title"))
+            change.status, change.approved_by, change.approved_at = "approved", who, when
+            change.batch_id, change.batch_title = batch_id, after.get("batch_title")
             if batch is not None:
                 batch.approved.add(cid)
                 batch.batch_title = after.get("batch_title")
                 batch.approved_by, batch.approved_at = who, when
         elif action == "reject":
-            change.update(status="rejected", rejected_by=who, rejected_at=when)
-            change.update(reject_reason=after.get("reason"), batch_id=batch_id)
-            change.update(batch_title=after.get("batch_title"))
+            change.status, change.rejected_by, change.rejected_at = "rejected", who, when
+            change.reject_reason, change.batch_id = after.get("reason"), batch_id
+            change.batch_title = after.get("batch_title")
             if batch is not None:
                 batch.rejected.add(cid)
                 batch.batch_title = batch.batch_title or after.get("batch_title")
         elif action == "apply":
-            change.update(status="applied", applied_by=who, applied_at=when)
-            change.update(applied_job_id=after.get("job_id"))
+            change.status, change.applied_by, change.applied_at = "applied", who, when
+            change.applied_job_id = after.get("job_id")
             if batch is not None:
                 batch.applied.add(cid)
                 batch.applied_at = when
 
     # --- views ---------------------------------------------------------------------------------
 
-    def current(self) -> list[Json]:
-        pending = [c for c in self.changes.values() if c["status"] == "pending"]
-        return sorted(pending, key=lambda c: (c["requested_at"] or 0, c["change_id"]), reverse=True)
+    def current(self) -> list[AuditChange]:
+        pending = [c for c in self.changes.values() if c.status == "pending"]
+        return sorted(pending, key=lambda c: (c.requested_at or 0, c.change_id), reverse=True)
 
-    def batch_page(self, cursor: int | None, limit: int) -> tuple[list[Json], int | None]:
+    def batch_page(self, cursor: int | None, limit: int) -> tuple[list[BatchSummary], int | None]:
         ids = sorted((b for b in self.batches if cursor is None or b < cursor), reverse=True)
         page = ids[:limit]
         next_cursor = page[-1] if len(ids) > limit else None
         return [self.batches[b].summary() for b in page], next_cursor
 
-    def batch_detail(self, batch_id: int) -> Json | None:
+    def batch_detail(self, batch_id: int, domain: Domain) -> AuditBatchDetail | None:
         batch = self.batches.get(batch_id)
         if batch is None:
             return None
         members = sorted(batch.approved | batch.rejected | batch.applied)
-        return {
-            **batch.summary(),
-            "changes": [self.changes[c] for c in members if c in self.changes],
-        }
+        summary = batch.summary()
+        return AuditBatchDetail(
+            **asdict(summary, recurse=False),
+            domain=domain,
+            changes=[self.changes[c] for c in members if c in self.changes],
+        )
 
-    def _state(self, category: str, model: str, upto: int) -> Json | None:
+    def _state(self, category: str, model: str, upto: int) -> JsonObject | None:
         """A model's record as the model events say, counting events with id < upto.
 
         A model whose first event is an update or a delete (a seeded model) starts from that
         event's `before` record.
         """
-        state: Json | None = None
+        state: JsonObject | None = None
         seen = False
         for event in self.model_events:
-            if event["category"] != category or event["model_name"] != model:
+            if event.category != category or event.model_name != model:
                 continue
-            payload = event["payload"]
-            if not seen and event["operation"] in ("update", "delete"):
+            payload = event.payload
+            if not seen and event.operation in ("update", "delete"):
                 state = payload.get("before")
             seen = True
-            if event["event_id"] >= upto:
+            if event.event_id >= upto:
                 break
-            if event["operation"] == "create":
+            if event.operation == "create":
                 state = payload.get("after")
-            elif event["operation"] == "delete":
+            elif event.operation == "delete":
                 state = None
-            elif event["operation"] == "update" and payload.get("delta"):
+            elif event.operation == "update" and payload.get("delta"):
                 state = dict(state or {})
                 for key, change in payload["delta"].items():
                     if change.get("new") is None:
@@ -211,51 +202,53 @@ class AuditReplay:
                         state[key] = change["new"]
         return state
 
-    def net_changes(self, batch_id: int) -> Json | None:
+    def net_changes(self, batch_id: int, domain: Domain, now: int) -> BatchNetChange | None:
         batch = self.batches.get(batch_id)
         if batch is None:
             return None
         start = batch.first_event_id or 0
         end = (batch.last_event_id or 0) + 1
-        models: dict[tuple[str, str], None] = {}
+        models: dict[tuple[Category, str], None] = {}
         for cid in sorted(batch.applied):
             change = self.changes.get(cid)
-            if change is not None:
-                models[(change["category"], change["model_name"])] = None
-        entries: list[Json] = []
-        counts = {"added": 0, "modified": 0, "deleted": 0, "unchanged": 0}
-        for category, model in models:
-            before = self._state(category, model, start)
-            after = self._state(category, model, end)
-            if before is None and after is not None:
-                net = "added"
-            elif before is not None and after is None:
-                net = "deleted"
-            elif before == after:
-                net = "unchanged"
-            else:
-                net = "modified"
-            counts[net] += 1
-            diffs = field_diffs(before, after)
-            entries.append(
-                {
-                    "model_name": model,
-                    "category": category,
-                    "net_operation": net,
-                    "before_state": before,
-                    "after_state": after,
-                    "field_diffs": diffs,
-                    "is_critical": is_critical(Category(category), diffs),
-                }
-            )
-        return {
-            "batch_id": batch_id,
-            "batch_title": batch.batch_title,
-            "model_changes": entries,
-            "models_added": counts["added"],
-            "models_modified": counts["modified"],
-            "models_deleted": counts["deleted"],
-            "models_unchanged": counts["unchanged"],
-            "total_field_changes": sum(len(e["field_diffs"]) for e in entries),
-            "has_critical_changes": any(e["is_critical"] for e in entries),
-        }
+            if change is not None and change.category is not None and change.model_name:
+                models[(change.category, change.model_name)] = None
+        entries = [self._net_change(category, model, start, end) for category, model in models]
+        counts = {net: sum(e.net_operation == net for e in entries) for net in _NET}
+        return BatchNetChange(
+            batch_id=batch_id,
+            batch_title=batch.batch_title,
+            model_changes=entries,
+            models_added=counts["added"],
+            models_modified=counts["modified"],
+            models_deleted=counts["deleted"],
+            models_unchanged=counts["unchanged"],
+            total_field_changes=sum(len(e.field_diffs) for e in entries),
+            has_critical_changes=any(e.is_critical for e in entries),
+            domain=domain,
+            generated_at=now,
+        )
+
+    def _net_change(self, category: Category, model: str, start: int, end: int) -> ModelNetChange:
+        before = self._state(category.value, model, start)
+        after = self._state(category.value, model, end)
+        net: NetOperation
+        if before is None and after is not None:
+            net = "added"
+        elif before is not None and after is None:
+            net = "deleted"
+        else:
+            net = "unchanged" if before == after else "modified"
+        diffs = field_diffs(before, after)
+        return ModelNetChange(
+            model_name=model,
+            category=category,
+            net_operation=net,
+            before_state=before,
+            after_state=after,
+            field_diffs=diffs,
+            is_critical=is_critical(category, diffs),
+        )
+
+
+_NET: tuple[NetOperation, ...] = ("added", "modified", "deleted", "unchanged")

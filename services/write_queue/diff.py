@@ -1,14 +1,14 @@
-"""What a change would do to the live record (spec 03 §10)."""
+"""What a change would do to the live record: leaf differences, and whether they are critical."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from horde_model_records import Category
+from shared.wire import JsonObject
 
 from .models import Change
-
-Json = dict[str, Any]
+from .wire import FieldDiff, NetOperation, PendingChangeDiff
 
 _CRITICAL: dict[Category, tuple[str, ...]] = {
     Category.image_generation: ("baseline", "nsfw", "inpainting", "trigger", "homepage"),
@@ -37,22 +37,23 @@ def _leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def field_diffs(old: Json | None, new: Json | None, prefix: str = "") -> list[Json]:
+def field_diffs(
+    old: JsonObject | None, new: JsonObject | None, prefix: str = ""
+) -> list[FieldDiff]:
     """Leaf differences, keys sorted, nested objects by dotted path, lists compared whole."""
     if old is None or new is None:
-        side, kind = (new, "added") if old is None else (old, "removed")
-        if side is None:
-            return []
-        return [
-            {
-                "field_path": path,
-                "old_value": None if kind == "added" else value,
-                "new_value": value if kind == "added" else None,
-                "change_type": kind,
-            }
-            for path, value in _leaves(side, prefix)
-        ]
-    out: list[Json] = []
+        if new is not None:
+            return [
+                FieldDiff(field_path=p, old_value=None, new_value=v, change_type="added")
+                for p, v in _leaves(new, prefix)
+            ]
+        if old is not None:
+            return [
+                FieldDiff(field_path=p, old_value=v, new_value=None, change_type="removed")
+                for p, v in _leaves(old, prefix)
+            ]
+        return []
+    out: list[FieldDiff] = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}.{key}" if prefix else key
         a, b = old.get(key), new.get(key)
@@ -65,18 +66,18 @@ def field_diffs(old: Json | None, new: Json | None, prefix: str = "") -> list[Js
         elif key not in new or b is None:
             out += field_diffs({key: a}, None, prefix)
         else:
-            out.append(
-                {"field_path": path, "old_value": a, "new_value": b, "change_type": "modified"}
-            )
+            out.append(FieldDiff(field_path=path, old_value=a, new_value=b, change_type="modified"))
     return out
 
 
-def is_critical(category: Category, diffs: list[Json]) -> bool:
+def is_critical(category: Category, diffs: list[FieldDiff]) -> bool:
+    """Whether a diff touches a field that decides what workers download or how a model is
+    shown and charged: downloads always, plus each category's own critical fields."""
     fields = _CRITICAL.get(category)
     if fields is None:
         return False
     for d in diffs:
-        path = d["field_path"]
+        path = d.field_path
         if path.startswith("config.download"):
             return True
         if any(path == f or path.startswith(f + ".") for f in fields):
@@ -84,9 +85,10 @@ def is_critical(category: Category, diffs: list[Json]) -> bool:
     return False
 
 
-def change_diff(change: Change, current: Json | None) -> Json:
-    """The PendingChangeDiff of one change against the live record."""
+def change_diff(change: Change, current: JsonObject | None) -> PendingChangeDiff:
+    """What one change would do against the live record."""
     proposed = change.payload
+    net: NetOperation
     if change.operation == "delete":
         net = "deleted" if current is not None else "unchanged"
         diffs = field_diffs(current, None)
@@ -96,17 +98,17 @@ def change_diff(change: Change, current: Json | None) -> Json:
     else:
         net = "added" if current is None else ("unchanged" if current == proposed else "modified")
         diffs = field_diffs(current, proposed)
-    return {
-        "change_id": change.change_id,
-        "category": change.category.value,
-        "model_name": change.model_name,
-        "operation": change.operation,
-        "current_state": current,
-        "proposed_state": proposed,
-        "net_operation": net,
-        "field_diffs": diffs,
-        "is_critical": is_critical(change.category, diffs),
-        "fields_added": [d["field_path"] for d in diffs if d["change_type"] == "added"],
-        "fields_removed": [d["field_path"] for d in diffs if d["change_type"] == "removed"],
-        "fields_modified": [d["field_path"] for d in diffs if d["change_type"] == "modified"],
-    }
+    return PendingChangeDiff(
+        change_id=change.change_id,
+        category=change.category,
+        model_name=change.model_name,
+        operation=change.operation,
+        current_state=current,
+        proposed_state=proposed,
+        net_operation=net,
+        field_diffs=diffs,
+        is_critical=is_critical(change.category, diffs),
+        fields_added=[d.field_path for d in diffs if d.change_type == "added"],
+        fields_removed=[d.field_path for d in diffs if d.change_type == "removed"],
+        fields_modified=[d.field_path for d in diffs if d.change_type == "modified"],
+    )

@@ -1,14 +1,11 @@
-"""The checks every write goes through, in the order of spec 03 §1, and request body parsing."""
+"""The checks every write goes through: who is calling, is this the PRIMARY, is the queue on."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from aiohttp import web
 
 from horde_model_records import CATEGORY_INFO, Category
-from shared.errors import InvalidInput, Unavailable, validation_item
+from shared.errors import Unavailable
 from shared.query import category_param
 
 from .auth import api_key_of, arequire
@@ -29,21 +26,6 @@ QUEUE_DISABLED = "Pending queue is disabled or unsupported on this deployment."
 
 def path_category(request: web.Request, loc: str = "category") -> Category:
     return category_param(request.match_info["category"], loc)
-
-
-async def read_json(request: web.Request, required: bool = True) -> Any:
-    """The JSON body; malformed JSON is a 422 like any other body validation failure."""
-    raw = await request.read()
-    if not raw.strip():
-        if not required:
-            return {}
-        raise InvalidInput([validation_item("missing", ["body"], "Field required", None)])
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            [validation_item("json_invalid", ["body"], f"JSON decode error: {exc}", None)]
-        ) from None
 
 
 async def aidentify(request: web.Request, role: str | None) -> Identity:
@@ -69,12 +51,3 @@ def require_queue(request: web.Request) -> WriteQueue:
     if not request.config_dict[write_config_key].queue_enabled:
         raise Unavailable(QUEUE_DISABLED)
     return request.config_dict[write_queue_key]
-
-
-def no_store(response: web.StreamResponse) -> web.StreamResponse:
-    response.headers["Cache-Control"] = "no-store"  # authenticated answers are never cached
-    return response
-
-
-def json_response(body: Any, status: int = 200) -> web.StreamResponse:
-    return no_store(web.json_response(body, status=status))

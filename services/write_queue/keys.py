@@ -5,6 +5,8 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from shared.snapshot import SnapshotStore
+
 from .auth import Authenticator
 from .config import Config
 from .queue import WriteQueue
@@ -13,3 +15,4 @@ write_config_key = web.AppKey("write_config_key", Config)
 write_queue_key = web.AppKey("write_queue_key", WriteQueue)
 authenticator_key = web.AppKey("authenticator_key", Authenticator)
 horde_session_key = web.AppKey("horde_session_key", aiohttp.ClientSession)
+snapshot_store_key = web.AppKey("snapshot_store_key", SnapshotStore)

@@ -1,18 +1,31 @@
-"""The write service's value types: changes, identities, and the request bodies it accepts."""
+"""The write service's domain values: who is calling, a proposed change, and which changes a
+filter selects."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
 
+import attrs
 from attrs import evolve, frozen
 
 from horde_model_records import Category
-from horde_model_records.serde import converter
+from shared.openapi import any_record_schema
+from shared.wire import JsonObject, converter, documented
 
-Json = dict[str, Any]
+Status = Literal["pending", "approved", "applying", "applied", "rejected"]
+Operation = Literal["create", "update", "delete"]
+#: how a change's payload is written: a v2 record, or a legacy record proposed through /v1
+PayloadFormat = Literal["v2", "legacy"]
 
-STATUSES = ("pending", "approved", "applying", "applied", "rejected")
-OPERATIONS = ("create", "update", "delete")
+STATUSES: tuple[Status, ...] = ("pending", "approved", "applying", "applied", "rejected")
+OPERATIONS: tuple[Operation, ...] = ("create", "update", "delete")
+
+#: field metadata of values the service keeps but never sends
+INTERNAL = {"wire": False}
+
+_TIME = "Unix seconds"
 
 
 @frozen(kw_only=True)
@@ -34,45 +47,122 @@ class Identity:
 
 @frozen(kw_only=True)
 class Change:
-    """A PendingChangeRecord (spec 03 §5), in wire field order."""
+    """A proposed change: what to write, who asked, and where it stands in review."""
 
-    change_id: int
+    __openapi_name__ = "PendingChangeRecord"
+
+    change_id: int = documented("Monotonic, never reused.", minimum=1)
     category: Category
     model_name: str
-    operation: str
-    payload: Json | None
-    requested_by: str
-    requested_username: str
-    requested_at: int
-    status: str
-    notes: str | None = None
-    batch_id: int | None = None
+    operation: Operation
+    payload: JsonObject | None = documented(
+        "The record to write: create/update the validated record (a v2 record, or a legacy one "
+        "for changes proposed through /v1), delete the record as it was when the deletion was "
+        "proposed. Always set by this API.",
+        **any_record_schema(),
+    )
+    requested_by: str = documented("AI-Horde user id of the requestor", example="1234")
+    requested_username: str = documented("AI-Horde user name", example="Alice#1234")
+    requested_at: int = documented(_TIME)
+    status: Status = documented(
+        "pending → approved → applying → applied; pending → rejected; "
+        "a failed apply goes back to approved."
+    )
+    notes: str | None = documented("Never set by the API.", default=None)
+    batch_id: int | None = documented("Set on approve (and on reject).", default=None)
     batch_title: str | None = None
     approved_by: str | None = None
     approved_username: str | None = None
-    approved_at: int | None = None
+    approved_at: int | None = documented(_TIME, default=None)
     rejected_by: str | None = None
     rejected_username: str | None = None
-    rejected_at: int | None = None
+    rejected_at: int | None = documented(_TIME, default=None)
     reject_reason: str | None = None
-    applied_at: int | None = None
+    applied_at: int | None = documented(_TIME, default=None)
     applied_by: str | None = None
     applied_username: str | None = None
-    applied_job_id: str | None = None
-    updated_at: int
-    request_metadata: Json | None = None
-    related_models: list[str] | None = None
-
-    def to_wire(self, omit_nulls: bool = False) -> Json:
-        """The record as JSON; 202 and apply answers omit nulls, list/get answers keep them."""
-        data: Json = converter.unstructure(self)
-        if omit_nulls:
-            data = {k: v for k, v in data.items() if v is not None}
-        return data
+    applied_job_id: str | None = documented("The apply reservation token.", default=None)
+    updated_at: int = documented("Unix seconds of the last change of the record")
+    request_metadata: dict[str, str] | None = documented(
+        "How the change was proposed (the route's name).", default=None
+    )
+    related_models: list[str] | None = documented(
+        "text_generation only: the backend variants the change also writes.", default=None
+    )
+    payload_format: PayloadFormat = attrs.field(default="v2", metadata=INTERNAL)
 
     @classmethod
-    def from_wire(cls, data: Json) -> Change:
-        return converter.structure(data, cls)
+    def from_row(cls, row: Mapping[str, Any]) -> Change:
+        """A change as the store keeps it: its wire form, and its payload format beside it."""
+        change = converter.structure(json.loads(row["data"]), cls)
+        return change.evolve(payload_format=row["payload_format"])
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.payload_format == "legacy"
 
     def evolve(self, **changes: Any) -> Change:
         return evolve(self, **changes)
+
+
+@frozen(kw_only=True)
+class ChangeFilter:
+    """Which changes a listing shows or a purge removes; every given criterion must hold."""
+
+    statuses: tuple[Status, ...] = ()
+    categories: tuple[Category, ...] = ()
+    requested_by: tuple[str, ...] = ()
+    model_name: str | None = None  # a case-insensitive substring
+    batch_id: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.statuses or self.categories or self.requested_by or self.model_name)
+
+    def matches(self, change: Change) -> bool:
+        return (
+            (not self.statuses or change.status in self.statuses)
+            and (not self.categories or change.category in self.categories)
+            and (not self.requested_by or change.requested_by in self.requested_by)
+            and (self.batch_id is None or change.batch_id == self.batch_id)
+            and (self.model_name or "").lower() in change.model_name.lower()
+        )
+
+
+#: the filter that selects every change
+ALL_CHANGES = ChangeFilter()
+
+
+@frozen(kw_only=True)
+class AuditEvent:
+    """One entry of the append-only audit log: a model write, or a queue action
+    (category `pending_queue`, the action in `payload["after"]`)."""
+
+    timestamp: int
+    domain: str  # the canonical format the deployment had when the event happened
+    category: str
+    model_name: str
+    operation: str
+    logical_user_id: str | None
+    request_id: str | None = None
+    payload: JsonObject  # before / after / delta
+    event_id: int = 0  # assigned by the store
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AuditEvent:
+        return cls(
+            event_id=row["event_id"],
+            timestamp=row["timestamp"],
+            domain=row["domain"],
+            category=row["category"],
+            model_name=row["model_name"],
+            operation=row["operation"],
+            logical_user_id=row["logical_user_id"],
+            request_id=row["request_id"],
+            payload=json.loads(row["payload"]),
+        )
+
+    @property
+    def action(self) -> JsonObject:
+        """What a queue event did (empty for model events)."""
+        return dict(self.payload.get("after") or {}) if self.category == "pending_queue" else {}

@@ -13,73 +13,78 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import attrs
 from attrs import define, frozen
 
 from horde_model_records import Category, legacy_to_v2, structure_record, unstructure_record
 from horde_model_records.text import model_name_of
-from shared.dataset import (
-    Dataset,
-    dataset_from_snapshot,
-    delete_record,
-    import_legacy_dir,
-    publish_dataset,
-    upsert_record,
-)
-from shared.errors import BadRequest, NotFound, Unavailable
-from shared.snapshot import SnapshotError, SnapshotStore
+from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
+from shared.errors import BadRequest, NotFound, ServiceError, Unavailable
+from shared.wire import JsonObject
 
-from .models import Change, Identity
+from .audit import AuditReplay
+from .diff import change_diff
+from .models import (
+    ALL_CHANGES,
+    AuditEvent,
+    Change,
+    ChangeFilter,
+    Identity,
+    Operation,
+    PayloadFormat,
+    Status,
+)
+from .publisher import Publisher
 from .store import Store
+from .wire import (
+    BatchSplit,
+    DiffError,
+    PendingBatchResult,
+    PendingChangeDiffPage,
+    PurgePendingChangesResponse,
+)
 
 logger = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 
+class ApplyFailure(ServiceError):
+    """One change of an apply could not be applied; `error_type` names the kind for clients."""
 
-class ApplyFailure(Exception):
-    """One change of an apply request could not be applied; `kind` names the error type."""
+    error_type = "PendingChangeError"
 
-    def __init__(self, change_id: int, kind: str, message: str) -> None:
+    def __init__(self, change_id: int, message: str) -> None:
         super().__init__(message)
         self.change_id = change_id
-        self.kind = kind
-        self.message = message
+
+
+class ChangeMissing(ApplyFailure, NotFound):
+    error_type = "PendingChangeNotFoundError"
+
+
+class ChangeNotReady(ApplyFailure, BadRequest):
+    """Not approved, reserved by another job."""
+
+    error_type = "PendingChangeStateError"
+
+
+class BadPayload(ApplyFailure, BadRequest):
+    error_type = "PendingChangePayloadError"
+
+
+class DatasetRefused(ApplyFailure, Unavailable):
+    """The dataset cannot take the change (e.g. deleting a model that is gone)."""
+
+    error_type = "PendingChangeBackendError"
 
 
 @frozen
 class ApplyOutcome:
+    """What an apply did: the changes applied, the failure that stopped it, the batch split."""
+
     applied: list[Change]
     failure: ApplyFailure | None = None
-    split: tuple[int, int, int] | None = None  # (original batch, new batch, reassigned count)
-
-    def to_wire(self) -> Json:
-        body: Json = {"applied": [c.to_wire(omit_nulls=True) for c in self.applied]}
-        if self.failure is not None:
-            body["failed_change_id"] = self.failure.change_id
-            body["failed_error"] = self.failure.message
-            body["failed_error_type"] = self.failure.kind
-        body.update(split_fields(self.split))
-        return body
-
-
-def is_legacy_change(change: Change) -> bool:
-    """Whether a change was proposed through v1 (its payload is a legacy record)."""
-    route = (change.request_metadata or {}).get("route", "")
-    return isinstance(route, str) and "_legacy" in route
-
-
-def split_fields(split: tuple[int, int, int] | None) -> Json:
-    if split is None:
-        return {"batch_split_occurred": False}
-    return {
-        "batch_split_occurred": True,
-        "batch_split_original_batch_id": split[0],
-        "batch_split_new_batch_id": split[1],
-        "batch_split_reassigned_count": split[2],
-    }
+    split: BatchSplit | None = None
 
 
 def _now() -> int:
@@ -91,9 +96,8 @@ class WriteQueue:
     """The single writer: owns the in-memory dataset that mirrors the database."""
 
     store: Store
-    snapshots: SnapshotStore
+    publisher: Publisher  # public: tests swap in one that fails
     domain: str  # canonical format, recorded on audit events
-    keep_snapshots: int = 5
     clock: Callable[[], int] = _now
     dataset: Dataset | None = None
     lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
@@ -116,14 +120,9 @@ class WriteQueue:
 
     def _initial_dataset(self, seed_dir: Path | None) -> tuple[Dataset, int]:
         """The first dataset and its version: the live snapshot's, else a seed (version 0)."""
-        try:
-            current = self.snapshots.read_current()
-        except SnapshotError as exc:
-            logger.error("cannot import the live snapshot: %s", exc)
-            current = None
-        if current is not None:
-            logger.info("importing snapshot %s into the write store", current.name)
-            return dataset_from_snapshot(current), int(current.manifest.get("dataset_version", 0))
+        live = self.publisher.live_dataset()
+        if live is not None:
+            return live
         if seed_dir is None:
             raise RuntimeError("empty data dir and no seed dir: run `hmr seed` first")
         dataset, problems = import_legacy_dir(seed_dir)
@@ -136,35 +135,26 @@ class WriteQueue:
         if not stuck:
             return
         async with self.store.transaction():
-            for data in stuck:
-                change = Change.from_wire(data)
+            for change in stuck:
                 logger.warning(
                     "change %s was applying at shutdown: back to approved", change.change_id
                 )
                 await self.store.update_change(
-                    change.evolve(status="approved", applied_job_id=None).to_wire()
+                    change.evolve(status="approved", applied_job_id=None)
                 )
 
     async def _publish_if_behind(self) -> None:
-        version = self.version = await self.store.counter("dataset_version")
-        try:
-            current = self.snapshots.current_name()
-            manifest = None if current is None else self.snapshots.read(current).manifest
-        except SnapshotError as exc:
-            logger.error("live snapshot unreadable, republishing: %s", exc)
-            manifest = None
-        # a snapshot published by `hmr seed` carries no version: it is version 0
-        if manifest is None or manifest.get("dataset_version", 0) != version:
-            await self._apublish(version)
+        self.version = await self.store.counter("dataset_version")
+        if await asyncio.to_thread(self.publisher.published_version) != self.version:
+            await self._apublish(self.version)
         else:
-            self.published_version = version
+            self.published_version = self.version
 
     async def _apublish(self, version: int) -> None:
         assert self.dataset is not None
-        snapshot = await asyncio.to_thread(publish_dataset, self.snapshots, self.dataset, version)
+        name = await asyncio.to_thread(self.publisher.publish, self.dataset, version)
         self.published_version = version
-        await asyncio.to_thread(self.snapshots.prune, self.keep_snapshots)
-        logger.info("published snapshot %s (dataset version %s)", snapshot.name, version)
+        logger.info("published snapshot %s (dataset version %s)", name, version)
 
     async def _apublish_pending(self) -> None:
         """Publish what the database holds if the live snapshot is behind it.
@@ -190,23 +180,85 @@ class WriteQueue:
             raise Unavailable("The write service is still starting.")
         return self.dataset
 
-    def live_legacy_record(self, category: Category, name: str) -> Json | None:
+    def live_legacy_record(self, category: Category, name: str) -> JsonObject | None:
         """The record's entry in the v1 view (text: the base-name db.json entry)."""
         view = self.live().categories[category].legacy
         return None if view is None else view.get(name)
 
-    def live_record(self, category: Category, name: str) -> Json | None:
+    def live_record(self, category: Category, name: str) -> JsonObject | None:
         record = self.live().categories[category].records.get(name)
         return None if record is None else unstructure_record(record)
 
-    async def aget(self, change_id: int) -> Change:
-        data = await self.store.get_change(change_id)
-        if data is None:
-            raise NotFound("Change not found")
-        return Change.from_wire(data)
+    def current_state(self, change: Change) -> JsonObject | None:
+        """The live record a change is compared with, in the change's own format."""
+        if change.is_legacy:
+            return self.live_legacy_record(change.category, change.model_name)
+        return self.live_record(change.category, change.model_name)
 
-    async def alist(self, statuses: Iterable[str] = ()) -> list[Change]:
-        return [Change.from_wire(d) for d in await self.store.list_changes(statuses=statuses)]
+    async def aget(self, change_id: int) -> Change:
+        change = await self.store.get_change(change_id)
+        if change is None:
+            raise NotFound("Change not found")
+        return change
+
+    async def alist(self, selected: ChangeFilter = ALL_CHANGES) -> list[Change]:
+        found = await self.store.list_changes(selected.statuses, selected.batch_id)
+        return [c for c in found if selected.matches(c)]
+
+    async def adiffs(self, change_ids: Iterable[int]) -> PendingChangeDiffPage:
+        ids = list(change_ids)
+        diffs, errors = [], []
+        for cid in ids:
+            change = await self.store.get_change(cid)
+            if change is None:
+                errors.append(
+                    DiffError(change_id=cid, error="Change not found", error_type="NotFound")
+                )
+            else:
+                diffs.append(change_diff(change, self.current_state(change)))
+        return PendingChangeDiffPage(diffs=diffs, total=len(ids), errors=errors)
+
+    async def abeta_models(self, category: Category) -> dict[str, JsonObject]:
+        """Create/update payloads still pending or approved, as v2 records; the newest change
+        per name wins (by updated_at, then change_id)."""
+        latest: dict[str, JsonObject] = {}
+        order: dict[str, tuple[int, int]] = {}
+        for change in await self.store.list_changes(statuses=["pending", "approved"]):
+            if change.category is not category or change.operation == "delete":
+                continue
+            key = (change.updated_at, change.change_id)
+            if change.payload is None or key <= order.get(change.model_name, (-1, -1)):
+                continue
+            order[change.model_name] = key
+            payload = change.payload
+            if change.is_legacy:
+                payload = unstructure_record(legacy_to_v2(category, payload))
+            latest[change.model_name] = payload
+        return latest
+
+    async def areplay(self, domain: str) -> AuditReplay:
+        """The queue's history as the audit log of `domain` tells it."""
+        return AuditReplay.of(await self.store.audit_events(domain))
+
+    async def acheck_one_batch(self, change_ids: Iterable[int]) -> None:
+        """Every change exists and all were approved in the same batch."""
+        batches: set[int | None] = set()
+        for cid in change_ids:
+            change = await self.store.get_change(cid)
+            if change is None:
+                raise NotFound(f"Change {cid} not found")
+            batches.add(change.batch_id)
+        if None in batches:
+            raise BadRequest("Cannot apply changes that have not been approved in a batch")
+        if len(batches) > 1:
+            found = sorted(b for b in batches if b is not None)
+            raise BadRequest(f"All changes must belong to the same batch. Found batch IDs: {found}")
+
+    async def abatch_members(self, batch_id: int) -> list[Change]:
+        return await self.store.list_changes(batch_id=batch_id)
+
+    async def astatus_counts(self) -> dict[str, int]:
+        return await self.store.status_counts()
 
     # --- audit ---------------------------------------------------------------------------------
 
@@ -216,22 +268,22 @@ class WriteQueue:
         model_name: str,
         operation: str,
         user_id: str | None,
-        payload: Json,
+        payload: JsonObject,
         request_id: str | None = None,
     ) -> None:
-        event = {
-            "timestamp": self.clock(),
-            "domain": self.domain,
-            "category": category,
-            "model_name": model_name,
-            "operation": operation,
-            "logical_user_id": user_id,
-            "request_id": request_id,
-            "payload": {"before": None, "after": None, "delta": None, **payload},
-        }
+        event = AuditEvent(
+            timestamp=self.clock(),
+            domain=self.domain,
+            category=category,
+            model_name=model_name,
+            operation=operation,
+            logical_user_id=user_id,
+            request_id=request_id,
+            payload={"before": None, "after": None, "delta": None, **payload},
+        )
         await self.store.append_audit(event)
 
-    async def _queue_event(self, who: Identity, model: str, after: Json) -> None:
+    async def _queue_event(self, who: Identity, model: str, after: JsonObject) -> None:
         await self._audit("pending_queue", model, "update", who.user_id, {"after": after})
 
     # --- propose -------------------------------------------------------------------------------
@@ -240,10 +292,11 @@ class WriteQueue:
         self,
         who: Identity,
         category: Category,
-        operation: str,
+        operation: Operation,
         name: str,
-        payload: Json | None,
+        payload: JsonObject | None,
         route: str,
+        payload_format: PayloadFormat = "v2",
     ) -> Change:
         now = self.clock()
         related = None
@@ -263,8 +316,9 @@ class WriteQueue:
                 updated_at=now,
                 request_metadata={"route": route},
                 related_models=related,
+                payload_format=payload_format,
             )
-            await self.store.insert_change(change.to_wire())
+            await self.store.insert_change(change)
             await self._queue_event(
                 who,
                 str(change.change_id),
@@ -281,11 +335,21 @@ class WriteQueue:
     # --- review --------------------------------------------------------------------------------
 
     async def _open_batch(self) -> int:
-        approved = await self.store.list_changes(statuses=["approved"])
-        for data in approved:
-            if data.get("batch_id") is not None:
-                return int(data["batch_id"])
+        for change in await self.store.list_changes(statuses=["approved"]):
+            if change.batch_id is not None:
+                return change.batch_id
         return await self.store.next_value("batch_id")
+
+    async def _pending(self, change_ids: Iterable[int]) -> dict[int, Change]:
+        changes: dict[int, Change] = {}
+        for cid in sorted(set(change_ids)):
+            change = await self.store.get_change(cid)
+            if change is None:
+                raise BadRequest(f"Change {cid} does not exist.")
+            if change.status != "pending":
+                raise BadRequest(f"Change {cid} is not pending (status={change.status}).")
+            changes[cid] = change
+        return changes
 
     async def abatch(
         self,
@@ -294,77 +358,43 @@ class WriteQueue:
         approved_ids: list[int],
         rejected_ids: list[int],
         reason: str | None,
-    ) -> Json:
+    ) -> PendingBatchResult:
         """Approve and reject pending changes together; nothing changes if any id is unusable."""
         now = self.clock()
         async with self.lock, self.store.transaction():
-            changes: dict[int, Change] = {}
-            for cid in sorted(set(approved_ids) | set(rejected_ids)):
-                data = await self.store.get_change(cid)
-                if data is None:
-                    raise BadRequest(f"Change {cid} does not exist.")
-                change = Change.from_wire(data)
-                if change.status != "pending":
-                    raise BadRequest(f"Change {cid} is not pending (status={change.status}).")
-                changes[cid] = change
+            changes = await self._pending([*approved_ids, *rejected_ids])
             batch_id = await self._open_batch() if approved_ids else None
-            approved, rejected = [], []
-            for cid in approved_ids:
-                change = changes[cid].evolve(
-                    status="approved",
-                    batch_id=batch_id,
-                    batch_title=title,
-                    approved_by=who.user_id,
-                    approved_username=who.username,
-                    approved_at=now,
-                    updated_at=now,
-                )
-                await self.store.update_change(change.to_wire())
-                await self._queue_event(
-                    who,
-                    str(cid),
-                    {
-                        "action": "approve",
-                        "change_id": cid,
-                        "batch_id": batch_id,
-                        "batch_title": title,
-                    },
-                )
-                approved.append(change)
-            for cid in rejected_ids:
-                change = changes[cid].evolve(
-                    status="rejected",
-                    batch_id=batch_id,
-                    batch_title=title,
-                    rejected_by=who.user_id,
-                    rejected_username=who.username,
-                    rejected_at=now,
-                    reject_reason=reason,
-                    updated_at=now,
-                )
-                await self.store.update_change(change.to_wire())
-                await self._queue_event(
-                    who,
-                    str(cid),
-                    {
-                        "action": "reject",
-                        "change_id": cid,
-                        "batch_id": batch_id,
-                        "batch_title": title,
-                        "reason": reason,
-                    },
-                )
-                rejected.append(change)
-        return {
-            "batch_id": batch_id,
-            "batch_title": title,
-            "approved": [c.to_wire() for c in approved],
-            "rejected": [c.to_wire() for c in rejected],
-        }
+            common = {"batch_id": batch_id, "batch_title": title, "updated_at": now}
+            verdicts: dict[Status, list[Change]] = {"approved": [], "rejected": []}
+            for status, ids in (("approved", approved_ids), ("rejected", rejected_ids)):
+                prefix = "approved" if status == "approved" else "rejected"
+                for cid in ids:
+                    change = changes[cid].evolve(
+                        status=status,
+                        **common,
+                        **{f"{prefix}_by": who.user_id, f"{prefix}_username": who.username},
+                        **{f"{prefix}_at": now},
+                        **({"reject_reason": reason} if status == "rejected" else {}),
+                    )
+                    await self.store.update_change(change)
+                    event = {"action": "approve" if status == "approved" else "reject"}
+                    event |= {"change_id": cid, "batch_id": batch_id, "batch_title": title}
+                    if status == "rejected":
+                        event["reason"] = reason
+                    await self._queue_event(who, str(cid), event)
+                    verdicts[status].append(change)
+        return PendingBatchResult(
+            batch_id=batch_id,
+            batch_title=title,
+            approved=verdicts["approved"],
+            rejected=verdicts["rejected"],
+        )
 
-    async def apurge(self, who: Identity, matches: Callable[[Change], bool], dry_run: bool) -> Json:
+    async def apurge(
+        self, who: Identity, selected: ChangeFilter, dry_run: bool
+    ) -> PurgePendingChangesResponse:
         async with self.lock, self.store.transaction():
-            doomed = [c for c in await self.alist() if matches(c)]
+            doomed = await self.alist(selected)
             if not dry_run:
                 await self.store.delete_changes(c.change_id for c in doomed)
                 for c in doomed:
@@ -380,13 +410,30 @@ class WriteQueue:
                             "purged_by_username": who.username,
                         },
                     )
-        return {
-            "removed_count": len(doomed),
-            "removed_change_ids": [c.change_id for c in doomed],
-            "dry_run": dry_run,
-        }
+        return PurgePendingChangesResponse(
+            removed_count=len(doomed),
+            removed_change_ids=[c.change_id for c in doomed],
+            dry_run=dry_run,
+        )
 
     # --- apply ---------------------------------------------------------------------------------
+
+    def _needs_apply(self, change: Change | None, cid: int, job: str) -> Change:
+        """The change, checked to be applicable by `job`; ApplyFailure says why not."""
+        if change is None:
+            raise ChangeMissing(cid, f"Change {cid} not found.")
+        if change.status == "applied" and change.applied_job_id == job:
+            return change  # a retry of the same job: already done, nothing twice
+        if change.status == "applying" and change.applied_job_id != job:
+            raise ChangeNotReady(
+                cid,
+                f"Change {cid} is already reserved for apply (job_id={change.applied_job_id}).",
+            )
+        if change.status not in ("approved", "applying"):
+            raise ChangeNotReady(cid, f"Change {cid} is not approved (status={change.status}).")
+        if change.payload is None:
+            raise BadPayload(cid, f"Change {cid} has no payload.")
+        return change
 
     async def aapply(
         self, who: Identity, change_ids: list[int], job_id: str | None
@@ -400,36 +447,11 @@ class WriteQueue:
             done: list[Change] = []
             failure: ApplyFailure | None = None
             for cid in change_ids:
-                data = await self.store.get_change(cid)
-                if data is None:
-                    failure = ApplyFailure(
-                        cid, "PendingChangeNotFoundError", f"Change {cid} not found."
-                    )
-                    break
-                change = Change.from_wire(data)
-                if change.status == "applied" and change.applied_job_id == job:
-                    done.append(change)  # a retry of the same job: already done, nothing twice
-                    continue
-                if change.status == "applying" and change.applied_job_id != job:
-                    failure = ApplyFailure(
-                        cid,
-                        "PendingChangeStateError",
-                        f"Change {cid} is already reserved for apply (job_id={change.applied_job_id}).",
-                    )
-                    break
-                if change.status not in ("approved", "applying"):
-                    failure = ApplyFailure(
-                        cid,
-                        "PendingChangeStateError",
-                        f"Change {cid} is not approved (status={change.status}).",
-                    )
-                    break
-                if change.payload is None:
-                    failure = ApplyFailure(
-                        cid, "PendingChangePayloadError", f"Change {cid} has no payload."
-                    )
-                    break
                 try:
+                    change = self._needs_apply(await self.store.get_change(cid), cid, job)
+                    if change.status == "applied":
+                        done.append(change)
+                        continue
                     dataset = self._applied(dataset, change, who)
                 except ApplyFailure as exc:
                     failure = exc
@@ -453,24 +475,19 @@ class WriteQueue:
         category = change.category
         if change.operation == "delete":
             if change.model_name not in dataset.categories[category].records:
-                raise ApplyFailure(
+                raise DatasetRefused(
                     change.change_id,
-                    "PendingChangeBackendError",
                     f"Model '{change.model_name}' not found in category '{category.value}'",
                 )
             return delete_record(dataset, category, change.model_name, now)
         legacy_record = None
         payload = dict(change.payload or {})
-        if is_legacy_change(change):
+        if change.is_legacy:
             legacy_record = payload
             try:
                 payload = unstructure_record(legacy_to_v2(category, legacy_record))
             except Exception as exc:  # noqa: BLE001 -- a stored payload that no longer converts
-                raise ApplyFailure(
-                    change.change_id,
-                    "PendingChangePayloadError",
-                    f"Change {change.change_id}: {exc}",
-                ) from None
+                raise BadPayload(change.change_id, f"Change {change.change_id}: {exc}") from None
         existing = dataset.categories[category].records.get(change.model_name)
         metadata = dict(payload.get("metadata") or {})
         if existing is not None:
@@ -485,28 +502,23 @@ class WriteQueue:
         try:
             record = structure_record(category, payload)
         except Exception as exc:  # noqa: BLE001 -- a stored payload that no longer validates
-            raise ApplyFailure(
-                change.change_id, "PendingChangePayloadError", f"Change {change.change_id}: {exc}"
-            ) from None
+            raise BadPayload(change.change_id, f"Change {change.change_id}: {exc}") from None
         return upsert_record(dataset, category, record, now, legacy_record)
 
-    async def _reserve(self, changes: list[Change], job: str) -> None:
+    async def _set_status(self, changes: list[Change], status: Status, job: str | None) -> None:
         async with self.store.transaction():
             for change in changes:
-                await self.store.update_change(
-                    change.evolve(status="applying", applied_job_id=job).to_wire()
-                )
+                await self.store.update_change(change.evolve(status=status, applied_job_id=job))
+
+    async def _reserve(self, changes: list[Change], job: str) -> None:
+        await self._set_status(changes, "applying", job)
 
     async def _release(self, changes: list[Change]) -> None:
-        async with self.store.transaction():
-            for change in changes:
-                await self.store.update_change(
-                    change.evolve(status="approved", applied_job_id=None).to_wire()
-                )
+        await self._set_status(changes, "approved", None)
 
     async def _commit(
         self, dataset: Dataset, changes: list[Change], who: Identity, job: str
-    ) -> tuple[list[Change], tuple[int, int, int] | None]:
+    ) -> tuple[list[Change], BatchSplit | None]:
         now = self.clock()
         before = self.live()
         touched = {c.category for c in changes}
@@ -523,7 +535,7 @@ class WriteQueue:
                     applied_job_id=job,
                     updated_at=now,
                 )
-                await self.store.update_change(done.to_wire())
+                await self.store.update_change(done)
                 await self._model_event(before, dataset, change, who, job)
                 await self._queue_event(
                     who,
@@ -536,7 +548,8 @@ class WriteQueue:
                     },
                 )
                 applied.append(done)
-            split = await self._split_batches(who, {c.batch_id for c in changes} - {None}, now)
+            batches = {c.batch_id for c in changes if c.batch_id is not None}
+            split = await self._split_batches(who, batches, now)
             self.version = await self.store.next_value("dataset_version")
         self.dataset = dataset
         return applied, split
@@ -548,16 +561,17 @@ class WriteQueue:
         old = before.categories[category].records.get(change.model_name)
         new = after.categories[category].records.get(change.model_name)
         old_wire = None if old is None else unstructure_record(old)
-        new_wire = None if new is None else unstructure_record(new)
+        new_wire = {} if new is None else unstructure_record(new)
+        payload: JsonObject
         if change.operation == "delete":
             operation, payload = "delete", {"before": old_wire}
         elif old_wire is None:
             operation, payload = "create", {"after": new_wire}
         else:
             delta = {
-                key: {"old": old_wire.get(key), "new": (new_wire or {}).get(key)}
-                for key in sorted(set(old_wire) | set(new_wire or {}))
-                if old_wire.get(key) != (new_wire or {}).get(key)
+                key: {"old": old_wire.get(key), "new": new_wire.get(key)}
+                for key in sorted(set(old_wire) | set(new_wire))
+                if old_wire.get(key) != new_wire.get(key)
             }
             # the whole previous record too: audit views can then tell an update from a create
             operation, payload = "update", {"before": old_wire, "delta": delta}
@@ -565,20 +579,16 @@ class WriteQueue:
 
     async def _split_batches(
         self, who: Identity, batch_ids: set[int], now: int
-    ) -> tuple[int, int, int] | None:
+    ) -> BatchSplit | None:
         """Move approved changes left behind in the touched batches to one new open batch."""
         left: list[Change] = []
         for batch_id in sorted(batch_ids):
-            left += [
-                Change.from_wire(d) for d in await self.store.list_changes(["approved"], batch_id)
-            ]
+            left += await self.store.list_changes(["approved"], batch_id)
         if not left:
             return None
         new_batch = await self.store.next_value("batch_id")
         for change in left:
-            await self.store.update_change(
-                change.evolve(batch_id=new_batch, updated_at=now).to_wire()
-            )
+            await self.store.update_change(change.evolve(batch_id=new_batch, updated_at=now))
         original = min(batch_ids)
         await self._queue_event(
             who,
@@ -591,4 +601,6 @@ class WriteQueue:
                 "reason": "partial_apply",
             },
         )
-        return (original, new_batch, len(left))
+        return BatchSplit(
+            original_batch_id=original, new_batch_id=new_batch, reassigned_count=len(left)
+        )

@@ -22,10 +22,10 @@ from horde_model_records import (
     structure_record,
 )
 from horde_model_records.metadata import CategoryMetadata
-from horde_model_records.serde import converter
 from shared.dataset import CategoryData, Dataset
+from shared.wire import JsonObject, converter
 
-Json = dict[str, Any]
+from .models import AuditEvent, Change, Status
 
 MIGRATIONS: list[str] = [
     # 1: canonical data, queue, counters, audit
@@ -57,6 +57,12 @@ MIGRATIONS: list[str] = [
     INSERT INTO counters (name, value) VALUES
         ('change_id', 0), ('batch_id', 0), ('dataset_version', 0);
     """,
+    # 2: a change records the format of its payload (before, only its route's name told)
+    """
+    ALTER TABLE changes ADD COLUMN payload_format TEXT NOT NULL DEFAULT 'v2';
+    UPDATE changes SET payload_format = 'legacy'
+        WHERE json_extract(data, '$.request_metadata.route') LIKE '%\\_legacy%' ESCAPE '\\';
+    """,
 ]
 
 
@@ -79,7 +85,11 @@ class Store:
         await db.execute("PRAGMA synchronous=FULL")  # an acknowledged apply survives power loss
         await db.execute("PRAGMA foreign_keys=ON")
         store = cls(db)
-        await store._migrate()
+        try:
+            await store._migrate()
+        except BaseException:
+            await db.close()  # a refused or failed migration must not leak the connection
+            raise
         return store
 
     async def aclose(self) -> None:
@@ -184,7 +194,7 @@ class Store:
             async for row in cur:
                 category = Category(row["category"])
                 records[category][row["name"]] = structure_record(category, json.loads(row["data"]))
-        legacy: dict[Category, dict[str, Json]] = {c: {} for c in ALL_CATEGORIES}
+        legacy: dict[Category, dict[str, JsonObject]] = {c: {} for c in ALL_CATEGORIES}
         async with self.db.execute(
             "SELECT category, name, data FROM legacy_records ORDER BY category, position"
         ) as cur:
@@ -194,7 +204,7 @@ class Store:
         async with self.db.execute("SELECT * FROM category_metadata") as cur:
             async for row in cur:
                 category = Category(row["category"])
-                view: Mapping[str, Json] | None = None
+                view: Mapping[str, JsonObject] | None = None
                 if row["has_legacy"]:
                     view = legacy[category]
                     if category is Category.text_generation:
@@ -209,27 +219,33 @@ class Store:
                 )
         return Dataset(categories=categories)
 
-    # --- changes -------------------------------------------------------------------------------
+    # --- changes ------------------------------------------------------------------------------
 
-    async def insert_change(self, change: Json) -> None:
+    async def insert_change(self, change: Change) -> None:
         await self.db.execute(
             "INSERT INTO changes (change_id, category, model_name, status, batch_id, requested_by,"
-            " data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " payload_format, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                change["change_id"],
-                change["category"],
-                change["model_name"],
-                change["status"],
-                change.get("batch_id"),
-                change["requested_by"],
-                _dumps(change),
+                change.change_id,
+                change.category.value,
+                change.model_name,
+                change.status,
+                change.batch_id,
+                change.requested_by,
+                change.payload_format,
+                _dumps(converter.unstructure(change)),
             ),
         )
 
-    async def update_change(self, change: Json) -> None:
+    async def update_change(self, change: Change) -> None:
         await self.db.execute(
             "UPDATE changes SET status = ?, batch_id = ?, data = ? WHERE change_id = ?",
-            (change["status"], change.get("batch_id"), _dumps(change), change["change_id"]),
+            (
+                change.status,
+                change.batch_id,
+                _dumps(converter.unstructure(change)),
+                change.change_id,
+            ),
         )
 
     async def delete_changes(self, change_ids: Iterable[int]) -> None:
@@ -237,22 +253,20 @@ class Store:
             "DELETE FROM changes WHERE change_id = ?", [(i,) for i in change_ids]
         )
 
-    async def get_change(self, change_id: int) -> Json | None:
+    async def get_change(self, change_id: int) -> Change | None:
         async with self.db.execute(
-            "SELECT data FROM changes WHERE change_id = ?", (change_id,)
+            "SELECT payload_format, data FROM changes WHERE change_id = ?", (change_id,)
         ) as cur:
             row = await cur.fetchone()
-        return None if row is None else json.loads(row["data"])
+        return None if row is None else Change.from_row(row)
 
     async def list_changes(
-        self,
-        statuses: Iterable[str] = (),
-        batch_id: int | None = None,
-    ) -> list[Json]:
+        self, statuses: Iterable[Status] = (), batch_id: int | None = None
+    ) -> list[Change]:
         """Changes in change_id order, optionally narrowed by status and batch in SQL."""
-        sql = "SELECT data FROM changes"
+        sql = "SELECT payload_format, data FROM changes"
         where: list[str] = []
-        args: list[Any] = []
+        args: list[object] = []
         statuses = list(statuses)
         if statuses:
             where.append(f"status IN ({','.join('?' * len(statuses))})")
@@ -264,7 +278,7 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY change_id"
         async with self.db.execute(sql, args) as cur:
-            return [json.loads(row["data"]) async for row in cur]
+            return [Change.from_row(row) async for row in cur]
 
     async def status_counts(self) -> dict[str, int]:
         async with self.db.execute("SELECT status, COUNT(*) FROM changes GROUP BY status") as cur:
@@ -272,42 +286,29 @@ class Store:
 
     # --- audit ---------------------------------------------------------------------------------
 
-    async def append_audit(self, event: Json) -> int:
+    async def append_audit(self, event: AuditEvent) -> int:
         cur = await self.db.execute(
             "INSERT INTO audit (timestamp, domain, category, model_name, operation,"
             " logical_user_id, request_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                event["timestamp"],
-                event["domain"],
-                event["category"],
-                event["model_name"],
-                event["operation"],
-                event.get("logical_user_id"),
-                event.get("request_id"),
-                _dumps(event["payload"]),
+                event.timestamp,
+                event.domain,
+                event.category,
+                event.model_name,
+                event.operation,
+                event.logical_user_id,
+                event.request_id,
+                _dumps(event.payload),
             ),
         )
         return int(cur.lastrowid or 0)
 
-    async def audit_events(self, domain: str | None = None) -> list[Json]:
+    async def audit_events(self, domain: str | None = None) -> list[AuditEvent]:
         sql = "SELECT * FROM audit"
-        args: tuple[Any, ...] = ()
+        args: tuple[str, ...] = ()
         if domain is not None:
             sql += " WHERE domain = ?"
             args = (domain,)
         sql += " ORDER BY event_id"
         async with self.db.execute(sql, args) as cur:
-            return [
-                {
-                    "event_id": row["event_id"],
-                    "timestamp": row["timestamp"],
-                    "domain": row["domain"],
-                    "category": row["category"],
-                    "model_name": row["model_name"],
-                    "operation": row["operation"],
-                    "logical_user_id": row["logical_user_id"],
-                    "request_id": row["request_id"],
-                    "payload": json.loads(row["payload"]),
-                }
-                async for row in cur
-            ]
+            return [AuditEvent.from_row(row) async for row in cur]

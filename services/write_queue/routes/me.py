@@ -1,51 +1,58 @@
-"""The caller's roles and the beta (pending) models of a category (spec 03 §2, §12)."""
+"""The caller's roles, and the beta (pending) models of a category."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from horde_model_records import legacy_to_v2, unstructure_record
+from shared.http import ApiRoutes
+from shared.openapi import any_category_schema, docs
+from shared.wire import respond
 
-from ..guards import aidentify, json_response, path_category, require_queue
-from ..queue import is_legacy_change
+from ..guards import aidentify, path_category, require_queue
+from ..openapi import CATEGORY, NO_QUEUE, NO_STORE, SECURITY, authenticated
+from ..wire import MyRoles
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
 
 
-@routes.get("/api/model_references/v2/me/roles")
+@routes.api("GET", "/me/roles")
+@docs(
+    "The caller's user and roles",
+    tags=("roles",),
+    security=SECURITY,
+    answer=MyRoles,
+    answer_description="The caller (any valid key; no role needed).",
+    answer_headers=NO_STORE,
+    errors=authenticated(None),
+)
 async def get_my_roles(request: web.Request) -> web.StreamResponse:
     who = await aidentify(request, None)
-    roles = sorted(who.roles)
-    return json_response(
-        {
-            "user_id": who.user_id,
-            "username": who.username,
-            "roles": roles,
-            "is_approver": who.is_approver,
-            "is_requestor": who.is_requestor,
-        }
+    return respond(
+        MyRoles(
+            user_id=who.user_id,
+            username=who.username,
+            roles=sorted(who.roles),
+            is_approver=who.is_approver,
+            is_requestor=who.is_requestor,
+        )
     )
 
 
-@routes.get("/api/model_references/v2/{category}/pending")
+@routes.api("GET", "/{category}/pending")
+@docs(
+    "Beta models: proposed creates and updates not yet applied",
+    description="Model name → the payload of its newest pending or approved create/update "
+    "(by updated_at, then change_id), as a v2 record; deletes never show.",
+    tags=("proposals",),
+    security=SECURITY,
+    path={"category": CATEGORY},
+    answer=any_category_schema(),
+    answer_description="The beta models of the category.",
+    answer_headers=NO_STORE,
+    errors={**authenticated(None, NO_QUEUE), 422: "Not a category."},
+)
 async def list_beta_models(request: web.Request) -> web.StreamResponse:
-    """Create/update payloads still pending or approved; the newest change per name wins."""
     category = path_category(request, "model_category_name")
     await aidentify(request, None)
     queue = require_queue(request)
-    latest: dict[str, Any] = {}
-    order: dict[str, tuple[int, int]] = {}
-    for change in await queue.alist(statuses=["pending", "approved"]):
-        if change.category is not category or change.operation == "delete":
-            continue
-        key = (change.updated_at, change.change_id)
-        if change.model_name not in order or key > order[change.model_name]:
-            order[change.model_name] = key
-            payload = change.payload
-            if is_legacy_change(change) and payload is not None:
-                # legacy-canonical payloads are legacy records: show them as v2 (spec 03 §12)
-                payload = unstructure_record(legacy_to_v2(category, payload))
-            latest[change.model_name] = payload
-    return json_response(latest)
+    return respond(await queue.abeta_models(category))

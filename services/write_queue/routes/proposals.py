@@ -1,4 +1,4 @@
-"""Proposing changes: v2 create/update/add/delete, and v1 writes (spec 03 §3-4)."""
+"""Proposing changes: v2 create/update/add/delete, and v1 writes on a legacy-canonical PRIMARY."""
 
 from __future__ import annotations
 
@@ -26,43 +26,41 @@ from shared.errors import (
     Unavailable,
     validation_item,
 )
+from shared.http import ApiRoutes
+from shared.openapi import docs, record_schema_name, ref
+from shared.wire import JsonObject, read_json, respond
 
 from ..auth import api_key_of
 from ..guards import (
     aidentify,
-    json_response,
     path_category,
-    read_json,
     require_primary,
     require_queue,
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
+from ..models import Change, Identity, Operation, PayloadFormat
+from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
+from ..wire import compact
 
-routes = web.RouteTableDef()
-
-V2 = "/api/model_references/v2"
-V1 = "/api/model_references/v1"
+routes = ApiRoutes()
 _PREFIX_MSG = (
     "Model name '{name}' contains a backend prefix (aphrodite/, koboldcpp/). Submit only the base "
     "model name — backend duplicates are {what} automatically."
 )
 
 
-def _validated(category: Category, body: Any) -> dict[str, Any]:
+def _not_an_object() -> InvalidInput:
+    return InvalidInput(
+        [validation_item("model_attributes_type", ["body"], "Input should be an object", None)]
+    )
+
+
+def _validated(category: Category, body: Any) -> JsonObject:
     """The body as the category's record (422 on failure), serialised the way it is queued."""
     if not isinstance(body, dict):
-        raise InvalidInput(
-            [
-                {
-                    "type": "model_attributes_type",
-                    "loc": ["body"],
-                    "msg": "Input should be an object",
-                    "input": None,
-                }
-            ]
-        )
+        raise _not_an_object()
     record = structure_record(category, {**body, "record_type": category.value})
     payload = unstructure_record(record)
     if category is Category.image_generation:
@@ -87,8 +85,8 @@ def _validated(category: Category, body: Any) -> dict[str, Any]:
     return payload
 
 
-def _check_settings(settings: dict[str, Any] | None) -> None:
-    """Text settings: generation parameters only, each a scalar or a flat list (spec 01 §3.3)."""
+def _check_settings(settings: JsonObject | None) -> None:
+    """Text settings: generation parameters only, each a scalar or a flat list."""
     problems = []
     for key, value in (settings or {}).items():
         if key not in GENERATION_PARAMS:
@@ -116,9 +114,10 @@ def _check_settings(settings: dict[str, Any] | None) -> None:
 
 
 def _check_target(
-    queue: WriteQueue, category: Category, operation: str, name: str, missing: str
-) -> dict[str, Any] | None:
-    """Guards 4-6 of spec 03 §1 (name, backend prefix, existence); the live record, if any."""
+    queue: WriteQueue, category: Category, operation: Operation, name: str, missing: str
+) -> JsonObject | None:
+    """The name is usable, has no backend prefix, and exists (or not) as the operation needs;
+    the live record, if any."""
     if not name.strip():
         raise InvalidInput("Model name must not be empty or whitespace-only.")
     if "\\" in name:
@@ -143,9 +142,9 @@ def _check_prefix(category: Category, name: str, what: str) -> None:
 
 
 async def _propose(
-    request: web.Request, operation: str, route: str, typed_put: bool = False
+    request: web.Request, operation: Operation, route: str, typed_put: bool = False
 ) -> web.StreamResponse:
-    api_key_of(request)  # 0: a key must be present before anything else is looked at
+    api_key_of(request)  # a key must be present before anything else is looked at
     category = path_category(request, "model_category_name")
     path_name = request.match_info.get("model_name")
     payload = None
@@ -169,29 +168,86 @@ async def _propose(
             if old_meta.get(key) is not None:
                 meta[key] = old_meta[key]
         payload["metadata"] = meta
+    return await _aenqueue(request, who, category, operation, name, payload, route, "v2")
+
+
+async def _aenqueue(
+    request: web.Request,
+    who: Identity,
+    category: Category,
+    operation: Operation,
+    name: str,
+    payload: JsonObject | None,
+    route: str,
+    payload_format: PayloadFormat,
+) -> web.StreamResponse:
     queue = require_queue(request)
-    change = await queue.aenqueue(who, category, operation, name, payload, route)
-    return json_response(change.to_wire(omit_nulls=True), status=202)
+    change = await queue.aenqueue(who, category, operation, name, payload, route, payload_format)
+    return respond(compact(change), status=202)
 
 
-@routes.post(V2 + "/{category}/add")
+_ANY_RECORD = {
+    "anyOf": [ref(record_schema_name(c)) for c in Category],
+    "description": "A v2 record of the category in the path.",
+}
+_QUEUED = "Queued: the new change, null fields omitted."
+_PREFIX_400 = "text_generation: the name has a backend prefix (aphrodite/, koboldcpp/)"
+_PROPOSE_503 = (REPLICA, "the deployment is legacy-canonical (v2 writes off)", NO_QUEUE)
+_PROPOSE_ERRORS = {
+    **authenticated("requestor", *_PROPOSE_503),
+    400: f"Not possible: {_PREFIX_400}.",
+    422: "Unknown category, or a body failing the record schema.",
+}
+
+
+def _propose_docs(summary: str, *, body: bool = True, **errors: str) -> Any:
+    return docs(
+        summary,
+        tags=("proposals",),
+        security=SECURITY,
+        path={"category": CATEGORY, "model_name": MODEL_NAME},
+        body=_ANY_RECORD if body else None,
+        answer=Change,
+        status=202,
+        answer_description=_QUEUED,
+        errors={**_PROPOSE_ERRORS, **{int(code[1:]): text for code, text in errors.items()}},
+    )
+
+
+@routes.api("POST", "/{category}/add")
+@_propose_docs(
+    "Propose a new model (category from the path)",
+    _409="A model of that name exists in the category: use PUT.",
+)
 async def create_model_generic(request: web.Request) -> web.StreamResponse:
     return await _propose(request, "create", "create_v2_model")
 
 
-@routes.post(V2 + "/{category}")
+@routes.api("POST", "/{category}")
+@_propose_docs("Propose a new model", _409="A model of that name exists in the category: use PUT.")
 async def create_model(request: web.Request) -> web.StreamResponse:
     category = request.match_info["category"]
     return await _propose(request, "create", f"create_v2_{category}")
 
 
-@routes.put(V2 + "/{category}/model/{model_name:.+}")
+@routes.api("PUT", "/{category}/model/{model_name:.+}")
+@_propose_docs(
+    "Propose replacing a model",
+    _400=f"The path's name differs from the body's, or {_PREFIX_400}.",
+    _404="No such model in the category: use POST.",
+)
 async def update_model(request: web.Request) -> web.StreamResponse:
     category = request.match_info["category"]
     return await _propose(request, "update", f"update_v2_{category}", typed_put=True)
 
 
-@routes.delete(V2 + "/{category}/model/{model_name:.+}")
+@routes.api("DELETE", "/{category}/model/{model_name:.+}")
+@_propose_docs(
+    "Propose deleting a model",
+    body=False,
+    _404="No such model in the category.",
+    _422="Unknown category, or a blank name or one containing `\\`.",
+)
 async def delete_model(request: web.Request) -> web.StreamResponse:
     return await _propose(request, "delete", "delete_v2_model")
 
@@ -222,12 +278,10 @@ def _legacy_category(request: web.Request) -> Category:
     return category
 
 
-def _validated_legacy(category: Category, body: Any) -> dict[str, Any]:
+def _validated_legacy(category: Category, body: Any) -> JsonObject:
     """A legacy record as submitted, once it is known to convert to a valid v2 record (else 422)."""
     if not isinstance(body, dict):
-        raise InvalidInput(
-            [validation_item("model_attributes_type", ["body"], "Input should be an object", None)]
-        )
+        raise _not_an_object()
     try:
         legacy_to_v2(category, body)
     except ConversionError as exc:
@@ -237,12 +291,52 @@ def _validated_legacy(category: Category, body: Any) -> dict[str, Any]:
     return body
 
 
-@routes.post(V1 + "/{category}")
-@routes.put(V1 + "/{category}")
-@routes.delete(V1 + "/{category}/model/{model_name:.+}")
+_LEGACY_ROUTES: dict[str, str] = {
+    "create": "create_legacy_{}_model",
+    "delete": "delete_legacy_model",
+}
+
+
+def _legacy_route(category: Category, operation: Operation) -> str:
+    if operation == "update":
+        if category is Category.image_generation:
+            return "update_legacy_model"
+        return f"update_legacy_{category.value}_model"
+    return _LEGACY_ROUTES[operation].format(category.value)
+
+
+@routes.api("POST", "/{category}", versions=("v1",))
+@routes.api("PUT", "/{category}", versions=("v1",))
+@routes.api("DELETE", "/{category}/model/{model_name:.+}", versions=("v1",))
+@docs(
+    "v1 (legacy) write: create (POST), update (PUT) or delete",
+    description="Only on a legacy-canonical PRIMARY (elsewhere 503). The body is a legacy "
+    "record of the category (text: a db.json entry with a base name); it is queued as sent "
+    "and, once applied, becomes the model's v1 entry verbatim while v2 gets its conversion.",
+    tags=("proposals",),
+    security=SECURITY,
+    path={
+        "category": {"schema": {"type": "string", "example": "image_generation"}},
+        "model_name": MODEL_NAME,
+    },
+    body={"type": "object", "additionalProperties": True, "description": "A legacy record."},
+    body_required=False,
+    answer=Change,
+    status=202,
+    answer_description=_QUEUED,
+    errors={
+        **authenticated(
+            "requestor", REPLICA, "canonical format v2 (v1 writes not offered)", NO_QUEUE
+        ),
+        400: "text_generation: the name has a backend prefix.",
+        404: "Update or delete of a model that does not exist.",
+        409: "Create of a model that already exists: use PUT.",
+        422: "A category without a legacy format, or a body that is not a valid legacy record.",
+    },
+)
 async def legacy_write(request: web.Request) -> web.StreamResponse:
-    """v1 writes (spec 03 §4): only on a legacy-canonical PRIMARY; the payload stays legacy."""
-    api_key_of(request)  # 0: a key must be present before anything else is looked at
+    """v1 writes: only on a legacy-canonical PRIMARY; the payload stays legacy."""
+    api_key_of(request)  # a key must be present before anything else is looked at
     config = request.config_dict[write_config_key]
     if config.canonical_format != "legacy":
         # v1 writes are not offered at all here: say so before looking at the request
@@ -251,8 +345,8 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
             "Expected canonical_format='legacy', got 'v2'."
         )
     category = _legacy_category(request)
-    operation = {"POST": "create", "PUT": "update", "DELETE": "delete"}[request.method]
-    payload: dict[str, Any] | None = None
+    operation: Operation = {"POST": "create", "PUT": "update", "DELETE": "delete"}[request.method]  # type: ignore[assignment] -- the three methods routed here
+    payload: JsonObject | None = None
     if operation == "delete":
         name = request.match_info["model_name"]
     else:
@@ -264,16 +358,5 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
         payload = queue.live_legacy_record(category, name)
     who = await aidentify(request, "requestor")
     require_primary(request)
-    if operation == "create":
-        route = f"create_legacy_{category.value}_model"
-    elif operation == "update":
-        route = (
-            "update_legacy_model"
-            if category is Category.image_generation
-            else f"update_legacy_{category.value}_model"
-        )
-    else:
-        route = "delete_legacy_model"
-    queue = require_queue(request)
-    change = await queue.aenqueue(who, category, operation, name, payload, route)
-    return json_response(change.to_wire(omit_nulls=True), status=202)
+    route = _legacy_route(category, operation)
+    return await _aenqueue(request, who, category, operation, name, payload, route, "legacy")

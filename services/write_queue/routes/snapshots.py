@@ -7,9 +7,12 @@ import json
 from aiohttp import web
 
 from shared.errors import NotFound
+from shared.openapi import docs
 from shared.snapshot import MANIFEST, SnapshotError, snapshot_id_of
+from shared.wire import respond
 
-from ..keys import write_queue_key
+from ..keys import snapshot_store_key
+from ..wire import SnapshotName
 
 routes = web.RouteTableDef()
 
@@ -17,18 +20,48 @@ PREFIX = "/api/internal/snapshots"
 
 
 @routes.get(PREFIX + "/current")
+@docs(
+    "The name of the live snapshot",
+    tags=("internal",),
+    answer=SnapshotName,
+    answer_description="The live snapshot (never cached).",
+    answer_headers={"Cache-Control": {"schema": {"type": "string", "example": "no-store"}}},
+    errors={404: "No snapshot has been published yet."},
+)
 async def get_current_snapshot(request: web.Request) -> web.Response:
-    store = request.config_dict[write_queue_key].snapshots
-    name = store.current_name()
+    name = request.config_dict[snapshot_store_key].current_name()
     if name is None:
         raise NotFound("No snapshot has been published yet.")
-    return web.json_response({"name": name}, headers={"Cache-Control": "no-store"})
+    return respond(SnapshotName(name=name))
+
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @routes.get(PREFIX + "/{name}/{path:.+}")
+@docs(
+    "One file of a published snapshot",
+    description="The manifest, or a file it lists (path relative to the snapshot, e.g. "
+    "`v2/image_generation.json`). Snapshots never change once published.",
+    tags=("internal",),
+    path={
+        "name": {"schema": {"type": "string", "example": "000042-3f9a1c"}},
+        "path": {"schema": {"type": "string", "example": "manifest.json"}},
+    },
+    responses={
+        200: {
+            "description": "The file's bytes.",
+            "headers": {"Cache-Control": {"schema": {"type": "string", "example": _IMMUTABLE}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+    errors={404: "No such snapshot, or a file its manifest does not list."},
+)
 async def get_snapshot_file(request: web.Request) -> web.Response:
     """A file of a published snapshot; only names the manifest lists are served (no traversal)."""
-    store = request.config_dict[write_queue_key].snapshots
+    store = request.config_dict[snapshot_store_key]
     name, path = request.match_info["name"], request.match_info["path"]
     if snapshot_id_of(name) is None:
         raise NotFound(f"Snapshot '{name}' not found")
@@ -44,5 +77,5 @@ async def get_snapshot_file(request: web.Request) -> web.Response:
     return web.Response(
         body=data,
         content_type="application/octet-stream",
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        headers={"Cache-Control": _IMMUTABLE},
     )

@@ -1,0 +1,377 @@
+"""Request bodies, query strings and answers as attrs classes: one converter in, one out.
+
+A service declares what a route takes and gives as `@frozen` classes; `read_body` and `read_query`
+structure the request into them (a mismatch is a 422 listing every problem with its location),
+and `respond` unstructures an answer. Limits live on the fields (`text`, `integer`, `items`): the
+same declaration validates the request and is copied into the OpenAPI document by shared.openapi,
+so a limit is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+from aiohttp import web
+from cattrs import BaseValidationError, Converter
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from horde_model_records.serde import make_converter
+
+#: a JSON object whose shape this service does not own (a record payload, an audit payload)
+from .errors import InputError, InvalidInput, JsonObject, validation_items
+
+T = TypeVar("T")
+
+#: SQLite's integer range: a larger id cannot name anything
+MAX_ID = 2**63 - 1
+
+#: the attrs field metadata key under which a field carries its OpenAPI keywords
+OPENAPI = "openapi"
+
+
+# --- fields with limits ------------------------------------------------------------------------------
+
+
+def _doc(description: str | None, extra: JsonObject) -> JsonObject:
+    keywords = dict(extra)
+    if description:
+        keywords["description"] = description
+    return {OPENAPI: keywords}
+
+
+def text(
+    *,
+    max_length: int,
+    min_length: int = 0,
+    description: str | None = None,
+    default: Any = attrs.NOTHING,
+) -> Any:
+    """A string field of bounded length (None passes when the annotation allows it)."""
+
+    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        try:
+            check_length(value)
+        except InputError as exc:
+            raise exc.at(attribute.name) from None
+
+    def check_length(value: Any) -> None:
+        if len(value) > max_length:
+            raise InputError(
+                "string_too_long",
+                f"String should have at most {max_length} characters",
+                {"max_length": max_length},
+            )
+        if len(value) < min_length:
+            raise InputError(
+                "string_too_short",
+                f"String should have at least {min_length} character"
+                + ("s" if min_length > 1 else ""),
+                {"min_length": min_length},
+            )
+
+    keywords: JsonObject = {"maxLength": max_length}
+    if min_length:
+        keywords["minLength"] = min_length
+    return attrs.field(default=default, validator=check, metadata=_doc(description, keywords))
+
+
+def _bounds_check(ge: int | None, le: int | None) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if ge is not None and value < ge:
+            raise InputError(
+                "greater_than_equal", f"Input should be greater than or equal to {ge}", {"ge": ge}
+            )
+        if le is not None and value > le:
+            raise InputError(
+                "less_than_equal", f"Input should be less than or equal to {le}", {"le": le}
+            )
+
+    return check
+
+
+def integer(
+    *,
+    ge: int | None = None,
+    le: int | None = None,
+    description: str | None = None,
+    default: Any = attrs.NOTHING,
+) -> Any:
+    """An integer field within [ge, le] (None passes when the annotation allows it)."""
+    in_range = _bounds_check(ge, le)
+
+    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            try:
+                in_range(value)
+            except InputError as exc:
+                raise exc.at(attribute.name) from None
+
+    keywords: JsonObject = {}
+    if ge is not None:
+        keywords["minimum"] = ge
+    if le is not None:
+        keywords["maximum"] = le
+    return attrs.field(default=default, validator=check, metadata=_doc(description, keywords))
+
+
+def items(
+    *,
+    max_items: int,
+    min_items: int = 0,
+    ge: int | None = None,
+    le: int | None = None,
+    description: str | None = None,
+    default: Any = attrs.NOTHING,
+) -> Any:
+    """A list (tuple) field of bounded size; integer items may carry bounds too."""
+    in_range = _bounds_check(ge, le)
+
+    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        try:
+            check_items(value)
+        except InputError as exc:
+            raise exc.at(attribute.name) from None
+
+    def check_items(value: Any) -> None:
+        if len(value) > max_items:
+            raise InputError(
+                "too_long",
+                f"List should have at most {max_items} items",
+                {"max_length": max_items},
+            )
+        if len(value) < min_items:
+            raise InputError(
+                "too_short",
+                f"List should have at least {min_items} item" + ("s" if min_items > 1 else ""),
+                {"min_length": min_items},
+            )
+        for item in value:
+            in_range(item)
+
+    keywords: JsonObject = {"maxItems": max_items}
+    if min_items:
+        keywords["minItems"] = min_items
+    item_keywords = {k: v for k, v in (("minimum", ge), ("maximum", le)) if v is not None}
+    if item_keywords:
+        keywords["x-items"] = item_keywords  # the bridge moves these onto the item schema
+    if default is attrs.NOTHING:
+        return attrs.field(validator=check, metadata=_doc(description, keywords))
+    return attrs.field(default=default, validator=check, metadata=_doc(description, keywords))
+
+
+def documented(description: str, **keywords: Any) -> Any:
+    """A field with no limits of its own but a description (and extra OpenAPI keywords)."""
+    default = keywords.pop("default", attrs.NOTHING)
+    return attrs.field(default=default, metadata=_doc(description, keywords))
+
+
+# --- the converter -----------------------------------------------------------------------------------
+
+
+def _is_wire_class(cls: Any) -> bool:
+    return isinstance(cls, type) and attrs.has(cls) and not cls.__module__.startswith("horde_")
+
+
+def make_wire_converter() -> Converter:
+    """The records converter, plus strict structuring of the services' own attrs classes:
+    a body with a key the class does not have is refused (the key is named in the 422)."""
+    conv = make_converter()
+
+    def structure(cls: type) -> Callable[[Any, Any], Any]:
+        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+
+    def unstructure(cls: type) -> Callable[[Any], Any]:
+        internal = {
+            a.name: override(omit=True)
+            for a in attrs.fields(cls)
+            if a.metadata.get("wire") is False
+        }
+        return make_dict_unstructure_fn(cls, conv, **internal)
+
+    conv.register_structure_hook_factory(_is_wire_class, structure)
+    conv.register_unstructure_hook_factory(_is_wire_class, unstructure)
+    # a JSON string is iterable too: a tuple field takes a JSON array and nothing else
+    conv.register_structure_hook_func(
+        _is_homogeneous_tuple,
+        lambda value, tp: tuple(
+            conv.structure(_as_list(value), list[typing.get_args(tp)[0]])  # type: ignore[misc] -- a runtime type
+        ),
+    )
+    return conv
+
+
+def _is_homogeneous_tuple(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+converter = make_wire_converter()
+
+
+def structure(data: Any, cls: type[T], where: str) -> T:
+    """`data` as `cls`; every problem is a 422 item located under `where` (body, query)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": [where],
+                    "msg": "Input should be an object",
+                    "input": None,
+                }
+            ]
+        )
+    try:
+        return converter.structure(data, cls)
+    except (BaseValidationError, InputError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(validation_items(exc, [where])) from None
+
+
+# --- reading requests --------------------------------------------------------------------------------
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The JSON body; an absent (when required) or malformed one is a 422 at `body`."""
+    raw = await request.read()
+    if not raw.strip():
+        if not required:
+            return {}
+        raise InvalidInput(
+            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+        )
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise InvalidInput(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body"],
+                    "msg": "JSON nested too deeply",
+                    "input": None,
+                }
+            ]
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body"],
+                    "msg": f"JSON decode error: {exc}",
+                    "input": None,
+                }
+            ]
+        ) from None
+
+
+async def read_body(request: web.Request, cls: type[T]) -> T:
+    """The request body as `cls`."""
+    return structure(await read_json(request), cls, "body")
+
+
+def _is_sequence(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(arg) for arg in typing.get_args(tp))
+    return origin in (tuple, list)
+
+
+def _scalar(raw: str, tp: Any) -> Any:
+    """A query value typed by the field's annotation: integers and booleans parsed, the rest text."""
+    options = (
+        set(typing.get_args(tp))
+        if typing.get_origin(tp) in (typing.Union, types.UnionType)
+        else {tp}
+    )
+    if int in options:
+        try:
+            return int(raw.strip()) if len(raw) <= 20 else raw
+        except ValueError:
+            return raw
+    if bool in options:
+        lowered = raw.lower()
+        return (
+            True
+            if lowered in ("true", "1", "yes", "on")
+            else False
+            if lowered in ("false", "0", "no", "off")
+            else raw
+        )
+    return raw
+
+
+def read_query(request: web.Request, cls: type[T]) -> T:
+    """The query string as `cls`: repeated keys fill tuple fields, other fields take the last."""
+    hints = typing.get_type_hints(cls)
+    data: JsonObject = {}
+    for a in attrs.fields(cls):
+        values = request.query.getall(a.name, [])
+        if not values:
+            continue
+        tp = hints[a.name]
+        if _is_sequence(tp):
+            item_tp = typing.get_args(
+                next(t for t in (tp, *typing.get_args(tp)) if _is_sequence_origin(t))
+            )[0]
+            data[a.name] = [_scalar(v, item_tp) for v in values]
+        else:
+            data[a.name] = _scalar(values[-1], tp)
+    return structure(data, cls, "query")
+
+
+def _is_sequence_origin(tp: Any) -> bool:
+    return typing.get_origin(tp) in (tuple, list)
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A positive integer id from the path; anything else is a 422 at ["path", name]."""
+    raw = request.match_info[name]
+    try:
+        value = int(raw) if len(raw) <= 20 else None
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_ID:
+        raise InvalidInput(
+            [
+                {
+                    "type": "int_parsing" if value is None else "value_error",
+                    "loc": ["path", name],
+                    "msg": f"Input should be an integer from 1 to {MAX_ID}",
+                    "input": raw[:64],
+                }
+            ]
+        )
+    return value
+
+
+# --- answers -----------------------------------------------------------------------------------------
+
+
+def unstructure(value: Any) -> Any:
+    return converter.unstructure(value)
+
+
+def respond(value: Any, status: int = 200, *, cache: str = "no-store") -> web.Response:
+    """An answer object as JSON; authenticated answers are never cached."""
+    return web.json_response(
+        converter.unstructure(value), status=status, headers={"Cache-Control": cache}
+    )
+
+
+def ids_of(values: Sequence[int]) -> list[int]:
+    """Ids in first-seen order without repeats."""
+    return list(dict.fromkeys(values))
