@@ -12,10 +12,10 @@ HORDE_URL ?= off
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml shared/records/pyproject.toml libs/replica/pyproject.toml
+$(STAMP): pyproject.toml libs/records/pyproject.toml libs/replica/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e shared/records -e libs/replica -e '.[test]'
+	$(BIN)/pip install -q -e libs/records -e libs/replica -e '.[test]'
 	touch $(STAMP)
 
 run: setup
