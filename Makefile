@@ -29,6 +29,7 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/records/horde_model_records libs/replica/horde_model_replica shared services
 
 bench: setup
 	deploy/ensure-tools.sh nginx wrk

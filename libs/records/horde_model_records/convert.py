@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -65,7 +65,8 @@ def structure_record(category: Category, data: Any) -> ModelRecord:
 
 
 def unstructure_record(record: ModelRecord) -> Json:
-    return converter.unstructure(record)
+    data: Json = converter.unstructure(record)  # every record class unstructures to a dict
+    return data
 
 
 # --- legacy -> v2 ---------------------------------------------------------------------------------
@@ -339,30 +340,35 @@ def generate_legacy(category: Category, record: ModelRecord) -> Json:
     if category is Category.image_generation:
         legacy_baseline = V2_TO_LEGACY_BASELINE.get(fields["baseline"], fields["baseline"])
         image = {k: fields.get(k) for k in _OWNED_IMAGE if k not in ("config", "type", "baseline")}
-        legacy: Any = LegacyImageRecord(
+        legacy: LegacyImageRecord | LegacyRecord = LegacyImageRecord(
             **image, baseline=legacy_baseline, type="ckpt", config=config
         )
-        return converter.unstructure(legacy)
-    info = CATEGORY_INFO[category]
-    legacy_type = fields.get("controlnet_style") if category is Category.controlnet else None
-    legacy = LegacyRecord(
-        name=record.name,
-        type=legacy_type or info.legacy_type,
-        description=record.description,
-        version=record.version,
-        config=config,
-        pretrained_name=fields.get("pretrained_name"),
-    )
-    return converter.unstructure(legacy)
+    else:
+        info = CATEGORY_INFO[category]
+        legacy_type = fields.get("controlnet_style") if category is Category.controlnet else None
+        legacy = LegacyRecord(
+            name=record.name,
+            type=legacy_type or info.legacy_type,
+            description=record.description,
+            version=record.version,
+            config=config,
+            pretrained_name=fields.get("pretrained_name"),
+        )
+    out: Json = converter.unstructure(legacy)  # legacy record classes unstructure to a dict
+    return out
 
 
 def _merge_entries(
-    previous: list[Json], generated: list[Json], key: str, owned: frozenset[str], keep: Any
+    previous: list[Json],
+    generated: list[Json],
+    key: str,
+    owned: frozenset[str],
+    keep: Callable[[Json], bool],
 ) -> list[Json]:
     """Merge generated file/download entries onto the previous ones, matched by `key`."""
-    by_key = {entry[key]: entry for entry in generated}
+    by_key: dict[object, Json] = {entry[key]: entry for entry in generated}
     out: list[Json] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for prev in previous:
         ident = prev.get(key)
         if ident in by_key and ident not in seen:
@@ -374,7 +380,7 @@ def _merge_entries(
     return out
 
 
-def _is_placeholder(key: str, value: Any) -> bool:
+def _is_placeholder(key: str, value: object) -> bool:
     """A value the generator fills in for something the legacy record may simply not carry."""
     return (
         (key == "sha256sum" and value == "FIXME")

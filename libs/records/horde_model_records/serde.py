@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -60,8 +61,34 @@ def _text_parameters(data: Any) -> Any:
     return data
 
 
-def _attrs_classes() -> list[type]:
-    found: list[type] = []
+def _text_pre(data: Any) -> Any:
+    return _text_parameters(_drop_nulls(data))
+
+
+def _structure_hook(
+    structure: Callable[[Mapping[str, Any], Any], Any], pre: Callable[[Any], Any]
+) -> Callable[[Any, Any], Any]:
+    """The generated structure function, given the payload once `pre` has cleaned it."""
+
+    def hook(data: Any, type_: Any) -> Any:
+        return structure(pre(data), type_)
+
+    return hook
+
+
+def _unstructure_hook(
+    unstructure: Callable[[Any], dict[str, Any]],
+) -> Callable[[Any], dict[str, Any]]:
+    """The generated unstructure function, with null values left out."""
+
+    def hook(obj: Any) -> dict[str, Any]:
+        return {k: v for k, v in unstructure(obj).items() if v is not None}
+
+    return hook
+
+
+def _attrs_classes() -> list[type[Any]]:
+    found: list[type[Any]] = []
     for module in _ATTRS_MODULES:
         for obj in vars(module).values():
             if isinstance(obj, type) and attrs.has(obj) and obj.__module__ == module.__name__:
@@ -80,21 +107,18 @@ def make_converter() -> Converter:
     conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
 
     for cls in _attrs_classes():
-        renames = {
+        # Any, not AttributeOverride: mypy matches a ** dict against every keyword parameter,
+        # cattrs' _cattrs_* flags included
+        renames: dict[str, Any] = {
             a.name: override(rename=WIRE_RENAMES[a.name])
             for a in attrs.fields(cls)
             if a.name in WIRE_RENAMES
         }
+        pre = _text_pre if cls is records.TextGenerationRecord else _drop_nulls
         structure = make_dict_structure_fn(cls, conv, **renames)
         unstructure = make_dict_unstructure_fn(cls, conv, **renames)
-        pre = _drop_nulls
-        if cls is records.TextGenerationRecord:
-            pre = lambda d: _text_parameters(_drop_nulls(d))  # noqa: E731 -- tiny composition
-
-        conv.register_structure_hook(cls, lambda d, _t, s=structure, p=pre: s(p(d), _t))
-        conv.register_unstructure_hook(
-            cls, lambda o, u=unstructure: {k: v for k, v in u(o).items() if v is not None}
-        )
+        conv.register_structure_hook(cls, _structure_hook(structure, pre))
+        conv.register_unstructure_hook(cls, _unstructure_hook(unstructure))
     return conv
 
 

@@ -37,7 +37,7 @@ MODEL_REFERENCE_CATEGORY = Category
 
 #: the canonical image baselines (spec 01 §2.1) as upstream's enum, built from the one table
 _BASELINES = {name: name for name in BASELINE_ALIASES}
-KNOWN_IMAGE_GENERATION_BASELINE = enum.StrEnum("KNOWN_IMAGE_GENERATION_BASELINE", _BASELINES)  # type: ignore[misc]  # members come from a table, not literals
+KNOWN_IMAGE_GENERATION_BASELINE = enum.StrEnum("KNOWN_IMAGE_GENERATION_BASELINE", _BASELINES)  # type: ignore[misc]  # -- members come from a table, not literals (mypy needs literals)
 
 #: upstream's helper names (spec 05 §5); the implementations are horde_model_records'
 get_model_name_variants = variant_names
