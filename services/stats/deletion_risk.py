@@ -1,4 +1,4 @@
-"""Deletion-risk analysis (spec 04 §7): which models nobody uses or can download well."""
+"""Deletion-risk analysis: which models nobody uses or can download well."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""legacy -> v2 conversion and the v1 view generated from v2 (spec 01 §5-6)."""
+"""legacy -> v2 conversion and the v1 view generated from v2."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
             "sha256sum": f.sha256sum or "FIXME",
             "content_hash": f.content_hash,
             "file_purpose": f.file_type,
-            # [QUIRK] upstream tests the file path, not the URL; kept (spec 01 §5.1)
+            # the path, not the URL, as upstream's converter tests it: both give the same records
             "known_slow_download": "civitai" in f.path.lower(),
         }
     for d in config.download:
@@ -177,7 +177,7 @@ def convert_legacy_json(
 
 
 def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
-    """A models.csv row as its v2 record: raw CSV values, no derived fields (spec 01 §5.2)."""
+    """A models.csv row as its v2 record: raw CSV values, no derived fields."""
     data = {
         "name": row.name,
         "description": row.description,
@@ -334,7 +334,7 @@ def _legacy_config(config: DownloadConfig) -> LegacyConfig:
 
 
 def generate_legacy(category: Category, record: ModelRecord) -> Json:
-    """The legacy record a v2 record turns into when nothing older is known (spec 01 §6.2)."""
+    """The legacy record a v2 record turns into when nothing older is known."""
     fields = converter.unstructure(record)
     config = _legacy_config(record.config)
     if category is Category.image_generation:

@@ -43,7 +43,7 @@ def _drop_nulls(data: Any) -> Any:
 
 
 def _text_parameters(data: Any) -> Any:
-    """Accept `parameters_count` for `parameters`; coerce numeric strings and floats (spec 01 §7.1)."""
+    """Take `parameters_count` for `parameters`; a whole number as string or float becomes int."""
     if not isinstance(data, dict):
         return data
     if "parameters" not in data and "parameters_count" in data:
@@ -98,7 +98,8 @@ def _attrs_classes() -> list[type[Any]]:
 
 def make_converter() -> Converter:
     """Build the converter: strict primitives, nulls omitted on output, `parameters` on the wire."""
-    conv = make_json_converter(forbid_extra_keys=False)  # spec 01 §4: unknown keys are dropped
+    # unknown keys are dropped, not refused: a document with fields this version lacks still loads
+    conv = make_json_converter(forbid_extra_keys=False)
     conv.register_structure_hook(str, _strict(str, "string"))
     conv.register_structure_hook(int, _strict(int, "integer"))
     conv.register_structure_hook(bool, _strict(bool, "boolean"))
