@@ -12,10 +12,10 @@ HORDE_URL ?= off
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml shared/records/pyproject.toml libs/replica/pyproject.toml
+$(STAMP): pyproject.toml libs/records/pyproject.toml libs/replica/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e shared/records -e libs/replica -e '.[test]'
+	$(BIN)/pip install -q -e libs/records -e libs/replica -e '.[test]'
 	touch $(STAMP)
 
 run: setup
@@ -29,6 +29,7 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/records/horde_model_records libs/replica/horde_model_replica shared services
 
 bench: setup
 	deploy/ensure-tools.sh nginx wrk

@@ -105,7 +105,7 @@ def encode_v2(records: Mapping[str, ModelRecord]) -> bytes:
 
 
 def encode_v1(view: Mapping[str, Json]) -> bytes:
-    # 4-space indent, like most of the GitHub files (spec 01 §6.4)
+    # 4-space indent, like most of the GitHub files, so a generated file diffs well against them
     return json.dumps(view, ensure_ascii=False, indent=4).encode()
 
 

@@ -231,9 +231,10 @@ class SnapshotStore:
         if name is None:
             return None
         try:
-            return json.loads((self.root / name / MANIFEST).read_bytes())
+            manifest = json.loads((self.root / name / MANIFEST).read_bytes())
         except (OSError, ValueError):
             return None
+        return manifest if isinstance(manifest, dict) else None
 
     def _link_from_parent(
         self,

@@ -68,7 +68,7 @@ ELSEWHERE: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "tests/test_deploy.py runs deploy/local.py down, the recipe of `make down`",
         [("Makefile", "deploy/local.py down"), ("tests/test_deploy.py", '"down",')],
     ),
-    "pip install ./shared/records ./libs/replica": (
+    "pip install ./libs/records ./libs/replica": (
         "needs the package index: tests/test_replica_install.py installs both in a fresh venv",
         [
             (

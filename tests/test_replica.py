@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from horde_model_replica import (
     ReplicaConfig,
     Source,
 )
+from horde_model_replica._retry import RetryPolicy, retrying
 from services.read_api.app import create_app
 from shared.dataset import Dataset, delete_record, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
@@ -379,6 +381,25 @@ async def test_retries_stop_after_the_configured_attempts(
     assert await mgr.get_model_reference_or_none_async(IMAGE) is None
     assert primary.faults.count("/v2/image_generation") == 2
     assert primary.faults.count("/v1/image_generation") == 2
+
+
+async def test_retry_log_names_an_exception_without_a_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A retried exception whose message is empty is logged by its type name."""
+    calls = 0
+
+    async def call() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TimeoutError
+        return "ok"
+
+    policy = RetryPolicy(attempts=2, backoff_min=0.0, backoff_max=0.0, retry_on=(TimeoutError,))
+    with caplog.at_level(logging.INFO, logger="horde_model_replica"):
+        assert await retrying(call, policy, "primary") == "ok"
+    assert any(m.startswith("primary: TimeoutError; retry 1/1") for m in caplog.messages)
 
 
 # --- freshness, single flight, upgrades --------------------------------------------------------

@@ -44,7 +44,7 @@ async def test_library_installs_alone_in_a_fresh_virtualenv(
     primary = await start_primary(aiohttp_client, real_data_dir)
     src = tmp_path / "src"  # a copy, so no build artefacts land in the repository
     ignore = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__")
-    shutil.copytree(REPO / "shared" / "records", src / "records", ignore=ignore)
+    shutil.copytree(REPO / "libs" / "records", src / "records", ignore=ignore)
     shutil.copytree(REPO / "libs" / "replica", src / "replica", ignore=ignore)
     venv = tmp_path / "venv"
     py = venv / "bin" / "python"

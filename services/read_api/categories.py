@@ -1,4 +1,4 @@
-"""Resolving the category path segment, with each route family's own error shape (spec 02)."""
+"""Resolving the category path segment, with each route family's own error shape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Search (spec 02 §6): query parsing with FastAPI-shaped 422s, then filter, dedupe, sort, page."""
+"""Search: query parsing with FastAPI-shaped 422s, then filter, dedupe, sort, page."""
 
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
 
 
 def search_all(model: ReadModel, q: SearchQuery) -> bytes:
-    """The SearchResponse bytes across every category but lora/ti (spec 02 §6.2)."""
+    """The SearchResponse bytes across every category but lora/ti (those are managed elsewhere)."""
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, COMMON_FIELDS)
     hits: list[Candidate] = []

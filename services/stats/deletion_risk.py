@@ -1,4 +1,4 @@
-"""Deletion-risk analysis (spec 04 §7): which models nobody uses or can download well."""
+"""Deletion-risk analysis: which models nobody uses or can download well."""
 
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ def summarise(entries: list[Json], category_month: int) -> Json:
     def count(pred: Callable[[Json], bool]) -> int:
         return sum(1 for m in entries if pred(m))
 
-    flags = lambda name: count(lambda m: m["deletion_risk_flags"][name])  # noqa: E731 -- local shorthand
+    def flags(name: str) -> int:
+        return count(lambda m: m["deletion_risk_flags"][name])
+
     return {
         "total_models": len(entries),
         "models_at_risk": count(lambda m: m["at_risk"]),

@@ -1,4 +1,4 @@
-"""Matching models to AI-Horde status, usage and workers (spec 04 §5, with our merge rules)."""
+"""Matching models to AI-Horde status, usage and workers, by name variants and quant suffixes."""
 
 from __future__ import annotations
 

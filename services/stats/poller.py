@@ -118,7 +118,9 @@ def parse_workers(payload: Any) -> tuple[Worker, ...]:
     for item in payload:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
-        models = item.get("models") if isinstance(item.get("models"), list) else []
+        models = item.get("models")
+        if not isinstance(models, list):
+            models = []
         workers.append(
             Worker(
                 id=item["id"],

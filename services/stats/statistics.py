@@ -1,4 +1,4 @@
-"""CategoryStatistics (spec 04 §6): a pure function of one category's records."""
+"""CategoryStatistics: a pure function of one category's records."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ class GitHubRepo:
 
 @frozen(kw_only=True)
 class ReplicaConfig:
-    """Everything the replica needs to know; `from_environ` maps spec 05 §1's variables onto it.
+    """Everything the replica needs to know; `from_environ` maps the README's variables onto it.
 
     `cache_dir` is the directory holding the files (`<AIWORKER_CACHE_HOME>/horde_model_reference`).
     """
@@ -123,7 +123,7 @@ class ReplicaConfig:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ReplicaConfig:
-        """Read spec 05 §1's variables (plus our own, documented in the README) from `env`."""
+        """Read the HORDE_MODEL_REFERENCE_* and AIWORKER_CACHE_HOME variables from `env`."""
         mode = _str(env, _PREFIX + "REPLICATE_MODE", "REPLICA").upper() or "REPLICA"
         if mode not in ("REPLICA", "PRIMARY"):
             raise ConfigError(f"{_PREFIX}REPLICATE_MODE must be REPLICA or PRIMARY, got {mode!r}")

@@ -81,7 +81,7 @@ def decode_v2(category: Category, body: bytes, what: str = "v2 document") -> Cat
         try:
             records[name] = structure_record(category, value)
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            # spec 05 §4 [OURS]: skip the one bad record, keep the category
+            # one bad record costs that record (with a warning), not the whole category
             logger.warning("%s: model %r skipped: %s", what, name, exc)
     _refuse_if_emptied(len(raw), len(records), what)
     return CategoryPayload(records=records, raw=raw, document=body)

@@ -108,8 +108,8 @@ def _base(url: yarl.URL | str) -> yarl.URL:
 class ReplicaClient:
     """The PRIMARY's read API (`base_url` ends with `/api`): v2 and v1 category documents.
 
-    Retries (spec 05 §2): `attempts` tries on connection errors, timeouts, cut-short bodies,
-    5xx and 429; any other status or an invalid body fails at once.
+    Retries: `attempts` tries on connection errors, timeouts, cut-short bodies, 5xx and 429; any
+    other status or an invalid body fails at once.
     """
 
     def __init__(
@@ -164,10 +164,10 @@ class ReplicaClient:
 
 
 class GitHubRawClient:
-    """The legacy files on GitHub raw (spec 05 §3), converted to v2 records.
+    """The legacy files on GitHub raw (the configured image and text repositories), as v2.
 
-    Retries on the network errors, 5xx/429 and on a body that does not validate (spec 05 §2 step
-    3); a 4xx fails at once, since asking again for a missing file will not make it appear.
+    Retries on the network errors, 5xx/429 and on a body that does not validate; a 4xx fails at
+    once, since asking again for a missing file will not make it appear.
     """
 
     def __init__(

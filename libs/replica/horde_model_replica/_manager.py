@@ -42,7 +42,7 @@ Records = dict[str, ModelRecord]
 
 
 class Prefetch(enum.StrEnum):
-    """When the manager fetches every category (spec 05 §5)."""
+    """When the manager fetches every category: the `prefetch` argument (see the README)."""
 
     lazy = "lazy"  # on first access of each category (default)
     sync = "sync"  # all now, before the constructor returns
@@ -126,7 +126,7 @@ class ModelReferenceManager:
     async def _aprefetch(self) -> None:
         try:
             await self._replica.aget_many()
-        except Exception:  # a background refresh never raises (spec 05 §6): it logs
+        except Exception:  # a prefetch never fails its caller (constructor or Future): it logs
             logger.exception("prefetching the model reference failed")
 
     def prefetch(self) -> concurrent.futures.Future[None]:
@@ -200,7 +200,7 @@ class ModelReferenceManager:
             return found
         return await self._thread.arun(self._replica.aget_many(force=force))
 
-    # --- upstream's API (spec 05 §5) --------------------------------------------------------------
+    # --- upstream's API: the method names existing worker code calls ------------------------------
 
     def get_all_model_references(self, overwrite_existing: bool = False) -> dict[Category, Records]:
         """{category: {name: record}}; unavailable categories are `{}`; lora and ti are omitted."""
@@ -283,7 +283,7 @@ class ModelReferenceManager:
         return copy.deepcopy(raw) if isinstance(raw, dict) else None
 
     def last_updated(self, category: Category | str) -> int | None:
-        """Always None: a REPLICA has no metadata (spec 05 §5)."""
+        """Always None: a REPLICA has no metadata."""
         as_category(category)
         return None
 
@@ -315,7 +315,7 @@ _singleton: ModelReferenceManager | None = None
 def get_manager(
     config: ReplicaConfig | None = None, *, prefetch: Prefetch | str | None = None
 ) -> ModelReferenceManager:
-    """The process-wide manager (spec 05 §5's singleton), closed at interpreter exit.
+    """The process-wide manager (upstream's is a singleton too), closed at interpreter exit.
 
     The first call fixes the configuration (`config`, else the environment). Later calls return
     the same instance; passing a different `config` or `prefetch` raises RuntimeError.

@@ -1,4 +1,4 @@
-"""The async core: per-category cache with TTL, the fetch chain (spec 05 §2) and single flight.
+"""The async core: per-category cache with TTL, the fetch chain and single flight.
 
 A `Replica` is bound to one event loop and one injected `aiohttp.ClientSession`. Reads of a fresh
 category never await anything; a stale or missing one runs the chain once, however many callers
@@ -263,7 +263,7 @@ class Replica:
         if self.primary is not None:
             steps.append((Source.primary_v2, self.primary.v2_url(category), self.primary.fetch_v2))
             if CATEGORY_INFO[category].has_legacy:
-                # [OURS] spec 05 §2 step 2: the PRIMARY's v1 view, converted
+                # not in upstream's chain: the PRIMARY's own v1 view, converted, tried before GitHub
                 steps.append(
                     (Source.primary_v1, self.primary.v1_url(category), self.primary.fetch_v1)
                 )

@@ -40,7 +40,7 @@ async def retrying(call: Callable[[], Awaitable[T]], policy: RetryPolicy, what: 
             logger.info(
                 "%s: %s; retry %d/%d in %.2f s",
                 what,
-                exc or type(exc).__name__,
+                str(exc) or type(exc).__name__,  # e.g. TimeoutError() has no message
                 attempt,
                 policy.attempts - 1,
                 delay,

@@ -1,8 +1,9 @@
 """The last good copy of each category on disk: atomic replace, plus the ETag it was fetched with.
 
-Layout under the cache dir B (spec 05 §1): `B/<v2 file>` (the v2 document), `B/legacy/<legacy
-file>` (the GitHub file a conversion came from) and `B/.replica/<category>.json`, a small sidecar
-naming the source, URL and ETag of the document together with its sha256. The sidecar is trusted
+Layout under the cache dir B (`$AIWORKER_CACHE_HOME/horde_model_reference`): `B/<v2 file>` (the
+v2 document), `B/legacy/<legacy file>` (the GitHub file a conversion came from) and
+`B/.replica/<category>.json`, a small sidecar naming the source, URL and ETag of the document
+together with its sha256. The sidecar is trusted
 only while that hash matches the document, so a file replaced by somebody else is never paired
 with a stale ETag.
 """

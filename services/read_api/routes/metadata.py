@@ -1,4 +1,4 @@
-"""Change-detection metadata, v1 (legacy view) and v2 (spec 02 §7)."""
+"""Change-detection metadata, v1 (legacy view) and v2."""
 
 from __future__ import annotations
 

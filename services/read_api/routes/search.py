@@ -1,4 +1,4 @@
-"""Search within one category and across all of them (spec 02 §6)."""
+"""Search within one category and across all of them."""
 
 from __future__ import annotations
 

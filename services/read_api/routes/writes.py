@@ -1,4 +1,4 @@
-"""What a read-only deployment answers to writes: 503 in the error envelope (spec 03 §1)."""
+"""What a read-only deployment answers to writes: 503 in the error envelope."""
 
 from __future__ import annotations
 

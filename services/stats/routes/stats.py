@@ -1,4 +1,4 @@
-"""Heartbeat, popular, statistics, with-stats and deletion-risk (spec 04 §3-7)."""
+"""Heartbeat, popular, statistics, with-stats and deletion-risk."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ async def list_popular(request: web.Request) -> web.Response:
     data = request.config_dict[poller_key].data
     kind = "image" if category is Category.image_generation else "text"
     if data.get(f"status_{kind}") is None and data.get(f"usage_{kind}") is None:
-        return _json([])  # [OURS] never fetched: an empty list, as the upstream docs promise
+        return _json([])  # not polled yet: an empty list, as upstream's docs promise
 
     def compute() -> list[Json]:
         index = HordeIndex.build(data, category)
@@ -160,7 +160,8 @@ async def get_statistics(request: web.Request) -> web.Response:
         ("statistics", category, grouped),
         lambda: json.dumps(category_statistics(category, records, grouped)).encode(),
     )
-    # paging is only echoed (spec 04 §6): splice it into the encoded object
+    # limit/offset are echoed, not applied (the statistics cover the whole category): splice
+    # them into the encoded object
     echo = json.dumps({"offset": offset, "limit": limit}).encode()
     return _bytes(encoded[:-1] + b", " + echo[1:])
 

@@ -1,4 +1,4 @@
-"""Legacy (v1, GitHub) records, fields in the order the legacy files use (spec 01 §3)."""
+"""Legacy (v1, GitHub) records, fields in the order the legacy files use."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class LegacyTextRecord:
 
 @frozen(kw_only=True)
 class TextCsvRow:
-    """One models.csv row, parsed (spec 01 §3.3)."""
+    """One models.csv row, parsed: the text reference's source, from which db.json is generated."""
 
     name: str
     parameters_bn: float

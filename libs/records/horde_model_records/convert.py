@@ -1,8 +1,8 @@
-"""legacy -> v2 conversion and the v1 view generated from v2 (spec 01 §5-6)."""
+"""legacy -> v2 conversion and the v1 view generated from v2."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -65,7 +65,8 @@ def structure_record(category: Category, data: Any) -> ModelRecord:
 
 
 def unstructure_record(record: ModelRecord) -> Json:
-    return converter.unstructure(record)
+    data: Json = converter.unstructure(record)  # every record class unstructures to a dict
+    return data
 
 
 # --- legacy -> v2 ---------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
             "sha256sum": f.sha256sum or "FIXME",
             "content_hash": f.content_hash,
             "file_purpose": f.file_type,
-            # [QUIRK] upstream tests the file path, not the URL; kept (spec 01 §5.1)
+            # the path, not the URL, as upstream's converter tests it: both give the same records
             "known_slow_download": "civitai" in f.path.lower(),
         }
     for d in config.download:
@@ -176,7 +177,7 @@ def convert_legacy_json(
 
 
 def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
-    """A models.csv row as its v2 record: raw CSV values, no derived fields (spec 01 §5.2)."""
+    """A models.csv row as its v2 record: raw CSV values, no derived fields."""
     data = {
         "name": row.name,
         "description": row.description,
@@ -333,36 +334,41 @@ def _legacy_config(config: DownloadConfig) -> LegacyConfig:
 
 
 def generate_legacy(category: Category, record: ModelRecord) -> Json:
-    """The legacy record a v2 record turns into when nothing older is known (spec 01 §6.2)."""
+    """The legacy record a v2 record turns into when nothing older is known."""
     fields = converter.unstructure(record)
     config = _legacy_config(record.config)
     if category is Category.image_generation:
         legacy_baseline = V2_TO_LEGACY_BASELINE.get(fields["baseline"], fields["baseline"])
         image = {k: fields.get(k) for k in _OWNED_IMAGE if k not in ("config", "type", "baseline")}
-        legacy: Any = LegacyImageRecord(
+        legacy: LegacyImageRecord | LegacyRecord = LegacyImageRecord(
             **image, baseline=legacy_baseline, type="ckpt", config=config
         )
-        return converter.unstructure(legacy)
-    info = CATEGORY_INFO[category]
-    legacy_type = fields.get("controlnet_style") if category is Category.controlnet else None
-    legacy = LegacyRecord(
-        name=record.name,
-        type=legacy_type or info.legacy_type,
-        description=record.description,
-        version=record.version,
-        config=config,
-        pretrained_name=fields.get("pretrained_name"),
-    )
-    return converter.unstructure(legacy)
+    else:
+        info = CATEGORY_INFO[category]
+        legacy_type = fields.get("controlnet_style") if category is Category.controlnet else None
+        legacy = LegacyRecord(
+            name=record.name,
+            type=legacy_type or info.legacy_type,
+            description=record.description,
+            version=record.version,
+            config=config,
+            pretrained_name=fields.get("pretrained_name"),
+        )
+    out: Json = converter.unstructure(legacy)  # legacy record classes unstructure to a dict
+    return out
 
 
 def _merge_entries(
-    previous: list[Json], generated: list[Json], key: str, owned: frozenset[str], keep: Any
+    previous: list[Json],
+    generated: list[Json],
+    key: str,
+    owned: frozenset[str],
+    keep: Callable[[Json], bool],
 ) -> list[Json]:
     """Merge generated file/download entries onto the previous ones, matched by `key`."""
-    by_key = {entry[key]: entry for entry in generated}
+    by_key: dict[object, Json] = {entry[key]: entry for entry in generated}
     out: list[Json] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for prev in previous:
         ident = prev.get(key)
         if ident in by_key and ident not in seen:
@@ -374,7 +380,7 @@ def _merge_entries(
     return out
 
 
-def _is_placeholder(key: str, value: Any) -> bool:
+def _is_placeholder(key: str, value: object) -> bool:
     """A value the generator fills in for something the legacy record may simply not carry."""
     return (
         (key == "sha256sum" and value == "FIXME")

@@ -42,11 +42,11 @@ def validation_errors(exc: BaseException, path: str = "$") -> list[tuple[str, st
             out += validation_errors(inner, path)
         return out
     if isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
+        indexed, unindexed = exc.group_exceptions()
         out = []
-        for inner, note in with_notes:
-            out += validation_errors(inner, f"{path}[{note.index}]")
-        for inner in without:
+        for inner, item in indexed:
+            out += validation_errors(inner, f"{path}[{item.index}]")
+        for inner in unindexed:
             out += validation_errors(inner, path)
         return out
     if isinstance(exc, BaseValidationError):

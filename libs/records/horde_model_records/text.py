@@ -67,7 +67,7 @@ def model_name_of(name: str) -> str:
 
 
 def variant_names(name: str) -> list[str]:
-    """[N, aphrodite/N, koboldcpp/M]: the three v1 names of a text model (spec 01 §6.3)."""
+    """[N, aphrodite/N, koboldcpp/M]: a text model's names in the v1 view (M: N without author)."""
     names = [name, "aphrodite/" + name, "koboldcpp/" + model_name_of(name)]
     return list(dict.fromkeys(names))
 
@@ -79,7 +79,7 @@ def strip_backend_prefix(name: str) -> str:
     return name
 
 
-# --- text_model_group (spec 01 §7.2) -------------------------------------------------------------
+# --- text_model_group: the base model a text model name belongs to -------------------------------
 
 _I = re.IGNORECASE
 _LEADING_VERSION = [re.compile(r"^\d+\.\d+(\.\d+)?[-_]")]
@@ -259,7 +259,7 @@ def write_models_csv(rows: Iterable[TextCsvRow]) -> str:
     return out.getvalue()
 
 
-# --- db.json generation (spec 01 §3.3) -----------------------------------------------------------
+# --- db.json: a v2 text record's three entries, made as upstream's generator makes them ----------
 
 
 def size_tag(parameters_bn: float) -> str:

@@ -1,4 +1,4 @@
-"""Per-category change-detection metadata (spec 02 §7); nulls are part of its wire shape."""
+"""Per-category change-detection metadata (the /metadata routes); nulls are in its wire shape."""
 
 from __future__ import annotations
 

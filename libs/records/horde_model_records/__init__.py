@@ -1,5 +1,7 @@
 """AI-Horde model reference records and the legacy/v2 conversion, with no service dependencies."""
 
+from typing import TYPE_CHECKING
+
 from .categories import (
     ALL_CATEGORIES,
     CATEGORY_INFO,
@@ -13,7 +15,22 @@ from .problems import Problem
 from .records import RECORD_TYPES, ModelRecord
 
 # The converter (cattrs hooks for every class) and the conversion code cost ~60 ms to import;
-# a read replica needs neither to start, so they load on first use (PEP 562).
+# a read replica needs neither to start, so they load on first use (PEP 562). Type checkers
+# never run __getattr__: they read the same names from the imports below, so every consumer
+# sees the real signatures. _LAZY and these imports name the same things (a test checks).
+if TYPE_CHECKING:
+    from .convert import (
+        convert_db_json,
+        convert_legacy_json,
+        convert_models_csv,
+        legacy_to_v2,
+        legacy_view,
+        structure_record,
+        unstructure_record,
+    )
+    from .serde import converter, make_converter
+    from .text import is_quantized, text_model_group, variant_names
+
 _LAZY = {
     "convert_db_json": ".convert",
     "convert_legacy_json": ".convert",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -42,7 +43,7 @@ def _drop_nulls(data: Any) -> Any:
 
 
 def _text_parameters(data: Any) -> Any:
-    """Accept `parameters_count` for `parameters`; coerce numeric strings and floats (spec 01 §7.1)."""
+    """Take `parameters_count` for `parameters`; a whole number as string or float becomes int."""
     if not isinstance(data, dict):
         return data
     if "parameters" not in data and "parameters_count" in data:
@@ -60,8 +61,34 @@ def _text_parameters(data: Any) -> Any:
     return data
 
 
-def _attrs_classes() -> list[type]:
-    found: list[type] = []
+def _text_pre(data: Any) -> Any:
+    return _text_parameters(_drop_nulls(data))
+
+
+def _structure_hook(
+    structure: Callable[[Mapping[str, Any], Any], Any], pre: Callable[[Any], Any]
+) -> Callable[[Any, Any], Any]:
+    """The generated structure function, given the payload once `pre` has cleaned it."""
+
+    def hook(data: Any, type_: Any) -> Any:
+        return structure(pre(data), type_)
+
+    return hook
+
+
+def _unstructure_hook(
+    unstructure: Callable[[Any], dict[str, Any]],
+) -> Callable[[Any], dict[str, Any]]:
+    """The generated unstructure function, with null values left out."""
+
+    def hook(obj: Any) -> dict[str, Any]:
+        return {k: v for k, v in unstructure(obj).items() if v is not None}
+
+    return hook
+
+
+def _attrs_classes() -> list[type[Any]]:
+    found: list[type[Any]] = []
     for module in _ATTRS_MODULES:
         for obj in vars(module).values():
             if isinstance(obj, type) and attrs.has(obj) and obj.__module__ == module.__name__:
@@ -71,7 +98,8 @@ def _attrs_classes() -> list[type]:
 
 def make_converter() -> Converter:
     """Build the converter: strict primitives, nulls omitted on output, `parameters` on the wire."""
-    conv = make_json_converter(forbid_extra_keys=False)  # spec 01 §4: unknown keys are dropped
+    # unknown keys are dropped, not refused: a document with fields this version lacks still loads
+    conv = make_json_converter(forbid_extra_keys=False)
     conv.register_structure_hook(str, _strict(str, "string"))
     conv.register_structure_hook(int, _strict(int, "integer"))
     conv.register_structure_hook(bool, _strict(bool, "boolean"))
@@ -80,21 +108,18 @@ def make_converter() -> Converter:
     conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
 
     for cls in _attrs_classes():
-        renames = {
+        # Any, not AttributeOverride: mypy matches a ** dict against every keyword parameter,
+        # cattrs' _cattrs_* flags included
+        renames: dict[str, Any] = {
             a.name: override(rename=WIRE_RENAMES[a.name])
             for a in attrs.fields(cls)
             if a.name in WIRE_RENAMES
         }
+        pre = _text_pre if cls is records.TextGenerationRecord else _drop_nulls
         structure = make_dict_structure_fn(cls, conv, **renames)
         unstructure = make_dict_unstructure_fn(cls, conv, **renames)
-        pre = _drop_nulls
-        if cls is records.TextGenerationRecord:
-            pre = lambda d: _text_parameters(_drop_nulls(d))  # noqa: E731 -- tiny composition
-
-        conv.register_structure_hook(cls, lambda d, _t, s=structure, p=pre: s(p(d), _t))
-        conv.register_unstructure_hook(
-            cls, lambda o, u=unstructure: {k: v for k, v in u(o).items() if v is not None}
-        )
+        conv.register_structure_hook(cls, _structure_hook(structure, pre))
+        conv.register_unstructure_hook(cls, _unstructure_hook(unstructure))
     return conv
 
 

@@ -46,7 +46,7 @@ class Purpose(enum.StrEnum):
 
 @attrs.frozen
 class CategoryInfo:
-    """Static facts about one category (spec 01 §1)."""
+    """Static facts about one category: its classification, its legacy and v2 files."""
 
     category: Category
     domain: Domain
@@ -127,7 +127,7 @@ V2_LISTED_CATEGORIES: tuple[Category, ...] = tuple(
 LEGACY_CATEGORIES: tuple[Category, ...] = tuple(c for c in Category if CATEGORY_INFO[c].has_legacy)
 
 
-# --- image baselines (spec 01 §2.1) -------------------------------------------------------------
+# --- image baselines: each canonical v2 value and the spellings accepted for it -----------------
 
 BASELINE_ALIASES: dict[str, tuple[str, ...]] = {
     "infer": (),
@@ -162,7 +162,8 @@ KNOWN_BASELINES: dict[str, str] = {
     **{canon: canon for canon in BASELINE_ALIASES},
 }
 
-#: legacy baseline string -> v2 baseline (spec 01 §5.2); anything else passes through
+#: legacy baseline string -> v2 baseline, when a legacy record is converted; anything else
+#: passes through
 LEGACY_TO_V2_BASELINE: dict[str, str] = {
     "stable diffusion 1": "stable_diffusion_1",
     "stable diffusion 2": "stable_diffusion_2_768",
@@ -171,7 +172,7 @@ LEGACY_TO_V2_BASELINE: dict[str, str] = {
     "stable_cascade": "stable_cascade",
 }
 
-#: v2 baseline -> legacy baseline string (spec 01 §6.2); anything else verbatim
+#: v2 baseline -> legacy baseline string, in the v1 view generated from v2; anything else verbatim
 V2_TO_LEGACY_BASELINE: dict[str, str] = {
     "stable_diffusion_1": "stable diffusion 1",
     "stable_diffusion_2_768": "stable diffusion 2",

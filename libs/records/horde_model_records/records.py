@@ -1,4 +1,4 @@
-"""v2 records: one frozen attrs class per category, fields in wire order (spec 01 §4)."""
+"""v2 records: one frozen attrs class per category, fields in the order they have on the wire."""
 
 from __future__ import annotations
 
@@ -160,7 +160,8 @@ class TextGenerationRecord(ModelRecord):
 class ControlNetRecord(ModelRecord):
     CATEGORY: ClassVar[Category] = Category.controlnet
 
-    controlnet_style: str | None = None  # unknown styles are accepted (spec 01 §2.3)
+    # not checked against CONTROLNET_STYLES (unlike an image's style): an unlisted style still loads
+    controlnet_style: str | None = None
 
 
 @frozen(kw_only=True)
