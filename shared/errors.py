@@ -11,6 +11,8 @@ from cattrs import (
     IterableValidationError,
 )
 
+from horde_model_records.validation import WIRE_NAMES, FieldError
+
 JsonObject = dict[str, Any]
 
 
@@ -69,15 +71,30 @@ class InputError(ValueError):
     """A field validator's complaint, with a FastAPI-style error type and context."""
 
     def __init__(
-        self, kind: str, message: str, ctx: JsonObject | None = None, field: str | None = None
+        self,
+        kind: str,
+        message: str,
+        ctx: JsonObject | None = None,
+        field: str | None = None,
+        value: Any = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.ctx = ctx
         self.field = field  # set when a validator raised it (attrs does not say which field)
+        self.value = value
 
-    def at(self, field: str) -> InputError:
-        return InputError(self.kind, str(self), self.ctx, field)
+    def at(self, field: str, value: Any = None) -> InputError:
+        return InputError(self.kind, str(self), self.ctx, field, _shown(value))
+
+
+def _shown(value: Any) -> Any:
+    """The offending input as echoed back: long strings cut, containers summarised."""
+    if isinstance(value, str):
+        return value if len(value) <= 64 else value[:64] + "…"
+    if isinstance(value, (list, tuple, dict)):
+        return len(value)
+    return value
 
 
 # --- validation errors as FastAPI-style items --------------------------------------------------------
@@ -86,7 +103,7 @@ class InputError(ValueError):
 def _item(loc: list[str | int], exc: BaseException, value: Any = None) -> JsonObject:
     if isinstance(exc, InputError):
         where = loc if exc.field is None else [*loc, exc.field]
-        item: JsonObject = {"type": exc.kind, "loc": where, "msg": str(exc), "input": value}
+        item: JsonObject = {"type": exc.kind, "loc": where, "msg": str(exc), "input": exc.value}
         if exc.ctx is not None:
             item["ctx"] = exc.ctx
         return item
@@ -98,8 +115,6 @@ def _item(loc: list[str | int], exc: BaseException, value: Any = None) -> JsonOb
 
 def validation_items(exc: BaseException, loc: list[str | int]) -> list[JsonObject]:
     """Every problem in a cattrs validation error, each located under `loc`."""
-    from horde_model_records.validation import WIRE_NAMES, FieldError
-
     if isinstance(exc, ForbiddenExtraKeysError):
         return [
             {"type": "extra_forbidden", "loc": [*loc, key], "msg": "Unknown field", "input": None}
@@ -116,13 +131,13 @@ def validation_items(exc: BaseException, loc: list[str | int]) -> list[JsonObjec
             out += validation_items(inner, loc)
         return out
     if isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
-        out = []
-        for inner, index_note in with_notes:
-            out += validation_items(inner, [*loc, index_note.index])
-        for inner in without:
-            out += validation_items(inner, loc)
-        return out
+        with_indexes, rest = exc.group_exceptions()
+        found: list[JsonObject] = []
+        for inner, index_note in with_indexes:
+            found += validation_items(inner, [*loc, index_note.index])
+        for inner in rest:
+            found += validation_items(inner, loc)
+        return found
     if isinstance(exc, BaseValidationError):
         return [item for inner in exc.exceptions for item in validation_items(inner, loc)]
     return [_item(loc, exc)]

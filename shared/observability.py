@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import generate_latest
 
-from .openapi import document, json_response
+from .openapi import docs
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -100,6 +100,20 @@ async def observability_middleware(
         request_id_var.reset(token)
 
 
+_PROBE = {"type": "object", "additionalProperties": True}
+_TAGS = ("operations",)
+
+
+@docs(
+    "Prometheus metrics (not published by nginx)",
+    tags=_TAGS,
+    responses={
+        200: {
+            "description": "Prometheus text format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def get_metrics(request: web.Request) -> web.Response:
     obs = request.config_dict[observability_key]
     for hook in obs.scrape_hooks:
@@ -109,10 +123,20 @@ async def get_metrics(request: web.Request) -> web.Response:
     )
 
 
+@docs("Liveness: the process answers", tags=_TAGS, answer=_PROBE, answer_description="Alive.")
 async def get_livez(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
+@docs(
+    "Readiness: snapshot loaded, store open",
+    tags=_TAGS,
+    answer=_PROBE,
+    answer_description="Ready.",
+    responses={
+        503: {"description": "Not ready.", "content": {"application/json": {"schema": _PROBE}}}
+    },
+)
 async def get_readyz(request: web.Request) -> web.Response:
     obs = request.config_dict[observability_key]
     checks = {name: check(request.app) for name, check in obs.ready_checks.items()}
@@ -132,37 +156,10 @@ def setup_observability(app: web.Application) -> Observability:
     obs = Observability()
     app[observability_key] = obs
     app.middlewares.insert(0, observability_middleware)  # outermost: it times and tags everything
-    _document()
     app.router.add_get("/metrics", get_metrics, allow_head=False)
     app.router.add_get("/livez", get_livez, allow_head=False)
     app.router.add_get("/readyz", get_readyz, allow_head=False)
     return obs
-
-
-def _document() -> None:
-    text = {
-        "description": "Prometheus text format.",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
-    }
-    probe = {"type": "object", "additionalProperties": True}
-    document(
-        get_metrics,
-        summary="Prometheus metrics (not published by nginx)",
-        tags=["operations"],
-        responses={200: text},
-    )
-    document(
-        get_livez,
-        summary="Liveness: the process answers",
-        tags=["operations"],
-        responses={200: json_response("Alive.", probe)},
-    )
-    document(
-        get_readyz,
-        summary="Readiness: snapshot loaded, store open",
-        tags=["operations"],
-        responses={200: json_response("Ready.", probe), 503: json_response("Not ready.", probe)},
-    )
 
 
 # --- logging --------------------------------------------------------------------------------------

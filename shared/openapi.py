@@ -1,12 +1,12 @@
-"""OpenAPI 3 through aiohttp-apispec: record schemas derived from the attrs classes, built lazily.
+"""OpenAPI 3 through aiohttp-apispec, derived from the attrs classes of the records and of each
+service's wire module.
 
-Services document a handler with `document(...)`, which gives it an `__apispec__` in
-aiohttp-apispec's own format (plain OpenAPI dicts; schemas are referenced by component name with
-`ref`), and call `setup_openapi(app, ...)` once per service. The document is built on the first
-request of /api/openapi.json, from every route the application has by then, so services mounted
-later on the same app are covered. Importing aiohttp-apispec pulls in apispec, webargs, marshmallow,
-jinja2 and distutils (about 90 ms), so this module imports none of them at the top: setup only adds
-three routes and does no I/O. No other module may import marshmallow or apispec.
+A handler declares its operation with `@docs(...)` beside it; each service calls
+`setup_openapi(app, ...)` once. The document is built on the first request of /api/openapi.json
+from every route the app has by then: attrs classes become marshmallow schemas (the bridge
+below), which aiohttp-apispec and apispec turn into OpenAPI. Importing them costs about 90 ms, so
+nothing of the docs stack is imported before that first request. No other module may import
+marshmallow or apispec.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import types
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,57 +81,45 @@ def any_category_schema() -> JsonDict:
     }
 
 
-OpenApiKeywords = JsonDict
+def _mapping(value: Mapping[Any, Any] | None) -> dict[Any, Any]:
+    return dict(value or {})
 
 
 @attrs.frozen(kw_only=True)
 class OperationDoc:
-    """What a handler declares about itself; turned into an OpenAPI operation when the document
-    is built. Classes (query, body, answer) are attrs classes: their schemas are derived."""
+    """What a handler declares about itself: summary and tags; its query, body and answer (attrs
+    classes, `list[cls]`, or raw schemas); its errors as `{status: description}` (422 is a
+    ValidationError, any other an HTTPError; a `(description, cls)` pair answers either `cls` or
+    an HTTPError); the schemas of its path parameters (a parameter not given is a string)."""
 
     summary: str
-    tags: tuple[str, ...]
+    tags: tuple[str, ...] = attrs.field(converter=tuple)
     description: str | None = None
     query: type | None = None
-    body: type | JsonDict | None = None
+    body: Any = None
     body_required: bool = True
-    answer: type | JsonDict | None = None
+    answer: Any = None
     status: int = 200
     answer_description: str = "OK"
-    answer_headers: Mapping[str, JsonDict] = attrs.Factory(dict)
-    errors: Mapping[int, str | tuple[str, type]] = attrs.Factory(dict)
-    path: Mapping[str, JsonDict] = attrs.Factory(dict)
-    security: tuple[str, ...] = ()
-    responses: Mapping[int, JsonDict] = attrs.Factory(dict)
+    answer_headers: Mapping[str, JsonDict] = attrs.field(default=None, converter=_mapping)
+    errors: Mapping[int, str | tuple[str, type]] = attrs.field(default=None, converter=_mapping)
+    path: Mapping[str, JsonDict] = attrs.field(default=None, converter=_mapping)
+    security: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    responses: Mapping[int, JsonDict] = attrs.field(default=None, converter=_mapping)
+    parameters: tuple[JsonDict, ...] = ()  # e.g. header parameters
 
 
-def docs(
-    summary: str,
-    *,
-    tags: Iterable[str],
-    errors: Mapping[int, str | tuple[str, type]] | None = None,
-    path: Mapping[str, JsonDict] | None = None,
-    security: Iterable[str] = (),
-    answer_headers: Mapping[str, JsonDict] | None = None,
-    responses: Mapping[int, JsonDict] | None = None,
-    **fields: Any,
-) -> Callable[[Handler], Handler]:
-    """Describe a handler beside its definition: its query, body and answer classes, its errors
-    (`{status: description}`; 422 is a ValidationError, any other an HTTPError; a
-    `(description, cls)` pair answers either `cls` or an HTTPError), and the schemas of its path
-    parameters (a parameter not given is a string). No docs stack is imported here."""
+def docs(summary: str | None = None, **fields: Any) -> Callable[[Handler], Handler]:
+    """Describe a handler beside its definition (see OperationDoc); without a summary, the first
+    line of the handler's docstring is the summary and the rest its description. The document
+    derives the operation from it when it is first asked for. No docs stack is imported here."""
 
     def decorate(handler: Handler) -> Handler:
-        handler.__apidoc__ = OperationDoc(  # type: ignore[attr-defined] -- read by build_document
-            summary=summary,
-            tags=tuple(tags),
-            errors=dict(errors or {}),
-            path=dict(path or {}),
-            security=tuple(security),
-            answer_headers=dict(answer_headers or {}),
-            responses=dict(responses or {}),
-            **fields,
-        )
+        first, _, rest = (handler.__doc__ or "").strip().partition("\n")
+        if summary is None and rest.strip() and "description" not in fields:
+            fields["description"] = " ".join(rest.split())
+        operation = OperationDoc(summary=summary or first.strip(), **fields)
+        handler.__apidoc__ = operation  # type: ignore[attr-defined]  # -- read by build_document
         return handler
 
     return decorate
@@ -146,10 +134,13 @@ def _content(schema: JsonDict) -> JsonDict:
     return {"application/json": {"schema": schema}}
 
 
-def _schema_of(value: type | JsonDict, components: Any) -> JsonDict:
-    """A `$ref` to the component of an attrs class (registered on first use), or a raw schema."""
+def _schema_of(value: Any, components: Any) -> JsonDict:
+    """A `$ref` to the component of an attrs class (registered on first use), an array of them
+    for `list[cls]`, or a raw schema."""
     if isinstance(value, dict):
         return value
+    if typing.get_origin(value) is list:
+        return {"type": "array", "items": _schema_of(typing.get_args(value)[0], components)}
     name = schema_name(value)
     if name not in components._schemas:  # apispec keeps no public view of them
         components.schema(name, schema=marshmallow_schema(value))
@@ -173,7 +164,7 @@ def _operation(doc: OperationDoc, path_keys: list[str], method: str, components:
             **doc.path.get(key, {"schema": {"type": "string"}}),
         }
         for key in path_keys
-    ]
+    ] + list(doc.parameters)
     schemas: list[JsonDict] = []
     if doc.query is not None:
         schemas.append(
@@ -213,92 +204,6 @@ def _operation(doc: OperationDoc, path_keys: list[str], method: str, components:
     if doc.security:
         operation["security"] = [{name: []} for name in doc.security]
     return operation
-
-
-# --- transitional: hand-written operations (read and stats services) ------------------------------
-
-
-def path_param(name: str, schema: JsonDict, description: str) -> JsonDict:
-    """An OpenAPI path parameter."""
-    return {
-        "in": "path",
-        "name": name,
-        "required": True,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def query_param(name: str, schema: JsonDict, description: str, required: bool = False) -> JsonDict:
-    """An OpenAPI query parameter."""
-    return {
-        "in": "query",
-        "name": name,
-        "required": required,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def json_content(schema: JsonDict) -> JsonDict:
-    return {"application/json": {"schema": schema}}
-
-
-def json_response(
-    description: str, schema: JsonDict, headers: Mapping[str, JsonDict] | None = None
-) -> JsonDict:
-    """A response object with a JSON body."""
-    response: JsonDict = {"description": description, "content": json_content(schema)}
-    if headers:
-        response["headers"] = dict(headers)
-    return response
-
-
-def error_response(description: str) -> JsonDict:
-    """A `{"detail": "<message>"}` error response."""
-    return json_response(description, ref("HTTPError"))
-
-
-def validation_response(description: str) -> JsonDict:
-    """A 422: `detail` is a message or a list of FastAPI-style validation errors."""
-    return json_response(description, ref("ValidationError"))
-
-
-def document(
-    handler: Handler,
-    *,
-    summary: str,
-    tags: Iterable[str],
-    responses: Mapping[int, JsonDict],
-    description: str | None = None,
-    parameters: Iterable[JsonDict] = (),
-    request_body: JsonDict | None = None,
-    security: Iterable[str] = (),
-) -> None:
-    """Give `handler` its operation, replacing any earlier one (so calling this twice is harmless).
-
-    The format is aiohttp-apispec's `__apispec__` (what its `docs()` decorator writes, minus the
-    Swagger 2 `produces`). Path parameters that the route has but `parameters` lacks are added as
-    strings when the document is built; declared ones the route lacks are dropped, so one handler
-    may serve several paths (and several methods: `request_body`, an OpenAPI 3 Request Body
-    Object, is left out of its GET and DELETE routes). `security` names security schemes (see
-    `setup_openapi`), any one of which authenticates the operation.
-    """
-    operation: JsonDict = {
-        "schemas": [],
-        "summary": summary,
-        "tags": list(tags),
-        "parameters": list(parameters),
-        "responses": {str(code): dict(responses[code]) for code in sorted(responses)},
-    }
-    if description is not None:
-        operation["description"] = description
-    if request_body is not None:
-        operation["requestBody"] = dict(request_body)
-    schemes = list(security)
-    if schemes:
-        operation["security"] = [{name: []} for name in schemes]
-    handler.__apispec__ = operation  # type: ignore[attr-defined] -- aiohttp-apispec's protocol
 
 
 # --- the built-in components -------------------------------------------------------------------------
@@ -368,18 +273,8 @@ def _ignore_import_warnings() -> None:
 def _description(cls: type) -> str:
     category = getattr(cls, "CATEGORY", None)
     if isinstance(category, Category):
-        return f"A v2 `{category.value}` record (spec 01 §4); null fields are omitted on output."
-    return _DESCRIPTIONS.get(cls.__name__) or (cls.__doc__ or cls.__name__).strip().splitlines()[0]
-
-
-_DESCRIPTIONS = {
-    "FinetuneSeries": "The fine-tune family a model belongs to.",
-    "RecordMetadata": "Bookkeeping of a record: schema version, when and by whom it was made and changed.",
-    "DownloadRecord": "One file of a model.",
-    "DownloadConfig": "The files of a model.",
-    "ModelClassification": "Domain and purpose; fixed per category.",
-    "CategoryMetadata": "Change-detection metadata of one category (spec 02 §7).",
-}
+        return f"A v2 `{category.value}` record; null fields are omitted on output."
+    return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
 
 #: marshmallow field metadata key carrying OpenAPI keywords verbatim (see _keywords_attribute)
@@ -438,8 +333,13 @@ def _keywords_attribute(self: Any, field: Any, **kwargs: Any) -> JsonDict:
     return dict(field.metadata.get(_KEYWORDS) or {})
 
 
-@functools.cache
 def marshmallow_schema(cls: type) -> type:
+    """The marshmallow schema of an attrs class (built once per class, see _schema_of_class)."""
+    return _schema_of_class(cls)
+
+
+@functools.cache
+def _schema_of_class(cls: type) -> type:
     """The marshmallow schema of an attrs class: wire names (WIRE_RENAMES) as data keys, fields
     without a default required, plain defaults documented, fields the service keeps to itself
     (metadata `wire: False`) left out; `record_type` of a record is its category. Built once per
@@ -452,7 +352,7 @@ def marshmallow_schema(cls: type) -> type:
             continue
         if hasattr(mm.Schema, a.name):
             raise TypeError(f"{cls.__name__}.{a.name} would shadow a marshmallow Schema attribute")
-        plain = a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory)  # type: ignore[arg-type] -- the stubs make Factory a function
+        plain = a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory)  # type: ignore[arg-type]  # -- the stubs make Factory a function
         declared[a.name] = _field(
             hints[a.name],
             required=a.default is attrs.NOTHING,
@@ -477,7 +377,6 @@ class OpenApiDocs:
     title: str
     version: str
     description: str | None
-    components: dict[str, JsonDict] = attrs.Factory(dict)
     security_schemes: dict[str, JsonDict] = attrs.Factory(dict)
     tags: dict[str, str] = attrs.Factory(dict)
     document: bytes | None = None
@@ -494,7 +393,6 @@ def setup_openapi(
     version: str,
     *,
     description: str | None = None,
-    components: Mapping[str, JsonDict] | None = None,
     security_schemes: Mapping[str, JsonDict] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> None:
@@ -502,8 +400,8 @@ def setup_openapi(
 
     Every service calls this, so services mounted on one app share one document: the first call
     adds the routes (and sets title and version), later ones add their description as another
-    paragraph, their components (raw schema dicts), security schemes (components.securitySchemes,
-    named by `document(security=...)`) and tag descriptions. Tags no documented route uses are left
+    paragraph, their security schemes (components.securitySchemes, named by
+    `docs(security=...)`) and tag descriptions. Tags no documented route uses are left
     out of the document. No I/O, no imports of the docs stack: both happen on the first request.
     """
     docs = app.get(openapi_key)
@@ -516,14 +414,9 @@ def setup_openapi(
         docs.description = (
             f"{docs.description}\n\n{description}" if docs.description else description
         )
-    for kind, known, given, reserved in (
-        ("component", docs.components, components, _BUILTIN_COMPONENTS),
-        ("security scheme", docs.security_schemes, security_schemes, {}),
-    ):
-        for name, schema in (given or {}).items():
-            if known.get(name, schema) != schema or name in reserved:
-                raise ValueError(f"OpenAPI {kind} {name!r} is already defined differently")
-            known[name] = schema
+    for name, scheme in (security_schemes or {}).items():
+        if docs.security_schemes.setdefault(name, scheme) != scheme:
+            raise ValueError(f"OpenAPI security scheme {name!r} is already defined differently")
     docs.tags.update(tags or {})
 
 
@@ -604,27 +497,6 @@ def _api_spec(docs: OpenApiDocs) -> Any:
     return api
 
 
-def _operation_for(apispec: JsonDict, path_keys: list[str], method: str) -> JsonDict:
-    """A per-route copy of a handler's `__apispec__` (aiohttp-apispec mutates what it is given);
-    GET and DELETE routes of a handler that takes a body on its other methods get no body."""
-    declared = [p for p in apispec["parameters"] if p["in"] != "path" or p["name"] in path_keys]
-    named = {p["name"] for p in declared if p["in"] == "path"}
-    extra = [
-        {"in": "path", "name": key, "required": True, "schema": {"type": "string"}}
-        for key in path_keys
-        if key not in named
-    ]
-    operation = {
-        **apispec,
-        "schemas": [],
-        "parameters": declared + extra,
-        "responses": dict(apispec["responses"]),
-    }
-    if method in ("get", "delete"):
-        operation.pop("requestBody", None)
-    return operation
-
-
 def build_document(app: web.Application) -> JsonDict:
     """The OpenAPI document of every documented route of `app` (HEAD routes are implied by GET)."""
     docs = app[openapi_key]
@@ -649,7 +521,7 @@ def build_document(app: web.Application) -> JsonDict:
                 },
             )
         components.schema("CategoryMetadata", schema=marshmallow_schema(CategoryMetadata))
-        for name, schema in {**_BUILTIN_COMPONENTS, **docs.components}.items():
+        for name, schema in _BUILTIN_COMPONENTS.items():
             components.schema(name, schema)
         for name, scheme in docs.security_schemes.items():
             components.security_scheme(name, scheme)
@@ -661,14 +533,9 @@ def build_document(app: web.Application) -> JsonDict:
             if method not in _METHODS or not path:
                 continue
             declared: OperationDoc | None = getattr(route.handler, "__apidoc__", None)
-            apispec = getattr(route.handler, "__apispec__", None)
             if declared is not None:
                 keys = m.get_path_keys(path)
                 operations.append((_operation(declared, keys, method, components), method, path))
-            elif apispec is not None:
-                operations.append(
-                    (_operation_for(apispec, m.get_path_keys(path), method), method, path)
-                )
         used = {tag for operation, _, _ in operations for tag in operation["tags"]}
         for name, text in docs.tags.items():
             if name in used:

@@ -9,6 +9,7 @@ so a limit is written once.
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
@@ -25,7 +26,27 @@ from horde_model_records.serde import make_converter
 #: a JSON object whose shape this service does not own (a record payload, an audit payload)
 from .errors import InputError, InvalidInput, JsonObject, validation_items
 
-T = TypeVar("T")
+T = TypeVar("T", bound=attrs.AttrsInstance)
+
+__all__ = [
+    "MAX_ID",
+    "InputError",
+    "JsonObject",
+    "converter",
+    "documented",
+    "integer",
+    "items",
+    "path_id",
+    "read_body",
+    "read_json",
+    "read_query",
+    "respond",
+    "structure",
+    "text",
+]
+
+BOOL_TRUE = frozenset({"true", "1", "yes", "on"})
+BOOL_FALSE = frozenset({"false", "0", "no", "off"})
 
 #: SQLite's integer range: a larger id cannot name anything
 MAX_ID = 2**63 - 1
@@ -59,7 +80,7 @@ def text(
         try:
             check_length(value)
         except InputError as exc:
-            raise exc.at(attribute.name) from None
+            raise exc.at(attribute.name, value) from None
 
     def check_length(value: Any) -> None:
         if len(value) > max_length:
@@ -111,7 +132,7 @@ def integer(
             try:
                 in_range(value)
             except InputError as exc:
-                raise exc.at(attribute.name) from None
+                raise exc.at(attribute.name, value) from None
 
     keywords: JsonObject = {}
     if ge is not None:
@@ -127,17 +148,19 @@ def items(
     min_items: int = 0,
     ge: int | None = None,
     le: int | None = None,
+    max_length: int | None = None,
     description: str | None = None,
     default: Any = attrs.NOTHING,
 ) -> Any:
-    """A list (tuple) field of bounded size; integer items may carry bounds too."""
+    """A list (tuple) field of bounded size; integer items may carry bounds, string items a
+    maximum length."""
     in_range = _bounds_check(ge, le)
 
     def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         try:
             check_items(value)
         except InputError as exc:
-            raise exc.at(attribute.name) from None
+            raise exc.at(attribute.name, value) from None
 
     def check_items(value: Any) -> None:
         if len(value) > max_items:
@@ -153,12 +176,22 @@ def items(
                 {"min_length": min_items},
             )
         for item in value:
+            if max_length is not None and len(item) > max_length:
+                raise InputError(
+                    "string_too_long",
+                    f"String should have at most {max_length} characters",
+                    {"max_length": max_length},
+                )
             in_range(item)
 
     keywords: JsonObject = {"maxItems": max_items}
     if min_items:
         keywords["minItems"] = min_items
-    item_keywords = {k: v for k, v in (("minimum", ge), ("maximum", le)) if v is not None}
+    item_keywords = {
+        k: v
+        for k, v in (("minimum", ge), ("maximum", le), ("maxLength", max_length))
+        if v is not None
+    }
     if item_keywords:
         keywords["x-items"] = item_keywords  # the bridge moves these onto the item schema
     if default is attrs.NOTHING:
@@ -188,7 +221,7 @@ def make_wire_converter() -> Converter:
         return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
 
     def unstructure(cls: type) -> Callable[[Any], Any]:
-        internal = {
+        internal: dict[str, Any] = {
             a.name: override(omit=True)
             for a in attrs.fields(cls)
             if a.metadata.get("wire") is False
@@ -197,13 +230,13 @@ def make_wire_converter() -> Converter:
 
     conv.register_structure_hook_factory(_is_wire_class, structure)
     conv.register_unstructure_hook_factory(_is_wire_class, unstructure)
+
     # a JSON string is iterable too: a tuple field takes a JSON array and nothing else
-    conv.register_structure_hook_func(
-        _is_homogeneous_tuple,
-        lambda value, tp: tuple(
-            conv.structure(_as_list(value), list[typing.get_args(tp)[0]])  # type: ignore[misc] -- a runtime type
-        ),
-    )
+    def homogeneous_tuple(value: Any, tp: Any) -> tuple[Any, ...]:
+        item_list: Any = types.GenericAlias(list, (typing.get_args(tp)[0],))
+        return tuple(conv.structure(_as_list(value), item_list))
+
+    conv.register_structure_hook_func(_is_homogeneous_tuple, homogeneous_tuple)
     return conv
 
 
@@ -283,53 +316,69 @@ async def read_body(request: web.Request, cls: type[T]) -> T:
     return structure(await read_json(request), cls, "body")
 
 
-def _is_sequence(tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_sequence(arg) for arg in typing.get_args(tp))
-    return origin in (tuple, list)
-
-
-def _scalar(raw: str, tp: Any) -> Any:
+def _scalar(raw: str, tp: Any, name: str) -> Any:
     """A query value typed by the field's annotation: integers and booleans parsed, the rest text."""
-    options = (
-        set(typing.get_args(tp))
-        if typing.get_origin(tp) in (typing.Union, types.UnionType)
-        else {tp}
-    )
+    options = set(typing.get_args(tp)) if _is_union(tp) else {tp}
     if int in options:
         try:
-            return int(raw.strip()) if len(raw) <= 20 else raw
+            if len(raw) <= 20:
+                return int(raw.strip())
         except ValueError:
-            return raw
+            pass
+        raise InputError(
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+            field=name,
+            value=raw[:64],
+        )
     if bool in options:
         lowered = raw.lower()
-        return (
-            True
-            if lowered in ("true", "1", "yes", "on")
-            else False
-            if lowered in ("false", "0", "no", "off")
-            else raw
+        if lowered in BOOL_TRUE or lowered in BOOL_FALSE:
+            return lowered in BOOL_TRUE
+        raise InputError(
+            "bool_parsing",
+            "Input should be a valid boolean, unable to interpret input",
+            field=name,
+            value=raw[:64],
         )
     return raw
 
 
-def read_query(request: web.Request, cls: type[T]) -> T:
-    """The query string as `cls`: repeated keys fill tuple fields, other fields take the last."""
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+@functools.cache
+def _query_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+    """(name, annotation, item annotation of a sequence field or None) of each query field;
+    worked out once per class, since queries are read on hot paths (search)."""
     hints = typing.get_type_hints(cls)
-    data: JsonObject = {}
+    out = []
     for a in attrs.fields(cls):
-        values = request.query.getall(a.name, [])
+        tp = hints[a.name]
+        sequence = next((t for t in (tp, *typing.get_args(tp)) if _is_sequence_origin(t)), None)
+        out.append((a.name, tp, None if sequence is None else typing.get_args(sequence)[0]))
+    return tuple(out)
+
+
+def read_query(request: web.Request, cls: type[T]) -> T:
+    """The query string as `cls`: repeated keys fill tuple fields, other fields take the last.
+    Every value that does not parse is reported, then the class's own checks run."""
+    data: JsonObject = {}
+    problems: list[InputError] = []
+    for name, tp, item_tp in _query_fields(cls):
+        values = request.query.getall(name, [])
         if not values:
             continue
-        tp = hints[a.name]
-        if _is_sequence(tp):
-            item_tp = typing.get_args(
-                next(t for t in (tp, *typing.get_args(tp)) if _is_sequence_origin(t))
-            )[0]
-            data[a.name] = [_scalar(v, item_tp) for v in values]
-        else:
-            data[a.name] = _scalar(values[-1], tp)
+        try:
+            if item_tp is not None:
+                data[name] = [_scalar(v, item_tp, name) for v in values]
+            else:
+                data[name] = _scalar(values[-1], tp, name)
+        except InputError as exc:
+            problems.append(exc)
+    if problems:
+        raise InvalidInput([item for p in problems for item in validation_items(p, ["query"])])
     return structure(data, cls, "query")
 
 

@@ -1,4 +1,4 @@
-"""The OpenAPI document and Swagger UI of the read service (aiohttp-apispec, spec 02 §1)."""
+"""The OpenAPI document and Swagger UI of the read service (aiohttp-apispec)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from horde_model_records.records import TextGenerationRecord, wire_field_names
 from services.read_api.app import create_app
 from services.read_api.config import Config
 from services.read_api.openapi import setup_read_docs
-from shared.openapi import category_schema_name, document, json_response, record_schema_name
+from shared.openapi import category_schema_name, docs, record_schema_name
 
 REPO = Path(__file__).resolve().parents[1]
 ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
@@ -110,12 +110,13 @@ async def test_model_route_answers_any_record_type(client: TestClient) -> None:
 
 
 async def test_category_search_documents_every_parameter(client: TestClient) -> None:
-    """Per-category search documents every spec 02 §6.1 query parameter, limit with its bounds."""
+    """Per-category search documents every query parameter, limit with its bounds."""
     op = (await _document(client))["paths"]["/api/model_references/v2/{category}/search"]["get"]
     params = {p["name"]: p for p in op["parameters"] if p["in"] == "query"}
     assert set(params) == SEARCH_PARAMS
     assert params["limit"]["schema"] == {
         "type": "integer",
+        "format": "int64",
         "minimum": 1,
         "maximum": 500,
         "default": 50,
@@ -124,7 +125,7 @@ async def test_category_search_documents_every_parameter(client: TestClient) -> 
 
 
 async def test_all_category_search_documents_its_parameters(client: TestClient) -> None:
-    """The all-category search documents exactly the spec 02 §6.2 query parameters."""
+    """The all-category search documents exactly its own query parameters."""
     op = (await _document(client))["paths"]["/api/model_references/v2/search"]["get"]
     assert {p["name"] for p in op["parameters"] if p["in"] == "query"} == ALL_SEARCH_PARAMS
 
@@ -211,10 +212,10 @@ async def test_routes_added_after_setup_are_documented(
 ) -> None:
     """The document is built on first request, so a route added after docs setup is in it."""
 
+    @docs("Extra", tags=("extra",), answer={"type": "object"})
     async def get_extra(request: web.Request) -> web.Response:
         return web.json_response({})
 
-    document(get_extra, summary="Extra", tags=["extra"], responses={200: json_response("ok", {})})
     app = _app(real_data_dir)
     app.router.add_get("/api/extra/{thing}", get_extra)
     doc = await _document(await aiohttp_client(app))

@@ -1,23 +1,16 @@
-"""Search: query parsing with FastAPI-shaped 422s, then filter, dedupe, sort, page."""
+"""Search: filter on the indexes of the snapshot, dedupe, sort, page."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from attrs import frozen
-from multidict import MultiMapping
-
 from horde_model_records import RECORD_TYPES, Category, has_backend_prefix
 from shared.errors import BadRequest
-from shared.query import QueryParser
 
 from .view import Candidate, CategoryView, ReadModel
+from .wire import BACKENDS, SearchAllQuery, SearchQuery
 
-MAX_LIMIT = 500
-MAX_TEXT = 256  # longest accepted name_contains / baseline / sort_by / tag value
-MAX_TAGS = 64  # most values of one tags_* parameter
-BACKENDS = ("aphrodite", "koboldcpp")
 #: fields every record type has: the only sort keys of the all-category search
 COMMON_FIELDS = (
     "config",
@@ -32,55 +25,10 @@ COMMON_FIELDS = (
 )
 
 
-@frozen(kw_only=True)
-class SearchQuery:
-    nsfw: bool | None = None
-    baseline: str | None = None
-    inpainting: bool | None = None
-    tags_any: tuple[str, ...] = ()
-    tags_all: tuple[str, ...] = ()
-    tags_none: tuple[str, ...] = ()
-    name_contains: str | None = None
-    backend: str | None = None
-    exclude_backend_variations: bool = False
-    quantized: bool | None = None
-    sort_by: str | None = None
-    sort_desc: bool = False
-    limit: int = 50
-    offset: int = 0
-    source: str = "horde"
-
-
-def parse_query(query: MultiMapping[str], all_categories: bool = False) -> SearchQuery:
-    """Parse search parameters; a bad value is a 422 in the list envelope."""
-    p = QueryParser(query, max_text=MAX_TEXT, max_items=MAX_TAGS)
-    parsed = SearchQuery(
-        nsfw=p.boolean("nsfw"),
-        baseline=None if all_categories else p.text("baseline"),
-        inpainting=None if all_categories else p.boolean("inpainting"),
-        tags_any=p.texts("tags_any"),
-        tags_all=p.texts("tags_all"),
-        tags_none=p.texts("tags_none"),
-        name_contains=p.text("name_contains"),
-        backend=None if all_categories else p.text("backend"),
-        exclude_backend_variations=False
-        if all_categories
-        else bool(p.boolean("exclude_backend_variations")),
-        quantized=None if all_categories else p.boolean("quantized"),
-        sort_by=p.text("sort_by"),
-        sort_desc=bool(p.boolean("sort_desc")),
-        limit=p.integer("limit", 50, ge=1, le=MAX_LIMIT),
-        offset=p.integer("offset", 0, ge=0),
-        source="horde" if all_categories else (p.text("source") or "horde"),
-    )
-    p.check()
-    return parsed
-
-
 # --- filtering ------------------------------------------------------------------------------------
 
 
-def _tag_filters(q: SearchQuery, c: Candidate) -> bool:
+def _tag_filters(q: SearchAllQuery, c: Candidate) -> bool:
     tags = c.tags or frozenset()
     if q.tags_any and not tags.intersection(q.tags_any):
         return False
@@ -89,7 +37,7 @@ def _tag_filters(q: SearchQuery, c: Candidate) -> bool:
     return not (q.tags_none and tags.intersection(q.tags_none))
 
 
-def _common_filters(q: SearchQuery, c: Candidate) -> bool:
+def _common_filters(q: SearchAllQuery, c: Candidate) -> bool:
     if q.name_contains is not None and q.name_contains.lower() not in c.name_lower:
         return False
     return _tag_filters(q, c)
@@ -185,7 +133,7 @@ def _dedupe(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
             yield c
 
 
-def _envelope(hits: list[Candidate], q: SearchQuery) -> bytes:
+def _envelope(hits: list[Candidate], q: SearchAllQuery) -> bytes:
     page = hits[q.offset : q.offset + q.limit]
     total = len(hits)
     has_more = "true" if q.offset + q.limit < total else "false"
@@ -220,7 +168,7 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
     return _envelope(hits, q)
 
 
-def search_all(model: ReadModel, q: SearchQuery) -> bytes:
+def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
     """The SearchResponse bytes across every category but lora/ti (those are managed elsewhere)."""
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, COMMON_FIELDS)

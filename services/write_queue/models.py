@@ -4,7 +4,7 @@ filter selects."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from sqlite3 import Row
 from typing import Any, Literal
 
 import attrs
@@ -92,7 +92,7 @@ class Change:
     payload_format: PayloadFormat = attrs.field(default="v2", metadata=INTERNAL)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Change:
+    def from_row(cls, row: Row) -> Change:
         """A change as the store keeps it: its wire form, and its payload format beside it."""
         change = converter.structure(json.loads(row["data"]), cls)
         return change.evolve(payload_format=row["payload_format"])
@@ -101,8 +101,51 @@ class Change:
     def is_legacy(self) -> bool:
         return self.payload_format == "legacy"
 
+    def reviewed(
+        self,
+        verdict: Literal["approved", "rejected"],
+        who: Identity,
+        now: int,
+        batch: tuple[int | None, str],
+        reason: str | None = None,
+    ) -> Change:
+        """The change approved or rejected by `who` into `batch` (id, title)."""
+        by: dict[str, Any] = {
+            f"{verdict}_by": who.user_id,
+            f"{verdict}_username": who.username,
+            f"{verdict}_at": now,
+        }
+        if verdict == "rejected":
+            by["reject_reason"] = reason
+        batch_id, title = batch
+        return self.evolve(
+            status=verdict, batch_id=batch_id, batch_title=title, updated_at=now, **by
+        )
+
     def evolve(self, **changes: Any) -> Change:
         return evolve(self, **changes)
+
+
+@frozen(kw_only=True)
+class Proposal:
+    """What a requestor asks for: one operation on one model, as a payload in a format."""
+
+    category: Category
+    operation: Operation
+    name: str
+    payload: JsonObject | None
+    route: str  # the name of the route it came through, recorded in request_metadata
+    payload_format: PayloadFormat = "v2"
+
+
+def keep_creation(record: JsonObject, existing: JsonObject | None) -> JsonObject:
+    """`record` with the creation stamps of the record it replaces (they never change)."""
+    metadata = dict(record.get("metadata") or {})
+    for key in ("created_at", "created_by"):
+        value = (existing or {}).get("metadata", {}).get(key)
+        if value is not None:
+            metadata[key] = value
+    return {**record, "metadata": metadata}
 
 
 @frozen(kw_only=True)
@@ -114,6 +157,14 @@ class ChangeFilter:
     requested_by: tuple[str, ...] = ()
     model_name: str | None = None  # a case-insensitive substring
     batch_id: int | None = None
+
+    @classmethod
+    def of(cls, source: object, **given: Any) -> ChangeFilter:
+        """The criteria a query or request body carries (by field name), and `given` ones."""
+        found = {
+            a.name: getattr(source, a.name) for a in attrs.fields(cls) if hasattr(source, a.name)
+        }
+        return cls(**(found | given))
 
     @property
     def is_empty(self) -> bool:
@@ -149,7 +200,7 @@ class AuditEvent:
     event_id: int = 0  # assigned by the store
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AuditEvent:
+    def from_row(cls, row: Row) -> AuditEvent:
         return cls(
             event_id=row["event_id"],
             timestamp=row["timestamp"],

@@ -31,9 +31,9 @@ from .models import (
     Change,
     ChangeFilter,
     Identity,
-    Operation,
-    PayloadFormat,
+    Proposal,
     Status,
+    keep_creation,
 )
 from .publisher import Publisher
 from .store import Store
@@ -288,35 +288,26 @@ class WriteQueue:
 
     # --- propose -------------------------------------------------------------------------------
 
-    async def aenqueue(
-        self,
-        who: Identity,
-        category: Category,
-        operation: Operation,
-        name: str,
-        payload: JsonObject | None,
-        route: str,
-        payload_format: PayloadFormat = "v2",
-    ) -> Change:
+    async def aenqueue(self, who: Identity, proposal: Proposal) -> Change:
         now = self.clock()
         related = None
-        if category is Category.text_generation:
-            related = ["aphrodite/" + name, "koboldcpp/" + model_name_of(name)]
+        if proposal.category is Category.text_generation:
+            related = ["aphrodite/" + proposal.name, "koboldcpp/" + model_name_of(proposal.name)]
         async with self.lock, self.store.transaction():
             change = Change(
                 change_id=await self.store.next_value("change_id"),
-                category=category,
-                model_name=name,
-                operation=operation,
-                payload=payload,
+                category=proposal.category,
+                model_name=proposal.name,
+                operation=proposal.operation,
+                payload=proposal.payload,
                 requested_by=who.user_id,
                 requested_username=who.username,
                 requested_at=now,
                 status="pending",
                 updated_at=now,
-                request_metadata={"route": route},
+                request_metadata={"route": proposal.route},
                 related_models=related,
-                payload_format=payload_format,
+                payload_format=proposal.payload_format,
             )
             await self.store.insert_change(change)
             await self._queue_event(
@@ -325,9 +316,9 @@ class WriteQueue:
                 {
                     "action": "enqueue",
                     "change_id": change.change_id,
-                    "operation": operation,
-                    "category": category.value,
-                    "model": name,
+                    "operation": proposal.operation,
+                    "category": proposal.category.value,
+                    "model": proposal.name,
                 },
             )
         return change
@@ -364,30 +355,27 @@ class WriteQueue:
         async with self.lock, self.store.transaction():
             changes = await self._pending([*approved_ids, *rejected_ids])
             batch_id = await self._open_batch() if approved_ids else None
-            common = {"batch_id": batch_id, "batch_title": title, "updated_at": now}
-            verdicts: dict[Status, list[Change]] = {"approved": [], "rejected": []}
-            for status, ids in (("approved", approved_ids), ("rejected", rejected_ids)):
-                prefix = "approved" if status == "approved" else "rejected"
-                for cid in ids:
-                    change = changes[cid].evolve(
-                        status=status,
-                        **common,
-                        **{f"{prefix}_by": who.user_id, f"{prefix}_username": who.username},
-                        **{f"{prefix}_at": now},
-                        **({"reject_reason": reason} if status == "rejected" else {}),
-                    )
-                    await self.store.update_change(change)
-                    event = {"action": "approve" if status == "approved" else "reject"}
-                    event |= {"change_id": cid, "batch_id": batch_id, "batch_title": title}
-                    if status == "rejected":
-                        event["reason"] = reason
-                    await self._queue_event(who, str(cid), event)
-                    verdicts[status].append(change)
+            batch = (batch_id, title)
+            approved = [changes[cid].reviewed("approved", who, now, batch) for cid in approved_ids]
+            rejected = [
+                changes[cid].reviewed("rejected", who, now, batch, reason) for cid in rejected_ids
+            ]
+            for change in [*approved, *rejected]:
+                await self.store.update_change(change)
+                event: JsonObject = {
+                    "action": "approve" if change.status == "approved" else "reject",
+                    "change_id": change.change_id,
+                    "batch_id": batch_id,
+                    "batch_title": title,
+                }
+                if change.status == "rejected":
+                    event["reason"] = reason
+                await self._queue_event(who, str(change.change_id), event)
         return PendingBatchResult(
             batch_id=batch_id,
             batch_title=title,
-            approved=verdicts["approved"],
-            rejected=verdicts["rejected"],
+            approved=approved,
+            rejected=rejected,
         )
 
     async def apurge(
@@ -489,12 +477,8 @@ class WriteQueue:
             except Exception as exc:  # noqa: BLE001 -- a stored payload that no longer converts
                 raise BadPayload(change.change_id, f"Change {change.change_id}: {exc}") from None
         existing = dataset.categories[category].records.get(change.model_name)
-        metadata = dict(payload.get("metadata") or {})
-        if existing is not None:
-            old = unstructure_record(existing).get("metadata", {})
-            for key in ("created_at", "created_by"):
-                if old.get(key) is not None:
-                    metadata[key] = old[key]
+        payload = keep_creation(payload, None if existing is None else unstructure_record(existing))
+        metadata = payload["metadata"]
         metadata.setdefault("created_at", now)
         metadata["updated_at"] = now
         metadata["updated_by"] = who.username

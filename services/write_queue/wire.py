@@ -88,13 +88,7 @@ class ChangesQuery:
 
     @property
     def filter(self) -> ChangeFilter:
-        return ChangeFilter(
-            statuses=self.statuses,
-            categories=self.categories,
-            requested_by=self.requested_by,
-            model_name=self.model_name,
-            batch_id=self.batch_id,
-        )
+        return ChangeFilter.of(self)
 
 
 @frozen(kw_only=True)
@@ -107,9 +101,7 @@ class MyChangesQuery:
     limit: int = _limit()
 
     def filter(self, user_id: str) -> ChangeFilter:
-        return ChangeFilter(
-            statuses=self.statuses, categories=self.categories, requested_by=(user_id,)
-        )
+        return ChangeFilter.of(self, requested_by=(user_id,))
 
 
 @frozen(kw_only=True)
@@ -216,12 +208,7 @@ class PurgePendingChangesRequest:
 
     @property
     def filter(self) -> ChangeFilter:
-        return ChangeFilter(
-            statuses=self.statuses,
-            categories=self.categories,
-            requested_by=self.requested_by,
-            model_name=_blank_is_none(self.model_name),
-        )
+        return ChangeFilter.of(self, model_name=_blank_is_none(self.model_name))
 
 
 @frozen(kw_only=True)

@@ -11,6 +11,8 @@ METADATA_SCHEMA_VERSION = "1.0.0"
 
 @frozen(kw_only=True)
 class CategoryMetadata:
+    """Change-detection metadata of one category: when and how it last changed."""
+
     category: Category
     last_updated: int | None = None
     last_operation_type: str | None = None

@@ -37,6 +37,8 @@ def _strip_opt(value: str | None) -> str | None:
 
 @frozen(kw_only=True)
 class FinetuneSeries:
+    """The fine-tune family a model belongs to."""
+
     name: str
     version: str | None = None
     author: str | None = None
@@ -46,6 +48,8 @@ class FinetuneSeries:
 
 @frozen(kw_only=True)
 class RecordMetadata:
+    """Bookkeeping of a record: schema version, when and by whom it was made and changed."""
+
     schema_version: str = SCHEMA_VERSION
     created_at: int | None = None
     updated_at: int | None = None
@@ -55,6 +59,8 @@ class RecordMetadata:
 
 @frozen(kw_only=True)
 class DownloadRecord:
+    """One file of a model."""
+
     file_name: str
     file_url: str
     sha256sum: str = "FIXME"
@@ -66,12 +72,16 @@ class DownloadRecord:
 
 @frozen(kw_only=True)
 class DownloadConfig:
+    """The files of a model."""
+
     download: list[DownloadRecord] = Factory(list)
     embedded_component_hashes: dict[str, str] | None = None
 
 
 @frozen(kw_only=True)
 class ModelClassification:
+    """Domain and purpose; fixed per category."""
+
     domain: Domain
     purpose: Purpose
 

@@ -7,69 +7,95 @@ import json
 from aiohttp import web
 
 from horde_model_records import ALL_CATEGORIES, V2_LISTED_CATEGORIES
+from shared.http import ApiRoutes
+from shared.openapi import JsonDict, docs
+from shared.wire import unstructure
 
 from ..keys import read_config_key, snapshot_holder_key
+from ..wire import Message, ReplicateMode
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
 
-_WELCOME = {
-    "message": "AI-Horde model reference. Interactive API documentation: /api/docs "
+_WELCOME = Message(
+    message="AI-Horde model reference. Interactive API documentation: /api/docs "
     "(OpenAPI document: /api/openapi.json)."
-}
-_V1_INFO = {
-    "message": "v1 serves the legacy, GitHub-compatible format: one JSON object per category, "
+)
+_V1_INFO = Message(
+    message="v1 serves the legacy, GitHub-compatible format: one JSON object per category, "
     "keyed by model name, in the order of the original repositories."
-}
-_V2_INFO = {
-    "message": "v2 serves the normalised record format: every record carries record_type, "
+)
+_V2_INFO = Message(
+    message="v2 serves the normalised record format: every record carries record_type, "
     "metadata, config.download and model_classification. Search, single-model reads and "
     "change-detection metadata are available."
-}
+)
 
 
 def _json(request: web.Request, value: object) -> web.Response:
     """A small constant answer; it still names the live snapshot, as every read does."""
-    response = web.Response(text=json.dumps(value), content_type="application/json")
+    response = web.Response(text=json.dumps(unstructure(value)), content_type="application/json")
     model = request.config_dict[snapshot_holder_key].current
     if model is not None:
         response.headers["X-Snapshot-Id"] = str(model.snapshot_id)
     return response
 
 
+def _list(description: str, names: list[str]) -> JsonDict:
+    return {"type": "array", "items": {"type": "string", "enum": names}, "description": description}
+
+
 @routes.get("/api")
 @routes.get("/api/")
+@docs("Welcome message pointing at the documentation", tags=("capabilities",), answer=Message)
 async def get_welcome(request: web.Request) -> web.Response:
     return _json(request, _WELCOME)
 
 
 @routes.get("/api/replicate_mode")
+@docs(
+    "Replication mode and canonical format of this deployment",
+    tags=("capabilities",),
+    answer=ReplicateMode,
+)
 async def get_replicate_mode(request: web.Request) -> web.Response:
     config = request.config_dict[read_config_key]
     return _json(
         request,
-        {
-            "replicate_mode": config.mode,
-            "canonical_format": config.canonical_format,
-            "writable": config.mode == "PRIMARY",
-        },
+        ReplicateMode(
+            replicate_mode="REPLICA" if config.mode == "REPLICA" else "PRIMARY",
+            canonical_format="legacy" if config.canonical_format == "legacy" else "v2",
+            writable=config.mode == "PRIMARY",
+        ),
     )
 
 
-@routes.get("/api/model_references/v1/info")
+@routes.api("GET", "/info", versions=("v1",))
+@docs("What v1 serves", tags=("v1",), answer=Message)
 async def get_v1_info(request: web.Request) -> web.Response:
     return _json(request, _V1_INFO)
 
 
-@routes.get("/api/model_references/v2/info")
+@routes.api("GET", "/info")
+@docs("What v2 serves", tags=("v2",), answer=Message)
 async def get_v2_info(request: web.Request) -> web.Response:
     return _json(request, _V2_INFO)
 
 
-@routes.get("/api/model_references/v1/model_categories")
+@routes.api("GET", "/model_categories", versions=("v1",))
+@docs(
+    "All 15 categories, in enumeration order",
+    tags=("v1",),
+    answer=_list("The categories.", [c.value for c in ALL_CATEGORIES]),
+)
 async def list_v1_categories(request: web.Request) -> web.Response:
     return _json(request, [c.value for c in ALL_CATEGORIES])
 
 
-@routes.get("/api/model_references/v2/model_categories")
+@routes.api("GET", "/model_categories")
+@docs(
+    "The 13 v2 categories (all but lora and ti)",
+    tags=("v2",),
+    answer=_list("The categories.", [c.value for c in V2_LISTED_CATEGORIES]),
+)
 async def list_v2_categories(request: web.Request) -> web.Response:
     return _json(request, [c.value for c in V2_LISTED_CATEGORIES])

@@ -5,15 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from shared.errors import Unavailable
+from shared.http import API_ROOT, ApiRoutes
+from shared.openapi import ref
 
 from ..categories import v2_category
 from ..keys import read_config_key
+from ..openapi import CATEGORY, cached_docs
 from ..responses import read_model, respond
+from ..wire import CategoryLastUpdated, LastUpdated
 
-routes = web.RouteTableDef()
-
-_V2 = "/api/model_references/v2/metadata"
-_V1 = "/api/model_references/v1/metadata"
+routes = ApiRoutes()
 
 
 def _guard(request: web.Request, version: str, last_updated: bool = False) -> None:
@@ -35,11 +36,27 @@ def _guard(request: web.Request, version: str, last_updated: bool = False) -> No
 
 
 def _version(request: web.Request) -> str:
-    return "v1" if request.path.startswith(_V1) else "v2"
+    return "v1" if request.path.startswith(f"{API_ROOT}/v1/") else "v2"
 
 
-@routes.get(_V2 + "/last_updated")
-@routes.get(_V1 + "/last_updated")
+_BOTH = ("v2", "v1")
+_VERSIONS = "Under /v2/metadata for v2 records, under /v1/metadata for the legacy view."
+_UNAVAILABLE = "Metadata is unavailable: REPLICA mode (or no snapshot yet)."
+_NOT_A_CATEGORY = "Not a category."
+
+
+@routes.api("GET", "/metadata/last_updated", versions=_BOTH)
+@cached_docs(
+    "When any category last changed",
+    LastUpdated,
+    "The latest change.",
+    description=f"{_VERSIONS} Only for the canonical format's version.",
+    tags=("metadata",),
+    errors={
+        503: "Metadata is unavailable: REPLICA mode, or the path's version is not the canonical "
+        "format (or no snapshot yet)."
+    },
+)
 async def get_last_updated(request: web.Request) -> web.Response:
     version = _version(request)
     model = read_model(request)
@@ -49,8 +66,19 @@ async def get_last_updated(request: web.Request) -> web.Response:
     )
 
 
-@routes.get(_V2 + "/metadata")
-@routes.get(_V1 + "/metadata")
+@routes.api("GET", "/metadata/metadata", versions=_BOTH)
+@cached_docs(
+    "Change-detection metadata of every category",
+    {
+        "type": "object",
+        "description": "Category → its metadata, for all 15 categories.",
+        "additionalProperties": ref("CategoryMetadata"),
+    },
+    "All metadata.",
+    description=_VERSIONS,
+    tags=("metadata",),
+    errors={503: _UNAVAILABLE},
+)
 async def list_metadata(request: web.Request) -> web.Response:
     version = _version(request)
     model = read_model(request)
@@ -60,8 +88,16 @@ async def list_metadata(request: web.Request) -> web.Response:
     )
 
 
-@routes.get(_V2 + "/{category}")
-@routes.get(_V1 + "/{category}")
+@routes.api("GET", "/metadata/{category}", versions=_BOTH)
+@cached_docs(
+    "Change-detection metadata of one category",
+    ref("CategoryMetadata"),
+    "The metadata.",
+    description=_VERSIONS,
+    tags=("metadata",),
+    path={"category": CATEGORY},
+    errors={422: _NOT_A_CATEGORY, 503: _UNAVAILABLE},
+)
 async def get_category_metadata(request: web.Request) -> web.Response:
     model = read_model(request)
     version = _version(request)
@@ -70,8 +106,16 @@ async def get_category_metadata(request: web.Request) -> web.Response:
     return respond(request, model, model.categories[category].metadata_bodies[version])
 
 
-@routes.get(_V2 + "/{category}/last_updated")
-@routes.get(_V1 + "/{category}/last_updated")
+@routes.api("GET", "/metadata/{category}/last_updated", versions=_BOTH)
+@cached_docs(
+    "When one category last changed",
+    CategoryLastUpdated,
+    "The category's last change.",
+    description=_VERSIONS,
+    tags=("metadata",),
+    path={"category": CATEGORY},
+    errors={422: _NOT_A_CATEGORY, 503: _UNAVAILABLE},
+)
 async def get_category_last_updated(request: web.Request) -> web.Response:
     model = read_model(request)
     version = _version(request)

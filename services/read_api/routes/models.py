@@ -5,41 +5,51 @@ from __future__ import annotations
 from aiohttp import web
 
 from horde_model_records import Category
-from shared.errors import InvalidInput, NotFound, validation_item
-from shared.query import BOOL_FALSE, BOOL_TRUE
+from shared.errors import NotFound
+from shared.http import ApiRoutes
+from shared.openapi import any_category_schema, any_record_schema
+from shared.wire import read_query
 
 from ..categories import v1_category, v2_category
+from ..openapi import CATEGORY, LEGACY_CATEGORY, MODEL_NAME, V1_CATEGORY, cached_docs
 from ..responses import read_model, respond
+from ..wire import TextGenerationQuery
 
-routes = web.RouteTableDef()
-
-_V1 = "/api/model_references/v1"
-_V2 = "/api/model_references/v2"
+routes = ApiRoutes()
 
 
-@routes.get(_V1 + "/text_generation")
+@routes.api("GET", "/text_generation", versions=("v1",))
+@cached_docs(
+    "The text_generation category in the legacy db.json shape",
+    LEGACY_CATEGORY,
+    "The legacy text models.",
+    description="Three entries per model (plain and the two backend variants).",
+    tags=("v1",),
+    query=TextGenerationQuery,
+    errors={404: "No text models.", 422: "include_group is not a boolean."},
+)
 async def get_v1_text_generation(request: web.Request) -> web.Response:
     """The db.json view; `include_group` is accepted (group summaries are not computed yet)."""
     model = read_model(request)
-    raw = request.query.get("include_group")
-    if raw is not None and raw.lower() not in BOOL_TRUE | BOOL_FALSE:
-        raise InvalidInput(
-            [
-                validation_item(
-                    "bool_parsing",
-                    ["query", "include_group"],
-                    "Input should be a valid boolean, unable to interpret input",
-                    raw[:256],
-                )
-            ]
-        )
+    read_query(request, TextGenerationQuery)
     body = model.categories[Category.text_generation].v1
     if body is None or body.data == b"{}":
         raise NotFound("Text generation models not found or empty")
     return respond(request, model, body)
 
 
-@routes.get(_V1 + "/{category}")
+@routes.api("GET", "/{category}", versions=("v1",))
+@cached_docs(
+    "A category in the legacy format",
+    LEGACY_CATEGORY,
+    "The legacy category; `{}` for lora and ti.",
+    tags=("v1",),
+    path={"category": V1_CATEGORY},
+    errors={
+        404: "The category has no legacy view, or it is empty.",
+        422: "Not a category (string detail).",
+    },
+)
 async def get_v1_category(request: web.Request) -> web.Response:
     model = read_model(request)
     category = v1_category(request.match_info["category"])
@@ -51,7 +61,17 @@ async def get_v1_category(request: web.Request) -> web.Response:
     return respond(request, model, body)
 
 
-@routes.get(_V2 + "/{category}/model/{model_name:.+}")
+@routes.api("GET", "/{category}/model/{model_name:.+}")
+@cached_docs(
+    "One v2 record",
+    any_record_schema(),
+    "The record.",
+    description="The record's schema is the one of the category in the path "
+    "(`record_type` tells which).",
+    tags=("v2",),
+    path={"category": CATEGORY, "model_name": MODEL_NAME},
+    errors={404: "No such model in the category.", 422: "Not a category."},
+)
 async def get_model(request: web.Request) -> web.Response:
     model = read_model(request)
     category = v2_category(request.match_info["category"])
@@ -62,7 +82,16 @@ async def get_model(request: web.Request) -> web.Response:
     return respond(request, model, body)
 
 
-@routes.get(_V2 + "/{category}")
+@routes.api("GET", "/{category}")
+@cached_docs(
+    "A whole v2 category: model name → record",
+    any_category_schema(),
+    "The category.",
+    description="Records as stored, in dataset order; `{}` for empty categories.",
+    tags=("v2",),
+    path={"category": CATEGORY},
+    errors={422: "Not a category."},
+)
 async def get_v2_category(request: web.Request) -> web.Response:
     model = read_model(request)
     category = v2_category(request.match_info["category"])

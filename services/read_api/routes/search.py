@@ -4,23 +4,59 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from shared.http import ApiRoutes
+from shared.openapi import docs
+from shared.wire import read_query
+
 from .. import search
 from ..categories import search_category
+from ..openapi import CATEGORY, NO_SNAPSHOT, SNAPSHOT_HEADER
 from ..responses import read_model, respond_json
+from ..wire import SearchAllQuery, SearchQuery, SearchResponse
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+
+_ERRORS = {
+    400: "A filter the record type lacks, or a bad sort_by, backend or source.",
+    422: "A bad parameter value, or (per category) an unknown category.",
+    503: NO_SNAPSHOT,
+}
 
 
-@routes.get("/api/model_references/v2/search")
+@routes.api("GET", "/search")
+@docs(
+    "Search every category but lora and ti",
+    description="Filters AND together, then names are de-duplicated across categories (first "
+    "wins), sorted (stable) and paged. Filters never fail on a record type.",
+    tags=("search",),
+    query=SearchAllQuery,
+    answer=SearchResponse,
+    answer_description="One page of matches.",
+    answer_headers=SNAPSHOT_HEADER,
+    errors=_ERRORS,
+)
 async def search_models(request: web.Request) -> web.Response:
     model = read_model(request)
-    query = search.parse_query(request.query, all_categories=True)
+    query = read_query(request, SearchAllQuery)
     return respond_json(model, search.search_all(model, query))
 
 
-@routes.get("/api/model_references/v2/{category}/search")
+@routes.api("GET", "/{category}/search")
+@docs(
+    "Search one category",
+    description="Filters AND together, then names are de-duplicated, sorted (stable) and paged. "
+    "A filter on a field the category's record type lacks is a 400. Results are records of the "
+    "category in the path.",
+    tags=("search",),
+    path={"category": CATEGORY},
+    query=SearchQuery,
+    answer=SearchResponse,
+    answer_description="One page of matches.",
+    answer_headers=SNAPSHOT_HEADER,
+    errors=_ERRORS,
+)
 async def search_category_models(request: web.Request) -> web.Response:
     model = read_model(request)
     category = search_category(request.match_info["category"])
-    query = search.parse_query(request.query)
+    query = read_query(request, SearchQuery)
     return respond_json(model, search.search_category(model, category, query))

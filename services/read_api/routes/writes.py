@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from shared.errors import Unavailable
+from shared.openapi import docs
 
 from ..keys import read_config_key
 
@@ -17,6 +18,11 @@ _REPLICA = (
 _NO_QUEUE = "Pending queue is disabled or unsupported on this deployment."
 
 
+@docs(
+    "Rejected: this deployment has no write service",
+    tags=("writes",),
+    errors={503: "REPLICA mode, or no write queue on this deployment."},
+)
 async def reject_write(request: web.Request) -> web.Response:
     if request.config_dict[read_config_key].mode == "REPLICA":
         raise Unavailable(_REPLICA)

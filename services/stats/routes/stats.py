@@ -15,20 +15,35 @@ from shared.errors import (
     NotFound,
     Unavailable,
 )
-from shared.query import QueryParser, category_or_unknown, category_param
+from shared.openapi import docs
+from shared.query import category_or_unknown, category_param
+from shared.wire import read_query, respond
 
 from ..deletion_risk import PRESETS, deletion_risk_models, summarise
 from ..keys import poller_key, result_cache_key, stats_config_key, stats_snapshot_key
 from ..merge import HordeIndex
 from ..model import StatsModel
 from ..statistics import category_statistics
+from ..wire import (
+    CategoryDeletionRiskResponse,
+    CategoryStatistics,
+    DeletionRiskQuery,
+    Heartbeat,
+    HordeHealth,
+    PopularModel,
+    PopularQuery,
+    StatisticsQuery,
+)
 
 routes = web.RouteTableDef()
 
 Json = dict[str, Any]
 
 HORDE_CATEGORIES = (Category.image_generation, Category.text_generation)
-SORTS = ("worker_count", "usage_day", "usage_month", "usage_total")
+_TAGS = ("stats",)
+_CATEGORY = {"schema": {"type": "string", "enum": [c.value for c in Category]}}
+_NO_SNAPSHOT = "No snapshot published yet."
+_BAD_INPUT = "Unknown category or bad parameter."
 
 
 def _json(body: Any) -> web.Response:
@@ -70,38 +85,46 @@ def _horde_ready(request: web.Request, category: Category) -> None:
 
 
 @routes.get("/api/heartbeat")
+@docs(
+    "Service status and AI-Horde health",
+    tags=_TAGS,
+    answer=Heartbeat,
+    answer_description="Always ok; AI-Horde health inside.",
+)
 async def get_heartbeat(request: web.Request) -> web.Response:
     poller = request.config_dict[poller_key]
     breaker = poller.breaker
     last = poller.data.last_success
     model = request.config_dict[stats_snapshot_key].current
-    return web.json_response(
-        {
-            "status": "ok",
-            "ai_horde": {
-                "polling": request.config_dict[stats_config_key].polling_enabled,
-                "degraded": breaker.degraded,
-                "consecutive_failures": breaker.consecutive_failures,
-                "seconds_until_retry": breaker.seconds_until_retry(),
-                "last_successful_poll": None if last is None else int(last),
-                "last_successful_poll_age_seconds": None
-                if last is None
-                else round(time.time() - last, 1),
-            },
-            "snapshot_id": None if model is None else model.snapshot_id,
-        },
-        headers={"Cache-Control": "no-cache"},
+    heartbeat = Heartbeat(
+        status="ok",
+        ai_horde=HordeHealth(
+            polling=request.config_dict[stats_config_key].polling_enabled,
+            degraded=breaker.degraded,
+            consecutive_failures=breaker.consecutive_failures,
+            seconds_until_retry=breaker.seconds_until_retry(),
+            last_successful_poll=None if last is None else int(last),
+            last_successful_poll_age_seconds=None if last is None else round(time.time() - last, 1),
+        ),
+        snapshot_id=None if model is None else model.snapshot_id,
     )
+    return respond(heartbeat, cache="no-cache")
 
 
 @routes.get("/api/model_references/v2/{category}/popular")
+@docs(
+    "Models of a category ranked by workers or usage",
+    tags=_TAGS,
+    path={"category": _CATEGORY},
+    query=PopularQuery,
+    answer=list[PopularModel],
+    answer_description="Ranked models; [] for categories without AI-Horde data.",
+    errors={422: _BAD_INPUT, 503: _NO_SNAPSHOT},
+)
 async def list_popular(request: web.Request) -> web.Response:
     category = category_or_unknown(request.match_info["category"])
-    p = QueryParser(request.query)
-    limit = p.integer("limit", 10, ge=1, le=100)
-    sort_by = (p.choices("sort_by", SORTS) or ("worker_count",))[-1]
-    include_workers = bool(p.boolean("include_workers"))
-    p.check()
+    query = read_query(request, PopularQuery)
+    limit, sort_by, include_workers = query.limit, query.sort_by, query.include_workers
     model = _model(request)
     if category not in HORDE_CATEGORIES:
         return _json([])
@@ -137,19 +160,20 @@ async def list_popular(request: web.Request) -> web.Response:
     return _bytes(_cached(request, model, key, encoded))
 
 
-def _paging(p: QueryParser, request: web.Request) -> tuple[int | None, int]:
-    limit = p.integer("limit", 0, ge=1) if "limit" in request.query else None
-    offset = p.integer("offset", 0, ge=0)
-    return limit, offset
-
-
 @routes.get("/api/model_references/statistics/{category}")
+@docs(
+    "Counts and distributions of a category's models",
+    tags=_TAGS,
+    path={"category": _CATEGORY},
+    query=StatisticsQuery,
+    answer=CategoryStatistics,
+    answer_description="The category's statistics.",
+    errors={404: "The category has no models.", 422: _BAD_INPUT, 503: _NO_SNAPSHOT},
+)
 async def get_statistics(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
-    p = QueryParser(request.query)
-    grouped = bool(p.boolean("group_text_models"))
-    limit, offset = _paging(p, request)
-    p.check()
+    query = read_query(request, StatisticsQuery)
+    grouped, limit, offset = query.group_text_models, query.limit, query.offset
     model = _model(request)
     records = model.records[category]
     if not records:
@@ -167,13 +191,25 @@ async def get_statistics(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/model_references/statistics/{category}/deletion-risk")
+@docs(
+    "Which models are unused, unserved or hard to download",
+    tags=_TAGS,
+    path={"category": _CATEGORY},
+    query=DeletionRiskQuery,
+    answer=CategoryDeletionRiskResponse,
+    answer_description="Risk entries, most used first.",
+    errors={
+        400: "Unsupported category or unknown preset.",
+        422: _BAD_INPUT,
+        502: "AI-Horde has never answered.",
+        503: _NO_SNAPSHOT,
+    },
+)
 async def get_deletion_risk(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
-    p = QueryParser(request.query)
-    preset = p.text("preset")
-    grouped = bool(p.boolean("group_text_models"))
-    limit, offset = _paging(p, request)
-    p.check()
+    query = read_query(request, DeletionRiskQuery)
+    preset, grouped = query.preset, query.group_text_models
+    limit, offset = query.limit, query.offset
     if category not in HORDE_CATEGORIES:
         raise BadRequest(
             "Deletion risk analysis is only supported for image_generation and text_generation categories"

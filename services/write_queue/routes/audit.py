@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from shared.errors import NotFound
-from shared.http import ApiRoutes
+from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.wire import path_id, read_query, respond
 
@@ -35,83 +37,80 @@ _ERRORS = {
 }
 
 
-def _audit_docs(summary: str, answer: type, **fields: object) -> object:
+def _docs(answer: type, **fields: Any) -> Callable[[Handler], Handler]:
+    """The operation of an audit view: reader role, no-store answers (summary: the docstring)."""
+    errors = {**_ERRORS, **fields.pop("errors", {})}
     return docs(
-        summary,
         tags=("audit",),
         security=SECURITY,
         answer=answer,
         answer_headers=NO_STORE,
-        **fields,  # type: ignore[arg-type] -- docs() checks its own keywords
+        errors=errors,
+        **fields,
     )
 
 
 async def _replay(request: web.Request, override: Domain | None) -> tuple[Domain, AuditReplay]:
     await aidentify(request, None)
     queue = require_queue(request)
-    domain = override or request.config_dict[write_config_key].canonical_format
+    canonical = request.config_dict[write_config_key].canonical_format
+    domain: Domain = override or ("legacy" if canonical == "legacy" else "v2")
     return domain, await queue.areplay(domain)
 
 
 @routes.api("GET", AUDIT + "/current", versions=BOTH)
-@_audit_docs(
-    "Changes still pending, from the audit log", AuditCurrent, query=AuditQuery, errors=_ERRORS
-)
+@_docs(AuditCurrent, query=AuditQuery)
 async def get_current(request: web.Request) -> web.StreamResponse:
+    """Changes still pending, from the audit log"""
     query = read_query(request, AuditQuery)
     domain, replay = await _replay(request, query.domain_override)
     pending = replay.current()
-    return respond(
-        AuditCurrent(
-            domain=domain,
-            pending_changes=pending,
-            total_pending=len(pending),
-            generated_at=int(time.time()),
-        )
+    now = int(time.time())
+    current = AuditCurrent(
+        domain=domain, pending_changes=pending, total_pending=len(pending), generated_at=now
     )
+    return respond(current)
 
 
 @routes.api("GET", AUDIT + "/batches", versions=BOTH)
-@_audit_docs("Batches, newest first", AuditBatchPage, query=BatchesQuery, errors=_ERRORS)
+@_docs(AuditBatchPage, query=BatchesQuery)
 async def list_batches(request: web.Request) -> web.StreamResponse:
+    """Batches, newest first"""
     query = read_query(request, BatchesQuery)
     domain, replay = await _replay(request, query.domain_override)
     batches, next_cursor = replay.batch_page(query.cursor, query.limit)
     return respond(AuditBatchPage(domain=domain, batches=batches, next_cursor=next_cursor))
 
 
-_BATCH_ERRORS = {**_ERRORS, 404: "No such batch."}
+async def _batch_view(
+    request: web.Request, view: Callable[[AuditReplay, int, Domain], object | None]
+) -> web.StreamResponse:
+    """One view of the batch in the path; 404 when the log knows no such batch."""
+    batch_id = path_id(request, "batch_id")
+    domain, replay = await _replay(request, read_query(request, AuditQuery).domain_override)
+    found = view(replay, batch_id, domain)
+    if found is None:
+        raise NotFound("Batch not found")
+    return respond(found)
+
+
+_ONE_BATCH = {
+    "query": AuditQuery,
+    "path": {"batch_id": BATCH_ID},
+    "errors": {404: "No such batch."},
+}
 
 
 @routes.api("GET", AUDIT + "/batches/{batch_id}", versions=BOTH)
-@_audit_docs(
-    "A batch and its changes",
-    AuditBatchDetail,
-    query=AuditQuery,
-    path={"batch_id": BATCH_ID},
-    errors=_BATCH_ERRORS,
-)
+@_docs(AuditBatchDetail, **_ONE_BATCH)
 async def get_batch(request: web.Request) -> web.StreamResponse:
-    batch_id = path_id(request, "batch_id")
-    domain, replay = await _replay(request, read_query(request, AuditQuery).domain_override)
-    detail = replay.batch_detail(batch_id, domain)
-    if detail is None:
-        raise NotFound("Batch not found")
-    return respond(detail)
+    """A batch and its changes"""
+    return await _batch_view(request, AuditReplay.batch_detail)
 
 
 @routes.api("GET", AUDIT + "/batches/{batch_id}/net_changes", versions=BOTH)
-@_audit_docs(
-    "What a batch did to each model",
-    BatchNetChange,
-    query=AuditQuery,
-    path={"batch_id": BATCH_ID},
-    errors=_BATCH_ERRORS,
-)
+@_docs(BatchNetChange, **_ONE_BATCH)
 async def get_batch_net_changes(request: web.Request) -> web.StreamResponse:
-    batch_id = path_id(request, "batch_id")
-    domain, replay = await _replay(request, read_query(request, AuditQuery).domain_override)
-    net = replay.net_changes(batch_id, domain, int(time.time()))
-    if net is None:
-        raise NotFound("Batch not found")
-    return respond(net)
+    """What a batch did to each model"""
+    now = int(time.time())
+    return await _batch_view(request, lambda replay, b, d: replay.net_changes(b, d, now))

@@ -3,16 +3,28 @@ approve or reject in batches, purge, apply."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from shared.errors import NotFound
-from shared.http import ApiRoutes, status_of
+from shared.http import ApiRoutes, Handler, status_of
 from shared.openapi import docs
 from shared.wire import path_id, read_body, read_query, respond
 
 from ..guards import REPLICA_QUEUE, aidentify, require_primary, require_queue
 from ..models import Change, Identity
-from ..openapi import BATCH_ID, CHANGE_ID, NO_QUEUE, NO_STORE, REPLICA, SECURITY, authenticated
+from ..openapi import (
+    BATCH_ID,
+    CHANGE_ID,
+    NO_QUEUE,
+    NO_STORE,
+    REPLICA,
+    SECURITY,
+    authenticated,
+    unavailable,
+)
 from ..queue import ApplyOutcome, WriteQueue
 from ..wire import (
     ApplyPendingChangeRequest,
@@ -52,35 +64,33 @@ async def _guarded(
     return who, require_queue(request)
 
 
+def _docs(role: str | None, *, primary: bool = True, **fields: Any) -> Callable[[Handler], Handler]:
+    """The operation of a queue route: the `apikey` scheme, no-store answers, auth errors."""
+    reasons = (REPLICA, NO_QUEUE) if primary else (NO_QUEUE,)
+    errors = {**authenticated(role, *reasons), **fields.pop("errors", {})}
+    return docs(tags=TAGS, security=SECURITY, answer_headers=NO_STORE, errors=errors, **fields)
+
+
+_BAD_QUERY = {422: "A bad parameter value."}
+_ONE_CHANGE = {404: _NOT_FOUND, 422: "A bad change id."}
+
+
 @routes.api("GET", QUEUE + "/changes", versions=BOTH)
-@docs(
-    "Changes in the queue, any status",
-    description="Filters AND together; list filters match any of their values.",
-    tags=TAGS,
-    security=SECURITY,
-    query=ChangesQuery,
-    answer=PendingQueuePage,
-    answer_headers=NO_STORE,
-    errors={**authenticated(None, REPLICA, NO_QUEUE), 422: "A bad parameter value."},
-)
+@_docs(None, query=ChangesQuery, answer=PendingQueuePage, errors=_BAD_QUERY)
 async def list_changes(request: web.Request) -> web.StreamResponse:
+    """Changes in the queue, any status
+
+    Filters AND together; list filters match any of their values.
+    """
     _, queue = await _guarded(request, None, primary=True)
     query = read_query(request, ChangesQuery)
-    changes = await queue.alist(query.filter)
-    return respond(PendingQueuePage.of(changes, query.offset, query.limit))
+    return respond(PendingQueuePage.of(await queue.alist(query.filter), query.offset, query.limit))
 
 
 @routes.api("GET", QUEUE + "/my_changes", versions=BOTH)
-@docs(
-    "The caller's own changes",
-    tags=TAGS,
-    security=SECURITY,
-    query=MyChangesQuery,
-    answer=PendingQueuePage,
-    answer_headers=NO_STORE,
-    errors={**authenticated("requestor", REPLICA, NO_QUEUE), 422: "A bad parameter value."},
-)
+@_docs("requestor", query=MyChangesQuery, answer=PendingQueuePage, errors=_BAD_QUERY)
 async def list_my_changes(request: web.Request) -> web.StreamResponse:
+    """The caller's own changes"""
     who, queue = await _guarded(request, "requestor", primary=True)
     query = read_query(request, MyChangesQuery)
     changes = await queue.alist(query.filter(who.user_id))
@@ -88,92 +98,66 @@ async def list_my_changes(request: web.Request) -> web.StreamResponse:
 
 
 @routes.api("GET", QUEUE + "/changes/{change_id}", versions=BOTH)
-@docs(
-    "One change",
-    tags=TAGS,
-    security=SECURITY,
-    path={"change_id": CHANGE_ID},
-    answer=Change,
-    answer_description="The change, null fields included.",
-    answer_headers=NO_STORE,
-    errors={**authenticated(None, NO_QUEUE), 404: _NOT_FOUND, 422: "A bad change id."},
-)
+@_docs(None, primary=False, path={"change_id": CHANGE_ID}, answer=Change, errors=_ONE_CHANGE)
 async def get_change(request: web.Request) -> web.StreamResponse:
+    """One change, null fields included"""
     _, queue = await _guarded(request, None, primary=False)
     return respond(await queue.aget(path_id(request, "change_id")))
 
 
 @routes.api("GET", QUEUE + "/changes/{change_id}/diff", versions=BOTH)
-@docs(
-    "What one change would do to the live record",
-    tags=TAGS,
-    security=SECURITY,
-    path={"change_id": CHANGE_ID},
-    answer=PendingChangeDiff,
-    answer_headers=NO_STORE,
-    errors={**authenticated(None, NO_QUEUE), 404: _NOT_FOUND, 422: "A bad change id."},
+@_docs(
+    None, primary=False, path={"change_id": CHANGE_ID}, answer=PendingChangeDiff, errors=_ONE_CHANGE
 )
 async def get_change_diff(request: web.Request) -> web.StreamResponse:
+    """What one change would do to the live record"""
     _, queue = await _guarded(request, None, primary=False)
-    diffs = await queue.adiffs([path_id(request, "change_id")])
-    if not diffs.diffs:
+    found = await queue.adiffs([path_id(request, "change_id")])
+    if not found.diffs:
         raise NotFound("Change not found")
-    return respond(diffs.diffs[0])
+    return respond(found.diffs[0])
 
 
 @routes.api("GET", QUEUE + "/diffs", versions=BOTH)
-@docs(
-    "The diffs of several changes",
-    tags=TAGS,
-    security=SECURITY,
-    query=DiffsQuery,
-    answer=PendingChangeDiffPage,
-    answer_description="The diffs; unknown ids in errors.",
-    answer_headers=NO_STORE,
-    errors={**authenticated(None, NO_QUEUE), 422: "No ids, more than 100, or a bad one."},
-)
+@_docs(None, primary=False, query=DiffsQuery, answer=PendingChangeDiffPage, errors=_BAD_QUERY)
 async def list_diffs(request: web.Request) -> web.StreamResponse:
+    """The diffs of several changes; unknown ids are listed in errors"""
     _, queue = await _guarded(request, None, primary=False)
     return respond(await queue.adiffs(read_query(request, DiffsQuery).change_ids))
 
 
+_REVIEW_ERRORS = {
+    400: "A change does not exist or is not pending; nothing changed.",
+    422: "Blank title, no ids, an id in both lists, or rejecting without a reason.",
+}
+
+
 @routes.api("POST", QUEUE + "/batches", versions=BOTH)
-@docs(
-    "Approve and reject pending changes",
-    description="Approved changes join the open batch (one at a time: every approved, unapplied "
-    "change shares it); rejected ones get the same batch id. All or nothing.",
-    tags=TAGS,
-    security=SECURITY,
-    body=PendingBatchRequest,
-    answer=PendingBatchResult,
-    answer_headers=NO_STORE,
-    errors={
-        **authenticated("approver", REPLICA, NO_QUEUE),
-        400: "A change does not exist or is not pending; nothing changed.",
-        422: "Blank title, no ids, an id in both lists, or rejecting without a reason.",
-    },
-)
+@_docs("approver", body=PendingBatchRequest, answer=PendingBatchResult, errors=_REVIEW_ERRORS)
 async def review_batch(request: web.Request) -> web.StreamResponse:
+    """Approve and reject pending changes
+
+    Approved changes join the open batch (one at a time: every approved, unapplied change
+    shares it); rejected ones get the same batch id. All or nothing.
+    """
     who, queue = await _guarded(request, "approver", primary=True)
     review = await read_body(request, PendingBatchRequest)
     result = await queue.abatch(who, review.title, review.approved, review.rejected, review.reason)
     return respond(result)
 
 
+_PURGE_ERRORS = {422: "No filter and not purge_all, or an unknown status or category."}
+
+
 @routes.api("POST", QUEUE + "/purge", versions=BOTH)
-@docs(
-    "Delete changes from the queue, history included",
-    tags=TAGS,
-    security=SECURITY,
+@_docs(
+    "approver",
     body=PurgePendingChangesRequest,
     answer=PurgePendingChangesResponse,
-    answer_headers=NO_STORE,
-    errors={
-        **authenticated("approver", REPLICA, NO_QUEUE),
-        422: "No filter and not purge_all, or an unknown status or category.",
-    },
+    errors=_PURGE_ERRORS,
 )
 async def purge_changes(request: web.Request) -> web.StreamResponse:
+    """Delete changes from the queue, history included"""
     who, queue = await _guarded(request, "approver", primary=True)
     purge = await read_body(request, PurgePendingChangesRequest)
     return respond(await queue.apurge(who, purge.filter, purge.dry_run))
@@ -190,41 +174,52 @@ def _outcome(outcome: ApplyOutcome) -> web.StreamResponse:
         applied=outcome.applied,
         failed_change_id=None if failure is None else failure.change_id,
         failed_error=None if failure is None else str(failure.detail),
-        failed_error_type=None if failure is None else failure.error_type,  # type: ignore[arg-type] -- one of the four kinds
+        failed_error_type=None if failure is None else failure.error_type,  # type: ignore[arg-type]  # -- one of the four kinds
         **split_fields(outcome.split),
     )
     return respond(compact(answer), status=200 if failure is None else status_of(failure))
 
 
-_APPLY_FAILURES = {
-    400: "A change is not approved, is reserved by another job or has no payload (outcome), "
-    "or the changes are not all in one batch (detail).",
-    404: "A change does not exist (outcome or detail).",
-    503: "The dataset could not take a change (outcome); or (detail) AI-Horde could not tell "
-    "whose key it is, the deployment is a REPLICA, or the queue is disabled.",
+_APPLY_ONE_ERRORS = {
+    400: "The change is not approved, is reserved by another job, or has no payload.",
+    404: _NOT_FOUND,
+    422: "A bad id, body or job_id.",
+    503: unavailable(REPLICA, NO_QUEUE, "the dataset could not take the change"),
+}
+#: a multi-apply answers its outcome with the failure's status, or an error envelope
+_APPLY_MANY_ERRORS: dict[int, str | tuple[str, type]] = {
+    400: (
+        "A change is not approved, is reserved by another job or has no payload (outcome), or "
+        "the changes are not all in one batch (detail).",
+        ApplyPendingChangesResponse,
+    ),
+    404: (
+        "A change does not exist or vanished (outcome); no such batch or no approved change "
+        "in it (detail).",
+        ApplyPendingChangesResponse,
+    ),
+    503: (
+        "The dataset could not take a change (outcome); or (detail) AI-Horde could not tell "
+        "whose key it is, the deployment is a REPLICA, or the queue is disabled.",
+        ApplyPendingChangesResponse,
+    ),
 }
 
 
 @routes.api("POST", QUEUE + "/changes/{change_id}/apply", versions=BOTH)
-@docs(
-    "Apply one approved change",
-    description="Writes the change to the dataset and publishes a new snapshot, which the reads "
-    "serve within a second. Approved changes left in its batch move to a new batch.",
-    tags=TAGS,
-    security=SECURITY,
+@_docs(
+    "approver",
     path={"change_id": CHANGE_ID},
     body=ApplyPendingChangeRequest,
     answer=ApplySingleChangeResponse,
-    answer_description="The applied change.",
-    answer_headers=NO_STORE,
-    errors={
-        **authenticated("approver", REPLICA, NO_QUEUE, "the dataset could not take the change"),
-        400: "The change is not approved, is reserved by another job, or has no payload.",
-        404: _NOT_FOUND,
-        422: "A bad id, body or job_id.",
-    },
+    errors=_APPLY_ONE_ERRORS,
 )
 async def apply_change(request: web.Request) -> web.StreamResponse:
+    """Apply one approved change
+
+    Writes the change to the dataset and publishes a new snapshot, which the reads serve within
+    a second. Approved changes left in its batch move to a new batch.
+    """
     who, queue = await _guarded(request, "approver", primary=True)
     change_id = path_id(request, "change_id")
     body = await read_body(request, ApplyPendingChangeRequest)
@@ -235,24 +230,22 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
     return respond(compact(answer))
 
 
+_MANY_BAD_BODY = {422: "change_ids is not a non-empty list of positive integers, or a bad job_id."}
+
+
 @routes.api("POST", QUEUE + "/apply", versions=BOTH)
-@docs(
-    "Apply several approved changes, in order",
-    description="Stops at the first failure; the changes applied before it stay applied (one "
-    "snapshot), and the answer is the outcome with the failure's status.",
-    tags=TAGS,
-    security=SECURITY,
+@_docs(
+    "approver",
     body=ApplyPendingChangesRequest,
     answer=ApplyPendingChangesResponse,
-    answer_description="Every change applied.",
-    answer_headers=NO_STORE,
-    errors={
-        **authenticated("approver"),
-        **{code: (text, ApplyPendingChangesResponse) for code, text in _APPLY_FAILURES.items()},
-        422: "change_ids is not a non-empty list of positive integers, or a bad job_id.",
-    },
+    errors={**_APPLY_MANY_ERRORS, **_MANY_BAD_BODY},
 )
 async def apply_changes(request: web.Request) -> web.StreamResponse:
+    """Apply several approved changes, in order
+
+    Stops at the first failure; the changes applied before it stay applied (one snapshot), and
+    the answer is the outcome with the failure's status.
+    """
     who, queue = await _guarded(request, "approver", primary=True)
     body = await read_body(request, ApplyPendingChangesRequest)
     ids = list(dict.fromkeys(body.change_ids))
@@ -262,28 +255,18 @@ async def apply_changes(request: web.Request) -> web.StreamResponse:
 
 
 @routes.api("POST", QUEUE + "/apply_batch/{batch_id}", versions=BOTH)
-@docs(
-    "Apply the approved changes of a batch",
-    description="In change_id order. A batch whose changes are all applied answers 200 with "
-    "nothing applied.",
-    tags=TAGS,
-    security=SECURITY,
+@_docs(
+    "approver",
     path={"batch_id": BATCH_ID},
     query=JobQuery,
     answer=ApplyPendingChangesResponse,
-    answer_description="Every change applied.",
-    answer_headers=NO_STORE,
-    errors={
-        **authenticated("approver"),
-        **{code: (text, ApplyPendingChangesResponse) for code, text in _APPLY_FAILURES.items()},
-        404: (
-            "No such batch, no approved change in it (detail), or a change vanished (outcome).",
-            ApplyPendingChangesResponse,
-        ),
-        422: "A bad batch id or job_id.",
-    },
+    errors={**_APPLY_MANY_ERRORS, 422: "A bad batch id or job_id."},
 )
 async def apply_batch(request: web.Request) -> web.StreamResponse:
+    """Apply the approved changes of a batch
+
+    In change_id order. A batch whose changes are all applied answers 200 with nothing applied.
+    """
     who, queue = await _guarded(request, "approver", primary=True)
     batch_id = path_id(request, "batch_id")
     job = _job(read_query(request, JobQuery).job_id)

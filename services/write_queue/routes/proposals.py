@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from shared.errors import (
     Unavailable,
     validation_item,
 )
-from shared.http import ApiRoutes
+from shared.http import ApiRoutes, Handler
 from shared.openapi import docs, record_schema_name, ref
 from shared.wire import JsonObject, read_json, respond
 
@@ -39,7 +40,7 @@ from ..guards import (
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
-from ..models import Change, Identity, Operation, PayloadFormat
+from ..models import Change, Identity, Operation, Proposal, keep_creation
 from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
 from ..wire import compact
@@ -161,28 +162,16 @@ async def _propose(
     live = _check_target(queue, category, operation, name, missing="not found in")
     if operation == "delete":
         payload = live
-    if operation == "update" and payload is not None and live is not None:
-        old_meta = live.get("metadata") or {}
-        meta = dict(payload.get("metadata") or {})
-        for key in ("created_at", "created_by"):
-            if old_meta.get(key) is not None:
-                meta[key] = old_meta[key]
-        payload["metadata"] = meta
-    return await _aenqueue(request, who, category, operation, name, payload, route, "v2")
+    if operation == "update" and payload is not None:
+        payload = keep_creation(payload, live)
+    proposal = Proposal(
+        category=category, operation=operation, name=name, payload=payload, route=route
+    )
+    return await _aenqueue(request, who, proposal)
 
 
-async def _aenqueue(
-    request: web.Request,
-    who: Identity,
-    category: Category,
-    operation: Operation,
-    name: str,
-    payload: JsonObject | None,
-    route: str,
-    payload_format: PayloadFormat,
-) -> web.StreamResponse:
-    queue = require_queue(request)
-    change = await queue.aenqueue(who, category, operation, name, payload, route, payload_format)
+async def _aenqueue(request: web.Request, who: Identity, proposal: Proposal) -> web.StreamResponse:
+    change = await require_queue(request).aenqueue(who, proposal)
     return respond(compact(change), status=202)
 
 
@@ -200,7 +189,9 @@ _PROPOSE_ERRORS = {
 }
 
 
-def _propose_docs(summary: str, *, body: bool = True, **errors: str) -> Any:
+def _propose_docs(
+    summary: str, *, body: bool = True, **errors: str
+) -> Callable[[Handler], Handler]:
     return docs(
         summary,
         tags=("proposals",),
@@ -345,7 +336,7 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
             "Expected canonical_format='legacy', got 'v2'."
         )
     category = _legacy_category(request)
-    operation: Operation = {"POST": "create", "PUT": "update", "DELETE": "delete"}[request.method]  # type: ignore[assignment] -- the three methods routed here
+    operation: Operation = {"POST": "create", "PUT": "update", "DELETE": "delete"}[request.method]  # type: ignore[assignment]  # -- the three methods routed here
     payload: JsonObject | None = None
     if operation == "delete":
         name = request.match_info["model_name"]
@@ -358,5 +349,12 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
         payload = queue.live_legacy_record(category, name)
     who = await aidentify(request, "requestor")
     require_primary(request)
-    route = _legacy_route(category, operation)
-    return await _aenqueue(request, who, category, operation, name, payload, route, "legacy")
+    proposal = Proposal(
+        category=category,
+        operation=operation,
+        name=name,
+        payload=payload,
+        route=_legacy_route(category, operation),
+        payload_format="legacy",
+    )
+    return await _aenqueue(request, who, proposal)

@@ -1,0 +1,114 @@
+"""What the stats service takes and answers: its query strings and the shapes of its answers,
+from which the OpenAPI document is derived."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import frozen
+
+from shared.wire import JsonObject, documented, integer, text
+
+from .deletion_risk import PRESETS
+
+Sort = Literal["worker_count", "usage_day", "usage_month", "usage_total"]
+
+
+@frozen(kw_only=True)
+class PopularQuery:
+    limit: int = integer(ge=1, le=100, default=10, description="How many.")
+    sort_by: Sort = documented("Ranking.", default="worker_count")
+    include_workers: bool = documented("Attach per-worker summaries.", default=False)
+
+
+@frozen(kw_only=True)
+class StatisticsQuery:
+    group_text_models: bool = documented("Group text models by base name.", default=False)
+    limit: int | None = integer(ge=1, default=None, description="Page size (echoed).")
+    offset: int = integer(ge=0, default=0, description="Page start (echoed).")
+
+
+@frozen(kw_only=True)
+class DeletionRiskQuery:
+    preset: str | None = text(
+        max_length=256,
+        default=None,
+        description=f"Keep only models matching a preset: {', '.join(PRESETS)}.",
+    )
+    group_text_models: bool = documented(
+        "Accepted; text models are not grouped here.", default=False
+    )
+    limit: int | None = integer(ge=1, default=None, description="Page size.")
+    offset: int = integer(ge=0, default=0, description="Page start.")
+
+
+@frozen(kw_only=True)
+class HordeHealth:
+    """How polling AI-Horde goes."""
+
+    polling: bool
+    degraded: bool
+    consecutive_failures: int
+    seconds_until_retry: float | None
+    last_successful_poll: int | None = documented("Unix seconds.")
+    last_successful_poll_age_seconds: float | None
+
+
+@frozen(kw_only=True)
+class Heartbeat:
+    """Service status and AI-Horde health."""
+
+    status: Literal["ok"]
+    ai_horde: HordeHealth
+    snapshot_id: int | None
+
+
+@frozen(kw_only=True)
+class UsageStats:
+    day: int
+    month: int
+    total: int
+
+
+@frozen(kw_only=True)
+class ModelStats:
+    """A model's AI-Horde figures, its name variants merged."""
+
+    queued_jobs: float | None = None
+    performance: float | None = None
+    eta: float | None = None
+    queued: float | None = None
+    usage_stats: UsageStats | None = None
+    worker_summaries: JsonObject | None = None
+    worker_count: int
+
+
+@frozen(kw_only=True)
+class PopularModel:
+    """A model with its AI-Horde figures."""
+
+    name: str
+    record: JsonObject = documented("The v2 record.")
+    stats: ModelStats
+
+
+@frozen(kw_only=True)
+class CategoryStatistics:
+    """Counts and distributions of a category's models (more fields than listed)."""
+
+    category: str
+    total_models: int
+
+
+@frozen(kw_only=True)
+class CategoryDeletionRiskResponse:
+    """Risk entries of a category's models, most used first, with a summary."""
+
+    category: str
+    category_total_month_usage: int
+    total_count: int
+    returned_count: int
+    offset: int
+    limit: int | None
+    models: list[JsonObject]
+    summary: JsonObject
