@@ -23,7 +23,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import Any
 
 import pytest
 from attrs import frozen
+
+from tests.helpers import clean_env, free_port, stop, wait_for_server
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -229,12 +230,6 @@ def all_items() -> list[Item]:
 # --- the sandbox ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Sandbox:
     """Where one doc's commands run: its own directory, ports and environment."""
 
@@ -254,10 +249,9 @@ class Sandbox:
         return re.sub(r"(?<![\w./$-])/(srv|backup)(?=/|\b)", rf"{self.root}/\1", text)
 
     def env(self) -> dict[str, str]:
-        drop = ("HMR_", "HORDE_MODEL_REFERENCE_", "AIWORKER_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-        env.update(
-            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        env = clean_env(
+            drop=("HMR_", "HORDE_MODEL_REFERENCE_", "AIWORKER_"),
+            PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             HMR_HORDE_URL="off",  # never AI-Horde
             # the worker library reads this sandbox's service, never the internet
             HORDE_MODEL_REFERENCE_PRIMARY_API_URL=f"http://127.0.0.1:{self.port('19800')}/api",
@@ -270,29 +264,7 @@ class Sandbox:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"server not ready within {READY_TIMEOUT} s:\n{log.read_text()}")
-        time.sleep(0.05)
+            stop(proc)
 
 
 def start_make_run(box: Sandbox, **extra_env: str) -> None:
@@ -314,7 +286,9 @@ def start_make_run(box: Sandbox, **extra_env: str) -> None:
     with open(log, "wb") as out:
         proc = subprocess.Popen(recipe[1], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     box.procs.append(proc)
-    wait_ready(port, proc, log)
+    wait_for_server(
+        f"http://127.0.0.1:{port}/readyz", proc, log, within=READY_TIMEOUT, ready=lambda s: s == 200
+    )
 
 
 # --- turning a doc into a script --------------------------------------------------------------------
