@@ -21,7 +21,7 @@ from horde_model_records.text import strip_backend_prefix
 from ._config import ConfigError, GitHubRepo, ReplicaConfig
 from ._errors import ModelNotFoundError, NoDataError
 from ._http import GitHubRawClient, ReplicaClient
-from ._manager import ModelReferenceManager, Prefetch, get_manager
+from ._manager import ModelReferenceManager, Prefetch, get_manager, reset_manager
 from ._query import (
     declared_size_bytes,
     download_count,
@@ -73,6 +73,7 @@ __all__ = [
     "get_model_name_variants",
     "has_legacy_text_backend_prefix",
     "primary_download_url",
+    "reset_manager",
     "select_models",
     "strip_backend_prefix",
 ]
