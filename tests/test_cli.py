@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from services import cli
 from services.cli import SAMPLE_DIR
 from tests.helpers import HMR, clean_env, free_port, running
 
-V2 = "/api/model_references/v2"
+#: every test here runs the `hmr` console script as a process
+pytestmark = pytest.mark.subprocess
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -409,24 +409,3 @@ def test_seed_refuses_a_data_dir_with_a_write_store(tmp_path: Path) -> None:
     (data_dir / "write_queue.sqlite3").write_bytes(b"")
     result = run_hmr("seed", "--data-dir", str(data_dir), "--force", cwd=tmp_path)
     assert result.returncode == 1 and "write store" in result.stderr
-
-
-# --- the application a command serves, built in process ----------------------------------------
-
-
-def test_build_app_of_all_seeds_the_empty_data_dir(tmp_path: Path) -> None:
-    """`build_app(["all", ...])` does what `hmr all` does before serving: seed an empty data dir."""
-    data_dir = tmp_path / "empty"
-    app = cli.build_app(["all", "--data-dir", str(data_dir)], environ={"HMR_HORDE_URL": "off"})
-    assert current(data_dir)
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    # every service on one app: a read, a write and a stats route
-    assert {"/api/replicate_mode", f"{V2}/pending_queue/changes", "/api/heartbeat"} <= paths
-
-
-def test_build_app_refuses_a_command_that_serves_nothing(tmp_path: Path) -> None:
-    """`seed`, `openapi` and `dev-auth` have no application to build: ValueError, nothing written."""
-    for argv in (["seed", "--data-dir", str(tmp_path / "d")], ["openapi"], ["dev-auth", "x"]):
-        with pytest.raises(ValueError, match="does not serve"):
-            cli.build_app(argv, environ={})
-    assert not (tmp_path / "d").exists()

@@ -19,6 +19,9 @@ import pytest
 from tests.conftest import APPROVER_KEY, AUTH_USERS, LEGACY_DIR, REQUESTOR_KEY
 from tests.helpers import clean_env, free_port
 
+#: the `make up` topology: deploy/local.py starts nginx and four service processes
+pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
+
 REPO = Path(__file__).resolve().parents[1]
 V2 = "/api/model_references/v2"
 

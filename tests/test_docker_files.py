@@ -296,6 +296,7 @@ def _entrypoint_env(tmp_path: Path, nginx: str, values: dict[str, str]) -> dict[
     return env
 
 
+@pytest.mark.subprocess
 def test_container_config_passes_nginx_t(tmp_path: Path) -> None:
     nginx = _nginx()
     values = _values(tmp_path)
@@ -327,6 +328,7 @@ def test_container_config_passes_nginx_t(tmp_path: Path) -> None:
     assert values["HMR_READ_UPSTREAM"] in conf_text
 
 
+@pytest.mark.subprocess
 def test_entrypoint_refuses_an_unset_variable(tmp_path: Path) -> None:
     if shutil.which("envsubst") is None:
         pytest.skip("envsubst (gettext) is not installed")
@@ -339,6 +341,8 @@ def test_entrypoint_refuses_an_unset_variable(tmp_path: Path) -> None:
     assert done.returncode == 64 and "HMR_READ_UPSTREAM" in done.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_container_nginx_serves(tmp_path: Path) -> None:
     """The rendered config runs: the OpenAPI file, the closed internal paths, the 503 envelope."""
     if shutil.which("envsubst") is None:

@@ -61,6 +61,10 @@ ELSEWHERE: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "the whole suite: CI runs `make test`",
         [(".ci/run", "make test")],
     ),
+    "make test-fast": (
+        "a subset of `make test`: the tests not marked e2e or subprocess",
+        [("Makefile", '-m "not e2e and not subprocess"'), ("pyproject.toml", "subprocess: ")],
+    ),
     "make up": (
         "tests/test_deploy.py runs deploy/local.py up, the recipe of `make up`",
         [("Makefile", "deploy/local.py up"), ("tests/test_deploy.py", '"up",')],
@@ -496,6 +500,7 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
 # --- the tests ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_command_of_the_doc_runs(doc: Path, box: Sandbox, legacy_dir: Path) -> None:
     """Each sh command and python block of the doc runs in order and exits 0 (or is mapped)."""
@@ -656,6 +661,7 @@ def _call(method: str, url: str, key: str | None = None, body: Any = None) -> tu
             return exc.code, json.loads(exc.read() or b"null")
 
 
+@pytest.mark.subprocess
 def test_restored_store_is_published_again(box: Sandbox) -> None:
     """docs/operators.md: after restoring an older store, the writer republishes its data."""
     start_make_run(box)

@@ -391,6 +391,7 @@ async def test_standalone_write_service_documents_itself(
     assert (await client.get("/api/docs")).status == 200
 
 
+@pytest.mark.subprocess
 def test_write_app_creation_does_not_import_the_docs_stack(tmp_path: Path) -> None:
     """The write service's create_app() leaves aiohttp-apispec, apispec and marshmallow unimported."""
     code = (

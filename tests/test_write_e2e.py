@@ -14,6 +14,9 @@ import pytest
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
 from tests.helpers import HMR, free_port, running, wait_for_status
 
+#: a real `hmr all` process, driven over HTTP like a client would
+pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
+
 V1 = "/api/model_references/v1"
 V2 = "/api/model_references/v2"
 Q = f"{V2}/pending_queue"
