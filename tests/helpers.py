@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from aioresponses import aioresponses
+from aioresponses.core import RequestCall
 
 #: the `hmr` console script of this venv (`python -m services.cli` when it is not installed)
 HMR_SCRIPT = Path(sys.executable).with_name("hmr")
@@ -159,3 +161,21 @@ async def wait_for_json(
         if time.monotonic() > deadline:
             pytest.fail(f"{path} never satisfied the check in {within} s; last: {body!r}"[:600])
         await asyncio.sleep(0.02)
+
+
+# --- outbound clients under aioresponses -----------------------------------------------------------
+
+
+class Sleeps:
+    """A `sleep` for clients with one: records each wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def requests_made(outbound: aioresponses) -> list[RequestCall]:
+    """Every request that reached the aioresponses mock, of any URL, in order per URL."""
+    return [call for made in outbound.requests.values() for call in made]
