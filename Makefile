@@ -26,6 +26,13 @@ test: setup lint
 	deploy/ensure-tools.sh nginx curl jq sqlite3  # end-to-end and doc tests run these for real
 	$(BIN)/pytest -q
 
+# the in-process tests (not e2e, not subprocess) on every core, with tmp_path on tmpfs where there
+# is one (SQLite's and the snapshot store's fsyncs cost nothing there): the quick loop while
+# editing, under a minute on 2 cores. `make test` (everything, on disk) stays the gate.
+.PHONY: test-fast
+test-fast: setup
+	$(if $(wildcard /dev/shm/.),TMPDIR=/dev/shm) $(BIN)/pytest -q -n auto -m "not e2e and not subprocess"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -193,29 +193,44 @@ def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> i
     return 0
 
 
-def run_read_api(env: Mapping[str, str]) -> int:
+def read_api_app(env: Mapping[str, str]) -> web.Application:
+    """What `hmr read-api` serves."""
     from services.read_api.app import create_app
     from services.read_api.config import Config
 
-    return _serve(create_app(Config.from_environ(env)), env, 19801)
+    return create_app(Config.from_environ(env))
+
+
+def run_read_api(env: Mapping[str, str]) -> int:
+    return _serve(read_api_app(env), env, 19801)
 
 
 def _write_env(env: Mapping[str, str]) -> dict[str, str]:
     return {"HMR_SEED_DIR": str(SAMPLE_DIR), **env}
 
 
-def run_write_queue(env: Mapping[str, str]) -> int:
+def write_queue_app(env: Mapping[str, str]) -> web.Application:
+    """What `hmr write-queue` serves."""
     from services.write_queue.app import create_app
     from services.write_queue.config import Config
 
-    return _serve(create_app(Config.from_environ(_write_env(env))), env, 19802)
+    return create_app(Config.from_environ(_write_env(env)))
 
 
-def run_stats(env: Mapping[str, str]) -> int:
+def run_write_queue(env: Mapping[str, str]) -> int:
+    return _serve(write_queue_app(env), env, 19802)
+
+
+def stats_app(env: Mapping[str, str]) -> web.Application:
+    """What `hmr stats` serves."""
     from services.stats.app import create_app
     from services.stats.config import Config
 
-    return _serve(create_app(Config.from_environ(env)), env, 19803)
+    return create_app(Config.from_environ(env))
+
+
+def run_stats(env: Mapping[str, str]) -> int:
+    return _serve(stats_app(env), env, 19803)
 
 
 def build_all_app(env: Mapping[str, str]) -> web.Application:
@@ -240,11 +255,16 @@ def build_all_app(env: Mapping[str, str]) -> web.Application:
     return app
 
 
-def run_all(env: Mapping[str, str]) -> int:
-    """Every service on one application under /api (development and small deployments)."""
+def all_app(env: Mapping[str, str]) -> web.Application:
+    """What `hmr all` serves: PRIMARY unless told otherwise; seeds an empty data dir first."""
     env = {"HMR_MODE": "PRIMARY", **env}
     _seed_if_empty(env)
-    app = build_all_app(env)
+    return build_all_app(env)
+
+
+def run_all(env: Mapping[str, str]) -> int:
+    """Every service on one application under /api (development and small deployments)."""
+    app = all_app(env)
     logger.info(
         "hmr all: http://%s:%s/api/",
         env.get("HMR_HOST") or "127.0.0.1",
@@ -290,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the read service (stateless; run as many as you like).",
     )
     _add(p, COMMON + SERVE)
-    p.set_defaults(run=lambda env, a: run_read_api(env))
+    p.set_defaults(run=lambda env, a: run_read_api(env), app=read_api_app)
 
     p = sub.add_parser(
         "write-queue",
@@ -299,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and audit. It owns the SQLite store and publishes snapshots.",
     )
     _add(p, COMMON + SERVE + SEED + WRITE + KEEP)
-    p.set_defaults(run=lambda env, a: run_write_queue(env))
+    p.set_defaults(run=lambda env, a: run_write_queue(env), app=write_queue_app)
 
     p = sub.add_parser(
         "stats",
@@ -308,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         "workers with the model reference snapshots of the data dir.",
     )
     _add(p, COMMON + SERVE + STATS)
-    p.set_defaults(run=lambda env, a: run_stats(env))
+    p.set_defaults(run=lambda env, a: run_stats(env), app=stats_app)
 
     p = sub.add_parser(
         "openapi",
@@ -335,13 +355,33 @@ def build_parser() -> argparse.ArgumentParser:
         "empty data dir first. Mode defaults to PRIMARY here.",
     )
     _add(p, COMMON + SERVE + SEED + WRITE + STATS[1:] + KEEP)
-    p.set_defaults(run=lambda env, a: run_all(env))
+    p.set_defaults(run=lambda env, a: run_all(env), app=all_app)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def _parse(
+    argv: Sequence[str] | None, environ: Mapping[str, str] | None
+) -> tuple[argparse.Namespace, dict[str, str]]:
     args = build_parser().parse_args(argv)
-    env = _environ(args, os.environ if environ is None else environ)
+    return args, _environ(args, os.environ if environ is None else environ)
+
+
+def build_app(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> web.Application:
+    """The application `hmr ARGV` serves, built as `main` builds it but not served.
+
+    Options and environment are read as `main` reads them (`environ` instead of `os.environ`),
+    and `hmr all` seeds an empty data dir first. Raises ValueError for a command that does not
+    serve (seed, openapi, dev-auth).
+    """
+    args, env = _parse(argv, environ)
+    build: Callable[[Mapping[str, str]], web.Application] | None = getattr(args, "app", None)
+    if build is None:
+        raise ValueError(f"hmr {args.command} does not serve an application")
+    return build(env)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args, env = _parse(argv, environ)
     try:
         configure_logging(get_choice(env, "HMR_LOG_FORMAT", "json", ("json", "text")))
     except ConfigError as exc:

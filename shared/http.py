@@ -106,7 +106,7 @@ def _preflight(request: web.Request, origin: str) -> web.Response:
 
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Echo allow-listed origins (spec 02 §2); other origins get no CORS headers at all."""
+    """Echo allow-listed origins; other origins get no CORS headers at all."""
     origin = request.headers.get("Origin")
     allowed = request.config_dict[cors_origins_key]
     if origin is None or origin not in allowed:

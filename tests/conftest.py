@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aioresponses import aioresponses
 
 from services.cli import SAMPLE_DIR
 from services.read_api.app import create_app
@@ -20,6 +22,7 @@ from services.write_queue.config import Config as WriteConfig
 from shared.dataset import import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotStore
+from tests.helpers import Sleeps
 
 LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "legacy"
 
@@ -124,3 +127,29 @@ def make_system(aiohttp_client: ClientFactory) -> Callable[..., Awaitable[TestCl
 async def system(make_system: Any, tmp_path: Path, auth_file: Path) -> TestClient:
     """read + write on a fresh data dir seeded with the bundled sample, auth from `auth_file`."""
     return await make_system(tmp_path / "data", HMR_AUTH_FILE=auth_file)
+
+
+# --- outbound clients ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outbound() -> Iterator[aioresponses]:
+    """aioresponses for calls leaving the machine; loopback passes through.
+
+    Without the passthrough it would also intercept the test client (aioresponses#94).
+    """
+    with aioresponses(passthrough=["http://127.0.0.1"]) as mocked:
+        yield mocked
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain client session, as a service injects into its outbound client."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    """Pass as a client's `sleep` to see its retry schedule without waiting it out."""
+    return Sleeps()

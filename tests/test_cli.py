@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,10 +14,10 @@ from typing import Any
 import pytest
 
 from services.cli import SAMPLE_DIR
+from tests.helpers import HMR, clean_env, free_port, running
 
-HMR_SCRIPT = Path(sys.executable).with_name("hmr")
-HMR = [str(HMR_SCRIPT)] if HMR_SCRIPT.is_file() else [sys.executable, "-m", "services.cli"]
-READY_TIMEOUT = 10.0
+#: every test here runs the `hmr` console script as a process
+pytestmark = pytest.mark.subprocess
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -30,10 +25,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
     AI-Horde is switched off: tests never reach beyond 127.0.0.1.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
-    env["HMR_HORDE_URL"] = "off"
-    env.update(extra)
-    return env
+    return clean_env(HMR_HORDE_URL="off", **extra)
 
 
 def run_hmr(
@@ -49,13 +41,6 @@ def run_hmr(
         timeout=60,
         check=False,
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ordered(value: Any) -> Any:
@@ -81,43 +66,14 @@ def running_hmr(
     *args: str, cwd: Path, port: int, env: Mapping[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `hmr ARGS`, wait until it answers on `port`, and always stop it on exit."""
-    log_path = cwd / f"hmr-{port}.log"
-    with (
-        open(log_path, "wb") as log,
-        subprocess.Popen(
-            [*HMR, *args],
-            cwd=cwd,
-            env=dict(env) if env is not None else _clean_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ) as proc,
-    ):
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"hmr exited with {proc.returncode}:\n{log_path.read_text()}")
-                try:
-                    get_json(f"http://127.0.0.1:{port}/api/")
-                    break
-                except urllib.error.HTTPError as exc:
-                    exc.close()  # it answers: that is ready enough
-                    break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        pytest.fail(
-                            f"hmr did not answer within {READY_TIMEOUT}s:\n{log_path.read_text()}"
-                        )
-                    time.sleep(0.1)
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    with running(
+        [*HMR, *args],
+        ready_url=f"http://127.0.0.1:{port}/api/",  # any answer is ready enough
+        log=cwd / f"hmr-{port}.log",
+        env=env if env is not None else _clean_env(),
+        cwd=cwd,
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture

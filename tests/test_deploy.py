@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,13 @@ import aiohttp
 import pytest
 
 from tests.conftest import APPROVER_KEY, AUTH_USERS, LEGACY_DIR, REQUESTOR_KEY
+from tests.helpers import clean_env, free_port
+
+#: the `make up` topology: deploy/local.py starts nginx and four service processes
+pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
 V2 = "/api/model_references/v2"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Deployment:
@@ -40,11 +37,10 @@ class Deployment:
         self.state: dict[str, Any] = {}
 
     def _local(self, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
         done = subprocess.run(
             [sys.executable, str(REPO / "deploy" / "local.py"), *args],
             cwd=REPO,
-            env=env,
+            env=clean_env(),
             timeout=90,
             capture_output=True,
             text=True,

@@ -17,18 +17,16 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.helpers import clean_env, free_port, http_get, running
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "deploy" / "docker"
@@ -47,12 +45,6 @@ def _module(name: str) -> ModuleType:
 
 render_nginx = _module("render_nginx")
 healthcheck = _module("healthcheck")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- compose.yaml -------------------------------------------------------------------------------
@@ -297,14 +289,14 @@ def _entrypoint_env(tmp_path: Path, nginx: str, values: dict[str, str]) -> dict[
         render_nginx.TEMPLATE.read_text(encoding="utf-8"), resolve=_nginx_supports_resolve(nginx)
     )
     template.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
-    env.update(values)
+    env = clean_env(**values)
     env["HMR_NGINX_TEMPLATE"] = str(template)
     env["HMR_NGINX_CONF"] = str(tmp_path / "nginx.conf")
     env["PATH"] = f"{Path(nginx).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
 
+@pytest.mark.subprocess
 def test_container_config_passes_nginx_t(tmp_path: Path) -> None:
     nginx = _nginx()
     values = _values(tmp_path)
@@ -336,6 +328,7 @@ def test_container_config_passes_nginx_t(tmp_path: Path) -> None:
     assert values["HMR_READ_UPSTREAM"] in conf_text
 
 
+@pytest.mark.subprocess
 def test_entrypoint_refuses_an_unset_variable(tmp_path: Path) -> None:
     if shutil.which("envsubst") is None:
         pytest.skip("envsubst (gettext) is not installed")
@@ -348,54 +341,30 @@ def test_entrypoint_refuses_an_unset_variable(tmp_path: Path) -> None:
     assert done.returncode == 64 and "HMR_READ_UPSTREAM" in done.stderr
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
+@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_container_nginx_serves(tmp_path: Path) -> None:
     """The rendered config runs: the OpenAPI file, the closed internal paths, the 503 envelope."""
     if shutil.which("envsubst") is None:
         pytest.skip("envsubst (gettext) is not installed")
     nginx = _nginx()
     values = _values(tmp_path)
-    port = int(values["HMR_LISTEN"].rsplit(":", 1)[1])
+    base = f"http://{values['HMR_LISTEN']}"
     env = _entrypoint_env(tmp_path, nginx, values)
-    log = tmp_path / "entrypoint.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "nginx"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                status, body = _get(port, "/api/openapi.json")
-                break
-            except OSError:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "nginx did not answer"
-                time.sleep(0.05)
+    with running(
+        ["sh", str(ENTRYPOINT), "nginx"],
+        ready_url=f"{base}/api/openapi.json",
+        log=tmp_path / "entrypoint.log",
+        within=15.0,
+        env=env,
+        new_session=True,
+    ):
+        status, body = http_get(f"{base}/api/openapi.json")
         assert status == 200 and b'"openapi"' in body
-        status, _ = _get(port, "/api/internal/snapshots/current")
+        status, _ = http_get(f"{base}/api/internal/snapshots/current")
         assert status == 404  # replicas pull from the writer directly, never through nginx
-        status, body = _get(port, "/api/heartbeat")  # nothing listens on the stats port
+        status, body = http_get(f"{base}/api/heartbeat")  # nothing listens on the stats port
         assert status == 503 and b'"detail"' in body
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # --- health check -------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import Any
 
 import pytest
 from attrs import frozen
+
+from tests.helpers import clean_env, free_port, stop, wait_for_server
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -59,6 +60,10 @@ ELSEWHERE: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "make test": (
         "the whole suite: CI runs `make test`",
         [(".ci/run", "make test")],
+    ),
+    "make test-fast": (
+        "a subset of `make test`: the tests not marked e2e or subprocess",
+        [("Makefile", '-m "not e2e and not subprocess"'), ("pyproject.toml", "subprocess: ")],
     ),
     "make up": (
         "tests/test_deploy.py runs deploy/local.py up, the recipe of `make up`",
@@ -229,12 +234,6 @@ def all_items() -> list[Item]:
 # --- the sandbox ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Sandbox:
     """Where one doc's commands run: its own directory, ports and environment."""
 
@@ -254,10 +253,9 @@ class Sandbox:
         return re.sub(r"(?<![\w./$-])/(srv|backup)(?=/|\b)", rf"{self.root}/\1", text)
 
     def env(self) -> dict[str, str]:
-        drop = ("HMR_", "HORDE_MODEL_REFERENCE_", "AIWORKER_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-        env.update(
-            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        env = clean_env(
+            drop=("HMR_", "HORDE_MODEL_REFERENCE_", "AIWORKER_"),
+            PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             HMR_HORDE_URL="off",  # never AI-Horde
             # the worker library reads this sandbox's service, never the internet
             HORDE_MODEL_REFERENCE_PRIMARY_API_URL=f"http://127.0.0.1:{self.port('19800')}/api",
@@ -270,29 +268,7 @@ class Sandbox:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"server not ready within {READY_TIMEOUT} s:\n{log.read_text()}")
-        time.sleep(0.05)
+            stop(proc)
 
 
 def start_make_run(box: Sandbox, **extra_env: str) -> None:
@@ -314,7 +290,9 @@ def start_make_run(box: Sandbox, **extra_env: str) -> None:
     with open(log, "wb") as out:
         proc = subprocess.Popen(recipe[1], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     box.procs.append(proc)
-    wait_ready(port, proc, log)
+    wait_for_server(
+        f"http://127.0.0.1:{port}/readyz", proc, log, within=READY_TIMEOUT, ready=lambda s: s == 200
+    )
 
 
 # --- turning a doc into a script --------------------------------------------------------------------
@@ -522,6 +500,7 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
 # --- the tests ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_command_of_the_doc_runs(doc: Path, box: Sandbox, legacy_dir: Path) -> None:
     """Each sh command and python block of the doc runs in order and exits 0 (or is mapped)."""
@@ -682,6 +661,7 @@ def _call(method: str, url: str, key: str | None = None, body: Any = None) -> tu
             return exc.code, json.loads(exc.read() or b"null")
 
 
+@pytest.mark.subprocess
 def test_restored_store_is_published_again(box: Sandbox) -> None:
     """docs/operators.md: after restoring an older store, the writer republishes its data."""
     start_make_run(box)

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from horde_model_records import Category, structure_record
 from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 
@@ -33,18 +33,6 @@ def with_model(dataset: Dataset, name: str) -> Dataset:
     return upsert_record(dataset, Category.image_generation, record, int(time.time()))
 
 
-async def wait_for(client: TestClient, path: str, status: int, within: float) -> float:
-    """Poll until `path` answers `status`; return the seconds it took, fail after `within`."""
-    start = time.monotonic()
-    while time.monotonic() - start < within:
-        resp = await client.get(path)
-        await resp.read()
-        if resp.status == status:
-            return time.monotonic() - start
-        await asyncio.sleep(0.02)
-    pytest.fail(f"{path} did not answer {status} within {within}s")
-
-
 async def test_new_snapshot_is_served_within_a_second(
     make_client: Any, tmp_path: Path, dataset: Dataset
 ) -> None:
@@ -54,7 +42,7 @@ async def test_new_snapshot_is_served_within_a_second(
     client = await make_client(tmp_path, HMR_SNAPSHOT_POLL_INTERVAL="0.2")  # the default
     assert (await client.get(f"{V2}/image_generation/model/Fresh")).status == 404
     publish_dataset(store, with_model(dataset, "Fresh"))
-    await wait_for(client, f"{V2}/image_generation/model/Fresh", 200, within=1.0)
+    await wait_for_status(client, f"{V2}/image_generation/model/Fresh", 200, within=1.0)
     resp = await client.get(f"{V2}/image_generation")
     assert resp.headers["X-Snapshot-Id"] == "2"
 
@@ -122,7 +110,7 @@ async def test_damaged_snapshot_is_refused_and_old_one_kept(
     assert resp.status == 404 and resp.headers["X-Snapshot-Id"] == "1"
     assert any("snapshot refused" in r.message for r in caplog.records)
     publish_dataset(store, with_model(dataset, "Repaired"))
-    await wait_for(client, f"{V2}/image_generation/model/Repaired", 200, within=1.0)
+    await wait_for_status(client, f"{V2}/image_generation/model/Repaired", 200, within=1.0)
 
 
 async def test_start_with_damaged_current_serves_newest_good(
@@ -147,4 +135,4 @@ async def test_no_snapshot_yet_is_503_until_one_is_published(
     assert resp.status == 503
     assert (await resp.json())["detail"] == "No model reference snapshot has been published yet."
     publish_dataset(SnapshotStore(tmp_path / "snapshots"), dataset)
-    await wait_for(client, f"{V2}/image_generation", 200, within=1.0)
+    await wait_for_status(client, f"{V2}/image_generation", 200, within=1.0)

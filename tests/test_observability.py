@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -13,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from shared.observability import configure_logging
 from tests.conftest import REQUESTOR_KEY
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 
@@ -54,12 +54,7 @@ async def test_probes_follow_the_snapshot(make_client: Any, tmp_path: Path) -> N
 
 async def test_system_readiness_and_queue_metrics(system: TestClient) -> None:
     """On hmr all's app readiness covers read and write; queue depth is in the metrics."""
-    for _ in range(50):  # the writer publishes the first snapshot as it starts
-        ready = await system.get("/readyz")
-        if ready.status == 200:
-            break
-        await asyncio.sleep(0.02)
-    assert ready.status == 200
+    ready = await wait_for_status(system, "/readyz")  # once the writer's first snapshot is read
     assert set((await ready.json())["checks"]) == {"read_snapshot", "write_store"}
     body = {"name": "Metric Model", "baseline": "flux_1", "nsfw": False}
     await system.post(f"{V2}/image_generation", json=body, headers={"apikey": REQUESTOR_KEY})

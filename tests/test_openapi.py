@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_schema_validator import OAS30Validator
@@ -231,6 +232,7 @@ async def test_docs_setup_can_run_twice(aiohttp_client: ClientFactory, real_data
     validate(doc)
 
 
+@pytest.mark.subprocess
 def test_app_creation_does_not_import_the_docs_stack(tmp_path: Path) -> None:
     """create_app() leaves aiohttp-apispec, apispec and marshmallow unimported (they load on first docs request)."""
     code = (

@@ -58,28 +58,19 @@ async def _document(client: TestClient) -> Doc:
 
 
 @pytest.fixture
-async def hmr_all(
-    aiohttp_client: ClientFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    auth_file: Path,
-) -> TestClient:
-    """The application `hmr all` builds (run_all with the server start replaced), served."""
-    built: list[web.Application] = []
-
-    def capture(app: web.Application, env: object, default_port: int) -> int:
-        built.append(app)
-        return 0
-
-    monkeypatch.setattr(cli, "_serve", capture)
-    env = {
-        "HMR_DATA_DIR": str(tmp_path / "data"),
-        "HMR_AUTH_FILE": str(auth_file),
-        "HMR_HORDE_URL": "off",  # no AI-Horde polling or auth calls from the tests
-        "HMR_SNAPSHOT_POLL_INTERVAL": "0.05",
-    }
-    assert cli.run_all(env) == 0
-    return await aiohttp_client(await serve(built[0]))
+async def hmr_all(aiohttp_client: ClientFactory, tmp_path: Path, auth_file: Path) -> TestClient:
+    """The application `hmr all` serves, built from its command line, on a test server."""
+    argv = [
+        "all",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--auth-file",
+        str(auth_file),
+        "--horde-url",
+        "off",  # no AI-Horde polling or auth calls from the tests
+    ]
+    app = cli.build_app(argv, environ={"HMR_SNAPSHOT_POLL_INTERVAL": "0.05"})
+    return await aiohttp_client(await serve(app))
 
 
 @pytest.fixture
@@ -399,6 +390,7 @@ async def test_standalone_write_service_documents_itself(
     assert (await client.get("/api/docs")).status == 200
 
 
+@pytest.mark.subprocess
 def test_write_app_creation_does_not_import_the_docs_stack(tmp_path: Path) -> None:
     """The write service's create_app() leaves aiohttp-apispec, apispec and marshmallow unimported."""
     code = (

@@ -34,6 +34,7 @@ from shared.snapshot import SnapshotStore
 from tests.conftest import read_config, serve
 from tests.fakes.github import FakeGitHub, Faults, start_fake_github
 from tests.fakes.horde import refused_url
+from tests.helpers import wait_for_status
 
 IMAGE = Category.image_generation
 TEXT = Category.text_generation
@@ -456,14 +457,9 @@ def with_new_model(dataset: Dataset, name: str) -> Dataset:
 
 
 async def wait_until_served(primary: Primary, name: str) -> None:
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        resp = await primary.client.get(f"/api/model_references/v2/image_generation/model/{name}")
-        await resp.read()
-        if resp.status == 200:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"the read service never served {name}")
+    """Until the PRIMARY's read service serves the image model `name` (at most 2 s)."""
+    path = f"/api/model_references/v2/image_generation/model/{name}"
+    await wait_for_status(primary.client, path, within=2.0)
 
 
 async def test_refresh_picks_up_a_new_snapshot(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import atexit
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from horde_model_replica import (
     Outcome,
     ReplicaConfig,
     Source,
-    _manager,
     declared_size_bytes,
     download_count,
     download_urls,
@@ -34,6 +32,7 @@ from horde_model_replica import (
     get_model_name_variants,
     has_legacy_text_backend_prefix,
     primary_download_url,
+    reset_manager,
     select_models,
     strip_backend_prefix,
 )
@@ -163,19 +162,39 @@ def test_closed_manager_refuses_reads(offline_config: ReplicaConfig) -> None:
         manager.get_model_reference(IMAGE)
 
 
+@pytest.fixture
+def no_process_manager() -> Iterator[None]:
+    """No process-wide manager before the test, and none left behind after it."""
+    reset_manager()
+    yield
+    reset_manager()
+
+
+@pytest.mark.usefixtures("no_process_manager")
 def test_get_manager_is_one_instance_per_process(
-    offline_config: ReplicaConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    offline_config: ReplicaConfig, tmp_path: Path
 ) -> None:
     """`get_manager()` returns the same manager; asking for other settings raises RuntimeError."""
-    monkeypatch.setattr(_manager, "_singleton", None)
     first = get_manager(offline_config)
-    try:
-        assert get_manager() is first and get_manager(offline_config) is first
-        with pytest.raises(RuntimeError, match="other settings"):
-            get_manager(ReplicaConfig(cache_dir=tmp_path / "other", offline=True))
-    finally:
-        atexit.unregister(first.close)
-        first.close()
+    assert get_manager() is first and get_manager(offline_config) is first
+    with pytest.raises(RuntimeError, match="other settings"):
+        get_manager(ReplicaConfig(cache_dir=tmp_path / "other", offline=True))
+
+
+@pytest.mark.usefixtures("no_process_manager")
+def test_reset_manager_closes_it_and_lets_the_next_one_take_new_settings(
+    offline_config: ReplicaConfig, tmp_path: Path
+) -> None:
+    """After `reset_manager()` the old manager is closed and `get_manager()` accepts new settings."""
+    first = get_manager(offline_config)
+    reset_manager()
+    with pytest.raises(RuntimeError, match="closed"):
+        first.get_model_reference(IMAGE)
+    other = ReplicaConfig(cache_dir=tmp_path / "other", offline=True)
+    second = get_manager(other)
+    assert second is not first and second.config == other
+    reset_manager()
+    reset_manager()  # nothing to reset: a no-op
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -144,6 +144,7 @@ async def test_diff_of_a_missing_directory_exits_2(tmp_path: Path) -> None:
     assert code == 2
 
 
+@pytest.mark.subprocess
 async def test_python_dash_m_runs_the_cli(primary: Primary, tmp_path: Path) -> None:
     """`python -m horde_model_replica fetch` works as a real process."""
     env = {**os.environ, **cli_env(primary)}

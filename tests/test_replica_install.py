@@ -14,7 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_replica import start_primary
+
+#: builds a virtualenv and pip-installs into it from the package index
+pytestmark = [pytest.mark.subprocess, pytest.mark.network]
 
 REPO = Path(__file__).resolve().parents[1]
 #: the services' dependencies: a worker's environment must not get any of them

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import APPROVER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 
@@ -37,12 +36,7 @@ async def test_replica_pulls_and_follows_the_writer(
     resp = await replica.get(f"{V2}/image_generation")
     assert resp.status == 200 and resp.headers["ETag"] == writer_etag
     await apply_new_model(system, "Pulled Model")
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        if (await replica.get(f"{V2}/image_generation/model/Pulled Model")).status == 200:
-            break
-        await asyncio.sleep(0.05)
-    assert (await replica.get(f"{V2}/image_generation/model/Pulled Model")).status == 200
+    await wait_for_status(replica, f"{V2}/image_generation/model/Pulled Model", within=2.0)
     names = sorted(p.name for p in (tmp_path / "replica" / "snapshots").iterdir())
     assert "CURRENT" in names and len(names) >= 3
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from shared.snapshot import SnapshotStore
 from tests.conftest import serve
 from tests.fakes import horde_payloads as payloads
 from tests.fakes.horde import FakeHorde, refused_url, start_fake_horde
+from tests.helpers import wait_for_json
 
 V2 = "/api/model_references/v2"
 STATS = "/api/model_references/statistics"
@@ -243,12 +243,7 @@ async def test_upstream_going_down_keeps_serving_last_good(
     client = await make_stats(real_data_dir, horde.url, HMR_POLL_INTERVAL="0.1")
     before = await get_json(client, f"{V2}/image_generation/popular", limit=1)
     horde.status = 503
-    for _ in range(100):
-        beat = await get_json(client, "/api/heartbeat")
-        if beat["ai_horde"]["degraded"]:
-            break
-        await asyncio.sleep(0.05)
-    assert beat["ai_horde"]["degraded"] is True
+    await wait_for_json(client, "/api/heartbeat", lambda beat: beat["ai_horde"]["degraded"] is True)
     assert await get_json(client, f"{V2}/image_generation/popular", limit=1) == before
 
 
@@ -296,11 +291,7 @@ async def test_new_snapshot_is_reflected(
         Category.image_generation, {"name": "Fresh Stats", "baseline": "flux_1", "nsfw": True}
     )
     publish_dataset(store, upsert_record(dataset, Category.image_generation, record, 1_800_000_000))
-    for _ in range(40):
-        if (await get_json(client, f"{STATS}/image_generation"))["total_models"] == 162:
-            break
-        await asyncio.sleep(0.05)
-    assert (await get_json(client, f"{STATS}/image_generation"))["total_models"] == 162
+    await wait_for_json(client, f"{STATS}/image_generation", lambda s: s["total_models"] == 162)
     popular = await get_json(
         client, f"{V2}/image_generation/popular", limit=100, sort_by="usage_day"
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import APPROVER_KEY, READER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 AUDIT = f"{V2}/pending_queue/audit"
@@ -96,11 +96,8 @@ async def test_audit_errors(system: TestClient) -> None:
 
 async def test_net_changes_report_updates_of_seeded_models_as_modified(system: TestClient) -> None:
     """Updating a model that was seeded (no earlier audit events) is a modification, not an add."""
-    for _ in range(50):  # the read side serves the writer's first snapshot within a moment
-        resp = await system.get(f"{V2}/image_generation/model/Example Photoreal")
-        if resp.status == 200:
-            break
-        await asyncio.sleep(0.02)
+    # the read side serves the writer's first snapshot within a moment
+    resp = await wait_for_status(system, f"{V2}/image_generation/model/Example Photoreal")
     current = await resp.json()
     changed = {**current, "description": "Edited for the audit view."}
     resp = await system.put(

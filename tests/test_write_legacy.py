@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import APPROVER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_json, wait_for_status
 
 V1 = "/api/model_references/v1"
 V2 = "/api/model_references/v2"
@@ -58,22 +58,13 @@ async def review_and_apply(client: TestClient, change_id: int) -> None:
 
 
 async def v1_view(client: TestClient, category: str) -> dict[str, Any]:
-    for _ in range(50):  # the read side follows the new snapshot within a second
-        resp = await client.get(f"{V1}/{category}")
-        if resp.status == 200:
-            body = await resp.json()
-            return body
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"v1 {category} not readable")
+    """The v1 view of `category`, once the read side serves one."""
+    view: dict[str, Any] = await (await wait_for_status(client, f"{V1}/{category}")).json()
+    return view
 
 
 async def wait_v2(client: TestClient, path: str, status: int) -> Any:
-    for _ in range(50):
-        resp = await client.get(path)
-        if resp.status == status:
-            return await resp.json()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} never answered {status}")
+    return await (await wait_for_status(client, path, status)).json()
 
 
 async def test_v1_create_keeps_the_legacy_record_verbatim(legacy_system: TestClient) -> None:
@@ -100,12 +91,11 @@ async def test_v1_update_replaces_in_place_and_delete_removes(legacy_system: Tes
     assert resp.status == 202
     assert (await resp.json())["request_metadata"] == {"route": "update_legacy_model"}
     await review_and_apply(legacy_system, (await resp.json())["change_id"])
-    record = await wait_v2(legacy_system, f"{V2}/image_generation/model/{first}", 200)
-    for _ in range(50):
-        record = await (await legacy_system.get(f"{V2}/image_generation/model/{first}")).json()
-        if record["description"] == "Updated through v1.":
-            break
-        await asyncio.sleep(0.02)
+    await wait_for_json(
+        legacy_system,
+        f"{V2}/image_generation/model/{first}",
+        lambda record: record["description"] == "Updated through v1.",
+    )
     after = await v1_view(legacy_system, "stable_diffusion.json")
     assert next(iter(after)) == first and after[first]["description"] == "Updated through v1."
     resp = await legacy_system.delete(f"{V1}/image_generation/model/{first}", headers=R)

@@ -3,7 +3,6 @@ status path, the guard order, and the PendingChangeRecord each 202 carries (spec
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import APPROVER_KEY, READER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_json, wait_for_status
 
 V2 = "/api/model_references/v2"
 REQ = {"apikey": REQUESTOR_KEY}
@@ -74,12 +74,10 @@ def make_variant(make_system: SystemFactory, tmp_path: Path, auth_file: Path) ->
 
 async def live(client: TestClient, category: str, name: str) -> dict[str, Any]:
     """The live v2 record as the read API serves it (waits for the first snapshot to be picked up)."""
-    for _ in range(150):
-        resp = await client.get(f"{V2}/{category}/model/{name}")
-        if resp.status == 200:
-            return await resp.json()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{category}/{name} never became readable (last status {resp.status})")
+    record: dict[str, Any] = await (
+        await wait_for_status(client, f"{V2}/{category}/model/{name}")
+    ).json()
+    return record
 
 
 async def accepted(resp: Any) -> dict[str, Any]:
@@ -446,11 +444,11 @@ async def test_update_copies_created_at_from_stored_record(system: TestClient) -
     )
     await approve_and_apply(system, created["change_id"])
     name = NEW_IMAGE["name"]
-    for _ in range(150):
-        stored = await live(system, "image_generation", name)
-        if stored["metadata"].get("created_at") is not None:
-            break
-        await asyncio.sleep(0.02)
+    stored = await wait_for_json(
+        system,
+        f"{V2}/image_generation/model/{name}",
+        lambda record: record["metadata"].get("created_at") is not None,
+    )
     created_at = stored["metadata"]["created_at"]
     assert isinstance(created_at, int)
     body = {**NEW_IMAGE, "description": "edited", "metadata": {"created_at": 1}}

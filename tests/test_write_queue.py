@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from services.write_queue.keys import write_queue_key
 from tests.conftest import APPROVER2_KEY, APPROVER_KEY, READER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 PREFIXES = (f"{V2}/pending_queue", "/api/model_references/v1/pending_queue")
@@ -117,28 +117,11 @@ def messages(body: Any) -> str:
     return " | ".join(str(item.get("msg")) for item in body["detail"])
 
 
-async def wait_ready(client: TestClient) -> TestClient:
-    """Wait (at most 2 s) until the read side serves the snapshot the write service published."""
-    for _ in range(200):
-        if (await client.get(f"{V2}/image_generation")).status == 200:
-            return client
-        await asyncio.sleep(0.01)
-    raise AssertionError("the read service never served a snapshot")
-
-
-async def wait_status(client: TestClient, path: str, status: int) -> bool:
-    """True once a read of `path` answers `status` (polled for at most 1 s)."""
-    for _ in range(100):
-        if (await client.get(path)).status == status:
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
 @pytest.fixture
 async def hmr(system: TestClient) -> TestClient:
     """The `hmr all` app on a fresh sample data dir, once its reads are served."""
-    return await wait_ready(system)
+    await wait_for_status(system, f"{V2}/image_generation")  # the writer's first snapshot
+    return system
 
 
 @pytest.fixture
@@ -701,7 +684,7 @@ async def test_purge_removes_changes_of_any_status(hmr: TestClient, q: str) -> N
     resp = await hmr.get(f"{q}/changes/{a}", headers=READ)
     assert resp.status == 404
     # the applied model stays live: purge only removes queue history
-    assert await wait_status(hmr, f"{V2}/image_generation/model/Applied Model", 200)
+    await wait_for_status(hmr, f"{V2}/image_generation/model/Applied Model", 200)
 
 
 async def test_purge_filters_are_anded(populated: TestClient, q: str) -> None:

@@ -1,10 +1,9 @@
 """The write service mounted with the read service: one proposal goes all the way to the reads."""
 
-import asyncio
-
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import APPROVER_KEY, REQUESTOR_KEY
+from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
 
@@ -25,8 +24,4 @@ async def test_propose_approve_apply_is_visible(system: TestClient) -> None:
         f"{V2}/pending_queue/changes/{change_id}/apply", json={}, headers={"apikey": APPROVER_KEY}
     )
     assert resp.status == 200, await resp.text()
-    for _ in range(50):
-        if (await system.get(f"{V2}/image_generation/model/Smoke Model")).status == 200:
-            break
-        await asyncio.sleep(0.02)
-    assert (await system.get(f"{V2}/image_generation/model/Smoke Model")).status == 200
+    await wait_for_status(system, f"{V2}/image_generation/model/Smoke Model")

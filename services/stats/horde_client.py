@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -33,7 +34,12 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class HordeClient:
-    """GETs JSON from `<base>v2/...`; retries 5xx, 429, timeouts and connection errors only."""
+    """GETs JSON from `<base>v2/...`; retries 5xx, 429, timeouts and connection errors only.
+
+    A 429's Retry-After (in seconds) sets the wait before the next attempt, capped at
+    `backoff_max`; otherwise the n-th wait is drawn from [backoff_min, backoff_min·2ⁿ⁻¹].
+    `sleep` does the waiting (tests pass a recorder to see the schedule without waiting it out).
+    """
 
     def __init__(
         self,
@@ -43,8 +49,10 @@ class HordeClient:
         attempts: int = 3,
         backoff_min: float = 1.0,
         backoff_max: float = 15.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._session = session
+        self._sleep = sleep
         self._root = URL(base_url.rstrip("/") + "/v2/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
@@ -65,7 +73,7 @@ class HordeClient:
                     # full jitter: spread retries from many processes over the window
                     cap = min(self._backoff_max, self._backoff_min * 2**attempt)
                     delay = random.uniform(self._backoff_min, max(self._backoff_min, cap))
-                await asyncio.sleep(min(delay, self._backoff_max))
+                await self._sleep(min(delay, self._backoff_max))
         raise HordeUnavailable(last)
 
     async def _aget_once(self, path: str, params: dict[str, str] | None) -> Any:

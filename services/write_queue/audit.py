@@ -88,7 +88,7 @@ class AuditReplay:
         new.touch(event.event_id)
 
     def _purge(self, cid: int) -> None:
-        # [OURS] a purged change leaves the views (upstream keeps showing it as pending)
+        # a purged change leaves the views (upstream keeps showing it as pending)
         self.changes.pop(cid, None)
         for batch in self.batches.values():
             batch.approved.discard(cid)

@@ -1,4 +1,4 @@
-"""The review queue: propose, approve or reject in batches, apply, purge (spec 03 §5-9).
+"""The review queue: propose, approve or reject in batches, apply, purge.
 
 Every state change runs under one lock and one SQLite transaction. An apply commits the new
 records, statuses and audit events together, then publishes one snapshot; if the process dies in

@@ -19,9 +19,17 @@ from horde_model_records.categories import BASELINE_ALIASES
 from horde_model_records.text import strip_backend_prefix
 
 from ._config import ConfigError, GitHubRepo, ReplicaConfig
-from ._errors import ModelNotFoundError, NoDataError
+from ._errors import (
+    InvalidBody,
+    ModelNotFoundError,
+    NoDataError,
+    RetryableStatus,
+    SourceError,
+    StatusError,
+    UnreachableError,
+)
 from ._http import GitHubRawClient, ReplicaClient
-from ._manager import ModelReferenceManager, Prefetch, get_manager
+from ._manager import ModelReferenceManager, Prefetch, get_manager, reset_manager
 from ._query import (
     declared_size_bytes,
     download_count,
@@ -55,6 +63,7 @@ __all__ = [
     "FetchReport",
     "GitHubRawClient",
     "GitHubRepo",
+    "InvalidBody",
     "ModelNotFoundError",
     "ModelRecord",
     "ModelReferenceManager",
@@ -64,7 +73,11 @@ __all__ = [
     "Replica",
     "ReplicaClient",
     "ReplicaConfig",
+    "RetryableStatus",
     "Source",
+    "SourceError",
+    "StatusError",
+    "UnreachableError",
     "declared_size_bytes",
     "download_count",
     "download_urls",
@@ -73,6 +86,7 @@ __all__ = [
     "get_model_name_variants",
     "has_legacy_text_backend_prefix",
     "primary_download_url",
+    "reset_manager",
     "select_models",
     "strip_backend_prefix",
 ]

@@ -7,6 +7,7 @@ body; a 200 is decoded and validated before anybody sees it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -20,7 +21,7 @@ from horde_model_records import CATEGORY_INFO, Category
 from ._config import GitHubRepo
 from ._decode import CategoryPayload, decode_legacy_file, decode_v1, decode_v2
 from ._errors import InvalidBody, RetryableStatus, SourceError, StatusError, UnreachableError
-from ._retry import RetryPolicy, retrying
+from ._retry import RetryPolicy, Sleep, retrying
 
 T = TypeVar("T")
 logger = logging.getLogger("horde_model_replica")
@@ -86,12 +87,14 @@ async def _fetch(
     timeout: float,
     policy: RetryPolicy,
     decode: Callable[[bytes], T],
+    sleep: Sleep,
 ) -> Fetched[T]:
     try:
         return await retrying(
             lambda: conditional_get(session, url, etag=etag, timeout=timeout, decode=decode),
             policy,
             f"GET {url}",
+            sleep,
         )
     except NETWORK_ERRORS as exc:
         raise UnreachableError(f"{url}: {type(exc).__name__}: {exc}") from exc
@@ -109,7 +112,8 @@ class ReplicaClient:
     """The PRIMARY's read API (`base_url` ends with `/api`): v2 and v1 category documents.
 
     Retries: `attempts` tries on connection errors, timeouts, cut-short bodies, 5xx and 429; any
-    other status or an invalid body fails at once.
+    other status or an invalid body fails at once. `sleep` waits between attempts (tests pass a
+    recorder to see the schedule without waiting it out).
     """
 
     def __init__(
@@ -121,8 +125,10 @@ class ReplicaClient:
         attempts: int = 3,
         backoff_min: float = 1.0,
         backoff_max: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._session = session
+        self._sleep = sleep
         self.base_url = _base(base_url)
         self._timeout = timeout
         self._policy = RetryPolicy(
@@ -146,6 +152,7 @@ class ReplicaClient:
             self._timeout,
             self._policy,
             lambda body: decode_v2(category, body, f"PRIMARY v2 {category.value}"),
+            self._sleep,
         )
 
     async def fetch_v1(
@@ -160,6 +167,7 @@ class ReplicaClient:
             self._timeout,
             self._policy,
             lambda body: decode_v1(category, body, f"PRIMARY v1 {category.value}"),
+            self._sleep,
         )
 
 
@@ -167,7 +175,8 @@ class GitHubRawClient:
     """The legacy files on GitHub raw (the configured image and text repositories), as v2.
 
     Retries on the network errors, 5xx/429 and on a body that does not validate; a 4xx fails at
-    once, since asking again for a missing file will not make it appear.
+    once, since asking again for a missing file will not make it appear. `sleep` waits between
+    attempts, as for ReplicaClient.
     """
 
     def __init__(
@@ -182,8 +191,10 @@ class GitHubRawClient:
         attempts: int = 3,
         backoff_min: float = 2.0,
         backoff_max: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._session = session
+        self._sleep = sleep
         self._raw_base = _base(raw_base)
         self._repos = {"image": image_repo, "text": text_repo}
         self._proxy_base = proxy_base.rstrip("/") if proxy_base else None
@@ -217,4 +228,5 @@ class GitHubRawClient:
             self._timeout,
             self._policy,
             lambda body: decode_legacy_file(category, body, what),
+            self._sleep,
         )

@@ -336,3 +336,17 @@ def get_manager(
                 "it is configured once per process"
             )
         return _singleton
+
+
+def reset_manager() -> None:
+    """Close the process-wide manager, if there is one, and forget it.
+
+    The next `get_manager()` builds a new one from its arguments (or the environment). For tests,
+    and for a process that has to change its configuration.
+    """
+    global _singleton
+    with _singleton_lock:
+        manager, _singleton = _singleton, None
+    if manager is not None:
+        atexit.unregister(manager.close)
+        manager.close()

@@ -28,7 +28,16 @@ class RetryPolicy:
         return min(self.backoff_max, base * random.uniform(1.0, 1.5))
 
 
-async def retrying(call: Callable[[], Awaitable[T]], policy: RetryPolicy, what: str) -> T:
+#: what waits between attempts: asyncio.sleep, or a recorder in tests
+Sleep = Callable[[float], Awaitable[object]]
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    what: str,
+    sleep: Sleep = asyncio.sleep,
+) -> T:
     """Await `call()` until it succeeds, raises something not in `policy.retry_on`, or tries run out."""
     for attempt in range(1, policy.attempts + 1):
         try:
@@ -45,5 +54,5 @@ async def retrying(call: Callable[[], Awaitable[T]], policy: RetryPolicy, what: 
                 policy.attempts - 1,
                 delay,
             )
-            await asyncio.sleep(delay)
+            await sleep(delay)
     raise AssertionError("unreachable: attempts >= 1")

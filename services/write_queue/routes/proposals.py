@@ -65,7 +65,7 @@ def _validated(category: Category, body: Any) -> JsonObject:
     record = structure_record(category, {**body, "record_type": category.value})
     payload = unstructure_record(record)
     if category is Category.image_generation:
-        # [OURS] alternative spellings (SDXL, SD15...) are stored as the canonical baseline
+        # alternative spellings (SDXL, SD15...) are stored as the canonical baseline
         payload["baseline"] = KNOWN_BASELINES[payload["baseline"]]
     if category is Category.text_generation and not payload.get("text_model_group"):
         payload["text_model_group"] = group_of(record.name)
