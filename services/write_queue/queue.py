@@ -20,7 +20,7 @@ from attrs import define, frozen
 from horde_model_records import Category, legacy_to_v2, structure_record, unstructure_record
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
-from shared.errors import BadRequest, NotFound, ServiceError, Unavailable
+from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
 from shared.wire import JsonObject
 
 from .audit import AuditReplay
@@ -43,6 +43,7 @@ from .wire import (
     PendingBatchResult,
     PendingChangeDiffPage,
     PurgePendingChangesResponse,
+    Refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,22 @@ class DatasetRefused(ApplyFailure, Unavailable):
     error_type = "PendingChangeBackendError"
 
 
+#: the rule of two-person review, as the refusals state it
+TWO_PERSON_RULE = (
+    "Two-person review: the requestor of a change cannot approve or apply it; "
+    "another approver must."
+)
+
+
+def _own(changes: Iterable[Change], who: Identity) -> list[Refusal]:
+    """The changes `who` proposed, refused under the two-person rule."""
+    return [
+        Refusal(change_id=c.change_id, reason=TWO_PERSON_RULE)
+        for c in changes
+        if c.requested_by == who.user_id
+    ]
+
+
 @frozen
 class ApplyOutcome:
     """What an apply did: the changes applied, the failure that stopped it, the batch split."""
@@ -85,6 +102,7 @@ class ApplyOutcome:
     applied: list[Change]
     failure: ApplyFailure | None = None
     split: BatchSplit | None = None
+    refused: list[Refusal] = attrs.Factory(list)
 
 
 def _now() -> int:
@@ -354,6 +372,11 @@ class WriteQueue:
         now = self.clock()
         async with self.lock, self.store.transaction():
             changes = await self._pending([*approved_ids, *rejected_ids])
+            refused = _own((changes[cid] for cid in approved_ids), who)
+            if refused and len(refused) == len(approved_ids) and not rejected_ids:
+                raise Forbidden(TWO_PERSON_RULE)
+            own = {r.change_id for r in refused}
+            approved_ids = [cid for cid in approved_ids if cid not in own]
             batch_id = await self._open_batch() if approved_ids else None
             batch = (batch_id, title)
             approved = [changes[cid].reviewed("approved", who, now, batch) for cid in approved_ids]
@@ -376,6 +399,7 @@ class WriteQueue:
             batch_title=title,
             approved=approved,
             rejected=rejected,
+            refused=refused,
         )
 
     async def apurge(
@@ -433,12 +457,16 @@ class WriteQueue:
             dataset = self.live()
             todo: list[Change] = []
             done: list[Change] = []
+            refused: list[Refusal] = []
             failure: ApplyFailure | None = None
             for cid in change_ids:
                 try:
                     change = self._needs_apply(await self.store.get_change(cid), cid, job)
                     if change.status == "applied":
                         done.append(change)
+                        continue
+                    if _own([change], who):
+                        refused += _own([change], who)
                         continue
                     dataset = self._applied(dataset, change, who)
                 except ApplyFailure as exc:
@@ -455,7 +483,9 @@ class WriteQueue:
                     raise
                 done.extend(applied)
                 await self._apublish_pending()
-        return ApplyOutcome(applied=done, failure=failure, split=split)
+        if refused and not done and failure is None:
+            raise Forbidden(TWO_PERSON_RULE)
+        return ApplyOutcome(applied=done, failure=failure, split=split, refused=refused)
 
     def _applied(self, dataset: Dataset, change: Change, who: Identity) -> Dataset:
         """The dataset with one change applied (pure; raises ApplyFailure)."""

@@ -298,13 +298,26 @@ class PendingChangeDiffPage:
 
 
 @frozen(kw_only=True)
+class Refusal:
+    """A change left as it was, and why."""
+
+    change_id: int
+    reason: str
+
+
+@frozen(kw_only=True)
 class PendingBatchResult:
-    """The changes approved and rejected."""
+    """The changes approved and rejected, and those refused (the caller's own proposals)."""
 
     batch_id: int | None = documented("The open batch the approved changes joined, if any.")
     batch_title: str
     approved: list[Change]
     rejected: list[Change]
+    refused: list[Refusal] = documented(
+        "Changes the caller proposed: under two-person review another approver must approve "
+        "them. They stay pending.",
+        default=Factory(list),
+    )
 
 
 @frozen(kw_only=True)
@@ -344,6 +357,11 @@ class ApplyPendingChangesResponse:
     failed_change_id: int | None = None
     failed_error: str | None = None
     failed_error_type: ApplyErrorType | None = None
+    refused: list[Refusal] | None = documented(
+        "Changes the caller proposed, left approved: under two-person review another approver "
+        "must apply them. Absent when none.",
+        default=None,
+    )
     batch_split_occurred: bool = documented("Approved changes left in the batch moved on.")
     batch_split_original_batch_id: int | None = None
     batch_split_new_batch_id: int | None = None

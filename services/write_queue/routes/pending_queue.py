@@ -175,6 +175,7 @@ def _outcome(outcome: ApplyOutcome) -> web.StreamResponse:
         failed_change_id=None if failure is None else failure.change_id,
         failed_error=None if failure is None else str(failure.detail),
         failed_error_type=None if failure is None else failure.error_type,  # type: ignore[arg-type]  # -- one of the four kinds
+        refused=outcome.refused or None,
         **split_fields(outcome.split),
     )
     return respond(compact(answer), status=200 if failure is None else status_of(failure))
