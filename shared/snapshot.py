@@ -244,13 +244,19 @@ class SnapshotStore:
         meta: dict[str, Any],
         target: Path,
     ) -> bool:
+        """Hard-link an unchanged file from the parent, once its bytes are checked: a file damaged
+        in place after it was published is written afresh, never carried into a new snapshot."""
         if parent is None or parent_manifest is None:
             return False
         if parent_manifest.get("files", {}).get(rel) != meta:
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        source = self.root / parent / rel
         try:
-            os.link(self.root / parent / rel, target)
+            if sha256_hex(source.read_bytes()) != meta["sha256"]:
+                logger.error("snapshot %s: file %s is damaged; writing it afresh", parent, rel)
+                return False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
         except OSError:
             return False
         return True

@@ -33,6 +33,8 @@ class SnapshotHolder(Generic[M]):
     current: M | None = None
     marker: tuple[int, int] | None = None
     loaded: tuple[int, int] | None = None  # (id, created_at) of the snapshot behind `current`
+    refused: tuple[str, str] | None = None  # (name, why) of the newest snapshot refused
+    refusals: int = 0
 
     async def arefresh(self) -> bool:
         """Load the snapshot CURRENT names if it is new; True when the live model changed.
@@ -55,10 +57,11 @@ class SnapshotHolder(Generic[M]):
             model, loaded = await loop.run_in_executor(None, self._load, name)
         except SnapshotError as exc:
             logger.error("snapshot refused, keeping %s: %s", self._live(), exc)
+            self.refused, self.refusals = (name, str(exc)), self.refusals + 1
             if self.current is None:
                 await self._load_newest_good(exclude=name)
             return False
-        self.current, self.loaded = model, loaded
+        self.current, self.loaded, self.refused = model, loaded, None
         logger.info("serving snapshot %s", name)
         return True
 
@@ -83,10 +86,16 @@ class SnapshotHolder(Generic[M]):
     def observe(self, obs: Observability, service: str) -> None:
         """Readiness (a snapshot is loaded) and snapshot id/age gauges named after `service`."""
         obs.ready_checks[f"{service}_snapshot"] = lambda _app: (
-            (True, self.name_of(self.current))
-            if self.current is not None
-            else (False, "no snapshot loaded")
+            self.current is not None,
+            self._live()
+            if self.refused is None
+            else f"{self._live()}; refused {self.refused[0]}: {self.refused[1]}",
         )
+        Gauge(
+            f"hmr_{service}_snapshot_refusals",
+            "Snapshots refused as damaged since start (the previous one kept serving).",
+            registry=obs.registry,
+        ).set_function(lambda: self.refusals)
         Gauge(
             f"hmr_{service}_snapshot_id",
             f"Id of the snapshot the {service} service answers from.",
@@ -97,6 +106,12 @@ class SnapshotHolder(Generic[M]):
             "Seconds since that snapshot was published.",
             registry=obs.registry,
         ).set_function(lambda: time.time() - self.loaded[1] if self.loaded else -1)
+
+    def _readiness(self) -> str:
+        live = self._live() if self.current is not None else "no snapshot loaded"
+        if self.refused is None:
+            return live
+        return f"{live}; refused {self.refused[0]}: {self.refused[1]}"
 
     def _live(self) -> str:
         return self.name_of(self.current) if self.current is not None else "nothing"
