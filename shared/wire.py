@@ -276,39 +276,56 @@ def structure(data: Any, cls: type[T], where: str) -> T:
 # --- reading requests --------------------------------------------------------------------------------
 
 
+#: deeper JSON bodies are refused: no record comes close, and deep nesting exhausts recursion
+MAX_JSON_DEPTH = 32
+
+
 async def read_json(request: web.Request, *, required: bool = True) -> Any:
-    """The JSON body; an absent (when required) or malformed one is a 422 at `body`."""
+    """The JSON body; an absent (when required), malformed or too deeply nested one, or one
+    holding a lone surrogate (valid JSON, but not storable text), is a 422 at `body`."""
     raw = await request.read()
     if not raw.strip():
         if not required:
             return {}
-        raise InvalidInput(
-            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
-        )
+        raise _body_error("missing", "Field required")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except RecursionError:
-        raise InvalidInput(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ["body"],
-                    "msg": "JSON nested too deeply",
-                    "input": None,
-                }
-            ]
+        raise _body_error(
+            "json_invalid", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ["body"],
-                    "msg": f"JSON decode error: {exc}",
-                    "input": None,
-                }
-            ]
-        ) from None
+        raise _body_error("json_invalid", f"JSON decode error: {exc}") from None
+    _check_json(value)
+    return value
+
+
+def _body_error(kind: str, message: str) -> InvalidInput:
+    return InvalidInput([{"type": kind, "loc": ["body"], "msg": message, "input": None}])
+
+
+def _check_json(value: Any) -> None:
+    """Walk a parsed body (without recursion): bounded depth, no lone surrogates."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _body_error("json_invalid", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _check_text(key)
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _body_error("string_unicode", "Strings must not hold lone surrogates") from None
 
 
 async def read_body(request: web.Request, cls: type[T]) -> T:

@@ -4,6 +4,7 @@ filter selects."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from sqlite3 import Row
 from typing import Any, Literal
 
@@ -124,6 +125,25 @@ class Change:
 
     def evolve(self, **changes: Any) -> Change:
         return evolve(self, **changes)
+
+
+MAX_NAME_LENGTH = 200
+
+
+def name_problem(category: Category, name: str) -> str | None:
+    """Why `name` cannot name a model of `category`, or None. Names are 1-200 characters with no
+    control characters; `/` separates non-empty parts that are not `.` or `..`; a text model
+    name has at most one `/` (its `org/` prefix)."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"Model name must be at most {MAX_NAME_LENGTH} characters."
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        return "Model name must not contain control characters."
+    parts = name.split("/")
+    if any(part.strip() in ("", ".", "..") for part in parts):
+        return "Model name parts between '/' must not be empty, '.' or '..'."
+    if category is Category.text_generation and len(parts) > 2:
+        return "A text model name has at most one '/' (its organisation prefix)."
+    return None
 
 
 @frozen(kw_only=True)

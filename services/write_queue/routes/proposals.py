@@ -40,7 +40,7 @@ from ..guards import (
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
-from ..models import Change, Identity, Operation, Proposal, keep_creation
+from ..models import Change, Identity, Operation, Proposal, keep_creation, name_problem
 from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
 from ..wire import compact
@@ -124,6 +124,9 @@ def _check_target(
     if "\\" in name:
         raise InvalidInput(f"Model name must not contain invalid characters \\: '{name}'")
     _check_prefix(category, name, "deleted" if operation == "delete" else "generated")
+    problem = name_problem(category, name)
+    if problem is not None:
+        raise InvalidInput(problem)
     live = queue.live_record(category, name)
     where = f"category '{category.value}'"
     if operation == "create" and live is not None:
