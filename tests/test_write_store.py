@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
-from services.write_queue.store import MIGRATIONS, Store
+from services.cli import SAMPLE_DIR
+from services.write_queue.store import MIGRATIONS, Store, StoreBusy
+from tests.helpers import free_port
 
 
 def _change(change_id: int, route: str) -> dict[str, object]:
@@ -60,3 +65,41 @@ async def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer than this release knows"):
         await Store.aopen(path)
+
+
+async def test_a_second_writer_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    """While one writer holds the store, opening it again fails naming the directory and holder."""
+    path = tmp_path / "write_queue.sqlite3"
+    first = await Store.aopen(path)
+    try:
+        with pytest.raises(StoreBusy, match=rf"pid {os.getpid()}.*{tmp_path}"):
+            await Store.aopen(path)
+    finally:
+        await first.aclose()
+    second = await Store.aopen(path)  # released on close
+    await second.aclose()
+
+
+@pytest.mark.subprocess
+async def test_hmr_write_queue_exits_when_another_writer_runs(tmp_path: Path) -> None:
+    """`hmr write-queue` on a data dir whose store is held exits 2 with a one-line reason."""
+    data_dir = tmp_path / "data"
+    held = await Store.aopen(data_dir / "write_queue.sqlite3")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("hmr")),
+            "write-queue",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "HMR_HORDE_URL": "off", "HMR_SEED_DIR": str(SAMPLE_DIR)},
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        await held.aclose()
+    assert proc.returncode == 2
+    assert "only one writer may run on a data directory" in err.decode()
+    assert "Traceback" not in err.decode()

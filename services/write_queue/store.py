@@ -6,7 +6,9 @@ transactions. Nothing here knows about HTTP; the queue module decides what to wr
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,30 +72,64 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class StoreBusy(OSError):
+    """Another write service holds the store of this data directory."""
+
+
+def _lock(path: Path) -> int:
+    """Hold `<store>.lock` exclusively for as long as the returned descriptor stays open, so a
+    second writer on the same data directory stops at start instead of writing beside us."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreBusy(
+            f"another write service (pid {holder}) holds the store in {path.parent}; "
+            "only one writer may run on a data directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Store:
     """The write service's database. Use `async with store.transaction():` for every change."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, lock_fd: int | None = None) -> None:
         self.db = db
+        self._lock_fd = lock_fd
 
     @classmethod
     async def aopen(cls, path: Path) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN ourselves
+        lock_fd = _lock(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN ourselves
+        except BaseException:
+            os.close(lock_fd)
+            raise
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")  # an acknowledged apply survives power loss
         await db.execute("PRAGMA foreign_keys=ON")
-        store = cls(db)
+        store = cls(db, lock_fd)
         try:
             await store._migrate()
         except BaseException:
-            await db.close()  # a refused or failed migration must not leak the connection
+            await store.aclose()  # a refused or failed migration must not leak the connection
             raise
         return store
 
     async def aclose(self) -> None:
-        await self.db.close()
+        try:
+            await self.db.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the writer lock
+                self._lock_fd = None
 
     async def _migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cur:
