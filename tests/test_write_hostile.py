@@ -44,7 +44,11 @@ async def test_deeply_nested_bodies_are_422(
 @pytest.mark.parametrize(
     ("path", "headers", "body"),
     [
-        (f"{V2}/image_generation", REQ, '{"name": "Bad \\ud800", "baseline": "stable_diffusion_xl"}'),
+        (
+            f"{V2}/image_generation",
+            REQ,
+            '{"name": "Bad \\ud800", "baseline": "stable_diffusion_xl"}',
+        ),
         (
             f"{V2}/image_generation",
             REQ,
