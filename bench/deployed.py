@@ -9,8 +9,8 @@ measures with wrk:
 - cached category reads: ``GET /v2/image_generation`` through the deployed nginx (its 1 s
   micro-cache answers; the replicas see about one revalidation per second) against nginx static
   serving the same bytes, identity and gzip. Target: ≥ 80 % of static.
-- cache-busting reads: a search where every request has a distinct URL (an ignored ``n=``
-  parameter with a counter, so the micro-cache never hits and every request reaches a replica)
+- cache-busting reads: a search where every request has a distinct URL (a ``tags_none=`` tag
+  no model has, with a counter, so the micro-cache never hits and every request reaches a replica)
   through nginx with ONE and with TWO read replicas; once as deployed (nginx also stores every
   one-off answer in its micro-cache) and once with an ``apikey`` header, which the config turns
   into cache bypass and no store, so the replicas alone are measured. No target: on a 2-core
@@ -93,7 +93,7 @@ function init(args)
 end
 function request()
   counter = counter + 1
-  return wrk.format("GET", path .. "&n=" .. run .. "-" .. tostring(tid) .. "-" .. counter)
+  return wrk.format("GET", path .. "&tags_none=n-" .. run .. "-" .. tostring(tid) .. "-" .. counter)
 end
 """
 
@@ -362,12 +362,12 @@ def _check(dep: Deployment, static_port: int) -> dict[str, object]:
         facts[f"bytes {label}"] = len(a.body)
         again = http_get(dep.port, CATEGORY, headers=headers)
         facts[f"X-Cache {label}"] = again.headers.get("x-cache", "(none)")
-    probe = http_get(dep.port, SEARCH + "&n=probe")
+    probe = http_get(dep.port, SEARCH + "&tags_none=n-probe")
     if probe.status != 200:
         raise BenchError(f"cache-busting search answered {probe.status}: {probe.body[:200]!r}")
     facts["bytes search"] = len(probe.body)
     facts["X-Cache search"] = probe.headers.get("x-cache", "(none)")
-    probe = http_get(dep.port, SEARCH + "&n=probe2", headers=NO_CACHE)
+    probe = http_get(dep.port, SEARCH + "&tags_none=n-probe2", headers=NO_CACHE)
     if probe.status != 200:
         raise BenchError(f"search with an apikey header answered {probe.status}")
     facts["X-Cache search not cached"] = probe.headers.get("x-cache", "(none)")
@@ -571,7 +571,8 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Se
         "Category rows: the deployed nginx answers from its 1 s micro-cache "
         f"(X-Cache after warm-up: identity {facts['X-Cache identity']}, gzip {facts['X-Cache gzip']}); "
         "bytes, Content-Type and Content-Encoding checked identical to the static files first.",
-        "Search rows: `" + SEARCH + "&n=<run>-<thread>-<counter>`, a URL never seen before on "
+        "Search rows: `" + SEARCH + "&tags_none=n-<run>-<thread>-<counter>` (a tag no model has), "
+        "a URL never seen before on "
         f"every request (X-Cache {facts['X-Cache search']}), so every request is proxied to a "
         "replica, which runs the search and serialises the answer; nginx also stores each "
         "answer in its micro-cache (`proxy_cache_valid 200 1s`), a file write per request. "

@@ -24,7 +24,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from horde_model_records.serde import make_converter
 
 #: a JSON object whose shape this service does not own (a record payload, an audit payload)
-from .errors import InputError, InvalidInput, JsonObject, validation_items
+from .errors import BadRequest, InputError, InvalidInput, JsonObject, validation_items
 
 T = TypeVar("T", bound=attrs.AttrsInstance)
 
@@ -378,9 +378,17 @@ def _query_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return tuple(out)
 
 
-def read_query(request: web.Request, cls: type[T]) -> T:
+def read_query(request: web.Request, cls: type[T], *, strict: bool = False) -> T:
     """The query string as `cls`: repeated keys fill tuple fields, other fields take the last.
-    Every value that does not parse is reported, then the class's own checks run."""
+    Every value that does not parse is reported, then the class's own checks run. With
+    `strict`, a parameter the class does not have is a 400 naming it."""
+    if strict:
+        known = {name for name, _, _ in _query_fields(cls)}
+        unknown = sorted(set(request.query) - known)
+        if unknown:
+            raise BadRequest(
+                f"Unknown parameter(s): {', '.join(unknown)}. Valid parameters: {sorted(known)}"
+            )
     data: JsonObject = {}
     problems: list[InputError] = []
     for name, tp, item_tp in _query_fields(cls):

@@ -240,3 +240,35 @@ async def test_search_all_dedupes_names_across_categories(client: TestClient) ->
     body = await search(client, f"{V2}/search", limit=500, name_contains="")
     names = [r["name"] for r in body["results"]]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"backend": "aphrodite"}, {"quantized": "true"}, {"exclude_backend_variations": "false"}],
+)
+async def test_text_only_filters_on_other_categories_are_400(
+    client: TestClient, params: dict
+) -> None:
+    """backend, quantized and exclude_backend_variations on an image search are a 400, not ignored."""
+    resp = await client.get(IMG, params=params)
+    assert resp.status == 400
+    assert "only apply to text_generation" in (await resp.json())["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/model_references/v2/search", {"baseline": "flux_1"}),
+        ("/api/model_references/v2/search", {"inpainting": "true"}),
+        ("/api/model_references/v2/search", {"n": "1"}),
+        (IMG, {"colour": "red"}),
+    ],
+)
+async def test_unknown_search_parameters_are_400(
+    client: TestClient, path: str, params: dict
+) -> None:
+    """A parameter the search does not take is a 400 naming it (the all-category search takes no
+    category-only filters)."""
+    resp = await client.get(path, params=params)
+    assert resp.status == 400
+    assert next(iter(params)) in (await resp.json())["detail"]

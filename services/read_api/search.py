@@ -57,6 +57,20 @@ def _check_fields(q: SearchQuery, view: CategoryView) -> None:
                 f"Filter not supported for this category: Field '{field}' does not exist on "
                 f"{type_name}. Valid fields: {sorted(view.fields)}"
             )
+    text_only = [
+        name
+        for name, value in (
+            ("backend", q.backend),
+            ("exclude_backend_variations", q.exclude_backend_variations),
+            ("quantized", q.quantized),
+        )
+        if value is not None
+    ]
+    if text_only and view.category is not Category.text_generation:
+        raise BadRequest(
+            f"Filter not supported for this category: {', '.join(text_only)} only apply to "
+            "text_generation"
+        )
 
 
 def _category_matches(q: SearchQuery, view: CategoryView) -> list[int]:

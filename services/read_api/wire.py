@@ -74,14 +74,14 @@ class SearchQuery(SearchAllQuery):
     backend: str | None = text(
         max_length=MAX_TEXT,
         default=None,
-        description="text_generation only: names with this backend prefix "
-        f"({', '.join(BACKENDS)}); ignored elsewhere.",
+        description="text_generation only (elsewhere a 400): names with this backend prefix "
+        f"({', '.join(BACKENDS)}).",
     )
-    exclude_backend_variations: bool = _flag(
-        "text_generation only: drop backend-prefixed names; ignored elsewhere.", default=False
+    exclude_backend_variations: bool | None = _flag(
+        "text_generation only (elsewhere a 400): drop backend-prefixed names."
     )
     quantized: bool | None = _flag(
-        "text_generation only: keep (true) or drop (false) quantized names."
+        "text_generation only (elsewhere a 400): keep (true) or drop (false) quantized names."
     )
     source: str = text(
         max_length=MAX_TEXT,

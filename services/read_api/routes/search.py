@@ -17,7 +17,8 @@ from ..wire import SearchAllQuery, SearchQuery, SearchResponse
 routes = ApiRoutes()
 
 _ERRORS = {
-    400: "A filter the record type lacks, or a bad sort_by, backend or source.",
+    400: "An unknown parameter, a filter the record type lacks, or a bad sort_by, backend or "
+    "source.",
     422: "A bad parameter value, or (per category) an unknown category.",
     503: NO_SNAPSHOT,
 }
@@ -37,7 +38,7 @@ _ERRORS = {
 )
 async def search_models(request: web.Request) -> web.Response:
     model = read_model(request)
-    query = read_query(request, SearchAllQuery)
+    query = read_query(request, SearchAllQuery, strict=True)
     return respond_json(model, search.search_all(model, query))
 
 
@@ -58,5 +59,5 @@ async def search_models(request: web.Request) -> web.Response:
 async def search_category_models(request: web.Request) -> web.Response:
     model = read_model(request)
     category = search_category(request.match_info["category"])
-    query = read_query(request, SearchQuery)
+    query = read_query(request, SearchQuery, strict=True)
     return respond_json(model, search.search_category(model, category, query))
