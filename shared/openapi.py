@@ -187,6 +187,8 @@ def _operation(doc: OperationDoc, path_keys: list[str], method: str, components:
             text, schema = spec, ref("ValidationError" if code == 422 else "HTTPError")
         responses[str(code)] = _response(text, schema, {})
     responses.update({str(code): dict(r) for code, r in doc.responses.items()})
+    # every route: the error middleware refuses URLs longer than it reads
+    responses.setdefault("414", _response("URI too long.", ref("HTTPError"), {}))
     operation: JsonDict = {
         "schemas": schemas,
         "summary": doc.summary,

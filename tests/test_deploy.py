@@ -212,3 +212,16 @@ async def test_stats_down_leaves_reads_working(deployment: Deployment) -> None:
         assert status == 200
         status, _, body = await fetch(s, "GET", deployment.url("/api/heartbeat"))
         assert status == 503 and isinstance(body["detail"], str)
+
+
+async def test_nginx_own_errors_speak_the_error_envelope(deployment: Deployment) -> None:
+    """An overlong URL is a JSON 414 and overlong headers a JSON 431, not nginx's HTML pages."""
+    async with aiohttp.ClientSession() as s:
+        status, headers, body = await fetch(s, "GET", deployment.url("/api/" + "a" * 9000))
+        assert (status, body) == (414, {"detail": "URI Too Long"})
+        assert headers["Content-Type"] == "application/json"
+        status, headers, body = await fetch(
+            s, "GET", deployment.url(f"{V2}/blip"), headers={"X-Big": "b" * 9000}
+        )
+        assert (status, body) == (431, {"detail": "Request Header Fields Too Large"})
+        assert headers["Content-Type"] == "application/json"

@@ -59,11 +59,12 @@ async def _document(client: TestClient) -> Doc:
 
 @pytest.fixture
 async def hmr_all(aiohttp_client: ClientFactory, tmp_path: Path, auth_file: Path) -> TestClient:
-    """The application `hmr all` serves, built from its command line, on a test server."""
+    """The application `hmr all` serves, built from its command line, on a test server (its own
+    data dir: `system` may run beside it, and one data dir takes one writer)."""
     argv = [
         "all",
         "--data-dir",
-        str(tmp_path / "data"),
+        str(tmp_path / "hmr-all"),
         "--auth-file",
         str(auth_file),
         "--horde-url",
