@@ -62,6 +62,8 @@ class Observability:
 
 
 observability_key = web.AppKey("observability_key", Observability)
+#: set by a handler whose successful answers are routine polling, not worth an access log line
+quiet_key = web.RequestKey("quiet_key", bool)
 
 
 def observability_of(app: web.Application) -> Observability:
@@ -176,6 +178,8 @@ class AccessLogger(AbstractAccessLogger):
     """One structured record per request: method, path, status, duration and request id."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status < 400 and request.get(quiet_key, False):
+            return
         self.logger.info(
             "%s %s %s",
             request.method,

@@ -435,7 +435,12 @@ async def get_docs_page(request: web.Request) -> web.Response:
         api = _api_spec(docs)
         static = Path(_apispec_modules().aiohttp_apispec.__file__).parent / "static"
         # with app=None it renders the template with our url and static path, touching no app keys
-        docs.index_page = api._get_index_page(None, static, STATIC_PATH)
+        page = api._get_index_page(None, static, STATIC_PATH)
+        # Swagger UI would otherwise load a validator badge from validator.swagger.io on any
+        # host but localhost: broken offline, and it hands the document's URL to a third party
+        docs.index_page = page.replace(
+            "deepLinking: true,", "deepLinking: true, validatorUrl: null,"
+        )
     return web.Response(text=docs.index_page, content_type="text/html")
 
 

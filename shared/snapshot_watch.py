@@ -35,6 +35,7 @@ class SnapshotHolder(Generic[M]):
     loaded: tuple[int, int] | None = None  # (id, created_at) of the snapshot behind `current`
     refused: tuple[str, str] | None = None  # (name, why) of the newest snapshot refused
     refusals: int = 0
+    said_waiting: bool = False
 
     async def arefresh(self) -> bool:
         """Load the snapshot CURRENT names if it is new; True when the live model changed.
@@ -42,6 +43,10 @@ class SnapshotHolder(Generic[M]):
         A damaged snapshot is logged and refused; the previous one stays live.
         """
         marker = self.store.current_marker()
+        if marker is None and self.current is None and not self.said_waiting:
+            # a wrong --data-dir looks exactly like this: say where we look
+            logger.warning("waiting for a snapshot: %s does not exist yet", self._pointer())
+            self.said_waiting = True
         if marker is None or marker == self.marker:
             return False
         self.marker = marker
@@ -87,9 +92,7 @@ class SnapshotHolder(Generic[M]):
         """Readiness (a snapshot is loaded) and snapshot id/age gauges named after `service`."""
         obs.ready_checks[f"{service}_snapshot"] = lambda _app: (
             self.current is not None,
-            self._live()
-            if self.refused is None
-            else f"{self._live()}; refused {self.refused[0]}: {self.refused[1]}",
+            self._readiness(),
         )
         Gauge(
             f"hmr_{service}_snapshot_refusals",
@@ -107,8 +110,11 @@ class SnapshotHolder(Generic[M]):
             registry=obs.registry,
         ).set_function(lambda: time.time() - self.loaded[1] if self.loaded else -1)
 
+    def _pointer(self) -> str:
+        return str(self.store.root / "CURRENT")
+
     def _readiness(self) -> str:
-        live = self._live() if self.current is not None else "no snapshot loaded"
+        live = self._live() if self.current is not None else f"waiting for {self._pointer()}"
         if self.refused is None:
             return live
         return f"{live}; refused {self.refused[0]}: {self.refused[1]}"

@@ -7,11 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from shared.observability import configure_logging
-from tests.conftest import REQUESTOR_KEY
+from shared.observability import AccessLogger, configure_logging
+from tests.conftest import REQUESTOR_KEY, system_app
 from tests.helpers import wait_for_status
 
 V2 = "/api/model_references/v2"
@@ -43,13 +44,20 @@ async def test_metrics_count_requests_by_route_template(client: TestClient) -> N
     assert "hmr_read_snapshot_id 1.0" in text
 
 
-async def test_probes_follow_the_snapshot(make_client: Any, tmp_path: Path) -> None:
-    """/livez answers at once; /readyz is 503 until a snapshot is loaded."""
-    client = await make_client(tmp_path)
+async def test_probes_follow_the_snapshot(
+    make_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/livez answers at once; /readyz is 503 until a snapshot is loaded, and both /readyz and
+    the log say which file the service waits for (a wrong --data-dir shows at once)."""
+    with caplog.at_level(logging.WARNING):
+        client = await make_client(tmp_path)
     assert (await client.get("/livez")).status == 200
     resp = await client.get("/readyz")
     assert resp.status == 503
-    assert (await resp.json())["checks"]["read_snapshot"]["ok"] is False
+    check = (await resp.json())["checks"]["read_snapshot"]
+    pointer = str(tmp_path / "snapshots" / "CURRENT")
+    assert check["ok"] is False and pointer in check["detail"]
+    assert any(pointer in r.getMessage() for r in caplog.records)
 
 
 async def test_system_readiness_and_queue_metrics(system: TestClient) -> None:
@@ -76,3 +84,27 @@ def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str])
         assert record["level"] == "INFO" and record["logger"] == "aiohttp.access"
     finally:
         logging.getLogger().handlers[:] = []
+
+
+async def test_replica_polling_leaves_no_access_log_lines(
+    tmp_path: Path, auth_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pulling replica's polls of the live snapshot name are not logged; other requests are."""
+    app = system_app(tmp_path / "data", HMR_AUTH_FILE=auth_file)
+    server = TestServer(app)
+    await server.start_server(
+        access_log_class=AccessLogger, access_log=logging.getLogger("access-test")
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_for_status(session, str(server.make_url("/readyz")))
+            with caplog.at_level(logging.INFO, logger="access-test"):
+                for _ in range(5):
+                    async with session.get(server.make_url("/api/internal/snapshots/current")) as r:
+                        assert r.status == 200
+                async with session.get(server.make_url("/api/replicate_mode")) as r:
+                    assert r.status == 200
+    finally:
+        await server.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "access-test"]
+    assert [line for line in lines if "/readyz" not in line] == ["GET /api/replicate_mode 200"]

@@ -192,6 +192,7 @@ async def test_docs_page_is_swagger_ui(client: TestClient) -> None:
     page = await resp.text()
     assert "/api/openapi.json" in page
     assert "/api/docs/static/swagger-ui-bundle.js" in page
+    assert "validatorUrl: null" in page  # no badge fetched from validator.swagger.io
 
 
 async def test_swagger_ui_assets_are_served(client: TestClient) -> None:

@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 
 from shared.errors import NotFound
+from shared.observability import quiet_key
 from shared.openapi import docs
 from shared.snapshot import MANIFEST, SnapshotError, snapshot_id_of
 from shared.wire import respond
@@ -29,6 +30,7 @@ PREFIX = "/api/internal/snapshots"
     errors={404: "No snapshot has been published yet."},
 )
 async def get_current_snapshot(request: web.Request) -> web.Response:
+    request[quiet_key] = True  # every pulling replica asks several times a second
     name = request.config_dict[snapshot_store_key].current_name()
     if name is None:
         raise NotFound("No snapshot has been published yet.")
