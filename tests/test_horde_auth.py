@@ -6,6 +6,7 @@ case. tests/test_write_auth.py runs the service against the fake AI-Horde on loo
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -129,13 +130,46 @@ async def test_a_malformed_answer_is_unavailable(
         await authenticator(http_session).aidentify(KEY)
 
 
-async def test_the_anonymous_user_is_refused(
+async def test_the_anonymous_user_reads_but_never_holds_a_role(
     outbound: aioresponses, http_session: aiohttp.ClientSession
 ) -> None:
-    """AI-Horde's anonymous user (id 0) is 401, even with an approver list that names 0."""
+    """AI-Horde's anonymous user (id 0) is a valid reader, with no role even when the allow-lists
+    name 0 (anyone may use that key)."""
     outbound.get(FIND_USER, payload={"id": 0, "username": "Anonymous#0"})
-    with pytest.raises(Unauthorized, match="Anonymous"):
-        await authenticator(http_session, approver_ids=frozenset({"0"})).aidentify(KEY)
+    auth = authenticator(
+        http_session, approver_ids=frozenset({"0"}), requestor_ids=frozenset({"0"})
+    )
+    identity = await auth.aidentify(KEY)
+    assert (identity.user_id, identity.roles) == ("0", frozenset())
+
+
+async def test_a_refused_key_is_cached_for_a_short_time(
+    outbound: aioresponses, http_session: aiohttp.ClientSession
+) -> None:
+    """A key AI-Horde refused is refused again from the cache, without asking, until
+    refusal_ttl runs out."""
+    outbound.get(FIND_USER, status=404, repeat=True)
+    auth = authenticator(http_session, refusal_ttl=60.0)
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            await auth.aidentify(KEY)
+    assert len(requests_made(outbound)) == 1
+    expired = authenticator(http_session, refusal_ttl=0.0)
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await expired.aidentify(KEY)
+    assert len(requests_made(outbound)) == 3
+
+
+async def test_concurrent_lookups_of_one_key_share_one_request(
+    outbound: aioresponses, http_session: aiohttp.ClientSession
+) -> None:
+    """Twenty requests arriving together with one uncached key cost AI-Horde one lookup."""
+    outbound.get(FIND_USER, payload={"id": 100}, repeat=True)
+    auth = authenticator(http_session)
+    identities = await asyncio.gather(*(auth.aidentify(KEY) for _ in range(20)))
+    assert {i.user_id for i in identities} == {"100"}
+    assert len(requests_made(outbound)) == 1
 
 
 async def test_a_failure_is_not_cached(

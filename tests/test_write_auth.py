@@ -175,12 +175,42 @@ async def test_upstream_401_is_invalid_api_key(
     assert await resp.json() == {"detail": "Invalid API key"}
 
 
-async def test_anonymous_key_is_401(horde_system: SystemFactory) -> None:
-    """The anonymous AI-Horde user (id 0) is refused with 401."""
-    client = await horde_system(HMR_REQUESTOR_IDS="0,100")
-    resp = await client.get(ROLES, headers={"apikey": H_ANON})
-    assert resp.status == 401
-    assert isinstance((await resp.json())["detail"], str)
+async def test_the_anonymous_key_reads_beta_models_and_writes_nothing(
+    horde_system: SystemFactory, horde: FakeHorde
+) -> None:
+    """The anonymous key (AI-Horde id 0, what default workers send) reads /pending and the
+    queue (200) but every write is a 403, even with 0 on the allow-lists; many requests cost
+    AI-Horde one lookup."""
+    client = await horde_system(HMR_REQUESTOR_IDS="0,100", HMR_APPROVER_IDS="0,200")
+    anon = {"apikey": H_ANON}
+    before = horde.calls
+    for category in ("image_generation", "esrgan", "gfpgan"):
+        for _ in range(10):
+            resp = await client.get(f"{V2}/{category}/pending", headers=anon)
+            assert resp.status == 200, await resp.text()
+    roles = await (await client.get(ROLES, headers=anon)).json()
+    assert (roles["user_id"], roles["roles"]) == ("0", [])
+    resp = await client.post(f"{V2}/image_generation", json=IMAGE_BODY, headers=anon)
+    assert resp.status == 403
+    for path, body in (
+        (f"{V2}/pending_queue/batches", {"batch_title": "x", "approved_ids": [1]}),
+        (f"{V2}/pending_queue/apply", {"change_ids": [1]}),
+        (f"{V2}/pending_queue/purge", {"purge_all": True}),
+    ):
+        assert (await client.post(path, json=body, headers=anon)).status == 403, path
+    assert horde.calls - before == 1
+
+
+async def test_an_unknown_key_is_asked_about_once_per_refusal_period(
+    horde_system: SystemFactory, horde: FakeHorde
+) -> None:
+    """Refusals are cached too: thirty requests with a key AI-Horde does not know ask it once."""
+    client = await horde_system()
+    before = horde.calls
+    for _ in range(30):
+        resp = await client.get(f"{V2}/image_generation/pending", headers={"apikey": "nobody"})
+        assert resp.status == 401
+    assert horde.calls - before == 1
 
 
 async def test_unknown_key_on_write_is_401(horde_system: SystemFactory) -> None:
@@ -386,9 +416,12 @@ async def test_upstream_failure_is_not_cached(
     assert horde.calls == 2
 
 
-async def test_unknown_key_is_not_cached(horde_system: SystemFactory, horde: FakeHorde) -> None:
-    """A key AI-Horde learns about after a 401 works on the next request."""
-    client = await horde_system()
+async def test_a_refusal_is_cached_no_longer_than_the_cache(
+    horde_system: SystemFactory, horde: FakeHorde
+) -> None:
+    """With HMR_AUTH_CACHE_TTL=0 a key AI-Horde learns about after a 401 works on the next
+    request (refusals are kept at most as long as identities, and at most 10 s)."""
+    client = await horde_system(HMR_AUTH_CACHE_TTL="0")
     assert (await roles_of(client, "brand-new-key"))[0] == 401
     horde.users["brand-new-key"] = {"id": 777, "username": "New#777"}
     status, body = await roles_of(client, "brand-new-key")

@@ -44,6 +44,8 @@ async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
                 approver_ids=config.approver_ids,
                 timeout=config.auth_timeout,
                 cache_ttl=config.auth_cache_ttl,
+                # a refused key is asked about again sooner: it may just have been created
+                refusal_ttl=min(10.0, config.auth_cache_ttl),
             )
         yield
 

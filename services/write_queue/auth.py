@@ -40,8 +40,18 @@ def _key_hash(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
+#: AI-Horde's anonymous user: a valid key for reading, never given a role
+ANONYMOUS_ID = "0"
+
+
 class HordeAuthenticator:
-    """Asks AI-Horde who owns a key; roles come from the requestor/approver allow-lists."""
+    """Asks AI-Horde who owns a key; roles come from the requestor/approver allow-lists.
+
+    Answers are cached by key hash both ways: an identity for `cache_ttl` seconds, a refused key
+    for `refusal_ttl`; concurrent lookups of one key share one request. A fleet of workers
+    polling with one key (the anonymous one, say) costs AI-Horde one lookup per period. When
+    AI-Horde cannot answer, nothing is cached.
+    """
 
     def __init__(
         self,
@@ -51,6 +61,7 @@ class HordeAuthenticator:
         approver_ids: frozenset[str],
         timeout: float = 10.0,
         cache_ttl: float = 60.0,
+        refusal_ttl: float = 10.0,
     ) -> None:
         self._session = session
         self._url = URL(horde_url if horde_url.endswith("/") else horde_url + "/").join(
@@ -60,7 +71,9 @@ class HordeAuthenticator:
         self._requestors = requestor_ids | approver_ids
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._ttl = cache_ttl
-        self._cache: dict[str, tuple[float, Identity]] = {}
+        self._refusal_ttl = refusal_ttl
+        self._cache: dict[str, tuple[float, Identity | Unauthorized]] = {}
+        self._in_flight: dict[str, asyncio.Future[Identity]] = {}
 
     def role_configured(self, role: str) -> bool:
         return bool(self._approvers if role == "approver" else self._requestors)
@@ -69,10 +82,33 @@ class HordeAuthenticator:
         digest = _key_hash(api_key)  # the key itself is never stored, logged or echoed
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
+            if isinstance(cached[1], Unauthorized):
+                raise Unauthorized(cached[1].detail)
             return cached[1]
-        identity = await self._afind_user(api_key)
-        self._cache[digest] = (time.monotonic() + self._ttl, identity)
-        return identity
+        pending = self._in_flight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
+        self._in_flight[digest] = future
+        try:
+            identity = await self._afind_user(api_key)
+        except Unauthorized as exc:
+            self._cache[digest] = (time.monotonic() + self._refusal_ttl, exc)
+            future.set_exception(Unauthorized(exc.detail))
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            raise
+        except BaseException:
+            future.set_exception(Unavailable("Auth lookup was interrupted"))
+            raise
+        else:
+            self._cache[digest] = (time.monotonic() + self._ttl, identity)
+            future.set_result(identity)
+            return identity
+        finally:
+            del self._in_flight[digest]
+            future.exception()  # retrieved: waiters that never came must not warn
 
     async def _afind_user(self, api_key: str) -> Identity:
         headers = {"apikey": api_key, "Client-Agent": CLIENT_AGENT}
@@ -90,12 +126,12 @@ class HordeAuthenticator:
         user_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise Unavailable("Auth service gave an unexpected answer")
-        if user_id == 0:
-            raise Unauthorized("Anonymous AI-Horde keys cannot be used here.")
         uid = str(user_id)
         roles = {"approver"} if uid in self._approvers else set()
         if uid in self._requestors:
             roles.add("requestor")
+        if uid == ANONYMOUS_ID:
+            roles = set()  # anyone may use the anonymous key: it reads, it never reviews
         username = body.get("username")
         return Identity(
             user_id=uid,
