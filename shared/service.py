@@ -1,4 +1,5 @@
-"""What every service's setup() starts with: HTTP glue, its config, probes, the live snapshot."""
+"""What every service's setup() starts with (HTTP glue, its config, probes, the live snapshot),
+and the standalone application around a setup()."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ class SnapshotModel(Protocol):
 
 
 M = TypeVar("M", bound=SnapshotModel)
+
+
+def standalone_app(
+    config: C,
+    setup: Callable[[web.Application, C], None],
+    *more: Callable[[web.Application], None],
+) -> web.Application:
+    """A new application with one service on it: `setup(app, config)`, then each of `more`
+    (its OpenAPI document, ...). `hmr all` instead sets every service up on one application."""
+    app = web.Application()
+    setup(app, config)
+    for add in more:
+        add(app)
+    return app
 
 
 def setup_service(app: web.Application, config_key: web.AppKey[C], config: C) -> Observability:

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from shared.service import setup_service, setup_snapshot_holder
+from shared.service import setup_service, setup_snapshot_holder, standalone_app
 
 from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
@@ -61,8 +61,4 @@ def setup_write_rejection(app: web.Application) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_write_rejection(app)
-    setup_read_docs(app)
-    return app
+    return standalone_app(config, setup, setup_write_rejection, setup_read_docs)

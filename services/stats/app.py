@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from shared.observability import Observability
-from shared.service import setup_service, setup_snapshot_holder
+from shared.service import setup_service, setup_snapshot_holder, standalone_app
 
 from .config import Config
 from .horde_client import HordeClient
@@ -103,7 +103,4 @@ def setup(app: web.Application, config: Config) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_stats_docs(app)
-    return app
+    return standalone_app(config, setup, setup_stats_docs)

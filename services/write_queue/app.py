@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from shared.observability import Observability
-from shared.service import setup_service
+from shared.service import setup_service, standalone_app
 from shared.snapshot import SnapshotStore
 
 from .auth import FileAuthenticator, HordeAuthenticator
@@ -106,7 +106,4 @@ def setup(app: web.Application, config: Config) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_write_docs(app)
-    return app
+    return standalone_app(config, setup, setup_write_docs)
