@@ -43,7 +43,7 @@ routes = web.RouteTableDef()
 Json = dict[str, Any]
 
 HORDE_CATEGORIES = (Category.image_generation, Category.text_generation)
-_TAGS = ("stats",)
+_STATISTICS = "/api/model_references/statistics/{category}"
 _CATEGORY = {"schema": {"type": "string", "enum": [c.value for c in Category]}}
 _NO_SNAPSHOT = "No snapshot published yet."
 _BAD_INPUT = "Unknown category or bad parameter."
@@ -91,14 +91,18 @@ def _horde_ready(request: web.Request, category: Category) -> None:
         raise BadGateway("AI Horde API is currently unavailable: no data has been fetched yet")
 
 
+def _docs(summary: str, **fields: Any) -> Callable[[Handler], Handler]:
+    """The operation of a stats route (all are tagged `stats`)."""
+    return docs(summary, tags=("stats",), **fields)
+
+
 def _category_docs(
     summary: str, *, errors: Mapping[int, str] | None = None, **fields: Any
 ) -> Callable[[Handler], Handler]:
     """The operation of a route under /{category}: an unknown category or a bad parameter is a
     422, and there is no answer before the first snapshot."""
-    return docs(
+    return _docs(
         summary,
-        tags=_TAGS,
         path={"category": _CATEGORY},
         errors={422: _BAD_INPUT, 503: _NO_SNAPSHOT, **(errors or {})},
         **fields,
@@ -106,9 +110,8 @@ def _category_docs(
 
 
 @routes.get("/api/heartbeat")
-@docs(
+@_docs(
     "Service status and AI-Horde health",
-    tags=_TAGS,
     answer=Heartbeat,
     answer_description="Always ok; AI-Horde health inside.",
 )
@@ -177,7 +180,7 @@ async def list_popular(request: web.Request) -> web.Response:
     return _bytes(_cached(request, model, key, encoded))
 
 
-@routes.get("/api/model_references/statistics/{category}")
+@routes.get(_STATISTICS)
 @_category_docs(
     "Counts and distributions of a category's models",
     query=StatisticsQuery,
@@ -205,7 +208,7 @@ async def get_statistics(request: web.Request) -> web.Response:
     return _bytes(encoded[:-1] + b", " + echo[1:])
 
 
-@routes.get("/api/model_references/statistics/{category}/deletion-risk")
+@routes.get(_STATISTICS + "/deletion-risk")
 @_category_docs(
     "Which models are unused, unserved or hard to download",
     query=DeletionRiskQuery,
