@@ -24,7 +24,14 @@ logger = logging.getLogger("hmr")
 
 SAMPLE_DIR = Path(shared.__file__).parent / "sample_data" / "legacy"
 
-#: (flag, environment variable, help); every option is also an environment variable
+#: (flag, environment variable, help)
+Option = tuple[str, str, str]
+#: runs a command: (the environment with the options on top, the parsed arguments) -> exit status
+Runner = Callable[[dict[str, str], argparse.Namespace], int]
+#: builds the application a command serves from that environment (`hmr all` seeds an empty dir)
+AppBuilder = Callable[[Mapping[str, str]], web.Application]
+
+#: every option is also an environment variable
 COMMON = [
     ("--data-dir", "HMR_DATA_DIR", "data directory: snapshots/ (and the write store) live here"),
 ]
@@ -72,7 +79,7 @@ KEEP = [
 ]
 
 
-def _add(parser: argparse.ArgumentParser, options: list[tuple[str, str, str]]) -> None:
+def _add(parser: argparse.ArgumentParser, options: list[Option]) -> None:
     for flag, env, text in options:
         parser.add_argument(
             flag,
@@ -193,16 +200,17 @@ def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> i
     return 0
 
 
+def _server(app: AppBuilder, default_port: int) -> Runner:
+    """Run a service alone: serve what `app` builds on HMR_PORT, `default_port` when unset."""
+    return lambda env, args: _serve(app(env), env, default_port)
+
+
 def read_api_app(env: Mapping[str, str]) -> web.Application:
     """What `hmr read-api` serves."""
     from services.read_api.app import create_app
     from services.read_api.config import Config
 
     return create_app(Config.from_environ(env))
-
-
-def run_read_api(env: Mapping[str, str]) -> int:
-    return _serve(read_api_app(env), env, 19801)
 
 
 def _write_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -217,20 +225,12 @@ def write_queue_app(env: Mapping[str, str]) -> web.Application:
     return create_app(Config.from_environ(_write_env(env)))
 
 
-def run_write_queue(env: Mapping[str, str]) -> int:
-    return _serve(write_queue_app(env), env, 19802)
-
-
 def stats_app(env: Mapping[str, str]) -> web.Application:
     """What `hmr stats` serves."""
     from services.stats.app import create_app
     from services.stats.config import Config
 
     return create_app(Config.from_environ(env))
-
-
-def run_stats(env: Mapping[str, str]) -> int:
-    return _serve(stats_app(env), env, 19803)
 
 
 def build_all_app(env: Mapping[str, str]) -> web.Application:
@@ -286,6 +286,52 @@ def write_openapi(env: Mapping[str, str], out: str) -> int:
     return 0
 
 
+#: (help line, description) of each command, in the order `hmr --help` lists them
+COMMANDS = {
+    "seed": (
+        "import a legacy directory and publish the first snapshot",
+        "Import a legacy directory laid out like the GitHub "
+        "repositories and publish it as a snapshot of the data dir.",
+    ),
+    "read-api": (
+        "serve reads from the snapshots of a data dir",
+        "Run the read service (stateless; run as many as you like).",
+    ),
+    "write-queue": (
+        "serve proposals, reviews and applies (the only writer)",
+        "Run the write service: authenticated proposals, two-person review, apply "
+        "and audit. It owns the SQLite store and publishes snapshots.",
+    ),
+    "stats": (
+        "serve heartbeat, popular models and statistics from AI-Horde data",
+        "Run the stats service: polls AI-Horde and merges its status, usage and "
+        "workers with the model reference snapshots of the data dir.",
+    ),
+    "openapi": (
+        "write the OpenAPI document of every service to a file",
+        "Render the deployment's OpenAPI document (what hmr all serves at "
+        "/api/openapi.json); nginx deployments serve this file.",
+    ),
+    "dev-auth": (
+        "create (or show) a development auth file",
+        "Write a JSON auth file with a requestor and two approvers and print their "
+        "keys. For development only: never use it in production.",
+    ),
+    "all": (
+        "every service in one process under /api",
+        "Run every service on one application under /api; seeds an "
+        "empty data dir first. Mode defaults to PRIMARY here.",
+    ),
+}
+
+#: the commands that serve one service alone: (command, options, its app, its default port)
+SERVICES: list[tuple[str, list[Option], AppBuilder, int]] = [
+    ("read-api", COMMON + SERVE, read_api_app, 19801),
+    ("write-queue", COMMON + SERVE + SEED + WRITE + KEEP, write_queue_app, 19802),
+    ("stats", COMMON + SERVE + STATS, stats_app, 19803),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmr",
@@ -293,67 +339,29 @@ def build_parser() -> argparse.ArgumentParser:
         "environment variable shown in its help.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {
+        name: sub.add_parser(name, help=help_line, description=description)
+        for name, (help_line, description) in COMMANDS.items()
+    }
 
-    p = sub.add_parser(
-        "seed",
-        help="import a legacy directory and publish the first snapshot",
-        description="Import a legacy directory laid out like the GitHub "
-        "repositories and publish it as a snapshot of the data dir.",
-    )
+    p = commands["seed"]
     _add(p, COMMON + SEED + KEEP)
     p.add_argument("--force", action="store_true", help="publish even if the data dir has data")
     p.set_defaults(run=lambda env, a: seed(env, force=a.force))
 
-    p = sub.add_parser(
-        "read-api",
-        help="serve reads from the snapshots of a data dir",
-        description="Run the read service (stateless; run as many as you like).",
-    )
-    _add(p, COMMON + SERVE)
-    p.set_defaults(run=lambda env, a: run_read_api(env), app=read_api_app)
+    for name, options, app, port in SERVICES:
+        _add(commands[name], options)
+        commands[name].set_defaults(run=_server(app, port), app=app)
 
-    p = sub.add_parser(
-        "write-queue",
-        help="serve proposals, reviews and applies (the only writer)",
-        description="Run the write service: authenticated proposals, two-person review, apply "
-        "and audit. It owns the SQLite store and publishes snapshots.",
-    )
-    _add(p, COMMON + SERVE + SEED + WRITE + KEEP)
-    p.set_defaults(run=lambda env, a: run_write_queue(env), app=write_queue_app)
-
-    p = sub.add_parser(
-        "stats",
-        help="serve heartbeat, popular models and statistics from AI-Horde data",
-        description="Run the stats service: polls AI-Horde and merges its status, usage and "
-        "workers with the model reference snapshots of the data dir.",
-    )
-    _add(p, COMMON + SERVE + STATS)
-    p.set_defaults(run=lambda env, a: run_stats(env), app=stats_app)
-
-    p = sub.add_parser(
-        "openapi",
-        help="write the OpenAPI document of every service to a file",
-        description="Render the deployment's OpenAPI document (what hmr all serves at "
-        "/api/openapi.json); nginx deployments serve this file.",
-    )
+    p = commands["openapi"]
     p.add_argument("--out", default="-", help="file to write, - for standard output")
     p.set_defaults(run=lambda env, a: write_openapi(env, a.out))
 
-    p = sub.add_parser(
-        "dev-auth",
-        help="create (or show) a development auth file",
-        description="Write a JSON auth file with a requestor and two approvers and print their "
-        "keys. For development only: never use it in production.",
-    )
+    p = commands["dev-auth"]
     p.add_argument("path", help="where the auth file lives")
     p.set_defaults(run=lambda env, a: dev_auth(Path(a.path)))
 
-    p = sub.add_parser(
-        "all",
-        help="every service in one process under /api",
-        description="Run every service on one application under /api; seeds an "
-        "empty data dir first. Mode defaults to PRIMARY here.",
-    )
+    p = commands["all"]
     _add(p, COMMON + SERVE + SEED + WRITE + STATS[1:] + KEEP)
     p.set_defaults(run=lambda env, a: run_all(env), app=all_app)
     return parser

@@ -1,10 +1,18 @@
-"""Parsing helpers for the services' frozen Config classes (values come from a mapping)."""
+"""The services' common Config base and the parsing helpers of their fields (values come from a
+mapping: os.environ in the entry point, a dict in tests)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar, TypedDict
+
+from attrs import Factory, field, frozen
+
+MODES = ("PRIMARY", "REPLICA")
+FORMATS = ("v2", "legacy")
+DEFAULT_HORDE_URL = "https://aihorde.net/api/"
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -85,3 +93,45 @@ def get_json_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 def get_path(env: Mapping[str, str], name: str, default: str) -> Path:
     return Path(get_str(env, name, default))
+
+
+class ServiceFields(TypedDict):
+    """The fields every service's Config has, as `ServiceConfig.service_fields` reads them."""
+
+    host: str
+    port: int
+    data_dir: Path
+    cors_origins: tuple[str, ...]
+
+
+def _default_port(config: ServiceConfig) -> int:
+    return config.DEFAULT_PORT
+
+
+@frozen(kw_only=True)
+class ServiceConfig:
+    """What every service is configured with: where it listens, its data dir and CORS origins.
+
+    A service's Config subclasses this, sets DEFAULT_PORT and reads its own fields in
+    `from_environ` next to `**cls.service_fields(env)`.
+    """
+
+    DEFAULT_PORT: ClassVar[int]
+
+    host: str = "127.0.0.1"
+    port: int = field(default=Factory(_default_port, takes_self=True))
+    data_dir: Path = Path("./var")
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @classmethod
+    def service_fields(cls, env: Mapping[str, str]) -> ServiceFields:
+        return ServiceFields(
+            host=get_str(env, "HMR_HOST", "127.0.0.1"),
+            port=get_int(env, "HMR_PORT", cls.DEFAULT_PORT, minimum=0),
+            data_dir=get_path(env, "HMR_DATA_DIR", "./var"),
+            cors_origins=get_json_list(env, "HMR_CORS_ORIGINS"),
+        )

@@ -65,6 +65,50 @@ def _doc(description: str | None, extra: JsonObject) -> JsonObject:
     return {OPENAPI: keywords}
 
 
+def _located(
+    check: Callable[[Any], None], *, none_passes: bool
+) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """An attrs validator running `check` on the value; its InputError names the field."""
+
+    def validate(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and none_passes:
+            return
+        try:
+            check(value)
+        except InputError as exc:
+            raise exc.at(attribute.name, value) from None
+
+    return validate
+
+
+#: (error type prefix, noun, unit) of a length limit on a string and on a list
+_STRING = ("string_", "String", "character")
+_LIST = ("", "List", "item")
+
+
+def _length_check(
+    max_length: int, min_length: int, kind: tuple[str, str, str]
+) -> Callable[[Any], None]:
+    prefix, noun, unit = kind
+
+    def check(value: Any) -> None:
+        if len(value) > max_length:
+            raise InputError(
+                f"{prefix}too_long",
+                f"{noun} should have at most {max_length} {unit}s",
+                {"max_length": max_length},
+            )
+        if len(value) < min_length:
+            raise InputError(
+                f"{prefix}too_short",
+                f"{noun} should have at least {min_length} {unit}"
+                + ("s" if min_length > 1 else ""),
+                {"min_length": min_length},
+            )
+
+    return check
+
+
 def text(
     *,
     max_length: int,
@@ -73,30 +117,7 @@ def text(
     default: Any = attrs.NOTHING,
 ) -> Any:
     """A string field of bounded length (None passes when the annotation allows it)."""
-
-    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is None:
-            return
-        try:
-            check_length(value)
-        except InputError as exc:
-            raise exc.at(attribute.name, value) from None
-
-    def check_length(value: Any) -> None:
-        if len(value) > max_length:
-            raise InputError(
-                "string_too_long",
-                f"String should have at most {max_length} characters",
-                {"max_length": max_length},
-            )
-        if len(value) < min_length:
-            raise InputError(
-                "string_too_short",
-                f"String should have at least {min_length} character"
-                + ("s" if min_length > 1 else ""),
-                {"min_length": min_length},
-            )
-
+    check = _located(_length_check(max_length, min_length, _STRING), none_passes=True)
     keywords: JsonObject = {"maxLength": max_length}
     if min_length:
         keywords["minLength"] = min_length
@@ -125,15 +146,7 @@ def integer(
     default: Any = attrs.NOTHING,
 ) -> Any:
     """An integer field within [ge, le] (None passes when the annotation allows it)."""
-    in_range = _bounds_check(ge, le)
-
-    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is not None:
-            try:
-                in_range(value)
-            except InputError as exc:
-                raise exc.at(attribute.name, value) from None
-
+    check = _located(_bounds_check(ge, le), none_passes=True)
     keywords: JsonObject = {}
     if ge is not None:
         keywords["minimum"] = ge
@@ -154,36 +167,18 @@ def items(
 ) -> Any:
     """A list (tuple) field of bounded size; integer items may carry bounds, string items a
     maximum length."""
+    size = _length_check(max_items, min_items, _LIST)
+    item_length = None if max_length is None else _length_check(max_length, 0, _STRING)
     in_range = _bounds_check(ge, le)
 
-    def check(_obj: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        try:
-            check_items(value)
-        except InputError as exc:
-            raise exc.at(attribute.name, value) from None
-
     def check_items(value: Any) -> None:
-        if len(value) > max_items:
-            raise InputError(
-                "too_long",
-                f"List should have at most {max_items} items",
-                {"max_length": max_items},
-            )
-        if len(value) < min_items:
-            raise InputError(
-                "too_short",
-                f"List should have at least {min_items} item" + ("s" if min_items > 1 else ""),
-                {"min_length": min_items},
-            )
+        size(value)
         for item in value:
-            if max_length is not None and len(item) > max_length:
-                raise InputError(
-                    "string_too_long",
-                    f"String should have at most {max_length} characters",
-                    {"max_length": max_length},
-                )
+            if item_length is not None:
+                item_length(item)
             in_range(item)
 
+    check = _located(check_items, none_passes=False)
     keywords: JsonObject = {"maxItems": max_items}
     if min_items:
         keywords["minItems"] = min_items

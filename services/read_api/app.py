@@ -10,10 +10,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from shared.http import setup_http
-from shared.observability import setup_observability
-from shared.snapshot import SnapshotStore
-from shared.snapshot_watch import SnapshotHolder
+from shared.service import setup_service, setup_snapshot_holder, standalone_app
 
 from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
@@ -51,20 +48,11 @@ async def snapshot_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application, config: Config) -> None:
     """Add the read routes, state and snapshot watcher to `app` (literal routes before {category})."""
-    setup_http(app, config.cors_origins)
-    app[read_config_key] = config
-    holder = SnapshotHolder(
-        store=SnapshotStore(config.snapshots_dir),
-        build=ReadModel.build,
-        name_of=lambda model: model.snapshot_name,
-    )
-    app[snapshot_holder_key] = holder
-    holder.observe(setup_observability(app), "read")
+    obs = setup_service(app, read_config_key, config)
+    setup_snapshot_holder(app, snapshot_holder_key, config, ReadModel.build, obs, "read")
     app.cleanup_ctx.append(snapshot_ctx)
-    app.add_routes(capabilities.routes)
-    app.add_routes(metadata.routes)
-    app.add_routes(search.routes)
-    app.add_routes(models.routes)
+    for module in (capabilities, metadata, search, models):
+        app.add_routes(module.routes)
 
 
 def setup_write_rejection(app: web.Application) -> None:
@@ -73,8 +61,4 @@ def setup_write_rejection(app: web.Application) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_write_rejection(app)
-    setup_read_docs(app)
-    return app
+    return standalone_app(config, setup, setup_write_rejection, setup_read_docs)

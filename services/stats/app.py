@@ -10,10 +10,8 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
-from shared.http import setup_http
-from shared.observability import setup_observability
-from shared.snapshot import SnapshotStore
-from shared.snapshot_watch import SnapshotHolder
+from shared.observability import Observability
+from shared.service import setup_service, setup_snapshot_holder, standalone_app
 
 from .config import Config
 from .horde_client import HordeClient
@@ -64,10 +62,7 @@ async def stats_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
-def _observe(app: web.Application, holder: SnapshotHolder[StatsModel]) -> None:
-    obs = setup_observability(app)
-    holder.observe(obs, "stats")
-
+def _observe_poller(app: web.Application, obs: Observability) -> None:
     def poller() -> Poller | None:
         return app.get(poller_key)
 
@@ -99,22 +94,13 @@ def _observe(app: web.Application, holder: SnapshotHolder[StatsModel]) -> None:
 
 
 def setup(app: web.Application, config: Config) -> None:
-    setup_http(app, config.cors_origins)
-    app[stats_config_key] = config
-    holder = SnapshotHolder(
-        store=SnapshotStore(config.snapshots_dir),
-        build=StatsModel.build,
-        name_of=lambda model: model.snapshot_name,
-    )
-    app[stats_snapshot_key] = holder
-    _observe(app, holder)
+    obs = setup_service(app, stats_config_key, config)
+    setup_snapshot_holder(app, stats_snapshot_key, config, StatsModel.build, obs, "stats")
+    _observe_poller(app, obs)
     app[result_cache_key] = ResultCache()
     app.cleanup_ctx.append(stats_ctx)
     app.add_routes(stats.routes)
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_stats_docs(app)
-    return app
+    return standalone_app(config, setup, setup_stats_docs)

@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
-from shared.http import setup_http
-from shared.observability import setup_observability
+from shared.observability import Observability
+from shared.service import setup_service, standalone_app
 from shared.snapshot import SnapshotStore
 
 from .auth import FileAuthenticator, HordeAuthenticator
@@ -68,8 +68,7 @@ async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.aclose()
 
 
-def _observe(app: web.Application) -> None:
-    obs = setup_observability(app)
+def _observe(obs: Observability) -> None:
     obs.ready_checks["write_store"] = lambda _app: (
         (True, "dataset loaded")
         if write_queue_key in _app and _app[write_queue_key].dataset is not None
@@ -100,9 +99,7 @@ def _observe(app: web.Application) -> None:
 
 def setup(app: web.Application, config: Config) -> None:
     """Add the write routes, state and background resources to `app`."""
-    setup_http(app, config.cors_origins)
-    app[write_config_key] = config
-    _observe(app)
+    _observe(setup_service(app, write_config_key, config))
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
     # literal paths first: /me/roles before {category}, /audit before /changes/{change_id}
@@ -111,7 +108,4 @@ def setup(app: web.Application, config: Config) -> None:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application()
-    setup(app, config)
-    setup_write_docs(app)
-    return app
+    return standalone_app(config, setup, setup_write_docs)

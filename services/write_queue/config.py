@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from attrs import frozen
 
 from shared.config import (
+    DEFAULT_HORDE_URL,
+    FORMATS,
+    MODES,
+    ServiceConfig,
     get_bool,
     get_choice,
     get_float,
     get_int,
     get_json_list,
-    get_path,
     get_str,
 )
 
-MODES = ("PRIMARY", "REPLICA")
-FORMATS = ("v2", "legacy")
-DEFAULT_HORDE_URL = "https://aihorde.net/api/"
-
 
 @frozen(kw_only=True)
-class Config:
-    host: str = "127.0.0.1"
-    port: int = 19802
-    data_dir: Path = Path("./var")
+class Config(ServiceConfig):
+    DEFAULT_PORT: ClassVar[int] = 19802
+
     seed_dir: Path | None = None
     mode: str = "PRIMARY"
     canonical_format: str = "v2"
@@ -38,24 +37,17 @@ class Config:
     auth_file: Path | None = None
     queue_enabled: bool = True
     keep_snapshots: int = 5
-    cors_origins: tuple[str, ...] = ()
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "write_queue.sqlite3"
-
-    @property
-    def snapshots_dir(self) -> Path:
-        return self.data_dir / "snapshots"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Config:
         auth_file = get_str(env, "HMR_AUTH_FILE", "")
         seed_dir = get_str(env, "HMR_SEED_DIR", "")
         return cls(
-            host=get_str(env, "HMR_HOST", "127.0.0.1"),
-            port=get_int(env, "HMR_PORT", 19802, minimum=0),
-            data_dir=get_path(env, "HMR_DATA_DIR", "./var"),
+            **cls.service_fields(env),
             seed_dir=Path(seed_dir) if seed_dir else None,
             mode=get_choice(env, "HMR_MODE", "PRIMARY", MODES),
             canonical_format=get_choice(env, "HMR_CANONICAL_FORMAT", "v2", FORMATS),
@@ -67,5 +59,4 @@ class Config:
             auth_file=Path(auth_file) if auth_file else None,
             queue_enabled=get_bool(env, "HMR_QUEUE_ENABLED", True),
             keep_snapshots=get_int(env, "HMR_KEEP_SNAPSHOTS", 5, minimum=1),
-            cors_origins=get_json_list(env, "HMR_CORS_ORIGINS"),
         )

@@ -82,38 +82,41 @@ def strip_backend_prefix(name: str) -> str:
 # --- text_model_group: the base model a text model name belongs to -------------------------------
 
 _I = re.IGNORECASE
-_LEADING_VERSION = [re.compile(r"^\d+\.\d+(\.\d+)?[-_]")]
-_SIZE = [
-    re.compile(r"(?<![a-zA-Z])(\d+\.?\d*[BMK]\d*)(?![a-zA-Z])", _I),
-    re.compile(r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])", _I),
-]
-_VERSION = [
-    re.compile(r"(?<![a-zA-Z0-9])([vV]\d+(\.\d+)+)(?![a-zA-Z0-9])"),
-    re.compile(r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])"),
-]
-_QUANT = [
-    re.compile(p, _I)
-    for p in (
-        r"\bQ[2-8]_K(_[SMLH])?\b",
-        r"\bQ[2-8]_[01]\b",
-        r"\bQ[2-8]\b",
-        r"\b(GGUF|GGML|GPTQ|AWQ|EXL2)\b",
-        r"\b(fp16|fp32|int8|int4)\b",
-    )
-]
-_VARIANT = [
-    re.compile(p, _I)
-    for p in (
-        r"\b(Instruct|Chat|Code|Base|Uncensored|Finetune|FT)\b",
-        r"\b(Thinking|Reasoning)\b",
-        r"\b(turbo|preview|latest)\b",
-    )
-]
-_DATE = [
-    re.compile(r"\d{2}-\d{4}"),
-    re.compile(r"\d{4}-\d{2}"),
-    re.compile(r"(?<![a-zA-Z0-9])\d{4}(?![a-zA-Z0-9])"),
-]
+
+
+def _patterns(*patterns: str, flags: int = 0) -> list[re.Pattern[str]]:
+    return [re.compile(p, flags) for p in patterns]
+
+
+_LEADING_VERSION = _patterns(r"^\d+\.\d+(\.\d+)?[-_]")
+_SIZE = _patterns(
+    r"(?<![a-zA-Z])(\d+\.?\d*[BMK]\d*)(?![a-zA-Z])",
+    r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])",
+    flags=_I,
+)
+_VERSION = _patterns(
+    r"(?<![a-zA-Z0-9])([vV]\d+(\.\d+)+)(?![a-zA-Z0-9])",
+    r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])",
+)
+_QUANT = _patterns(
+    r"\bQ[2-8]_K(_[SMLH])?\b",
+    r"\bQ[2-8]_[01]\b",
+    r"\bQ[2-8]\b",
+    r"\b(GGUF|GGML|GPTQ|AWQ|EXL2)\b",
+    r"\b(fp16|fp32|int8|int4)\b",
+    flags=_I,
+)
+_VARIANT = _patterns(
+    r"\b(Instruct|Chat|Code|Base|Uncensored|Finetune|FT)\b",
+    r"\b(Thinking|Reasoning)\b",
+    r"\b(turbo|preview|latest)\b",
+    flags=_I,
+)
+_DATE = _patterns(
+    r"\d{2}-\d{4}",
+    r"\d{4}-\d{2}",
+    r"(?<![a-zA-Z0-9])\d{4}(?![a-zA-Z0-9])",
+)
 _PART_PATTERNS = {
     "leading_version": _LEADING_VERSION,
     "size": _SIZE,

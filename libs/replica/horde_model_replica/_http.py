@@ -35,6 +35,9 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 
 USER_AGENT = "horde-model-replica/0.1"
 
+#: a body decoder of _decode: (category, body, what the body is, for errors) -> payload
+_Decode = Callable[[Category, bytes, str], CategoryPayload]
+
 
 @frozen
 class Fetched(Generic[T]):
@@ -80,35 +83,46 @@ async def conditional_get(
         return Fetched(str(url), 200, resp.headers.get("ETag"), payload, _wire_bytes(resp, body))
 
 
-async def _fetch(
-    session: aiohttp.ClientSession,
-    url: yarl.URL,
-    etag: str | None,
-    timeout: float,
-    policy: RetryPolicy,
-    decode: Callable[[bytes], T],
-    sleep: Sleep,
-) -> Fetched[T]:
-    try:
-        return await retrying(
-            lambda: conditional_get(session, url, etag=etag, timeout=timeout, decode=decode),
-            policy,
-            f"GET {url}",
-            sleep,
-        )
-    except NETWORK_ERRORS as exc:
-        raise UnreachableError(f"{url}: {type(exc).__name__}: {exc}") from exc
-    except aiohttp.ClientError as exc:
-        # not worth a retry (a malformed answer, too many redirects...), but not data either
-        raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
-
-
 def _base(url: yarl.URL | str) -> yarl.URL:
     url = yarl.URL(url)
     return url.with_path(url.path.rstrip("/"))
 
 
-class ReplicaClient:
+class _Source:
+    """What both clients share: one injected session, and conditional GETs retried per policy."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        timeout: float,
+        policy: RetryPolicy,
+        sleep: Sleep,
+    ) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._policy = policy
+        self._sleep = sleep
+
+    async def _fetch(
+        self, url: yarl.URL, etag: str | None, decode: Callable[[bytes], T]
+    ) -> Fetched[T]:
+        try:
+            return await retrying(
+                lambda: conditional_get(
+                    self._session, url, etag=etag, timeout=self._timeout, decode=decode
+                ),
+                self._policy,
+                f"GET {url}",
+                self._sleep,
+            )
+        except NETWORK_ERRORS as exc:
+            raise UnreachableError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            # not worth a retry (a malformed answer, too many redirects...), but not data either
+            raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+
+class ReplicaClient(_Source):
     """The PRIMARY's read API (`base_url` ends with `/api`): v2 and v1 category documents.
 
     Retries: `attempts` tries on connection errors, timeouts, cut-short bodies, 5xx and 429; any
@@ -127,51 +141,40 @@ class ReplicaClient:
         backoff_max: float = 10.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._session = session
-        self._sleep = sleep
+        policy = RetryPolicy(attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus))
+        super().__init__(session, timeout, policy, sleep)
         self.base_url = _base(base_url)
-        self._timeout = timeout
-        self._policy = RetryPolicy(
-            attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus)
-        )
 
     def v2_url(self, category: Category) -> yarl.URL:
-        return self.base_url / "model_references" / "v2" / category.value
+        return self._url("v2", category)
 
     def v1_url(self, category: Category) -> yarl.URL:
-        return self.base_url / "model_references" / "v1" / category.value
+        return self._url("v1", category)
+
+    def _url(self, version: str, category: Category) -> yarl.URL:
+        return self.base_url / "model_references" / version / category.value
 
     async def fetch_v2(
         self, category: Category, etag: str | None = None
     ) -> Fetched[CategoryPayload]:
-        url = self.v2_url(category)
-        return await _fetch(
-            self._session,
-            url,
-            etag,
-            self._timeout,
-            self._policy,
-            lambda body: decode_v2(category, body, f"PRIMARY v2 {category.value}"),
-            self._sleep,
-        )
+        return await self._fetch_version("v2", decode_v2, category, etag)
 
     async def fetch_v1(
         self, category: Category, etag: str | None = None
     ) -> Fetched[CategoryPayload]:
         """The legacy view, converted to v2 records (text: the db.json shape)."""
-        url = self.v1_url(category)
-        return await _fetch(
-            self._session,
-            url,
-            etag,
-            self._timeout,
-            self._policy,
-            lambda body: decode_v1(category, body, f"PRIMARY v1 {category.value}"),
-            self._sleep,
+        return await self._fetch_version("v1", decode_v1, category, etag)
+
+    async def _fetch_version(
+        self, version: str, decode: _Decode, category: Category, etag: str | None
+    ) -> Fetched[CategoryPayload]:
+        what = f"PRIMARY {version} {category.value}"
+        return await self._fetch(
+            self._url(version, category), etag, lambda body: decode(category, body, what)
         )
 
 
-class GitHubRawClient:
+class GitHubRawClient(_Source):
     """The legacy files on GitHub raw (the configured image and text repositories), as v2.
 
     Retries on the network errors, 5xx/429 and on a body that does not validate; a 4xx fails at
@@ -193,15 +196,13 @@ class GitHubRawClient:
         backoff_max: float = 10.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._session = session
-        self._sleep = sleep
+        retry_on = (*NETWORK_ERRORS, RetryableStatus, InvalidBody)
+        super().__init__(
+            session, timeout, RetryPolicy(attempts, backoff_min, backoff_max, retry_on), sleep
+        )
         self._raw_base = _base(raw_base)
         self._repos = {"image": image_repo, "text": text_repo}
         self._proxy_base = proxy_base.rstrip("/") if proxy_base else None
-        self._timeout = timeout
-        self._policy = RetryPolicy(
-            attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus, InvalidBody)
-        )
 
     def url_for(self, category: Category) -> yarl.URL | None:
         """The raw URL of the category's legacy file; None when GitHub has no such file."""
@@ -221,12 +222,4 @@ class GitHubRawClient:
             raise SourceError(f"GitHub has no legacy file for {category.value}")
         info = CATEGORY_INFO[category]
         what = f"GitHub {info.legacy_file}"
-        return await _fetch(
-            self._session,
-            url,
-            etag,
-            self._timeout,
-            self._policy,
-            lambda body: decode_legacy_file(category, body, what),
-            self._sleep,
-        )
+        return await self._fetch(url, etag, lambda body: decode_legacy_file(category, body, what))

@@ -69,33 +69,26 @@ async def get_replicate_mode(request: web.Request) -> web.Response:
     )
 
 
-@routes.api("GET", "/info", versions=("v1",))
-@docs("What v1 serves", tags=("v1",), answer=Message)
-async def get_v1_info(request: web.Request) -> web.Response:
-    return _json(request, _V1_INFO)
+def _constant(
+    path: str, version: str, summary: str, answer: type | JsonDict, value: object
+) -> None:
+    """GET `path` under `version` answers `value`, the same every time."""
+
+    @routes.api("GET", path, versions=(version,))
+    @docs(summary, tags=(version,), answer=answer)
+    async def get_constant(request: web.Request) -> web.Response:
+        return _json(request, value)
 
 
-@routes.api("GET", "/info")
-@docs("What v2 serves", tags=("v2",), answer=Message)
-async def get_v2_info(request: web.Request) -> web.Response:
-    return _json(request, _V2_INFO)
+for _version, _summary, _message in (
+    ("v1", "What v1 serves", _V1_INFO),
+    ("v2", "What v2 serves", _V2_INFO),
+):
+    _constant("/info", _version, _summary, Message, _message)
 
-
-@routes.api("GET", "/model_categories", versions=("v1",))
-@docs(
-    "All 15 categories, in enumeration order",
-    tags=("v1",),
-    answer=_list("The categories.", [c.value for c in ALL_CATEGORIES]),
-)
-async def list_v1_categories(request: web.Request) -> web.Response:
-    return _json(request, [c.value for c in ALL_CATEGORIES])
-
-
-@routes.api("GET", "/model_categories")
-@docs(
-    "The 13 v2 categories (all but lora and ti)",
-    tags=("v2",),
-    answer=_list("The categories.", [c.value for c in V2_LISTED_CATEGORIES]),
-)
-async def list_v2_categories(request: web.Request) -> web.Response:
-    return _json(request, [c.value for c in V2_LISTED_CATEGORIES])
+for _version, _summary, _categories in (
+    ("v1", "All 15 categories, in enumeration order", ALL_CATEGORIES),
+    ("v2", "The 13 v2 categories (all but lora and ti)", V2_LISTED_CATEGORIES),
+):
+    _names = [c.value for c in _categories]
+    _constant("/model_categories", _version, _summary, _list("The categories.", _names), _names)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from shared.errors import Unavailable
-from shared.http import API_ROOT, ApiRoutes
-from shared.openapi import ref
+from shared.http import API_ROOT, ApiRoutes, Handler
+from shared.openapi import JsonDict, ref
 
 from ..categories import v2_category
 from ..keys import read_config_key
@@ -88,38 +90,40 @@ async def list_metadata(request: web.Request) -> web.Response:
     )
 
 
-@routes.api("GET", "/metadata/{category}", versions=_BOTH)
-@cached_docs(
-    "Change-detection metadata of one category",
-    ref("CategoryMetadata"),
-    "The metadata.",
-    description=_VERSIONS,
-    tags=("metadata",),
-    path={"category": CATEGORY},
-    errors={422: _NOT_A_CATEGORY, 503: _UNAVAILABLE},
-)
-async def get_category_metadata(request: web.Request) -> web.Response:
+def _category_docs(
+    summary: str, answer: type | JsonDict, answer_description: str
+) -> Callable[[Handler], Handler]:
+    return cached_docs(
+        summary,
+        answer,
+        answer_description,
+        description=_VERSIONS,
+        tags=("metadata",),
+        path={"category": CATEGORY},
+        errors={422: _NOT_A_CATEGORY, 503: _UNAVAILABLE},
+    )
+
+
+def _respond_category(request: web.Request, suffix: str = "") -> web.Response:
+    """The path category's metadata body for the path's version (`suffix`: which body)."""
     model = read_model(request)
     version = _version(request)
     _guard(request, version)
     category = v2_category(request.match_info["category"], loc="category")
-    return respond(request, model, model.categories[category].metadata_bodies[version])
+    return respond(request, model, model.categories[category].metadata_bodies[version + suffix])
+
+
+@routes.api("GET", "/metadata/{category}", versions=_BOTH)
+@_category_docs(
+    "Change-detection metadata of one category", ref("CategoryMetadata"), "The metadata."
+)
+async def get_category_metadata(request: web.Request) -> web.Response:
+    return _respond_category(request)
 
 
 @routes.api("GET", "/metadata/{category}/last_updated", versions=_BOTH)
-@cached_docs(
-    "When one category last changed",
-    CategoryLastUpdated,
-    "The category's last change.",
-    description=_VERSIONS,
-    tags=("metadata",),
-    path={"category": CATEGORY},
-    errors={422: _NOT_A_CATEGORY, 503: _UNAVAILABLE},
+@_category_docs(
+    "When one category last changed", CategoryLastUpdated, "The category's last change."
 )
 async def get_category_last_updated(request: web.Request) -> web.Response:
-    model = read_model(request)
-    version = _version(request)
-    _guard(request, version)
-    category = v2_category(request.match_info["category"], loc="category")
-    body = model.categories[category].metadata_bodies[f"{version}/last_updated"]
-    return respond(request, model, body)
+    return _respond_category(request, "/last_updated")

@@ -13,9 +13,23 @@ from shared.wire import read_query
 from ..categories import v1_category, v2_category
 from ..openapi import CATEGORY, LEGACY_CATEGORY, MODEL_NAME, V1_CATEGORY, cached_docs
 from ..responses import read_model, respond
+from ..view import Body, ReadModel
 from ..wire import TextGenerationQuery
 
 routes = ApiRoutes()
+
+
+def _v1_body(model: ReadModel, category: Category) -> Body | None:
+    """The category's legacy view; None when it has none or it is `{}`."""
+    body = model.categories[category].v1
+    return None if body is None or body.data == b"{}" else body
+
+
+def _found(body: Body | None, missing: str) -> Body:
+    """`body`; a 404 saying `missing` when there is none."""
+    if body is None:
+        raise NotFound(missing)
+    return body
 
 
 @routes.api("GET", "/text_generation", versions=("v1",))
@@ -32,10 +46,8 @@ async def get_v1_text_generation(request: web.Request) -> web.Response:
     """The db.json view; `include_group` is accepted (group summaries are not computed yet)."""
     model = read_model(request)
     read_query(request, TextGenerationQuery)
-    body = model.categories[Category.text_generation].v1
-    if body is None or body.data == b"{}":
-        raise NotFound("Text generation models not found or empty")
-    return respond(request, model, body)
+    body = _v1_body(model, Category.text_generation)
+    return respond(request, model, _found(body, "Text generation models not found or empty"))
 
 
 @routes.api("GET", "/{category}", versions=("v1",))
@@ -55,10 +67,8 @@ async def get_v1_category(request: web.Request) -> web.Response:
     category = v1_category(request.match_info["category"])
     if category in (Category.lora, Category.ti):
         return respond(request, model, model.empty_object)
-    body = model.categories[category].v1
-    if body is None or body.data == b"{}":
-        raise NotFound(f"Model category '{category.value}' not found or is empty")
-    return respond(request, model, body)
+    missing = f"Model category '{category.value}' not found or is empty"
+    return respond(request, model, _found(_v1_body(model, category), missing))
 
 
 @routes.api("GET", "/{category}/model/{model_name:.+}")
@@ -76,10 +86,8 @@ async def get_model(request: web.Request) -> web.Response:
     model = read_model(request)
     category = v2_category(request.match_info["category"])
     name = request.match_info["model_name"]
-    body = model.categories[category].models.get(name)
-    if body is None:
-        raise NotFound(f"Model '{name}' not found in category '{category.value}'")
-    return respond(request, model, body)
+    missing = f"Model '{name}' not found in category '{category.value}'"
+    return respond(request, model, _found(model.categories[category].models.get(name), missing))
 
 
 @routes.api("GET", "/{category}")

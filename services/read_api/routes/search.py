@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
-from shared.http import ApiRoutes
+from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.wire import read_query
 
@@ -24,39 +27,42 @@ _ERRORS = {
 }
 
 
+def _search_docs(query: type, **fields: Any) -> Callable[[Handler], Handler]:
+    """A search operation: `query` in, one page of matches out; the summary and description
+    are the handler's docstring."""
+    return docs(
+        tags=("search",),
+        query=query,
+        answer=SearchResponse,
+        answer_description="One page of matches.",
+        answer_headers=SNAPSHOT_HEADER,
+        errors=_ERRORS,
+        **fields,
+    )
+
+
 @routes.api("GET", "/search")
-@docs(
-    "Search every category but lora and ti",
-    description="Filters AND together, then names are de-duplicated across categories (first "
-    "wins), sorted (stable) and paged. Filters never fail on a record type.",
-    tags=("search",),
-    query=SearchAllQuery,
-    answer=SearchResponse,
-    answer_description="One page of matches.",
-    answer_headers=SNAPSHOT_HEADER,
-    errors=_ERRORS,
-)
+@_search_docs(SearchAllQuery)
 async def search_models(request: web.Request) -> web.Response:
+    """Search every category but lora and ti
+
+    Filters AND together, then names are de-duplicated across categories (first wins), sorted
+    (stable) and paged. Filters never fail on a record type.
+    """
     model = read_model(request)
     query = read_query(request, SearchAllQuery, strict=True)
     return respond_json(model, search.search_all(model, query))
 
 
 @routes.api("GET", "/{category}/search")
-@docs(
-    "Search one category",
-    description="Filters AND together, then names are de-duplicated, sorted (stable) and paged. "
-    "A filter on a field the category's record type lacks is a 400. Results are records of the "
-    "category in the path.",
-    tags=("search",),
-    path={"category": CATEGORY},
-    query=SearchQuery,
-    answer=SearchResponse,
-    answer_description="One page of matches.",
-    answer_headers=SNAPSHOT_HEADER,
-    errors=_ERRORS,
-)
+@_search_docs(SearchQuery, path={"category": CATEGORY})
 async def search_category_models(request: web.Request) -> web.Response:
+    """Search one category
+
+    Filters AND together, then names are de-duplicated, sorted (stable) and paged. A filter on a
+    field the category's record type lacks is a 400. Results are records of the category in the
+    path.
+    """
     model = read_model(request)
     category = search_category(request.match_info["category"])
     query = read_query(request, SearchQuery, strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from shared.errors import (
     NotFound,
     Unavailable,
 )
+from shared.http import Handler
 from shared.openapi import docs
 from shared.query import category_or_unknown, category_param
 from shared.wire import read_query, respond
@@ -23,6 +25,7 @@ from ..deletion_risk import PRESETS, deletion_risk_models, summarise
 from ..keys import poller_key, result_cache_key, stats_config_key, stats_snapshot_key
 from ..merge import HordeIndex
 from ..model import StatsModel
+from ..poller import HordeData
 from ..statistics import category_statistics
 from ..wire import (
     CategoryDeletionRiskResponse,
@@ -40,7 +43,7 @@ routes = web.RouteTableDef()
 Json = dict[str, Any]
 
 HORDE_CATEGORIES = (Category.image_generation, Category.text_generation)
-_TAGS = ("stats",)
+_STATISTICS = "/api/model_references/statistics/{category}"
 _CATEGORY = {"schema": {"type": "string", "enum": [c.value for c in Category]}}
 _NO_SNAPSHOT = "No snapshot published yet."
 _BAD_INPUT = "Unknown category or bad parameter."
@@ -77,17 +80,38 @@ def _category_enum(raw: str) -> Category:
     return category_param(raw, "category")
 
 
-def _horde_ready(request: web.Request, category: Category) -> None:
-    data = request.config_dict[poller_key].data
+def _polled(data: HordeData, category: Category) -> bool:
+    """Whether AI-Horde has answered anything about the category's kind (image or text) yet."""
     kind = "image" if category is Category.image_generation else "text"
-    if data.get(f"status_{kind}") is None and data.get(f"usage_{kind}") is None:
+    return data.get(f"status_{kind}") is not None or data.get(f"usage_{kind}") is not None
+
+
+def _horde_ready(request: web.Request, category: Category) -> None:
+    if not _polled(request.config_dict[poller_key].data, category):
         raise BadGateway("AI Horde API is currently unavailable: no data has been fetched yet")
 
 
+def _docs(summary: str, **fields: Any) -> Callable[[Handler], Handler]:
+    """The operation of a stats route (all are tagged `stats`)."""
+    return docs(summary, tags=("stats",), **fields)
+
+
+def _category_docs(
+    summary: str, *, errors: Mapping[int, str] | None = None, **fields: Any
+) -> Callable[[Handler], Handler]:
+    """The operation of a route under /{category}: an unknown category or a bad parameter is a
+    422, and there is no answer before the first snapshot."""
+    return _docs(
+        summary,
+        path={"category": _CATEGORY},
+        errors={422: _BAD_INPUT, 503: _NO_SNAPSHOT, **(errors or {})},
+        **fields,
+    )
+
+
 @routes.get("/api/heartbeat")
-@docs(
+@_docs(
     "Service status and AI-Horde health",
-    tags=_TAGS,
     answer=Heartbeat,
     answer_description="Always ok; AI-Horde health inside.",
 )
@@ -112,14 +136,11 @@ async def get_heartbeat(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/model_references/v2/{category}/popular")
-@docs(
+@_category_docs(
     "Models of a category ranked by workers or usage",
-    tags=_TAGS,
-    path={"category": _CATEGORY},
     query=PopularQuery,
     answer=list[PopularModel],
     answer_description="Ranked models; [] for categories without AI-Horde data.",
-    errors={422: _BAD_INPUT, 503: _NO_SNAPSHOT},
 )
 async def list_popular(request: web.Request) -> web.Response:
     category = category_or_unknown(request.match_info["category"])
@@ -129,8 +150,7 @@ async def list_popular(request: web.Request) -> web.Response:
     if category not in HORDE_CATEGORIES:
         return _json([])
     data = request.config_dict[poller_key].data
-    kind = "image" if category is Category.image_generation else "text"
-    if data.get(f"status_{kind}") is None and data.get(f"usage_{kind}") is None:
+    if not _polled(data, category):
         return _json([])  # not polled yet: an empty list, as upstream's docs promise
 
     def compute() -> list[Json]:
@@ -160,15 +180,13 @@ async def list_popular(request: web.Request) -> web.Response:
     return _bytes(_cached(request, model, key, encoded))
 
 
-@routes.get("/api/model_references/statistics/{category}")
-@docs(
+@routes.get(_STATISTICS)
+@_category_docs(
     "Counts and distributions of a category's models",
-    tags=_TAGS,
-    path={"category": _CATEGORY},
     query=StatisticsQuery,
     answer=CategoryStatistics,
     answer_description="The category's statistics.",
-    errors={404: "The category has no models.", 422: _BAD_INPUT, 503: _NO_SNAPSHOT},
+    errors={404: "The category has no models."},
 )
 async def get_statistics(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
@@ -190,20 +208,13 @@ async def get_statistics(request: web.Request) -> web.Response:
     return _bytes(encoded[:-1] + b", " + echo[1:])
 
 
-@routes.get("/api/model_references/statistics/{category}/deletion-risk")
-@docs(
+@routes.get(_STATISTICS + "/deletion-risk")
+@_category_docs(
     "Which models are unused, unserved or hard to download",
-    tags=_TAGS,
-    path={"category": _CATEGORY},
     query=DeletionRiskQuery,
     answer=CategoryDeletionRiskResponse,
     answer_description="Risk entries, most used first.",
-    errors={
-        400: "Unsupported category or unknown preset.",
-        422: _BAD_INPUT,
-        502: "AI-Horde has never answered.",
-        503: _NO_SNAPSHOT,
-    },
+    errors={400: "Unsupported category or unknown preset.", 502: "AI-Horde has never answered."},
 )
 async def get_deletion_risk(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
