@@ -433,7 +433,7 @@ async def get_docs_page(request: web.Request) -> web.Response:
     docs = request.app[openapi_key]
     if docs.index_page is None:
         api = _api_spec(docs)
-        static = Path(_apispec_modules().aiohttp_apispec.__file__).parent / "static"
+        static = Path(_apispec_modules().package.__file__).parent / "static"
         # with app=None it renders the template with our url and static path, touching no app keys
         page = api._get_index_page(None, static, STATIC_PATH)
         # Swagger UI would otherwise load a validator badge from validator.swagger.io on any
@@ -448,7 +448,7 @@ async def get_docs_static(request: web.Request) -> web.FileResponse:
     """aiohttp-apispec's Swagger UI assets (served by name: no path ever reaches the disk)."""
     docs = request.app[openapi_key]
     if docs.static_files is None:
-        static = Path(_apispec_modules().aiohttp_apispec.__file__).parent / "static"
+        static = Path(_apispec_modules().package.__file__).parent / "static"
         docs.static_files = {
             p.name: p for p in static.iterdir() if p.is_file() and p.suffix != ".html"
         }
@@ -467,15 +467,8 @@ def _apispec_modules() -> types.SimpleNamespace:
         from aiohttp_apispec import utils
         from apispec import APISpec
         from apispec.ext.marshmallow import MarshmallowPlugin
-    return types.SimpleNamespace(
-        aiohttp_apispec=aiohttp_apispec,
-        AiohttpApiSpec=core.AiohttpApiSpec,
-        resolver=core.resolver,
-        get_path=utils.get_path,
-        get_path_keys=utils.get_path_keys,
-        APISpec=APISpec,
-        MarshmallowPlugin=MarshmallowPlugin,
-    )
+    modules = {"package": aiohttp_apispec, "core": core, "utils": utils}
+    return types.SimpleNamespace(APISpec=APISpec, MarshmallowPlugin=MarshmallowPlugin, **modules)
 
 
 def _api_spec(docs: OpenApiDocs) -> Any:
@@ -487,7 +480,7 @@ def _api_spec(docs: OpenApiDocs) -> Any:
     m = _apispec_modules()
     with warnings.catch_warnings():
         _ignore_import_warnings()  # apispec parses every openapi_version with LooseVersion
-        api = m.AiohttpApiSpec(
+        api = m.core.AiohttpApiSpec(
             url=OPENAPI_PATH,
             app=None,
             swagger_path=DOCS_PATH,
@@ -496,7 +489,7 @@ def _api_spec(docs: OpenApiDocs) -> Any:
             version=docs.version,
         )
         # AiohttpApiSpec passes openapi_version="2.0" itself, so swap in a 3.x spec and plugin
-        api.plugin = m.MarshmallowPlugin(schema_name_resolver=m.resolver)
+        api.plugin = m.MarshmallowPlugin(schema_name_resolver=m.core.resolver)
         options: JsonDict = {"info": {"description": docs.description}} if docs.description else {}
         api.spec = m.APISpec(
             docs.title, docs.version, OPENAPI_VERSION, plugins=(api.plugin,), **options
@@ -536,12 +529,12 @@ def build_document(app: web.Application) -> JsonDict:
         operations: list[tuple[JsonDict, str, str]] = []
         for route in app.router.routes():
             method = route.method.lower()
-            path = m.get_path(route)
+            path = m.utils.get_path(route)
             if method not in _METHODS or not path:
                 continue
             declared: OperationDoc | None = getattr(route.handler, "__apidoc__", None)
             if declared is not None:
-                keys = m.get_path_keys(path)
+                keys = m.utils.get_path_keys(path)
                 operations.append((_operation(declared, keys, method, components), method, path))
         used = {tag for operation, _, _ in operations for tag in operation["tags"]}
         for name, text in docs.tags.items():

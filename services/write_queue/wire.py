@@ -302,7 +302,7 @@ class Refusal:
     """A change left as it was, and why."""
 
     change_id: int
-    reason: str
+    reason: str = documented("The rule the request would have broken.")
 
 
 @frozen(kw_only=True)

@@ -28,7 +28,6 @@ from ..openapi import (
 from ..queue import ApplyOutcome, WriteQueue
 from ..wire import (
     ApplyPendingChangeRequest,
-    ApplyPendingChangesRequest,
     ApplyPendingChangesResponse,
     ApplySingleChangeResponse,
     ChangesQuery,
@@ -40,11 +39,13 @@ from ..wire import (
     PendingChangeDiff,
     PendingChangeDiffPage,
     PendingQueuePage,
-    PurgePendingChangesRequest,
     PurgePendingChangesResponse,
     compact,
     split_fields,
 )
+from ..wire import ApplyPendingChangesRequest as ApplyManyBody
+from ..wire import ApplyPendingChangesResponse as Applied
+from ..wire import PurgePendingChangesRequest as PurgeBody
 
 routes = ApiRoutes()
 
@@ -150,16 +151,11 @@ _PURGE_ERRORS = {422: "No filter and not purge_all, or an unknown status or cate
 
 
 @routes.api("POST", QUEUE + "/purge", versions=BOTH)
-@_docs(
-    "approver",
-    body=PurgePendingChangesRequest,
-    answer=PurgePendingChangesResponse,
-    errors=_PURGE_ERRORS,
-)
+@_docs("approver", body=PurgeBody, answer=PurgePendingChangesResponse, errors=_PURGE_ERRORS)
 async def purge_changes(request: web.Request) -> web.StreamResponse:
     """Delete changes from the queue, history included"""
     who, queue = await _guarded(request, "approver", primary=True)
-    purge = await read_body(request, PurgePendingChangesRequest)
+    purge = await read_body(request, PurgeBody)
     return respond(await queue.apurge(who, purge.filter, purge.dry_run))
 
 
@@ -232,15 +228,11 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
 
 
 _MANY_BAD_BODY = {422: "change_ids is not a non-empty list of positive integers, or a bad job_id."}
+_APPLY_MANY_BODY_ERRORS = {**_APPLY_MANY_ERRORS, **_MANY_BAD_BODY}
 
 
 @routes.api("POST", QUEUE + "/apply", versions=BOTH)
-@_docs(
-    "approver",
-    body=ApplyPendingChangesRequest,
-    answer=ApplyPendingChangesResponse,
-    errors={**_APPLY_MANY_ERRORS, **_MANY_BAD_BODY},
-)
+@_docs("approver", body=ApplyManyBody, answer=Applied, errors=_APPLY_MANY_BODY_ERRORS)
 async def apply_changes(request: web.Request) -> web.StreamResponse:
     """Apply several approved changes, in order
 
@@ -248,7 +240,7 @@ async def apply_changes(request: web.Request) -> web.StreamResponse:
     the answer is the outcome with the failure's status.
     """
     who, queue = await _guarded(request, "approver", primary=True)
-    body = await read_body(request, ApplyPendingChangesRequest)
+    body = await read_body(request, ApplyManyBody)
     ids = list(dict.fromkeys(body.change_ids))
     if not body.allow_mixed_batch:
         await queue.acheck_one_batch(ids)
