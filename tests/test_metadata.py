@@ -1,4 +1,4 @@
-"""Metadata routes (spec 02 §7): per-category change detection and their mode guards."""
+"""Metadata routes: per-category change detection and their mode guards."""
 
 from __future__ import annotations
 

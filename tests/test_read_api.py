@@ -1,4 +1,4 @@
-"""Every read of spec 02 against the real data: v1 views, v2 categories, single models, capabilities."""
+"""Every read against the real data: v1 views, v2 categories, single models, capabilities."""
 
 from __future__ import annotations
 

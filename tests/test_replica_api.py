@@ -135,7 +135,7 @@ def test_raw_json_is_the_document_and_a_copy(mgr: ModelReferenceManager) -> None
 
 
 def test_replica_has_no_metadata(mgr: ModelReferenceManager) -> None:
-    """A REPLICA reports no last-updated times (spec 05 §5)."""
+    """A REPLICA reports no last-updated times."""
     assert mgr.last_updated(IMAGE) is None and mgr.supports_metadata() is False
 
 
@@ -227,7 +227,7 @@ def test_record_accessors(mgr: ModelReferenceManager) -> None:
 
 
 def test_name_helpers_are_the_shared_ones() -> None:
-    """The exported text-name helpers follow spec 01 §6.3 and §7.2."""
+    """The exported text-name helpers give the documented names and groups."""
     assert get_model_name_variants("ReadyArt/Broken-Tutu-24B") == [
         "ReadyArt/Broken-Tutu-24B",
         "aphrodite/ReadyArt/Broken-Tutu-24B",
@@ -242,7 +242,7 @@ def test_name_helpers_are_the_shared_ones() -> None:
 
 
 def test_config_reads_the_spec_variables(tmp_path: Path) -> None:
-    """Every spec 05 §1 variable lands in the config; booleans are case-insensitive."""
+    """Every documented variable lands in the config; booleans are case-insensitive."""
     config = ReplicaConfig.from_environ(
         {
             "HORDE_MODEL_REFERENCE_PRIMARY_API_URL": "http://primary.example/api/",
@@ -266,7 +266,7 @@ def test_config_reads_the_spec_variables(tmp_path: Path) -> None:
 
 
 def test_config_defaults_follow_the_spec() -> None:
-    """An empty environment gives spec 05 §1's defaults."""
+    """An empty environment gives the documented defaults."""
     config = ReplicaConfig.from_environ({})
     assert str(config.primary_api_url) == "https://models.aihorde.net/api"
     assert config.cache_ttl == 60 and config.enable_github_fallback and not config.offline

@@ -1,4 +1,4 @@
-"""Search (spec 02 §6) on the real data: filters, sorting, paging, bounds and error shapes."""
+"""Search on the real data: filters, sorting, paging, bounds and error shapes."""
 
 from __future__ import annotations
 

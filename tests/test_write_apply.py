@@ -1,4 +1,4 @@
-"""Applying changes (spec 03 §6-9): batches and splits, job ids, concurrency, publishing, recovery."""
+"""Applying changes: batches and splits, job ids, concurrency, publishing, recovery."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ async def approved_change(client: TestClient, name: str) -> int:
     return cid
 
 
-# --- the batch split worked example (spec 03 §7, [OURS]) ---------------------------------------
+# --- the batch split worked example ---------------------------------------
 
 
 async def test_batch_split_worked_example(hmr: TestClient) -> None:
@@ -478,7 +478,7 @@ async def test_apply_batch_validates_the_job_id(hmr: TestClient) -> None:
     assert (await change(hmr, cid))["status"] == "approved"
 
 
-# --- job_id idempotency (spec 03 §8) -----------------------------------------------------------
+# --- job_id idempotency -----------------------------------------------------------
 
 
 async def test_retry_with_same_job_id_returns_the_same_record(
@@ -556,7 +556,7 @@ async def test_concurrent_applies_of_one_change_exactly_one_wins(hmr: TestClient
     assert len([e for e in events if e.category == "image_generation"]) == 1
 
 
-# --- what an apply publishes (spec 03 §9) ------------------------------------------------------
+# --- what an apply publishes ------------------------------------------------------
 
 
 async def test_apply_create_is_visible_in_v2_and_v1(hmr: TestClient) -> None:

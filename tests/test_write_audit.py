@@ -1,4 +1,4 @@
-"""Audit views (spec 03 §11), rebuilt by replaying the event log."""
+"""Audit views, rebuilt by replaying the event log."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""v1 writes on a legacy-canonical PRIMARY (spec 03 §4): legacy payloads, applied through v2."""
+"""v1 writes on a legacy-canonical PRIMARY: legacy payloads, applied through v2."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """v2 write endpoints (typed create, typed update, generic /add, delete) and beta models: every
-status path, the guard order, and the PendingChangeRecord each 202 carries (spec 03 §1, §3, §5, §12)."""
+status path, the guard order, and the PendingChangeRecord each 202 carries."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ PREFIX_MSG = (
     "model name — backend duplicates are {what} automatically."
 )
 
-#: every PendingChangeRecord field (spec 03 §5)
+#: every PendingChangeRecord field
 RECORD_FIELDS = {
     "change_id", "category", "model_name", "operation", "payload", "requested_by",
     "requested_username", "requested_at", "status", "notes", "batch_id", "batch_title",

@@ -1,4 +1,4 @@
-"""The pending queue endpoints of spec 03 §6 and §10, under both the v2 and the v1 prefix."""
+"""The pending queue endpoints, under both the v2 and the v1 prefix."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ async def test_changes_lists_everything_in_change_id_order(populated: TestClient
 
 
 async def test_changes_list_items_include_null_fields(populated: TestClient, q: str) -> None:
-    """List answers keep null fields (spec 03 §5): a pending change shows batch_id null."""
+    """List answers keep null fields: a pending change shows batch_id null."""
     page = await get_json(populated, f"{q}/changes?statuses=pending")
     first = page["items"][0]
     assert "batch_id" in first and first["batch_id"] is None
