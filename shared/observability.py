@@ -180,14 +180,15 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if response.status < 400 and request.get(quiet_key, False):
             return
+        # the path as sent (percent-encoded): a decoded one could carry line breaks into the log
         self.logger.info(
             "%s %s %s",
             request.method,
-            request.path,
+            request.raw_path,
             response.status,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": request.raw_path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 3),
                 "request_id": response.headers.get("X-Request-Id"),

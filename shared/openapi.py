@@ -340,6 +340,16 @@ def marshmallow_schema(cls: type) -> type:
     return _schema_of_class(cls)
 
 
+#: component name -> the attrs class its schema was derived from
+_CLASSES: dict[str, type] = {}
+
+
+def _closed(cls: type) -> bool:
+    """Whether the service refuses unknown fields of `cls` (its own wire classes do; records
+    keep what they do not know)."""
+    return not cls.__module__.startswith("horde_")
+
+
 @functools.cache
 def _schema_of_class(cls: type) -> type:
     """The marshmallow schema of an attrs class: wire names (WIRE_RENAMES) as data keys, fields
@@ -366,6 +376,7 @@ def _schema_of_class(cls: type) -> type:
     if isinstance(category, Category) and "record_type" in declared:
         declared["record_type"] = mm.fields.String(validate=mm.validate.OneOf([category.value]))
     meta = type("Meta", (), {"ordered": True, "description": _description(cls)})
+    _CLASSES[schema_name(cls)] = cls
     return type(f"{schema_name(cls)}Schema", (mm.Schema,), {**declared, "Meta": meta})
 
 
@@ -506,6 +517,7 @@ def build_document(app: web.Application) -> JsonDict:
         warnings.filterwarnings("ignore", category=_mm().warnings.RemovedInMarshmallow4Warning)
         api = _api_spec(docs)
         components = api.spec.components
+        api.plugin.converter.add_attribute_function(_keywords_attribute)
         for category in ALL_CATEGORIES:
             components.schema(
                 record_schema_name(category), schema=marshmallow_schema(RECORD_TYPES[category])
@@ -525,7 +537,6 @@ def build_document(app: web.Application) -> JsonDict:
             components.schema(name, schema)
         for name, scheme in docs.security_schemes.items():
             components.security_scheme(name, scheme)
-        api.plugin.converter.add_attribute_function(_keywords_attribute)
         operations: list[tuple[JsonDict, str, str]] = []
         for route in app.router.routes():
             method = route.method.lower()
@@ -542,4 +553,7 @@ def build_document(app: web.Application) -> JsonDict:
                 api.spec.tag({"name": name, "description": text})
         for operation, method, path in operations:
             api._update_paths(operation, method, path)
+        for name, schema in components._schemas.items():
+            if name in _CLASSES and _closed(_CLASSES[name]):
+                schema["additionalProperties"] = False
         return typing.cast(JsonDict, api.swagger_dict())

@@ -89,7 +89,8 @@ def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str])
 async def test_replica_polling_leaves_no_access_log_lines(
     tmp_path: Path, auth_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A pulling replica's polls of the live snapshot name are not logged; other requests are."""
+    """A pulling replica's polls of the live snapshot name are not logged; other requests are,
+    each on one line whatever its path holds."""
     app = system_app(tmp_path / "data", HMR_AUTH_FILE=auth_file)
     server = TestServer(app)
     await server.start_server(
@@ -104,7 +105,12 @@ async def test_replica_polling_leaves_no_access_log_lines(
                         assert r.status == 200
                 async with session.get(server.make_url("/api/replicate_mode")) as r:
                     assert r.status == 200
+                async with session.get(server.make_url("/api/no%0Aline")) as r:
+                    assert r.status == 404
     finally:
         await server.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "access-test"]
-    assert [line for line in lines if "/readyz" not in line] == ["GET /api/replicate_mode 200"]
+    assert [line for line in lines if "/readyz" not in line] == [
+        "GET /api/replicate_mode 200",
+        "GET /api/no%0Aline 404",  # as sent: a decoded line break would forge a log line
+    ]

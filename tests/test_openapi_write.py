@@ -405,3 +405,13 @@ def test_write_app_creation_does_not_import_the_docs_stack(tmp_path: Path) -> No
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_request_bodies_refuse_unknown_fields_in_the_document(doc: Doc) -> None:
+    """The service's own bodies say additionalProperties: false (the server answers 422 for an
+    unknown field); records stay open (readers keep what they do not know)."""
+    schemas = doc["components"]["schemas"]
+    for name in ("PendingBatchRequest", "PurgePendingChangesRequest", "ApplyPendingChangesRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert "additionalProperties" not in schemas["ImageGenerationRecord"]
+    assert schemas["ImageGenerationRecord"]["properties"]["name"]["minLength"] == 1

@@ -102,7 +102,8 @@ class ModelRecord:
     CATEGORY: ClassVar[Category]
 
     record_type: str = field(default=Factory(_record_type, takes_self=True))
-    name: str = field(validator=_valid_name)
+    # "openapi": keywords the services' OpenAPI document copies into the field's schema
+    name: str = field(validator=_valid_name, metadata={"openapi": {"minLength": 1}})
     description: str | None = None
     version: str | None = None
     finetune_series: FinetuneSeries | None = None

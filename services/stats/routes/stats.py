@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -44,7 +44,6 @@ Json = dict[str, Any]
 
 HORDE_CATEGORIES = (Category.image_generation, Category.text_generation)
 _STATISTICS = "/api/model_references/statistics/{category}"
-_CATEGORY = {"schema": {"type": "string", "enum": [c.value for c in Category]}}
 _NO_SNAPSHOT = "No snapshot published yet."
 _BAD_INPUT = "Unknown category or bad parameter."
 
@@ -97,13 +96,18 @@ def _docs(summary: str, **fields: Any) -> Callable[[Handler], Handler]:
 
 
 def _category_docs(
-    summary: str, *, errors: Mapping[int, str] | None = None, **fields: Any
+    summary: str,
+    *,
+    errors: Mapping[int, str] | None = None,
+    categories: Sequence[Category] = tuple(Category),
+    **fields: Any,
 ) -> Callable[[Handler], Handler]:
     """The operation of a route under /{category}: an unknown category or a bad parameter is a
     422, and there is no answer before the first snapshot."""
+    category = {"schema": {"type": "string", "enum": [c.value for c in categories]}}
     return _docs(
         summary,
-        path={"category": _CATEGORY},
+        path={"category": category},
         errors={422: _BAD_INPUT, 503: _NO_SNAPSHOT, **(errors or {})},
         **fields,
     )
@@ -214,7 +218,11 @@ async def get_statistics(request: web.Request) -> web.Response:
     query=DeletionRiskQuery,
     answer=CategoryDeletionRiskResponse,
     answer_description="Risk entries, most used first.",
-    errors={400: "Unsupported category or unknown preset.", 502: "AI-Horde has never answered."},
+    errors={
+        400: "A category without AI-Horde statistics, or an unknown preset.",
+        502: "AI-Horde has never answered.",
+    },
+    categories=HORDE_CATEGORIES,
 )
 async def get_deletion_risk(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
