@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -174,12 +175,11 @@ def test_seed_skips_one_bad_record_and_names_it(tmp_path: Path) -> None:
         json.dumps({"Good": good, "BadBase": bad_baseline, "BadNsfw": bad_type})
     )
     dataset, problems = import_legacy_dir(tmp_path)
-    assert list(dataset.categories[Category.image_generation].records) == ["Good"]
+    # an unknown baseline is a newer architecture, not a bad record: kept (with a warning)
+    assert list(dataset.categories[Category.image_generation].records) == ["Good", "BadBase"]
     messages = [str(p) for p in problems]
-    assert any(
-        "stable_diffusion.json" in m and "BadBase" in m and "baseline" in m for m in messages
-    )
     assert any("BadNsfw" in m and "nsfw" in m for m in messages)
+    assert not any("BadBase" in m for m in messages)
 
 
 def test_seed_survives_a_broken_file(tmp_path: Path) -> None:
@@ -214,13 +214,39 @@ def test_text_rows_with_bad_values_are_skipped(tmp_path: Path) -> None:
     assert ("aphrodite/a/Good-7B", "name") in fields
 
 
-def test_unknown_extra_keys_are_dropped_on_v2_input() -> None:
-    """v2 input ignores keys the record type does not define, and fills the category defaults."""
-    record = structure_record(
-        Category.blip, {"name": "b", "surprise": 1, "config": {"download": []}}
-    )
+def test_unknown_keys_and_values_are_kept_and_round_trip(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """v2 input keeps keys the record type does not define and values it does not know (a
+    baseline, a style, a classification), warns once each, and writes them back unchanged."""
+    data = {
+        "name": "Future",
+        "baseline": "krea9_future",
+        "style": "cinematic",
+        "nsfw": False,
+        "surprise": {"nested": [1, 2]},
+        "model_classification": {"domain": "image", "purpose": "hologram"},
+    }
+    with caplog.at_level(logging.WARNING, logger="horde_model_records"):
+        record = structure_record(Category.image_generation, data)
+        again = structure_record(Category.image_generation, unstructure_record(record))
     wire = unstructure_record(record)
-    assert "surprise" not in wire
+    assert (wire["baseline"], wire["style"], wire["surprise"]) == (
+        "krea9_future",
+        "cinematic",
+        {"nested": [1, 2]},
+    )
+    assert json.loads(json.dumps(wire))["model_classification"]["purpose"] == "hologram"
+    assert again == record
+    warned = [r.getMessage() for r in caplog.records]
+    assert sum("'surprise'" in m for m in warned) == 1  # once, though structured twice
+    assert any("'krea9_future'" in m for m in warned)
+
+
+def test_category_defaults_are_filled_on_v2_input() -> None:
+    """v2 input fills the category's record_type and classification."""
+    record = structure_record(Category.blip, {"name": "b", "config": {"download": []}})
+    wire = unstructure_record(record)
     assert wire["record_type"] == "blip"
     assert wire["model_classification"] == {"domain": "image", "purpose": "feature_extractor"}
 

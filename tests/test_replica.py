@@ -282,7 +282,7 @@ async def test_one_bad_record_is_skipped_not_the_category(
 ) -> None:
     """A record that fails validation is left out with a warning; the others are served."""
     legacy = json.loads((legacy_dir / "image" / "stable_diffusion.json").read_bytes())
-    legacy["stable_diffusion"]["baseline"] = "no such baseline"
+    legacy["stable_diffusion"]["nsfw"] = "sometimes"
     github.files["stable_diffusion.json"] = json.dumps(legacy).encode()
     mgr = make_manager(replica_config(tmp_path, refused_url(), github))
     models = await mgr.get_model_reference_async(IMAGE)
@@ -544,3 +544,16 @@ async def test_offline_reader_follows_the_file_an_online_process_replaces(
     await wait_until_served(primary, "Fresh")
     await parent.arefresh([IMAGE])
     assert (await child.get_model_async(IMAGE, "Fresh")).name == "Fresh"
+
+
+async def test_a_record_with_an_unknown_baseline_is_kept(
+    github: FakeGitHub, make_manager: ManagerFactory, tmp_path: Path, legacy_dir: Path
+) -> None:
+    """A baseline this library does not know (a newer architecture) keeps its model, as sent."""
+    legacy = json.loads((legacy_dir / "image" / "stable_diffusion.json").read_bytes())
+    legacy["stable_diffusion"]["baseline"] = "krea2_turbo"
+    github.files["stable_diffusion.json"] = json.dumps(legacy).encode()
+    mgr = make_manager(replica_config(tmp_path, refused_url(), github))
+    models = await mgr.get_model_reference_async(IMAGE)
+    assert len(models) == IMAGE_MODELS
+    assert models["stable_diffusion"].baseline == "krea2_turbo"

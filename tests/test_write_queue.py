@@ -435,7 +435,7 @@ async def test_diff_of_update_of_a_missing_model_is_added(hmr: TestClient, q: st
 async def test_diff_of_non_critical_category_is_never_critical(hmr: TestClient, q: str) -> None:
     """miscellaneous is not in the critical list, even for config.download changes."""
     resp = await hmr.get(f"{V2}/miscellaneous/model/example_layers_sd1")
-    body = {**(await resp.json()), "config": {"download": DOWNLOAD}, "nsfw": True}
+    body = {**(await resp.json()), "config": {"download": DOWNLOAD}}
     resp = await hmr.put(f"{V2}/miscellaneous/model/example_layers_sd1", json=body, headers=REQ)
     assert resp.status == 202, await resp.text()
     cid = (await resp.json())["change_id"]

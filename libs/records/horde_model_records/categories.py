@@ -27,7 +27,23 @@ class Category(enum.StrEnum):
     ti = "ti"
 
 
-class Domain(enum.StrEnum):
+class _Open(enum.StrEnum):
+    """An enumeration that keeps values it does not list (as members made on the fly)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> _Open | None:
+        if not isinstance(value, str):
+            return None
+        from .unknown import report_unknown
+
+        report_unknown(cls.__name__, value)
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        return member
+
+
+class Domain(_Open):
     image = "image"
     text = "text"
     video = "video"
@@ -35,7 +51,7 @@ class Domain(enum.StrEnum):
     rendered_3d = "rendered_3d"
 
 
-class Purpose(enum.StrEnum):
+class Purpose(_Open):
     generation = "generation"
     post_processing = "post_processing"
     auxiliary_or_patch = "auxiliary_or_patch"

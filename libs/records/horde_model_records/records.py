@@ -15,6 +15,7 @@ from .categories import (
     Domain,
     Purpose,
 )
+from .unknown import report_unknown
 from .validation import WIRE_NAMES, FieldError
 
 SCHEMA_VERSION = "2.0.0"
@@ -113,6 +114,8 @@ class ModelRecord:
         default=Factory(_classification, takes_self=True)
     )
     size_on_disk_bytes: int | None = None
+    #: fields this version does not know, kept as they came and written back on output
+    unknown_fields: dict[str, Any] = field(factory=dict, metadata={"wire": False})
 
     @record_type.validator
     def _check_record_type(self, attr: attrs.Attribute[str], value: str) -> None:
@@ -124,13 +127,12 @@ class ModelRecord:
 
 def _known_baseline(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
     if value not in KNOWN_BASELINES:
-        known = sorted(set(KNOWN_BASELINES.values()))
-        raise FieldError(attr.name, f"Unknown baseline '{value}'. Known: {known}")
+        report_unknown("image baseline", value)  # kept: new architectures appear all the time
 
 
 def _image_style(_inst: object, attr: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and value not in IMAGE_STYLES:
-        raise FieldError(attr.name, f"Unknown style '{value}'. Known: {sorted(IMAGE_STYLES)}")
+        report_unknown("image style", value)
 
 
 @frozen(kw_only=True)
@@ -280,8 +282,12 @@ WIRE_RENAMES: dict[str, str] = WIRE_NAMES
 
 
 def wire_field_names(record_type: type[ModelRecord]) -> list[str]:
-    """The JSON keys a record of this type may carry, in wire order."""
-    return [WIRE_RENAMES.get(a.name, a.name) for a in attrs.fields(record_type)]
+    """The JSON keys a record of this type defines, in wire order (unknown ones come after)."""
+    return [
+        WIRE_RENAMES.get(a.name, a.name)
+        for a in attrs.fields(record_type)
+        if a.metadata.get("wire") is not False
+    ]
 
 
 def wire_field_type(record_type: type[ModelRecord], wire_name: str) -> Any:

@@ -13,6 +13,7 @@ from cattrs.preconf.json import make_converter as make_json_converter
 
 from . import legacy, records
 from .records import WIRE_RENAMES
+from .unknown import report_unknown
 
 _ATTRS_MODULES = (records, legacy)
 
@@ -65,13 +66,36 @@ def _text_pre(data: Any) -> Any:
     return _text_parameters(_drop_nulls(data))
 
 
+#: the attribute of a record that keeps the fields this version does not know
+UNKNOWN = "unknown_fields"
+
+
+def _wire_keys(cls: type[Any]) -> frozenset[str]:
+    keys = {WIRE_RENAMES.get(a.name, a.name) for a in attrs.fields(cls) if a.name != UNKNOWN}
+    if cls is records.TextGenerationRecord:
+        keys.add("parameters_count")  # the other spelling _text_parameters accepts
+    return frozenset(keys)
+
+
 def _structure_hook(
-    structure: Callable[[Mapping[str, Any], Any], Any], pre: Callable[[Any], Any]
+    cls: type[Any], structure: Callable[[Mapping[str, Any], Any], Any], pre: Callable[[Any], Any]
 ) -> Callable[[Any, Any], Any]:
-    """The generated structure function, given the payload once `pre` has cleaned it."""
+    """The generated structure function, given the payload once `pre` has cleaned it; a record
+    keeps the keys its class does not have in `unknown_fields` (reported once each)."""
+    keeps = any(a.name == UNKNOWN for a in attrs.fields(cls))
+    known = _wire_keys(cls)
 
     def hook(data: Any, type_: Any) -> Any:
-        return structure(pre(data), type_)
+        data = pre(data)
+        if not keeps or not isinstance(data, dict):
+            return structure(data, type_)
+        unknown = {k: v for k, v in data.items() if k not in known}
+        if not unknown:
+            return structure(data, type_)
+        for key in unknown:
+            report_unknown(f"field of {cls.__name__}", key)
+        record = structure({k: v for k, v in data.items() if k in known}, type_)
+        return attrs.evolve(record, **{UNKNOWN: unknown})
 
     return hook
 
@@ -79,10 +103,13 @@ def _structure_hook(
 def _unstructure_hook(
     unstructure: Callable[[Any], dict[str, Any]],
 ) -> Callable[[Any], dict[str, Any]]:
-    """The generated unstructure function, with null values left out."""
+    """The generated unstructure function, with null values left out and unknown fields back."""
 
     def hook(obj: Any) -> dict[str, Any]:
-        return {k: v for k, v in unstructure(obj).items() if v is not None}
+        out = {k: v for k, v in unstructure(obj).items() if v is not None}
+        for key, value in getattr(obj, UNKNOWN, {}).items():
+            out.setdefault(key, value)
+        return out
 
     return hook
 
@@ -98,7 +125,8 @@ def _attrs_classes() -> list[type[Any]]:
 
 def make_converter() -> Converter:
     """Build the converter: strict primitives, nulls omitted on output, `parameters` on the wire."""
-    # unknown keys are dropped, not refused: a document with fields this version lacks still loads
+    # unknown keys are not refused: a record keeps them (see _structure_hook), a nested part
+    # drops them, so a document with fields this version lacks still loads
     conv = make_json_converter(forbid_extra_keys=False)
     conv.register_structure_hook(str, _strict(str, "string"))
     conv.register_structure_hook(int, _strict(int, "integer"))
@@ -115,10 +143,12 @@ def make_converter() -> Converter:
             for a in attrs.fields(cls)
             if a.name in WIRE_RENAMES
         }
+        if any(a.name == UNKNOWN for a in attrs.fields(cls)):
+            renames[UNKNOWN] = override(omit=True)
         pre = _text_pre if cls is records.TextGenerationRecord else _drop_nulls
         structure = make_dict_structure_fn(cls, conv, **renames)
         unstructure = make_dict_unstructure_fn(cls, conv, **renames)
-        conv.register_structure_hook(cls, _structure_hook(structure, pre))
+        conv.register_structure_hook(cls, _structure_hook(cls, structure, pre))
         conv.register_unstructure_hook(cls, _unstructure_hook(unstructure))
     return conv
 

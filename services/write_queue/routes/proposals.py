@@ -16,8 +16,9 @@ from horde_model_records import (
     unstructure_record,
 )
 from horde_model_records import text_model_group as group_of
-from horde_model_records.categories import KNOWN_BASELINES
+from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
+from horde_model_records.records import ImageGenerationRecord, ModelRecord
 from horde_model_records.text import GENERATION_PARAMS
 from shared.errors import (
     BadRequest,
@@ -63,6 +64,7 @@ def _validated(category: Category, body: Any) -> JsonObject:
     if not isinstance(body, dict):
         raise _not_an_object()
     record = structure_record(category, {**body, "record_type": category.value})
+    _check_known(record)
     payload = unstructure_record(record)
     if category is Category.image_generation:
         # alternative spellings (SDXL, SD15...) are stored as the canonical baseline
@@ -84,6 +86,25 @@ def _validated(category: Category, body: Any) -> JsonObject:
             ]
         )
     return payload
+
+
+def _check_known(record: ModelRecord) -> None:
+    """What a reader keeps when it does not know it, a proposal must get right: unknown fields,
+    image baselines and styles are a 422 naming each (readers keep them; writers fix typos)."""
+    problems = [
+        validation_item("extra_forbidden", ["body", key], "Unknown field", None)
+        for key in sorted(record.unknown_fields)
+    ]
+    if isinstance(record, ImageGenerationRecord):
+        if record.baseline not in KNOWN_BASELINES:
+            known = sorted(set(KNOWN_BASELINES.values()))
+            message = f"Unknown baseline '{record.baseline}'. Known: {known}"
+            problems.append(validation_item("enum", ["body", "baseline"], message, record.baseline))
+        if record.style is not None and record.style not in IMAGE_STYLES:
+            message = f"Unknown style '{record.style}'. Known: {sorted(IMAGE_STYLES)}"
+            problems.append(validation_item("enum", ["body", "style"], message, record.style))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _check_settings(settings: JsonObject | None) -> None:
