@@ -12,7 +12,9 @@ then, with one aiohttp client session:
 4. applies: one change per ``POST …/changes/{id}/apply``, sequentially (each commits SQLite and
    publishes a snapshot of the whole real dataset), within ``APPLY_BUDGET_S``;
 5. apply → visible: for the last ``VISIBLE_SAMPLES`` applies, the time from the apply's answer to
-   the first 200 of ``GET /v2/image_generation/model/<name>`` (polled every 5 ms).
+   the first 200 of ``GET /v2/image_generation/model/<name>`` (polled every 5 ms);
+6. beta models as default workers read them: wrk on ``GET /v2/image_generation/pending`` with
+   AI-Horde's anonymous key against wrk on the whole-category read, same process and settings.
 
 Bounded: every phase has a deadline, the server is terminated in ``finally``.
 """
@@ -26,7 +28,7 @@ import os
 import secrets
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.harness import (
@@ -36,12 +38,15 @@ from bench.harness import (
     Processes,
     Section,
     Settings,
+    WrkResult,
     fmt_ms,
     free_port,
     hmr_command,
     log,
     markdown_table,
+    median_wrk,
     rss_kib,
+    run_wrk,
     status,
     wait_until_ok,
 )
@@ -61,6 +66,9 @@ VISIBLE_TARGET_S = 1.0  # every apply visible to the reads within 1 s
 
 V2 = "/api/model_references/v2"
 PQ = f"{V2}/pending_queue"
+ANONYMOUS_KEY = "0000000000"
+PENDING_PATH = f"{V2}/image_generation/pending"
+CATEGORY_PATH = f"{V2}/image_generation"
 REFERENCE_PATH = "/api/replicate_mode"
 
 
@@ -94,6 +102,8 @@ def _write_auth(path: Path) -> tuple[str, str]:
     users = {
         requestor: {"user_id": "9001", "username": "bench-requestor#9001", "roles": ["requestor"]},
         approver: {"user_id": "9002", "username": "bench-approver#9002", "roles": ["approver"]},
+        # AI-Horde's anonymous user, as default workers send it: a reader, no role
+        ANONYMOUS_KEY: {"user_id": "0", "username": "Anonymous#0", "roles": []},
     }
     path.write_text(json.dumps(users, indent=2))
     path.chmod(0o600)
@@ -278,9 +288,56 @@ def run(settings: Settings, workdir: Path) -> Section:
         except TimeoutError as e:
             raise BenchError(f"the measurements took more than {APPLY_BUDGET_S + 60:.0f} s") from e
         rss_after = rss_kib(proc.pid)
+        beta = _beta_reads(settings, port)
         if not proc.alive():
             raise BenchError(f"hmr all exited during the bench; log:\n{proc.log_tail()}")
-    return _render(figures, rss_before, rss_after)
+    section = _render(figures, rss_before, rss_after)
+    return replace(section, markdown=section.markdown + "\n\n" + beta)
+
+
+def _beta_reads(settings: Settings, port: int) -> str:
+    """Anonymous /pending reads (the beta models every default worker polls) against the
+    whole-category read, each the median of `settings.repeats` wrk runs on the same process."""
+    base = f"http://{LOOPBACK}:{port}"
+    anon = {"apikey": ANONYMOUS_KEY}
+
+    def measured(path: str, headers: dict[str, str] | None) -> WrkResult:
+        run_wrk(base + path, settings.warmup_s, settings.connections, settings.threads, headers)
+        return median_wrk(
+            [
+                run_wrk(
+                    base + path,
+                    settings.duration_s,
+                    settings.connections,
+                    settings.threads,
+                    headers,
+                )
+                for _ in range(settings.repeats)
+            ]
+        )
+
+    pending = measured(PENDING_PATH, anon)
+    category = measured(CATEGORY_PATH, None)
+    for label, result in (("anonymous /pending", pending), ("category", category)):
+        if result.errors:
+            raise BenchError(f"{label} reads: {result.errors} errors or non-2xx answers")
+    rows = [
+        (f"`GET {CATEGORY_PATH}` (reference)", f"{category.requests_per_s:,.0f} req/s", "1×"),
+        (
+            f"`GET {PENDING_PATH}`, `apikey: {ANONYMOUS_KEY}`",
+            f"{pending.requests_per_s:,.0f} req/s",
+            f"{pending.requests_per_s / category.requests_per_s:.2f}×",
+        ),
+    ]
+    table = markdown_table(("beta-model reads (wrk)", "rate", "÷ reference"), rows)
+    note = (
+        f"- wrk, {settings.connections} connections, {settings.duration_s} s × {settings.repeats} "
+        "(median), one warm-up run each, against the same `hmr all` after the writes above (its "
+        f"queue holds what they left). Auth here is the development file; with AI-Horde the key's "
+        "identity (and a refusal) is cached, so a fleet polling with one key costs one lookup per "
+        "cache period (tested)."
+    )
+    return table + "\n\n" + note
 
 
 def _render(f: Figures, rss_before: dict[str, int], rss_after: dict[str, int]) -> Section:

@@ -24,6 +24,7 @@ from horde_model_records import (
     structure_record,
     unstructure_record,
 )
+from horde_model_records.convert import legacy_keys
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 
@@ -58,11 +59,12 @@ def _with_records(
     legacy = data.legacy
     legacy_meta = data.legacy_metadata
     if legacy is not None:
+        key = legacy_keys(legacy).get(name, name)  # the v1 key may spell the name otherwise
         if operation == "delete" and category is not Category.text_generation:
-            legacy = {k: v for k, v in legacy.items() if k != name}
+            legacy = {k: v for k, v in legacy.items() if k != key}
         elif legacy_record is not None and category is not Category.text_generation:
             # a legacy-canonical write: the submitted legacy record is the v1 entry, verbatim
-            legacy = {**legacy, name: legacy_record}
+            legacy = {**legacy, key: legacy_record}
         else:
             legacy = legacy_view(category, records, legacy, changed={name})
         legacy_meta = legacy_meta.after_operation(operation, name, now, len(legacy))
@@ -126,9 +128,14 @@ def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
             v1 = encode_v1(data.legacy)
             files[v1_path(category)] = v1
             files[v1_path(category) + ".gz"] = _gzip(v1)
+        aliases = {}
+        if data.legacy is not None and category is not Category.text_generation:
+            # v1 keys that spell a record's name otherwise: reads resolve both
+            aliases = {key: name for name, key in legacy_keys(data.legacy).items()}
         categories[category.value] = {
             "count": len(data.records),
             "legacy_count": None if data.legacy is None else len(data.legacy),
+            "aliases": aliases,
             "metadata": converter.unstructure(data.metadata),
             "legacy_metadata": converter.unstructure(data.legacy_metadata),
         }

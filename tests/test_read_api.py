@@ -264,3 +264,20 @@ async def test_gzip_body_decompresses_to_identity(client: TestClient) -> None:
     )
     assert resp.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(await resp.read()) == plain
+
+
+async def test_both_spellings_of_a_renamed_model_resolve(client: TestClient) -> None:
+    """The legacy controlnet key control_qr_sdxl names control_qr_xl: v2 knows it by its name,
+    v1 keeps the GitHub key, and single-model reads and name search find either spelling."""
+    v2 = await (await client.get(f"{V2}/controlnet")).json()
+    assert "control_qr_xl" in v2 and "control_qr_sdxl" not in v2
+    v1 = await (await client.get("/api/model_references/v1/controlnet")).json()
+    assert "control_qr_sdxl" in v1 and "control_qr_xl" not in v1
+    for spelling in ("control_qr_xl", "control_qr_sdxl"):
+        resp = await client.get(f"{V2}/controlnet/model/{spelling}")
+        assert resp.status == 200, spelling
+        assert (await resp.json())["name"] == "control_qr_xl"
+    found = await (
+        await client.get(f"{V2}/controlnet/search", params={"name_contains": "qr_sdxl"})
+    ).json()
+    assert [r["name"] for r in found["results"]] == ["control_qr_xl"]

@@ -38,7 +38,7 @@ def _tag_filters(q: SearchAllQuery, c: Candidate) -> bool:
 
 
 def _common_filters(q: SearchAllQuery, c: Candidate) -> bool:
-    if q.name_contains is not None and q.name_contains.lower() not in c.name_lower:
+    if q.name_contains is not None and not c.name_contains(q.name_contains.lower()):
         return False
     return _tag_filters(q, c)
 

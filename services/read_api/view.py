@@ -56,6 +56,10 @@ class Candidate:
     data: bytes  # the record's JSON bytes, reused in every envelope
     tags: frozenset[str] | None  # None: the record has no tags field at all
     quantized: bool  # text names with a quant marker (the search filter), parsed once at load
+    aliases_lower: tuple[str, ...] = ()  # other spellings of the name (a v1 key), lowercased
+
+    def name_contains(self, needle: str) -> bool:
+        return needle in self.name_lower or any(needle in a for a in self.aliases_lower)
 
 
 @define
@@ -79,6 +83,10 @@ class CategoryView:
         v2_bytes = files[v2_path(category)]
         v1_bytes = files.get(v1_path(category))
         records: dict[str, Json] = json.loads(v2_bytes)
+        aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
+        spellings: dict[str, list[str]] = {}
+        for alias, name in aliases.items():
+            spellings.setdefault(name, []).append(alias.lower())
         models: dict[str, Body] = {}
         candidates: list[Candidate] = []
         by_value: dict[tuple[str, Any], set[int]] = {}
@@ -95,11 +103,15 @@ class CategoryView:
                     data=data,
                     tags=None if tags is None else frozenset(tags),
                     quantized=category is Category.text_generation and is_quantized(name),
+                    aliases_lower=tuple(spellings.get(name, ())),
                 )
             )
             for field in ("nsfw", "baseline", "inpainting"):
                 if field in record:
                     by_value.setdefault((field, record[field]), set()).add(pos)
+        for alias, name in aliases.items():
+            if name in models:
+                models.setdefault(alias, models[name])  # the other spelling reads the same body
         meta, legacy_meta = block["metadata"], block["legacy_metadata"]
         metadata_bodies = {
             "v2": Body.of(dumps(meta)),

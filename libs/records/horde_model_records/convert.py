@@ -166,12 +166,18 @@ def convert_legacy_json(
             problems.append(Problem(source, key, field, f"{message}; record skipped"))
             continue
         if record.name != key:
-            # the key is how every API addresses the model; the v1 view keeps the record as it was
-            problems.append(
-                Problem(source, key, "name", f"name '{record.name}' differs from its key; key used")
-            )
-            record = attrs.evolve(record, name=key)
-        records[key] = record
+            if record.name in data or record.name in records:
+                # the name is another model's key: the key names this one
+                problems.append(
+                    Problem(source, key, "name", f"name '{record.name}' is taken; key used")
+                )
+                record = attrs.evolve(record, name=key)
+            else:
+                # v2 knows the model by its name (as upstream does), v1 by its key: both resolve
+                problems.append(
+                    Problem(source, key, "name", f"name '{record.name}' differs from its key")
+                )
+        records[record.name] = record
         kept[key] = raw
     return records, kept, problems
 
@@ -457,11 +463,23 @@ def legacy_view(
     if category is Category.text_generation:
         return text_v1_view(records.values())
     previous = previous or {}
+    keys = legacy_keys(previous)
     view: dict[str, Json] = {}
     for name, record in records.items():
-        prev = previous.get(name)
+        key = keys.get(name, name)
+        prev = previous.get(key)
         if prev is not None and changed is not None and name not in changed:
-            view[name] = prev
+            view[key] = prev
         else:
-            view[name] = merge_legacy(category, prev, generate_legacy(category, record))
+            view[key] = merge_legacy(category, prev, generate_legacy(category, record))
     return view
+
+
+def legacy_keys(view: Mapping[str, Any]) -> dict[str, str]:
+    """Record name -> its v1 key, for the entries whose key is another spelling of the name (the
+    legacy controlnet file keys `control_qr_xl` as `control_qr_sdxl`)."""
+    return {
+        str(entry["name"]): key
+        for key, entry in view.items()
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"] != key
+    }
