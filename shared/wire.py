@@ -441,6 +441,13 @@ def respond(value: Any, status: int = 200, *, cache: str = "no-store") -> web.Re
     )
 
 
+def respond_bytes(data: bytes, status: int = 200, *, cache: str = "no-store") -> web.Response:
+    """An answer already encoded as JSON (cached by the service)."""
+    return web.Response(
+        body=data, status=status, content_type="application/json", headers={"Cache-Control": cache}
+    )
+
+
 def ids_of(values: Sequence[int]) -> list[int]:
     """Ids in first-seen order without repeats."""
     return list(dict.fromkeys(values))

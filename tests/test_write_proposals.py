@@ -824,3 +824,17 @@ async def test_beta_models_need_the_queue(make_variant: SystemFactory) -> None:
     client = await make_variant(HMR_QUEUE_ENABLED="false")
     resp = await client.get(f"{V2}/image_generation/pending", headers=READER)
     assert await detail(resp, 503) == QUEUE_MSG
+
+
+async def test_beta_models_follow_every_change_of_the_queue(system: TestClient) -> None:
+    """The beta-model answer is cached per state of the queue: a new proposal and a rejection
+    each show on the next read."""
+    pending = f"{V2}/image_generation/pending"
+    assert "Beta One" not in await (await system.get(pending, headers=REQ)).json()
+    body = {**NEW_IMAGE, "name": "Beta One"}
+    change = await accepted(await system.post(f"{V2}/image_generation", json=body, headers=REQ))
+    assert "Beta One" in await (await system.get(pending, headers=REQ)).json()
+    review = {"batch_title": "no", "rejected_ids": [change["change_id"]], "reject_reason": "no"}
+    resp = await system.post(f"{V2}/pending_queue/batches", json=review, headers=APPROVER)
+    assert resp.status == 200
+    assert "Beta One" not in await (await system.get(pending, headers=REQ)).json()

@@ -8,6 +8,7 @@ between, the next start publishes what the database holds.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -119,6 +120,7 @@ class WriteQueue:
     clock: Callable[[], int] = _now
     dataset: Dataset | None = None
     lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
+    _beta: dict[Category, tuple[int, bytes]] = attrs.Factory(dict)  # category -> (generation, JSON)
     version: int = 0  # dataset version the database holds
     published_version: int | None = None  # dataset version the live snapshot holds
 
@@ -236,7 +238,18 @@ class WriteQueue:
                 diffs.append(change_diff(change, self.current_state(change)))
         return PendingChangeDiffPage(diffs=diffs, total=len(ids), errors=errors)
 
-    async def abeta_models(self, category: Category) -> dict[str, JsonObject]:
+    async def abeta_models(self, category: Category) -> bytes:
+        """The beta models of `category` as JSON (every default worker polls them): computed
+        once per state of the store, then answered from memory."""
+        generation = self.store.generation
+        cached = self._beta.get(category)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        data = json.dumps(await self._beta_models(category), ensure_ascii=False).encode()
+        self._beta[category] = (generation, data)
+        return data
+
+    async def _beta_models(self, category: Category) -> dict[str, JsonObject]:
         """Create/update payloads still pending or approved, as v2 records; the newest change
         per name wins (by updated_at, then change_id)."""
         latest: dict[str, JsonObject] = {}

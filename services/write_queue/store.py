@@ -101,6 +101,9 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, lock_fd: int | None = None) -> None:
         self.db = db
         self._lock_fd = lock_fd
+        #: grows with every committed transaction: answers derived from the store can be cached
+        #: until it moves (this process is the only writer, see _lock)
+        self.generation = 0
 
     @classmethod
     async def aopen(cls, path: Path) -> Store:
@@ -161,6 +164,7 @@ class Store:
             await self.db.execute("ROLLBACK")
             raise
         await self.db.execute("COMMIT")
+        self.generation += 1
 
     # --- counters ------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from shared.http import ApiRoutes
 from shared.openapi import any_category_schema, docs
-from shared.wire import respond
+from shared.wire import respond, respond_bytes
 
 from ..guards import aidentify, path_category, require_queue
 from ..openapi import CATEGORY, NO_QUEUE, NO_STORE, SECURITY, authenticated
@@ -55,4 +55,4 @@ async def list_beta_models(request: web.Request) -> web.StreamResponse:
     category = path_category(request, "model_category_name")
     await aidentify(request, None)
     queue = require_queue(request)
-    return respond(await queue.abeta_models(category))
+    return respond_bytes(await queue.abeta_models(category))
