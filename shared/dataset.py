@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,30 +116,48 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=9, mtime=0)
 
 
+#: id(CategoryData) -> (a weak reference to it, its files and manifest block): a dataset after
+#: an apply shares every untouched CategoryData with the one before, so publishing re-encodes
+#: (and re-gzips) only the categories a change touched
+_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json]] = {}
+
+
+def _category_files(category: Category, data: CategoryData) -> tuple[dict[str, bytes], Json]:
+    cached = _encoded.get(id(data))
+    if cached is not None and cached[0]() is data:
+        return cached[1], cached[2]
+    files: dict[str, bytes] = {}
+    v2 = encode_v2(data.records)
+    files[v2_path(category)] = v2
+    files[v2_path(category) + ".gz"] = _gzip(v2)
+    if data.legacy is not None:
+        v1 = encode_v1(data.legacy)
+        files[v1_path(category)] = v1
+        files[v1_path(category) + ".gz"] = _gzip(v1)
+    aliases = {}
+    if data.legacy is not None and category is not Category.text_generation:
+        # v1 keys that spell a record's name otherwise: reads resolve both
+        aliases = {key: name for name, key in legacy_keys(data.legacy).items()}
+    block = {
+        "count": len(data.records),
+        "legacy_count": None if data.legacy is None else len(data.legacy),
+        "aliases": aliases,
+        "metadata": converter.unstructure(data.metadata),
+        "legacy_metadata": converter.unstructure(data.legacy_metadata),
+    }
+    key = id(data)
+    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), files, block)
+    return files, block
+
+
 def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     """Every file of a snapshot of this dataset, plus the manifest's per-category block."""
     files: dict[str, bytes] = {}
     categories: Json = {}
     for category in ALL_CATEGORIES:
-        data = dataset.categories[category]
-        v2 = encode_v2(data.records)
-        files[v2_path(category)] = v2
-        files[v2_path(category) + ".gz"] = _gzip(v2)
-        if data.legacy is not None:
-            v1 = encode_v1(data.legacy)
-            files[v1_path(category)] = v1
-            files[v1_path(category) + ".gz"] = _gzip(v1)
-        aliases = {}
-        if data.legacy is not None and category is not Category.text_generation:
-            # v1 keys that spell a record's name otherwise: reads resolve both
-            aliases = {key: name for name, key in legacy_keys(data.legacy).items()}
-        categories[category.value] = {
-            "count": len(data.records),
-            "legacy_count": None if data.legacy is None else len(data.legacy),
-            "aliases": aliases,
-            "metadata": converter.unstructure(data.metadata),
-            "legacy_metadata": converter.unstructure(data.legacy_metadata),
-        }
+        category_files, block = _category_files(category, dataset.categories[category])
+        files.update(category_files)
+        categories[category.value] = block
     return files, {"categories": categories}
 
 

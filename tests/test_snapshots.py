@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from horde_model_records import Category, structure_record
-from shared.dataset import Dataset, delete_record, import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import (
+    Dataset,
+    delete_record,
+    import_legacy_dir,
+    publish_dataset,
+    snapshot_files,
+    upsert_record,
+)
 from shared.snapshot import SnapshotError, SnapshotStore
 
 
@@ -153,3 +160,19 @@ def test_snapshot_directories_are_readable_by_other_users(tmp_path: Path, datase
     published = publish_dataset(SnapshotStore(tmp_path), dataset)
     assert (tmp_path / published.name).stat().st_mode & 0o777 == 0o755
     assert (tmp_path / published.name / "v2").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_change_re_encodes_only_the_categories_it_touched(dataset: Dataset) -> None:
+    """After one image model changes, every other category's files are the very bytes encoded
+    before (reused, not rebuilt), and the image files are new and hold the change."""
+    before, _ = snapshot_files(dataset)
+    record = structure_record(
+        Category.image_generation, {"name": "Reencoded", "baseline": "flux_1", "nsfw": False}
+    )
+    after, _ = snapshot_files(upsert_record(dataset, Category.image_generation, record, 1))
+    for path, data in after.items():
+        if "image_generation" in path or "stable_diffusion" in path:
+            assert data is not before[path]
+        else:
+            assert data is before[path], path
+    assert b"Reencoded" in after["v2/image_generation.json"]
