@@ -3,12 +3,13 @@
 nginx (Debian's package, our config) in front of two read replicas, one write queue and one stats
 service, all on 127.0.0.1. `up` refuses at once when its port is taken and returns once every
 service answers; `down` stops exactly the processes `up` started (their pids are in
-DATA_DIR/run/state.json).
+DATA_DIR/run/state.json). `check` is what `make run` does before it starts anything.
 
     python deploy/local.py up    [--port 19800] [--data-dir ./var] [--seed-dir DIR] [--replicas 2]
                                  [--auth-file FILE] [--horde-url URL|off]
                                  [--requestor-ids IDS] [--approver-ids IDS]
     python deploy/local.py down  [--data-dir ./var]
+    python deploy/local.py check [--port 19800]
 """
 
 from __future__ import annotations
@@ -249,6 +250,17 @@ def up(options: argparse.Namespace) -> int:
     return 0
 
 
+def check(options: argparse.Namespace) -> int:
+    """`make run`'s first step: refuse before anything starts (or prints its keys) when the
+    port is taken."""
+    try:
+        port_free(options.port)
+    except ConfigError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _alive(pid: int) -> bool:
     """True while the process exists and is not a zombie (orphans may never be reaped here)."""
     try:
@@ -307,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("down", help="stop what `up` started")
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./var"))
     p.set_defaults(run=down)
+    p = sub.add_parser("check", help="fail when the port is taken (`make run` runs this first)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 19800)))
+    p.set_defaults(run=check)
     options = parser.parse_args(argv)
     return int(options.run(options))
 

@@ -271,12 +271,22 @@ class Sandbox:
             stop(proc)
 
 
-def start_make_run(box: Sandbox, **extra_env: str) -> None:
-    """Run what `make run` runs (its recipe, from `make -n`) on a sandbox port and data dir."""
+def start_make_run(box: Sandbox, **make_vars: str) -> None:
+    """Run what `make run` runs (its recipe, from `make -n`) on a sandbox port and data dir;
+    `make_vars` are further make variables (`SEED_DIR=...`)."""
     port = box.port("19800")
     data_dir = box.root / "var"
+    variables = [f"{k}={v}" for k, v in make_vars.items()]
     shown = subprocess.run(
-        ["make", "-n", "run", f"BIN={VENV_BIN}", f"PORT={port}", f"DATA_DIR={data_dir}"],
+        [
+            "make",
+            "-n",
+            "run",
+            f"BIN={VENV_BIN}",
+            f"PORT={port}",
+            f"DATA_DIR={data_dir}",
+            *variables,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -284,7 +294,7 @@ def start_make_run(box: Sandbox, **extra_env: str) -> None:
     ).stdout
     recipe = [shlex.split(line) for line in shown.splitlines() if f"{VENV_BIN}/hmr " in line]
     assert [argv[1] for argv in recipe] == ["dev-auth", "all"], shown
-    env = {**box.env(), **extra_env}
+    env = box.env()
     subprocess.run(recipe[0], cwd=REPO, env=env, capture_output=True, check=True, timeout=30)
     log = box.root / "make-run.log"
     with open(log, "wb") as out:
@@ -509,7 +519,7 @@ def test_every_command_of_the_doc_runs(doc: Path, box: Sandbox, legacy_dir: Path
         start_make_run(box)
     elif setup == "replica":
         # the real reference data: the README reads the model `stable_diffusion`
-        start_make_run(box, HMR_SEED_DIR=str(legacy_dir))
+        start_make_run(box, SEED_DIR=str(legacy_dir))
     steps = run_doc(doc, box)
     assert steps.run or steps.elsewhere, f"{doc}: no commands"
     if doc == REPLICA_README:
