@@ -59,12 +59,12 @@ WRITE = [
     (
         "--requestor-ids",
         "HMR_REQUESTOR_IDS",
-        "AI-Horde user ids allowed to propose changes (comma-separated)",
+        "AI-Horde user ids allowed to propose changes: 1001,1002 or a JSON array",
     ),
     (
         "--approver-ids",
         "HMR_APPROVER_IDS",
-        "AI-Horde user ids allowed to approve and apply (comma-separated)",
+        "AI-Horde user ids allowed to approve and apply: 1001,1002 or a JSON array",
     ),
     ("--horde-url", "HMR_HORDE_URL", "AI-Horde API base URL (default https://aihorde.net/api/)"),
     (
