@@ -5,8 +5,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 19800
 DATA_DIR ?= ./var
-# `make run` does not contact AI-Horde unless asked: HORDE_URL=https://aihorde.net/api/ make run
+# `make run` and `make up` do not contact AI-Horde unless asked: make up HORDE_URL=https://aihorde.net/api/
 HORDE_URL ?= off
+# Optional, for `run` and `up`: SEED_DIR (legacy data imported into an empty DATA_DIR; default the
+# bundled sample) and AUTH_FILE (keys, users and roles instead of AI-Horde; `run` writes and uses
+# DATA_DIR/dev-auth.json when it is not given). For `up` with AI-Horde: REQUESTOR_IDS and
+# APPROVER_IDS (AI-Horde user ids: 1001,1002 or ["1001", "1002"]).
+SEED_DIR ?=
+AUTH_FILE ?=
+REQUESTOR_IDS ?=
+APPROVER_IDS ?=
 
 .PHONY: setup run test lint bench up down clean
 
@@ -18,9 +26,11 @@ $(STAMP): pyproject.toml libs/records/pyproject.toml libs/replica/pyproject.toml
 	$(BIN)/pip install -q -e libs/records -e libs/replica -e '.[test]'
 	touch $(STAMP)
 
+# a taken port stops `run` before it prints keys or seeds anything
 run: setup
-	$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json
-	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(DATA_DIR)/dev-auth.json --horde-url $(HORDE_URL) --log-format text
+	@$(BIN)/python deploy/local.py check --port $(PORT)
+	$(if $(AUTH_FILE),,$(BIN)/hmr dev-auth $(DATA_DIR)/dev-auth.json)
+	$(BIN)/hmr all --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR) --auth-file $(or $(AUTH_FILE),$(DATA_DIR)/dev-auth.json) $(if $(SEED_DIR),--seed-dir $(SEED_DIR)) --horde-url $(HORDE_URL) --log-format text
 
 test: setup lint
 	deploy/ensure-tools.sh nginx curl jq sqlite3  # end-to-end and doc tests run these for real
@@ -45,7 +55,7 @@ bench: setup
 # the production topology on this machine: nginx, two read replicas, write queue, stats
 up: setup
 	deploy/ensure-tools.sh nginx
-	$(BIN)/python deploy/local.py up --port $(PORT) --data-dir $(DATA_DIR) $(if $(SEED_DIR),--seed-dir $(SEED_DIR))
+	$(BIN)/python deploy/local.py up --port $(PORT) --data-dir $(DATA_DIR) --horde-url $(HORDE_URL) $(if $(SEED_DIR),--seed-dir $(SEED_DIR)) $(if $(AUTH_FILE),--auth-file $(AUTH_FILE)) $(if $(REQUESTOR_IDS),--requestor-ids '$(REQUESTOR_IDS)') $(if $(APPROVER_IDS),--approver-ids '$(APPROVER_IDS)')
 
 down:
 	$(BIN)/python deploy/local.py down --data-dir $(DATA_DIR)

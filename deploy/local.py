@@ -1,11 +1,15 @@
 """`make up` / `make down`: the production topology on this machine, without containers.
 
 nginx (Debian's package, our config) in front of two read replicas, one write queue and one stats
-service, all on 127.0.0.1. `up` returns once every service answers; `down` stops exactly the
-processes `up` started (their pids are in DATA_DIR/run/state.json).
+service, all on 127.0.0.1. `up` refuses at once when its port is taken and returns once every
+service answers; `down` stops exactly the processes `up` started (their pids are in
+DATA_DIR/run/state.json). `check` is what `make run` does before it starts anything.
 
-    python deploy/local.py up   [--port 19800] [--data-dir ./var] [--seed-dir DIR] [--replicas 2]
-    python deploy/local.py down [--data-dir ./var]
+    python deploy/local.py up    [--port 19800] [--data-dir ./var] [--seed-dir DIR] [--replicas 2]
+                                 [--auth-file FILE] [--horde-url URL|off]
+                                 [--requestor-ids IDS] [--approver-ids IDS]
+    python deploy/local.py down  [--data-dir ./var]
+    python deploy/local.py check [--port 19800]
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from services.cli import listen
+from shared.config import HORDE_OFF, ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "nginx" / "hmr.conf.template"
 HMR = [sys.executable, "-m", "services.cli"]
@@ -35,23 +42,51 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def answers(port: int, path: str) -> bool:
+def port_free(port: int) -> None:
+    """Fail at once, naming what holds it, when 127.0.0.1:`port` is taken: nginx would not bind,
+    and the readiness check would get its answer from the other process."""
+    for sock in listen("127.0.0.1", port, hint="PORT=<another port>"):
+        sock.close()
+
+
+def answers(port: int, path: str, server: str | None = None) -> bool:
+    """True when `path` answers below 500 (from a `Server: <server>...` when one is given)."""
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         conn.request("GET", path)
-        status = conn.getresponse().status
+        resp = conn.getresponse()
+        status, header = resp.status, resp.getheader("Server") or ""
         conn.close()
     except OSError:
         return False
-    return status < 500
+    return status < 500 and (server is None or header.startswith(server))
 
 
-def wait_ready(name: str, port: int, path: str, proc: subprocess.Popen[bytes] | None) -> None:
+def last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def wait_ready(
+    name: str,
+    port: int,
+    path: str,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path,
+    server: str | None = None,
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"up: {name} exited with code {proc.returncode}; see its log")
-        if answers(port, path):
+            said = last_line(log)
+            raise SystemExit(
+                f"up: {name} exited with code {proc.returncode}"
+                + (f": {said}" if said else f"; see {log}")
+            )
+        if answers(port, path, server):
             return
         time.sleep(0.05)
     raise SystemExit(
@@ -93,11 +128,31 @@ def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: 
     return conf
 
 
+def hmr(*args: str, env: dict[str, str]) -> None:
+    """Run `hmr ARGS` to the end; when it fails, exit with its code (it said why on stderr)."""
+    code = subprocess.run([*HMR, *args], env=env, cwd=REPO, check=False).returncode
+    if code != 0:
+        raise SystemExit(code)
+
+
 def write_openapi(run_dir: Path, env: dict[str, str]) -> None:
     """The deployment's one OpenAPI document, rendered from the same apps the services run."""
-    subprocess.run(
-        [*HMR, "openapi", "--out", str(run_dir / "openapi.json")], env=env, cwd=REPO, check=True
-    )
+    hmr("openapi", "--out", str(run_dir / "openapi.json"), env=env)
+
+
+def auth_warning(options: argparse.Namespace) -> str | None:
+    """What is missing for writes to work, in the words of `make up`'s variables."""
+    if options.auth_file:
+        return None
+    if options.horde_url.lower() in HORDE_OFF:
+        return (
+            "up: every call with an API key answers 503: AI-Horde auth is off (HORDE_URL=off) "
+            "and no AUTH_FILE is given; give AUTH_FILE=FILE (`hmr dev-auth FILE` writes one), "
+            "or HORDE_URL=URL with REQUESTOR_IDS=... APPROVER_IDS=..."
+        )
+    if not options.requestor_ids and not options.approver_ids:
+        return "up: nobody may propose or review: give REQUESTOR_IDS=... APPROVER_IDS=..."
+    return None
 
 
 def start(
@@ -116,7 +171,12 @@ def up(options: argparse.Namespace) -> int:
     if state_file.exists():
         print(f"up: {state_file} exists: already up? run `make down` first", file=sys.stderr)
         return 1
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        port_free(options.port)
+    except ConfigError as exc:
+        print(f"up: {exc}", file=sys.stderr)
+        return 1
+    # the services read only these HMR_* variables: a stray one in the shell changes nothing
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMR_")}
     env.update(
         HMR_DATA_DIR=str(data_dir),
@@ -128,8 +188,13 @@ def up(options: argparse.Namespace) -> int:
         env["HMR_SEED_DIR"] = str(Path(options.seed_dir).resolve())
     if options.auth_file:
         env["HMR_AUTH_FILE"] = str(Path(options.auth_file).resolve())
+    if options.requestor_ids:
+        env["HMR_REQUESTOR_IDS"] = options.requestor_ids
+    if options.approver_ids:
+        env["HMR_APPROVER_IDS"] = options.approver_ids
     if not (data_dir / "snapshots" / "CURRENT").exists():
-        subprocess.run([*HMR, "seed"], env=env, cwd=REPO, check=True)
+        hmr("seed", env=env)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     reads = [free_port() for _ in range(options.replicas)]
     write, stats = free_port(), free_port()
@@ -144,6 +209,7 @@ def up(options: argparse.Namespace) -> int:
             write,
             "/api/model_references/v2/pending_queue/changes",
             procs["write_queue"],
+            run_dir / "write_queue.log",
         )
         for i, port in enumerate(reads):
             procs[f"read_api_{i}"] = start(
@@ -151,12 +217,21 @@ def up(options: argparse.Namespace) -> int:
             )
         procs["stats"] = start("stats", [*HMR, "stats", "--port", str(stats)], env, run_dir)
         for i, port in enumerate(reads):
-            wait_ready(f"read_api_{i}", port, "/api/replicate_mode", procs[f"read_api_{i}"])
-        wait_ready("stats", stats, "/api/heartbeat", procs["stats"])
+            name = f"read_api_{i}"
+            wait_ready(name, port, "/api/replicate_mode", procs[name], run_dir / f"{name}.log")
+        wait_ready("stats", stats, "/api/heartbeat", procs["stats"], run_dir / "stats.log")
         write_openapi(run_dir, env)
         conf = render_nginx(run_dir, options.port, reads, write, stats)
         procs["nginx"] = start("nginx", [nginx_binary(), "-c", str(conf)], env, run_dir)
-        wait_ready("nginx", options.port, "/api/replicate_mode", procs["nginx"])
+        # nginx's answer, not that of whatever took the port since it was checked
+        wait_ready(
+            "nginx",
+            options.port,
+            "/api/replicate_mode",
+            procs["nginx"],
+            run_dir / "nginx.log",
+            server="nginx",
+        )
     except BaseException:
         for proc in procs.values():
             _stop(proc.pid)
@@ -170,6 +245,19 @@ def up(options: argparse.Namespace) -> int:
     }
     state_file.write_text(json.dumps(state, indent=2))
     print(f"up: http://127.0.0.1:{options.port}/api/ (state in {state_file})")
+    if (warning := auth_warning(options)) is not None:
+        print(warning, file=sys.stderr)
+    return 0
+
+
+def check(options: argparse.Namespace) -> int:
+    """`make run`'s first step: refuse before anything starts (or prints its keys) when the
+    port is taken."""
+    try:
+        port_free(options.port)
+    except ConfigError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -225,10 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--auth-file", default=os.environ.get("AUTH_FILE") or None)
     p.add_argument("--horde-url", default=os.environ.get("HORDE_URL", "off"))
+    p.add_argument("--requestor-ids", default=os.environ.get("REQUESTOR_IDS") or None)
+    p.add_argument("--approver-ids", default=os.environ.get("APPROVER_IDS") or None)
     p.set_defaults(run=up)
     p = sub.add_parser("down", help="stop what `up` started")
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./var"))
     p.set_defaults(run=down)
+    p = sub.add_parser("check", help="fail when the port is taken (`make run` runs this first)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 19800)))
+    p.set_defaults(run=check)
     options = parser.parse_args(argv)
     return int(options.run(options))
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -56,12 +59,12 @@ WRITE = [
     (
         "--requestor-ids",
         "HMR_REQUESTOR_IDS",
-        "AI-Horde user ids allowed to propose changes (comma-separated)",
+        "AI-Horde user ids allowed to propose changes: 1001,1002 or a JSON array",
     ),
     (
         "--approver-ids",
         "HMR_APPROVER_IDS",
-        "AI-Horde user ids allowed to approve and apply (comma-separated)",
+        "AI-Horde user ids allowed to approve and apply: 1001,1002 or a JSON array",
     ),
     ("--horde-url", "HMR_HORDE_URL", "AI-Horde API base URL (default https://aihorde.net/api/)"),
     (
@@ -180,29 +183,121 @@ def _seed_if_empty(env: Mapping[str, str]) -> None:
         raise ConfigError("seeding the empty data dir failed (see above)")
 
 
-def _serve(app: web.Application, env: Mapping[str, str], default_port: int) -> int:
+def port_holder(port: int) -> str | None:
+    """Who listens on TCP `port`, as `pid N (command line)`, when /proc tells (Linux, and only
+    the processes this user may look into); None otherwise."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address (hex ip:port), state (0A = LISTEN), inode
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                sockets.add(f"socket:[{fields[9]}]")
+    if not sockets:
+        return None
+    pids = sorted(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+    for pid in pids:  # the lowest pid first: nginx's master before its workers
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in sockets:
+                try:
+                    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    return f"pid {pid}"
+                command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+                if len(command) > 160:
+                    command = command[:159] + "…"
+                return f"pid {pid} ({command})" if command else f"pid {pid}"
+    return None
+
+
+def listen(host: str, port: int, hint: str = "--port or HMR_PORT") -> list[socket.socket]:
+    """The bound listening sockets of `host:port` (one per address `host` resolves to).
+
+    Bound before anything else starts, so a taken port fails at once and by name, before a data
+    dir is seeded or a URL printed; `web.run_app` listens on them only once the app's startup is
+    done, so nothing is accepted before the service can answer. `hint` says how to pick another.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror}") from None
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in infos:
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            # as aiohttp does: a port whose last connections are in TIME_WAIT is free
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                holder = port_holder(port)
+                by = f" by {holder}" if holder else ""
+                raise ConfigError(
+                    f"port {port} on {host} is already in use{by}: "
+                    f"stop that process or choose another port ({hint})"
+                ) from None
+            port = sock.getsockname()[1]  # port 0: the others take the one the first got
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+def _serve(name: str, build: AppBuilder, env: Mapping[str, str], default_port: int) -> int:
+    """Bind the port, build the application, serve it; say where once it accepts connections."""
     host = env.get("HMR_HOST") or "127.0.0.1"
     port = get_int(env, "HMR_PORT", default_port, minimum=0)
     access_log = (
         logging.getLogger("aiohttp.access") if get_bool(env, "HMR_ACCESS_LOG", True) else None
     )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        # uvloop answers ~8% more category reads per second than asyncio's loop (make bench)
-        loop=uvloop.new_event_loop(),
-        access_log=access_log,
-        access_log_class=AccessLogger,
-        print=None,
-        **SERVER_HANDLER_ARGS,
-    )
+    sockets = listen(host, port)
+    url = f"http://{host}:{sockets[0].getsockname()[1]}/api/"
+    try:
+        app = build(env)
+        web.run_app(
+            app,
+            sock=sockets,
+            # uvloop answers ~8% more category reads per second than asyncio's loop (make bench)
+            loop=uvloop.new_event_loop(),
+            access_log=access_log,
+            access_log_class=AccessLogger,
+            # called once every site listens, after the app's startup (which may wait seconds
+            # for AI-Horde): the URL is printed when it answers, not before
+            print=lambda _banner: logger.info("hmr %s: %s", name, url),
+            **SERVER_HANDLER_ARGS,
+        )
+    finally:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
     return 0
 
 
-def _server(app: AppBuilder, default_port: int) -> Runner:
+def _server(name: str, app: AppBuilder, default_port: int) -> Runner:
     """Run a service alone: serve what `app` builds on HMR_PORT, `default_port` when unset."""
-    return lambda env, args: _serve(app(env), env, default_port)
+    return lambda env, args: _serve(name, app, env, default_port)
 
 
 def read_api_app(env: Mapping[str, str]) -> web.Application:
@@ -264,13 +359,7 @@ def all_app(env: Mapping[str, str]) -> web.Application:
 
 def run_all(env: Mapping[str, str]) -> int:
     """Every service on one application under /api (development and small deployments)."""
-    app = all_app(env)
-    logger.info(
-        "hmr all: http://%s:%s/api/",
-        env.get("HMR_HOST") or "127.0.0.1",
-        env.get("HMR_PORT") or 19800,
-    )
-    return _serve(app, env, 19800)
+    return _serve("all", all_app, env, 19800)
 
 
 def write_openapi(env: Mapping[str, str], out: str) -> int:
@@ -351,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, options, app, port in SERVICES:
         _add(commands[name], options)
-        commands[name].set_defaults(run=_server(app, port), app=app)
+        commands[name].set_defaults(run=_server(name, app, port), app=app)
 
     p = commands["openapi"]
     p.add_argument("--out", default="-", help="file to write, - for standard output")

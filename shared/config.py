@@ -13,6 +13,8 @@ from attrs import Factory, field, frozen
 MODES = ("PRIMARY", "REPLICA")
 FORMATS = ("v2", "legacy")
 DEFAULT_HORDE_URL = "https://aihorde.net/api/"
+#: the values of HMR_HORDE_URL that switch AI-Horde off (development, tests, `make run`/`make up`)
+HORDE_OFF = frozenset({"off", "none", ""})
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})

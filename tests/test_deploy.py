@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +21,27 @@ import aiohttp
 import pytest
 
 from tests.conftest import APPROVER_KEY, AUTH_USERS, LEGACY_DIR, REQUESTOR_KEY
+from tests.fakes.horde import start_fake_horde
 from tests.helpers import clean_env, free_port
 
 #: the `make up` topology: deploy/local.py starts nginx and four service processes
 pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
 V2 = "/api/model_references/v2"
+
+
+def local(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `deploy/local.py ARGS` (the recipe of `make up` / `make down`) to its end."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "local.py"), *args],
+        cwd=REPO,
+        env=clean_env(),
+        timeout=90,
+        capture_output=True,
+        text=True,
+    )
 
 
 class Deployment:
@@ -36,19 +54,15 @@ class Deployment:
         self.auth.write_text(json.dumps(AUTH_USERS))
         self.state: dict[str, Any] = {}
 
-    def _local(self, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, str(REPO / "deploy" / "local.py"), *args],
-            cwd=REPO,
-            env=clean_env(),
-            timeout=90,
-            capture_output=True,
-            text=True,
-        )
+    def _local(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = local(*args)
         assert done.returncode == 0, f"deploy/local.py {args[0]} failed:\n{done.stderr}"
+        return done
 
-    def up(self) -> None:
-        self._local(
+    def up(self, *auth: str) -> subprocess.CompletedProcess[str]:
+        """`up` with the real reference data; `auth` are its auth options (default: the test
+        auth file, AI-Horde off)."""
+        done = self._local(
             "up",
             "--port",
             str(self.port),
@@ -56,15 +70,14 @@ class Deployment:
             str(self.data_dir),
             "--seed-dir",
             str(LEGACY_DIR),
-            "--auth-file",
-            str(self.auth),
-            "--horde-url",
-            "off",
+            *(auth or ("--auth-file", str(self.auth), "--horde-url", "off")),
         )
         self.state = json.loads((self.data_dir / "run" / "state.json").read_text())
+        return done
 
     def down(self) -> None:
-        self._local("down", "--data-dir", str(self.data_dir))
+        if (self.data_dir / "run" / "state.json").exists():
+            self._local("down", "--data-dir", str(self.data_dir))
 
     def url(self, path: str, service: str = "nginx") -> str:
         return f"http://127.0.0.1:{self.state['ports'][service]}{path}"
@@ -225,3 +238,146 @@ async def test_nginx_own_errors_speak_the_error_envelope(deployment: Deployment)
         )
         assert (status, body) == (431, {"detail": "Request Header Fields Too Large"})
         assert headers["Content-Type"] == "application/json"
+
+
+# --- what `make up` says when it cannot come up, or comes up without auth ---------------------------
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test's output is the deployment's."""
+
+
+@contextlib.contextmanager
+def other_server() -> Iterator[int]:
+    """An HTTP server of this process on a loopback port (as `make run` would be), answering
+    200 to every GET; yields its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_up_refuses_a_taken_port_naming_its_holder(tmp_path: Path) -> None:
+    """`up` on a port another server answers on stops at once with one line naming the holder,
+    before it seeds or starts anything (nginx could not bind, the check would ask the other)."""
+    dep = Deployment(tmp_path)
+    try:
+        with other_server() as port:
+            done = local("up", "--port", str(port), "--data-dir", str(dep.data_dir))
+    finally:
+        dep.down()  # only if it came up anyway
+    assert done.returncode == 1, done.stdout
+    assert done.stderr.startswith(
+        f"up: port {port} on 127.0.0.1 is already in use by pid {os.getpid()} ("
+    ), done.stderr
+    assert done.stderr.rstrip().endswith("choose another port (PORT=<another port>)")
+    assert len(done.stderr.splitlines()) == 1
+    assert not dep.data_dir.exists()
+
+
+def test_up_with_a_missing_seed_dir_prints_only_the_message(tmp_path: Path) -> None:
+    """A SEED_DIR that does not exist stops `up` with hmr seed's one line, no traceback."""
+    missing = tmp_path / "missing"
+    data_dir = tmp_path / "data"
+    done = local(
+        "up", "--port", str(free_port()), "--data-dir", str(data_dir), "--seed-dir", str(missing)
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"hmr: error: legacy directory not found: {missing}\n"
+    assert not (data_dir / "run").exists()
+
+
+def test_make_up_passes_its_variables_to_local_up() -> None:
+    """`make up`'s variables reach deploy/local.py up as its options, JSON id lists intact."""
+    variables = {
+        "PORT": "19900",
+        "DATA_DIR": "/d",
+        "SEED_DIR": "/seed",
+        "AUTH_FILE": "/auth.json",
+        "HORDE_URL": "http://127.0.0.1:9/api/",
+        "REQUESTOR_IDS": '["100", "101"]',
+        "APPROVER_IDS": "200,201",
+    }
+    shown = subprocess.run(
+        ["make", "-n", "up", f"BIN={VENV_BIN}", *(f"{k}={v}" for k, v in variables.items())],
+        cwd=REPO,
+        env=clean_env(drop=("HMR_", "MAKE", "MFLAGS")),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in shown.splitlines() if "deploy/local.py up" in line)
+    argv = shlex.split(line)
+    options = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert options == {
+        "--port": "19900",
+        "--data-dir": "/d",
+        "--seed-dir": "/seed",
+        "--auth-file": "/auth.json",
+        "--horde-url": "http://127.0.0.1:9/api/",
+        "--requestor-ids": '["100", "101"]',
+        "--approver-ids": "200,201",
+    }
+
+
+async def test_up_gives_the_writer_requestor_and_approver_ids(
+    tmp_path: Path, aiohttp_server: Any
+) -> None:
+    """With AI-Horde and ids, `up` says nothing about auth and keys get the roles of their ids."""
+    fake = await start_fake_horde(aiohttp_server)
+    dep = Deployment(tmp_path)
+    ids = ("--requestor-ids", "100", "--approver-ids", "[200]")
+    # in a thread: the fake AI-Horde on this loop answers the services while `up` waits
+    done = await asyncio.to_thread(dep.up, "--horde-url", fake.url, *ids)
+    try:
+        assert "up:" not in done.stderr  # (the real data's seed warnings come before)
+        async with aiohttp.ClientSession() as s:
+            roles = {}
+            for key in ("horde-requestor-key", "horde-approver-key", "horde-reader-key"):
+                status, _, body = await fetch(
+                    s, "GET", dep.url(f"{V2}/me/roles"), headers={"apikey": key}
+                )
+                assert status == 200, body
+                roles[key] = (body["is_requestor"], body["is_approver"])
+    finally:
+        await asyncio.to_thread(dep.down)
+    assert roles == {
+        "horde-requestor-key": (True, False),
+        "horde-approver-key": (True, True),
+        "horde-reader-key": (False, False),
+    }
+
+
+async def test_up_without_auth_says_what_is_missing(tmp_path: Path) -> None:
+    """Without AUTH_FILE and with AI-Horde off, `up` warns, and a write's 503 names the settings."""
+    dep = Deployment(tmp_path)
+    done = dep.up("--horde-url", "off")
+    try:
+        assert done.stderr.splitlines()[-1].startswith(
+            "up: every call with an API key answers 503: AI-Horde auth is off (HORDE_URL=off) "
+            "and no AUTH_FILE is given; give AUTH_FILE=FILE"
+        ), done.stderr
+        async with aiohttp.ClientSession() as s:
+            record = {"name": "x", "baseline": "flux_1", "nsfw": False}
+            status, _, body = await fetch(
+                s, "POST", dep.url(f"{V2}/blip"), json=record, headers={"apikey": REQUESTOR_KEY}
+            )
+    finally:
+        dep.down()
+    assert status == 503
+    assert body["detail"].startswith(
+        "Auth service unavailable: AI-Horde auth is off (HMR_HORDE_URL=off) and no auth file is "
+        "set: start the write service with HMR_AUTH_FILE"
+    ), body

@@ -84,6 +84,10 @@ ELSEWHERE: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
 }
 
+#: what the sandbox itself puts in its working directory while a doc runs: the script and its
+#: state, the docs' /srv and /backup, the worker library's cache (AIWORKER_CACHE_HOME)
+SANDBOX_FILES = {"script.sh", ".doctest", "srv", "backup", "models"}
+
 #: docs whose examples talk to a running `make run` (the real data for the replica library)
 SETUP = {"README.md": "make-run", "api.md": "make-run", "operators.md": "none"}
 REPLICA_README = REPO / "libs" / "replica" / "README.md"
@@ -271,12 +275,22 @@ class Sandbox:
             stop(proc)
 
 
-def start_make_run(box: Sandbox, **extra_env: str) -> None:
-    """Run what `make run` runs (its recipe, from `make -n`) on a sandbox port and data dir."""
+def start_make_run(box: Sandbox, **make_vars: str) -> None:
+    """Run what `make run` runs (its recipe, from `make -n`) on a sandbox port and data dir;
+    `make_vars` are further make variables (`SEED_DIR=...`)."""
     port = box.port("19800")
     data_dir = box.root / "var"
+    variables = [f"{k}={v}" for k, v in make_vars.items()]
     shown = subprocess.run(
-        ["make", "-n", "run", f"BIN={VENV_BIN}", f"PORT={port}", f"DATA_DIR={data_dir}"],
+        [
+            "make",
+            "-n",
+            "run",
+            f"BIN={VENV_BIN}",
+            f"PORT={port}",
+            f"DATA_DIR={data_dir}",
+            *variables,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -284,7 +298,7 @@ def start_make_run(box: Sandbox, **extra_env: str) -> None:
     ).stdout
     recipe = [shlex.split(line) for line in shown.splitlines() if f"{VENV_BIN}/hmr " in line]
     assert [argv[1] for argv in recipe] == ["dev-auth", "all"], shown
-    env = {**box.env(), **extra_env}
+    env = box.env()
     subprocess.run(recipe[0], cwd=REPO, env=env, capture_output=True, check=True, timeout=30)
     log = box.root / "make-run.log"
     with open(log, "wb") as out:
@@ -509,9 +523,16 @@ def test_every_command_of_the_doc_runs(doc: Path, box: Sandbox, legacy_dir: Path
         start_make_run(box)
     elif setup == "replica":
         # the real reference data: the README reads the model `stable_diffusion`
-        start_make_run(box, HMR_SEED_DIR=str(legacy_dir))
+        start_make_run(box, SEED_DIR=str(legacy_dir))
+    before = set(os.listdir(box.root))
     steps = run_doc(doc, box)
     assert steps.run or steps.elsewhere, f"{doc}: no commands"
+    if doc != REPLICA_README:  # a worker's directory, where `fetch --out DIR` is the point
+        left = set(os.listdir(box.root)) - before - SANDBOX_FILES
+        assert not {name for name in left if not re.fullmatch(r"step\d+\.py", name)}, (
+            f"{rel(doc)}: its commands leave files in the working directory (the repository "
+            f"root, where the docs are run from): {sorted(left)}"
+        )
     if doc == REPLICA_README:
         cached = list((box.root / "models" / "horde_model_reference").glob("*.json"))
         assert cached, "the three lines did not fetch from the sandbox's service"
@@ -644,6 +665,35 @@ def test_configuration_table_defaults_match_the_config_classes() -> None:
                 assert f"`{shown}`" in row or f"`./{shown}`" in row, (env, shown, row)
                 checked += 1
     assert checked >= 20
+
+
+def test_documented_id_lists_are_read_as_shown() -> None:
+    """Every way the docs write an id list (one bare id, comma-separated, a JSON array) is read
+    by the writer as exactly those ids, and none of them is said to be refused."""
+    from services.write_queue.config import Config as WriteConfig
+
+    row = configuration_rows()["HMR_REQUESTOR_IDS"]
+    shown = [value for value in re.findall(r"`([^`]+)`", row) if re.search(r"\d", value)]
+    assert {"1001", "1001,1002", '["1001", "1002"]'} <= set(shown), row
+    for value in shown:
+        config = WriteConfig.from_environ({"HMR_REQUESTOR_IDS": value})
+        assert config.requestor_ids == set(re.findall(r"\d+", value)), value
+    assert "refused" not in row
+
+
+def test_documented_snapshot_mode_is_the_real_one(tmp_path: Path) -> None:
+    """The mode the docs give snapshot directories is the one a publish creates."""
+    from services.cli import SAMPLE_DIR
+    from shared.dataset import import_legacy_dir, publish_dataset
+    from shared.snapshot import SnapshotStore
+
+    store = SnapshotStore(tmp_path / "snapshots")
+    snapshot = publish_dataset(store, import_legacy_dir(SAMPLE_DIR)[0])
+    mode = f"0{(tmp_path / 'snapshots' / snapshot.name).stat().st_mode & 0o777:o}"
+    for doc in (REPO / "docs" / "operators.md", REPO / "deploy" / "docker" / "README.md"):
+        text = " ".join(doc.read_text(encoding="utf-8").split())
+        stated = set(re.findall(r"(?:mode|created) `?(0[0-7]{3})`?", text))
+        assert stated == {mode}, (rel(doc), stated, mode)
 
 
 # --- a claim of the restore procedure ---------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
+from shared.errors import Unavailable
 from shared.observability import Observability
 from shared.service import setup_service, standalone_app
 from shared.snapshot import SnapshotStore
@@ -21,12 +23,28 @@ from .keys import (
     write_config_key,
     write_queue_key,
 )
-from .models import STATUSES
+from .models import STATUSES, Identity
 from .openapi import setup_write_docs
 from .publisher import SnapshotPublisher
 from .queue import WriteQueue
 from .routes import audit, me, pending_queue, proposals, snapshots
 from .store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class AuthOff:
+    """The authenticator of a writer configured with neither AI-Horde nor an auth file: every
+    key gets a 503 that says which setting is missing (not a bare "Auth service unavailable")."""
+
+    def __init__(self, reason: str) -> None:
+        self.detail = f"Auth service unavailable: {reason}"
+
+    def role_configured(self, role: str) -> bool:
+        return True  # the missing auth is the answer, not an empty allow-list's 401
+
+    async def aidentify(self, api_key: str) -> Identity:
+        raise Unavailable(self.detail)
 
 
 async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -36,6 +54,9 @@ async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
         app[horde_session_key] = session
         if config.auth_file is not None:
             app[authenticator_key] = FileAuthenticator.from_file(config.auth_file)
+        elif (reason := config.auth_off) is not None:
+            logger.warning("every call with an API key will answer 503: %s", reason)
+            app[authenticator_key] = AuthOff(reason)
         else:
             app[authenticator_key] = HordeAuthenticator(
                 session,

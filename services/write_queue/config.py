@@ -11,6 +11,7 @@ from attrs import frozen
 from shared.config import (
     DEFAULT_HORDE_URL,
     FORMATS,
+    HORDE_OFF,
     MODES,
     ServiceConfig,
     get_bool,
@@ -41,6 +42,18 @@ class Config(ServiceConfig):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "write_queue.sqlite3"
+
+    @property
+    def auth_off(self) -> str | None:
+        """Why no key can be checked (no AI-Horde, no auth file), naming the settings to give;
+        None when keys can be checked."""
+        if self.auth_file is not None or self.horde_url.lower() not in HORDE_OFF:
+            return None
+        return (
+            f"AI-Horde auth is off (HMR_HORDE_URL={self.horde_url}) and no auth file is set: "
+            "start the write service with HMR_AUTH_FILE (a development auth file), or with "
+            "HMR_HORDE_URL and HMR_REQUESTOR_IDS / HMR_APPROVER_IDS"
+        )
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Config:
