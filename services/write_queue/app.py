@@ -9,12 +9,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Gauge
 
-from shared.errors import Unavailable
 from shared.observability import Observability
 from shared.service import setup_service, standalone_app
 from shared.snapshot import SnapshotStore
 
-from .auth import FileAuthenticator, HordeAuthenticator
+from .auth import AuthOff, FileAuthenticator, HordeAuthenticator
 from .config import Config
 from .keys import (
     authenticator_key,
@@ -23,7 +22,7 @@ from .keys import (
     write_config_key,
     write_queue_key,
 )
-from .models import STATUSES, Identity
+from .models import STATUSES
 from .openapi import setup_write_docs
 from .publisher import SnapshotPublisher
 from .queue import WriteQueue
@@ -31,20 +30,6 @@ from .routes import audit, me, pending_queue, proposals, snapshots
 from .store import Store
 
 logger = logging.getLogger(__name__)
-
-
-class AuthOff:
-    """The authenticator of a writer configured with neither AI-Horde nor an auth file: every
-    key gets a 503 that says which setting is missing (not a bare "Auth service unavailable")."""
-
-    def __init__(self, reason: str) -> None:
-        self.detail = f"Auth service unavailable: {reason}"
-
-    def role_configured(self, role: str) -> bool:
-        return True  # the missing auth is the answer, not an empty allow-list's 401
-
-    async def aidentify(self, api_key: str) -> Identity:
-        raise Unavailable(self.detail)
 
 
 async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:

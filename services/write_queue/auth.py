@@ -175,6 +175,20 @@ class FileAuthenticator:
         return identity
 
 
+class AuthOff:
+    """The authenticator of a writer configured with neither AI-Horde nor an auth file: every
+    key gets a 503 that says which setting is missing (not a bare "Auth service unavailable")."""
+
+    def __init__(self, reason: str) -> None:
+        self.detail = f"Auth service unavailable: {reason}"
+
+    def role_configured(self, role: str) -> bool:
+        return True  # the missing auth is the answer, not an empty allow-list's 401
+
+    async def aidentify(self, api_key: str) -> Identity:
+        raise Unavailable(self.detail)
+
+
 def api_key_of(request: web.Request) -> str:
     key = request.headers.get("apikey", "").strip()
     if not key:
