@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from attrs import evolve
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate
 
 from horde_model_records import Category, structure_record
 from services.stats.app import create_app
 from services.stats.config import Config
-from shared.dataset import import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 from tests.conftest import serve
 from tests.fakes import horde_payloads as payloads
@@ -225,11 +228,16 @@ async def test_deletion_risk_errors(stats: TestClient) -> None:
 async def test_upstream_down_at_start_degrades_gracefully(
     make_stats: StatsFactory, real_data_dir: Path
 ) -> None:
-    """With AI-Horde down from the start: popular is [], deletion risk 502, statistics work."""
+    """With AI-Horde down from the start: popular is [], deletion risk and with-stats 502s
+    naming the reason, statistics work."""
     client = await make_stats(real_data_dir, refused_url())
     assert await get_json(client, f"{V2}/image_generation/popular") == []
     body = await get_json(client, f"{STATS}/image_generation/deletion-risk", status=502)
     assert body["detail"].startswith("AI Horde API is currently unavailable")
+    body = await get_json(client, f"{STATS}/text_generation/with-stats", status=502)
+    assert body == {
+        "detail": "AI Horde API is currently unavailable: connection failed: ClientConnectorError"
+    }
     await get_json(client, f"{STATS}/image_generation")
     beat = await get_json(client, "/api/heartbeat")
     assert beat["ai_horde"]["degraded"] is True and beat["ai_horde"]["consecutive_failures"] >= 5
@@ -296,3 +304,191 @@ async def test_new_snapshot_is_reflected(
         client, f"{V2}/image_generation/popular", limit=100, sort_by="usage_day"
     )
     assert len(popular) == 100
+
+
+# --- with-stats -----------------------------------------------------------------------------------
+
+WITH_STATS_KEYS = [
+    "queued_jobs",
+    "performance",
+    "eta",
+    "queued",
+    "usage_stats",
+    "worker_summaries",
+    "backend_variations",
+    "worker_count",
+]
+
+
+async def test_with_stats_answers_every_model_with_nulls_included(
+    stats: TestClient, names: Any
+) -> None:
+    """with-stats maps every model, in dataset order, to all eight fields, nulls included."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats")
+    assert len(body) == 161
+    assert list(body)[:40] == names[0]
+    assert all(list(figures) == WITH_STATS_KEYS for figures in body.values())
+    top = body[names[0][0]]
+    assert top["worker_count"] == 40 and top["queued_jobs"] == 3.0
+    assert top["usage_stats"] == {"day": 400, "month": 12000, "total": 4_000_000}
+    assert top["worker_summaries"] is None and top["backend_variations"] is None
+    unserved = body[list(body)[-1]]
+    assert unserved == dict.fromkeys(WITH_STATS_KEYS) | {"worker_count": 0}
+
+
+async def test_with_stats_min_worker_count_counts_status_workers(stats: TestClient) -> None:
+    """min_worker_count filters on worker_count, so it works without include_workers."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats", min_worker_count="39")
+    assert [figures["worker_count"] for figures in body.values()] == [40, 39]
+    none = await get_json(stats, f"{STATS}/image_generation/with-stats", min_worker_count="1000")
+    assert none == {}
+
+
+async def test_with_stats_sorts_when_asked(stats: TestClient) -> None:
+    """sort_by orders by usage, workers or case-blind name; sort_desc=false reverses it."""
+    path = f"{STATS}/image_generation/with-stats"
+
+    def months(body: dict[str, Any]) -> list[int]:
+        return [(f["usage_stats"] or {}).get("month", 0) for f in body.values()]
+
+    down = await get_json(stats, path, sort_by="usage_month")
+    assert months(down) == sorted(months(down), reverse=True) and months(down)[0] == 12000
+    up = await get_json(stats, path, sort_by="worker_count", sort_desc="false")
+    counts = [f["worker_count"] for f in up.values()]
+    assert counts == sorted(counts) and counts[-1] == 40
+    by_name = list(await get_json(stats, path, sort_by="name", sort_desc="false"))
+    assert by_name == sorted(by_name, key=str.lower)
+
+
+async def test_with_stats_include_workers_counts_matched_workers(stats: TestClient) -> None:
+    """include_workers attaches summaries (text workers' prefixed names match) and counts them."""
+    body = await get_json(stats, f"{STATS}/text_generation/with-stats", include_workers="true")
+    served = [f for f in body.values() if f["worker_summaries"]]
+    assert len(served) >= 10
+    assert all(f["worker_count"] == len(f["worker_summaries"]) for f in served)
+    summary = next(iter(served[0]["worker_summaries"].values()))
+    assert set(summary) == {"id", "name", "performance", "online", "trusted", "uptime"}
+
+
+async def test_with_stats_backend_variations_split_text_figures(
+    stats: TestClient, names: Any
+) -> None:
+    """include_backend_variations gives a text model's status and usage per backend."""
+    first = names[1][0]
+    body = await get_json(
+        stats, f"{STATS}/text_generation/with-stats", include_backend_variations="true"
+    )
+    variations = body[first]["backend_variations"]
+    assert list(variations) == ["canonical", "aphrodite", "koboldcpp"]
+    canonical, aphrodite, koboldcpp = variations.values()
+    # usage is reported under the canonical name (and a -Q4_K_M sibling): 21·300 + 300
+    assert (canonical["worker_count"], canonical["usage_month"]) == (0, 6600)
+    assert canonical["performance"] is None and canonical["variant_name"] == first
+    assert (aphrodite["variant_name"], aphrodite["worker_count"]) == (f"aphrodite/{first}", 1)
+    assert aphrodite["performance"] == 12.5 and aphrodite["usage_month"] == 0
+    assert koboldcpp["variant_name"] == "koboldcpp/" + first.split("/", 1)[1]
+    assert (koboldcpp["worker_count"], koboldcpp["performance"]) == (2, 10.0)
+    assert sum(v["usage_month"] for v in variations.values()) == body[first]["usage_stats"]["month"]
+    image = await get_json(
+        stats, f"{STATS}/image_generation/with-stats", include_backend_variations="true"
+    )
+    assert all(f["backend_variations"] is None for f in image.values())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort_by": "fame"},
+        {"min_worker_count": "-1"},
+        {"min_worker_count": "many"},
+        {"include_workers": "x"},
+        {"sort_desc": "maybe"},
+    ],
+)
+async def test_with_stats_rejects_bad_parameters(stats: TestClient, params: dict) -> None:
+    """Unknown sort keys, negative or non-numeric counts and non-boolean flags are 422."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats", status=422, **params)
+    assert body["detail"][0]["loc"] == ["query", next(iter(params))]
+
+
+async def test_with_stats_other_categories_are_400(stats: TestClient) -> None:
+    """A category without AI-Horde statistics is a 400 naming it; an unknown one a 422."""
+    body = await get_json(stats, f"{STATS}/blip/with-stats", status=400)
+    assert body == {
+        "detail": "Category 'blip' does not support Horde statistics. "
+        "Only image_generation and text_generation are supported."
+    }
+    await get_json(stats, f"{STATS}/banana/with-stats", status=422)
+
+
+async def test_with_stats_empty_category_is_404(
+    make_stats: StatsFactory, tmp_path: Path, legacy_dir: Path, horde: FakeHorde
+) -> None:
+    """A supported category without models is a 404."""
+    dataset = import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
+    text = dataset.categories[Category.text_generation]
+    empty = Dataset(
+        categories={**dataset.categories, Category.text_generation: evolve(text, records={})}
+    )
+    publish_dataset(SnapshotStore(tmp_path / "snapshots"), empty)
+    client = await make_stats(tmp_path, horde.url)
+    body = await get_json(client, f"{STATS}/text_generation/with-stats", status=404)
+    assert body == {"detail": "Category 'text_generation' not found"}
+
+
+async def test_with_stats_without_polling_is_502(
+    make_stats: StatsFactory, real_data_dir: Path
+) -> None:
+    """With polling switched off (HMR_HORDE_URL=off), with-stats says so in its 502."""
+    client = await make_stats(real_data_dir, "off")
+    body = await get_json(client, f"{STATS}/image_generation/with-stats", status=502)
+    assert body == {
+        "detail": "AI Horde API is currently unavailable: polling AI-Horde is switched off"
+    }
+
+
+async def test_with_stats_follows_new_polls(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde, names: Any
+) -> None:
+    """The cached answer is replaced once a poll brings new figures."""
+    client = await make_stats(real_data_dir, horde.url, HMR_POLL_INTERVAL="0.1")
+    path = f"{STATS}/image_generation/with-stats"
+    before = await get_json(client, path)
+    assert before == await get_json(client, path)
+    horde.payloads["usage_image"] = payloads.usage(names[0], scale=2)
+    after = await wait_for_json(
+        client, path, lambda body: body[names[0][0]]["usage_stats"]["month"] == 24000
+    )
+    assert (
+        after[names[0][1]]["usage_stats"]["month"]
+        == 2 * before[names[0][1]]["usage_stats"]["month"]
+    )
+
+
+async def test_with_stats_is_documented_and_answers_its_schema(stats: TestClient) -> None:
+    """The OpenAPI document is valid, lists with-stats' parameters, and a real answer fits it."""
+    doc = await get_json(stats, "/api/openapi.json")
+    validate(doc)
+    operation = doc["paths"][f"{STATS}/{{category}}/with-stats"]["get"]
+    params = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert params == {
+        "include_workers",
+        "include_backend_variations",
+        "min_worker_count",
+        "sort_by",
+        "sort_desc",
+    }
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    # served models: every nested object present (an OAS 3.0 validator does not let `nullable`
+    # reach through the allOf the bridge writes for an optional nested class, so a null
+    # usage_stats would be refused by the validator, not by the document's intent)
+    body = await get_json(
+        stats,
+        f"{STATS}/text_generation/with-stats",
+        include_workers="true",
+        include_backend_variations="true",
+        min_worker_count="1",
+    )
+    assert len(body) == 20
+    validator = OAS30Validator({**schema, "components": doc["components"]})
+    assert [e.message[:200] for e in validator.iter_errors(body)] == []

@@ -216,6 +216,7 @@ class Poller:
     breaker: CircuitBreaker = field(factory=CircuitBreaker)
     data: HordeData = field(factory=HordeData)
     last_poll_at: float | None = None
+    last_error: str | None = None  # the latest failure's reason, until a fetch succeeds
 
     async def apoll_once(self) -> None:
         """Fetch every resource concurrently; each success replaces that resource's data."""
@@ -241,14 +242,19 @@ class Poller:
             value = resource.parse(payload)
         except HordeUnavailable as exc:
             logger.warning("AI-Horde %s unavailable: %s", resource.key, exc)
-            self.breaker.record(False)
+            self._failed(str(exc))
             return _FAILED
         except (ValueError, TypeError, AttributeError) as exc:
             logger.warning("AI-Horde %s payload skipped as malformed: %s", resource.key, exc)
-            self.breaker.record(False)
+            self._failed(f"malformed {resource.key} payload")
             return _FAILED
         self.breaker.record(True)
+        self.last_error = None
         return value
+
+    def _failed(self, reason: str) -> None:
+        self.breaker.record(False)
+        self.last_error = reason
 
     async def arun(self) -> None:
         """Poll forever with a jittered interval; never dies of one bad poll."""

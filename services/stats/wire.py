@@ -10,8 +10,10 @@ from attrs import frozen
 from shared.wire import JsonObject, documented, integer, text
 
 from .deletion_risk import PRESETS
+from .merge import Backend
 
 Sort = Literal["worker_count", "usage_day", "usage_month", "usage_total"]
+WithStatsSort = Literal["worker_count", "usage_total", "usage_month", "name"]
 
 
 @frozen(kw_only=True)
@@ -26,6 +28,24 @@ class StatisticsQuery:
     group_text_models: bool = documented("Group text models by base name.", default=False)
     limit: int | None = integer(ge=1, default=None, description="Page size (echoed).")
     offset: int = integer(ge=0, default=0, description="Page start (echoed).")
+
+
+@frozen(kw_only=True)
+class WithStatsQuery:
+    include_workers: bool = documented(
+        "Attach per-worker summaries; `worker_count` then counts the matched workers.",
+        default=False,
+    )
+    include_backend_variations: bool = documented(
+        "Text models: add figures per backend (canonical, aphrodite, koboldcpp).", default=False
+    )
+    min_worker_count: int | None = integer(
+        ge=0, default=None, description="Keep only models with at least this `worker_count`."
+    )
+    sort_by: WithStatsSort | None = documented(
+        "Order of the models (`name` ignores case); dataset order without it.", default=None
+    )
+    sort_desc: bool = documented("Descending order (with `sort_by`).", default=True)
 
 
 @frozen(kw_only=True)
@@ -71,15 +91,52 @@ class UsageStats:
 
 
 @frozen(kw_only=True)
+class WorkerSummary:
+    """A worker serving the model."""
+
+    id: str
+    name: str
+    performance: str
+    online: bool
+    trusted: bool
+    uptime: int
+
+
+@frozen(kw_only=True)
+class BackendVariation:
+    """A text model's figures on one backend: its status entry and the usage of its names."""
+
+    backend: Backend
+    variant_name: str = documented("The name as AI-Horde reports it.")
+    worker_count: int
+    performance: float | None
+    queued: float | None
+    queued_jobs: float | None
+    eta: float | None
+    usage_day: int
+    usage_month: int
+    usage_total: int
+
+
+@frozen(kw_only=True)
 class ModelStats:
-    """A model's AI-Horde figures, its name variants merged."""
+    """A model's AI-Horde figures, its name variants merged (null fields: omitted by popular).
+
+    `with-stats` sends every field, nulls included."""
 
     queued_jobs: float | None = None
     performance: float | None = None
     eta: float | None = None
     queued: float | None = None
     usage_stats: UsageStats | None = None
-    worker_summaries: JsonObject | None = None
+    worker_summaries: dict[str, WorkerSummary] | None = documented(
+        "Worker id → summary (`include_workers`); null when no worker serves the model.",
+        default=None,
+    )
+    backend_variations: dict[str, BackendVariation] | None = documented(
+        "with-stats only: backend → figures (`include_backend_variations`, text models).",
+        default=None,
+    )
     worker_count: int
 
 
