@@ -14,7 +14,7 @@ from attrs import evolve
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from horde_model_records import Category, structure_record
+from horde_model_records import Category, structure_record, text_model_group
 from services.stats.app import create_app
 from services.stats.config import Config
 from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
@@ -492,3 +492,107 @@ async def test_with_stats_is_documented_and_answers_its_schema(stats: TestClient
     assert len(body) == 20
     validator = OAS30Validator({**schema, "components": doc["components"]})
     assert [e.message[:200] for e in validator.iter_errors(body)] == []
+
+
+# --- deletion risk: grouping and backend variations -----------------------------------------------
+
+
+def _by_group(models: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for model in models:
+        groups.setdefault(text_model_group(model["name"]), []).append(model)
+    return groups
+
+
+async def test_deletion_risk_groups_text_models_by_base_name(stats: TestClient) -> None:
+    """group_text_models gives one entry per base-model group: usage summed, the most served
+    member's workers, downloads added up, most used first."""
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = await get_json(stats, path)
+    grouped = await get_json(stats, path, group_text_models="true")
+    members = _by_group(plain["models"])
+    assert grouped["total_count"] == grouped["summary"]["total_models"] == len(members) == 419
+    assert sorted(g["name"] for g in grouped["models"]) == sorted(members)
+    assert any(sum(1 for m in ms if m["usage_month"]) > 1 for ms in members.values())
+    for group in grouped["models"]:
+        ms = members[group["name"]]
+        for figure in ("usage_day", "usage_month", "usage_total", "download_count"):
+            assert group[figure] == sum(m[figure] for m in ms)
+        assert group["worker_count"] == max(m["worker_count"] for m in ms)
+        assert group["deletion_risk_flags"]["no_active_workers"] == (group["worker_count"] == 0)
+        assert group["backend_variations"] is None
+    months = [g["usage_month"] for g in grouped["models"]]
+    assert months == sorted(months, reverse=True)
+    assert grouped["category_total_month_usage"] == plain["category_total_month_usage"]
+
+
+async def test_grouped_usage_flags_describe_the_group(
+    make_stats: StatsFactory,
+    real_data_dir: Path,
+    horde: FakeHorde,
+    legacy_dir: Path,
+    names: Any,
+) -> None:
+    """A member AI-Horde reports with zero usage is flagged alone, not the group that is used."""
+    rows = (legacy_dir / "text" / "models.csv").read_text().splitlines()[1:]
+    every = [row.split(",", 1)[0] for row in rows]
+    used, idle = next(
+        (u, n) for u in names[1] for n in every if n not in names[1] and _same_group(n, u)
+    )
+    for period in ("day", "month", "total"):
+        horde.payloads["usage_text"][period][idle] = 0
+    client = await make_stats(real_data_dir, horde.url)
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = {m["name"]: m for m in (await get_json(client, path))["models"]}
+    assert plain[idle]["deletion_risk_flags"]["zero_usage_month"] is True
+    grouped = await get_json(client, path, group_text_models="true")
+    group = next(g for g in grouped["models"] if g["name"] == text_model_group(used))
+    assert group["usage_month"] >= plain[used]["usage_month"] > 0
+    assert group["deletion_risk_flags"]["zero_usage_month"] is False
+
+
+def _same_group(a: str, b: str) -> bool:
+    return a != b and text_model_group(a) == text_model_group(b)
+
+
+async def test_grouping_leaves_image_models_alone(stats: TestClient) -> None:
+    """group_text_models does not change image deletion risk."""
+    path = f"{STATS}/image_generation/deletion-risk"
+    assert await get_json(stats, path, group_text_models="true") == await get_json(stats, path)
+
+
+async def test_deletion_risk_backend_variations_for_ungrouped_text(
+    stats: TestClient, names: Any
+) -> None:
+    """include_backend_variations lists a text model's figures per backend; it is null for
+    models AI-Horde does not know, for groups and for image models."""
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = await get_json(stats, path)
+    assert all(m["backend_variations"] is None for m in plain["models"])
+    body = await get_json(stats, path, include_backend_variations="true")
+    models = {m["name"]: m for m in body["models"]}
+    first = models[names[1][0]]["backend_variations"]
+    assert [v["backend"] for v in first] == ["canonical", "aphrodite", "koboldcpp"]
+    koboldcpp = first[2]
+    assert koboldcpp["variant_name"] == "koboldcpp/" + names[1][0].split("/", 1)[1]
+    assert (koboldcpp["worker_count"], koboldcpp["performance"]) == (2, 10.0)
+    assert set(koboldcpp) == {
+        "backend",
+        "variant_name",
+        "worker_count",
+        "performance",
+        "usage_day",
+        "usage_month",
+        "usage_total",
+    }
+    assert sum(v["usage_month"] for v in first) == models[names[1][0]]["usage_month"]
+    unknown = [m for m in body["models"] if m["worker_count"] == 0 and m["usage_total"] == 0]
+    assert unknown and all(m["backend_variations"] is None for m in unknown)
+    for category, extra in (
+        ("text_generation", {"group_text_models": "true"}),
+        ("image_generation", {}),
+    ):
+        other = await get_json(
+            stats, f"{STATS}/{category}/deletion-risk", include_backend_variations="true", **extra
+        )
+        assert all(m["backend_variations"] is None for m in other["models"])

@@ -56,7 +56,12 @@ class DeletionRiskQuery:
         description=f"Keep only models matching a preset: {', '.join(PRESETS)}.",
     )
     group_text_models: bool = documented(
-        "Accepted; text models are not grouped here.", default=False
+        "Text models: one entry per base-model group (usage summed, the most served member's "
+        "worker count); ignored for image models.",
+        default=False,
+    )
+    include_backend_variations: bool = documented(
+        "Text models, ungrouped: add each model's figures per backend.", default=False
     )
     limit: int | None = integer(ge=1, default=None, description="Page size.")
     offset: int = integer(ge=0, default=0, description="Page start.")

@@ -292,12 +292,15 @@ async def list_models_with_stats(request: web.Request) -> web.Response:
 async def get_deletion_risk(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
     query = read_query(request, DeletionRiskQuery)
-    preset, grouped = query.preset, query.group_text_models
-    limit, offset = query.limit, query.offset
+    preset, limit, offset = query.preset, query.limit, query.offset
     if category not in HORDE_CATEGORIES:
         raise BadRequest(
             "Deletion risk analysis is only supported for image_generation and text_generation categories"
         )
+    # both only change text answers: image requests share one cache entry
+    text = category is Category.text_generation
+    grouped = query.group_text_models and text
+    backends = query.include_backend_variations and text and not grouped
     if preset is not None and preset not in PRESETS:
         raise BadRequest(
             f"Invalid preset: Unknown preset: '{preset}'. Valid presets: {', '.join(PRESETS)}"
@@ -309,8 +312,14 @@ async def get_deletion_risk(request: web.Request) -> web.Response:
     entries = _cached(
         request,
         model,
-        ("deletion_risk", category, grouped),
-        lambda: deletion_risk_models(category, records, HordeIndex.build(data, category)),
+        ("deletion_risk", category, grouped, backends),
+        lambda: deletion_risk_models(
+            category,
+            records,
+            HordeIndex.build(data, category),
+            grouped=grouped,
+            backend_variations=backends,
+        ),
     )
     category_month = sum(m["usage_month"] for m in entries)
     if preset is not None:
