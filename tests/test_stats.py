@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,7 @@ async def test_heartbeat_reports_a_healthy_upstream(stats: TestClient) -> None:
     assert body["ai_horde"]["degraded"] is False and body["ai_horde"]["consecutive_failures"] == 0
     assert body["ai_horde"]["seconds_until_retry"] is None
     assert body["ai_horde"]["last_successful_poll"] <= time.time()
+    assert body["ai_horde"]["poll_in_progress_seconds"] is None  # between polls
     assert body["snapshot_id"] == 1
 
 
@@ -240,6 +242,7 @@ async def test_upstream_down_at_start_degrades_gracefully(
     }
     await get_json(client, f"{STATS}/image_generation")
     beat = await get_json(client, "/api/heartbeat")
+    assert beat["status"] == "degraded"
     assert beat["ai_horde"]["degraded"] is True and beat["ai_horde"]["consecutive_failures"] >= 5
     assert 0 < beat["ai_horde"]["seconds_until_retry"] <= 120
 
@@ -596,3 +599,84 @@ async def test_deletion_risk_backend_variations_for_ungrouped_text(
             stats, f"{STATS}/{category}/deletion-risk", include_backend_variations="true", **extra
         )
         assert all(m["backend_variations"] is None for m in other["models"])
+
+
+# --- heartbeat: a hanging AI-Horde -----------------------------------------------------------------
+
+#: a 1 s request timeout; retries wait 0.5-1 s, so a hang exhausts three attempts after >= 4 s
+HANG = {"HMR_POLL_INTERVAL": "0.1", "HMR_HORDE_TIMEOUT": "1", "HMR_HORDE_RETRY_BACKOFF": "0.5"}
+
+
+async def _hang(client: TestClient, horde: FakeHorde) -> tuple[float, Any]:
+    """Let AI-Horde accept requests and never answer; (seconds until the heartbeat says
+    degraded, that heartbeat)."""
+    await wait_for_json(client, "/api/heartbeat", lambda b: b["ai_horde"]["last_successful_poll"])
+    assert (await get_json(client, "/api/heartbeat"))["status"] == "ok"
+    horde.delay = 600.0  # released at teardown
+    started = time.monotonic()
+    beat = await wait_for_json(client, "/api/heartbeat", lambda b: b["status"] == "degraded")
+    return time.monotonic() - started, beat
+
+
+async def test_heartbeat_reports_a_hang_within_one_request_timeout(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """A hanging AI-Horde reads as degraded once a poll has waited past the request timeout,
+    long before the poll's retries run out; the metric agrees."""
+    client = await make_stats(real_data_dir, horde.url, **HANG)
+    elapsed, beat = await _hang(client, horde)
+    assert elapsed < 2.5  # timeout (1 s) + poll interval; the retries alone would take >= 4 s
+    assert beat["ai_horde"]["degraded"] is True
+    assert beat["ai_horde"]["poll_in_progress_seconds"] >= 1.0
+    metrics = await (await client.get("/metrics")).text()
+    assert "hmr_horde_degraded 1.0" in metrics
+
+
+async def test_heartbeat_recovers_when_a_hang_ends(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """When AI-Horde answers again before the retries run out, the heartbeat is ok again."""
+    client = await make_stats(real_data_dir, horde.url, **HANG)
+    await _hang(client, horde)
+    horde.delay = 0.0
+    beat = await wait_for_json(client, "/api/heartbeat", lambda b: b["status"] == "ok")
+    assert beat["ai_horde"]["degraded"] is False and beat["ai_horde"]["consecutive_failures"] == 0
+
+
+async def test_heartbeat_keeps_a_slow_but_timely_upstream_ok(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """Answers slower than usual but within the timeout never read as degraded."""
+    horde.delay = 0.3
+    client = await make_stats(real_data_dir, horde.url, **{**HANG, "HMR_HORDE_TIMEOUT": "2"})
+    seen, running = set(), []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        beat = await get_json(client, "/api/heartbeat")
+        seen.add((beat["status"], beat["ai_horde"]["degraded"]))
+        running.append(beat["ai_horde"]["poll_in_progress_seconds"])
+        await asyncio.sleep(0.05)
+    assert seen == {("ok", False)}
+    assert any(r is not None and r > 0 for r in running)  # polls were under way meanwhile
+
+
+async def test_heartbeat_without_polling_is_ok(
+    make_stats: StatsFactory, real_data_dir: Path
+) -> None:
+    """With polling switched off the heartbeat says ok and polling false: nothing is failing."""
+    client = await make_stats(real_data_dir, "off")
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["status"] == "ok"
+    assert beat["ai_horde"]["polling"] is False and beat["ai_horde"]["degraded"] is False
+
+
+async def test_polls_never_overlap_while_one_hangs(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """A hanging start-up poll is not joined by the loop's next poll: one request per resource."""
+    horde.delay = 600.0
+    client = await make_stats(real_data_dir, horde.url, **HANG, HMR_STARTUP_POLL_WAIT="0.1")
+    await asyncio.sleep(0.8)  # eight poll intervals, within the first attempts' 1 s timeout
+    assert len(horde.paths) == 7
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["ai_horde"]["poll_in_progress_seconds"] >= 0.8

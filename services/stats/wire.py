@@ -72,18 +72,26 @@ class HordeHealth:
     """How polling AI-Horde goes."""
 
     polling: bool
-    degraded: bool
+    degraded: bool = documented(
+        "The circuit breaker is open (5 failed fetches in a row), or the poll in progress has "
+        "waited longer than the request timeout (`HMR_HORDE_TIMEOUT`)."
+    )
     consecutive_failures: int
-    seconds_until_retry: float | None
+    seconds_until_retry: float | None = documented("Cooldown left while the breaker is open.")
     last_successful_poll: int | None = documented("Unix seconds.")
     last_successful_poll_age_seconds: float | None
+    poll_in_progress_seconds: float | None = documented(
+        "How long the poll in progress has run; null between polls."
+    )
 
 
 @frozen(kw_only=True)
 class Heartbeat:
     """Service status and AI-Horde health."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = documented(
+        "`degraded` while AI-Horde is (`ai_horde.degraded`); the answer is a 200 either way."
+    )
     ai_horde: HordeHealth
     snapshot_id: int | None
 

@@ -135,22 +135,25 @@ def _category_docs(
 @_docs(
     "Service status and AI-Horde health",
     answer=Heartbeat,
-    answer_description="Always ok; AI-Horde health inside.",
+    answer_description="`ok`, or `degraded` while AI-Horde fails or hangs; always a 200.",
 )
 async def get_heartbeat(request: web.Request) -> web.Response:
     poller = request.config_dict[poller_key]
     breaker = poller.breaker
     last = poller.data.last_success
+    running = poller.poll_running_for()
     model = request.config_dict[stats_snapshot_key].current
+    degraded = poller.degraded
     heartbeat = Heartbeat(
-        status="ok",
+        status="degraded" if degraded else "ok",
         ai_horde=HordeHealth(
             polling=request.config_dict[stats_config_key].polling_enabled,
-            degraded=breaker.degraded,
+            degraded=degraded,
             consecutive_failures=breaker.consecutive_failures,
             seconds_until_retry=breaker.seconds_until_retry(),
             last_successful_poll=None if last is None else int(last),
             last_successful_poll_age_seconds=None if last is None else round(time.time() - last, 1),
+            poll_in_progress_seconds=None if running is None else round(running, 1),
         ),
         snapshot_id=None if model is None else model.snapshot_id,
     )
