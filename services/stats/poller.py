@@ -61,16 +61,6 @@ class Worker:
     uptime: int
     models: frozenset[str]  # lower-cased
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "performance": self.performance,
-            "online": self.online,
-            "trusted": self.trusted,
-            "uptime": self.uptime,
-        }
-
 
 def parse_status(payload: Any) -> dict[str, ModelStatus]:
     """`/v2/status/models` -> lower-cased name -> entry; entries without a name are skipped."""

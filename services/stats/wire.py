@@ -120,7 +120,7 @@ class BackendVariation:
     """A text model's figures on one backend: its status entry and the usage of its names."""
 
     backend: Backend
-    variant_name: str = documented("The name as AI-Horde reports it.")
+    variant_name: str = documented("The name AI-Horde reports for this backend's variant.")
     worker_count: int
     performance: float | None
     queued: float | None
