@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from attrs import evolve
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate
 
-from horde_model_records import Category, structure_record
+from horde_model_records import Category, structure_record, text_model_group
 from services.stats.app import create_app
 from services.stats.config import Config
-from shared.dataset import import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 from tests.conftest import serve
 from tests.fakes import horde_payloads as payloads
@@ -91,6 +95,7 @@ async def test_heartbeat_reports_a_healthy_upstream(stats: TestClient) -> None:
     assert body["ai_horde"]["degraded"] is False and body["ai_horde"]["consecutive_failures"] == 0
     assert body["ai_horde"]["seconds_until_retry"] is None
     assert body["ai_horde"]["last_successful_poll"] <= time.time()
+    assert body["ai_horde"]["poll_in_progress_seconds"] is None  # between polls
     assert body["snapshot_id"] == 1
 
 
@@ -225,13 +230,19 @@ async def test_deletion_risk_errors(stats: TestClient) -> None:
 async def test_upstream_down_at_start_degrades_gracefully(
     make_stats: StatsFactory, real_data_dir: Path
 ) -> None:
-    """With AI-Horde down from the start: popular is [], deletion risk 502, statistics work."""
+    """With AI-Horde down from the start: popular is [], deletion risk and with-stats 502s
+    naming the reason, statistics work."""
     client = await make_stats(real_data_dir, refused_url())
     assert await get_json(client, f"{V2}/image_generation/popular") == []
     body = await get_json(client, f"{STATS}/image_generation/deletion-risk", status=502)
     assert body["detail"].startswith("AI Horde API is currently unavailable")
+    body = await get_json(client, f"{STATS}/text_generation/with-stats", status=502)
+    assert body == {
+        "detail": "AI Horde API is currently unavailable: connection failed: ClientConnectorError"
+    }
     await get_json(client, f"{STATS}/image_generation")
     beat = await get_json(client, "/api/heartbeat")
+    assert beat["status"] == "degraded"
     assert beat["ai_horde"]["degraded"] is True and beat["ai_horde"]["consecutive_failures"] >= 5
     assert 0 < beat["ai_horde"]["seconds_until_retry"] <= 120
 
@@ -296,3 +307,377 @@ async def test_new_snapshot_is_reflected(
         client, f"{V2}/image_generation/popular", limit=100, sort_by="usage_day"
     )
     assert len(popular) == 100
+
+
+# --- with-stats -----------------------------------------------------------------------------------
+
+WITH_STATS_KEYS = [
+    "queued_jobs",
+    "performance",
+    "eta",
+    "queued",
+    "usage_stats",
+    "worker_summaries",
+    "backend_variations",
+    "worker_count",
+]
+
+
+async def test_with_stats_answers_every_model_with_nulls_included(
+    stats: TestClient, names: Any
+) -> None:
+    """with-stats maps every model, in dataset order, to all eight fields, nulls included."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats")
+    assert len(body) == 161
+    assert list(body)[:40] == names[0]
+    assert all(list(figures) == WITH_STATS_KEYS for figures in body.values())
+    top = body[names[0][0]]
+    assert top["worker_count"] == 40 and top["queued_jobs"] == 3.0
+    assert top["usage_stats"] == {"day": 400, "month": 12000, "total": 4_000_000}
+    assert top["worker_summaries"] is None and top["backend_variations"] is None
+    unserved = body[list(body)[-1]]
+    assert unserved == dict.fromkeys(WITH_STATS_KEYS) | {"worker_count": 0}
+
+
+async def test_with_stats_min_worker_count_counts_status_workers(stats: TestClient) -> None:
+    """min_worker_count filters on worker_count, so it works without include_workers."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats", min_worker_count="39")
+    assert [figures["worker_count"] for figures in body.values()] == [40, 39]
+    none = await get_json(stats, f"{STATS}/image_generation/with-stats", min_worker_count="1000")
+    assert none == {}
+
+
+async def test_with_stats_sorts_when_asked(stats: TestClient) -> None:
+    """sort_by orders by usage, workers or case-blind name; sort_desc=false reverses it."""
+    path = f"{STATS}/image_generation/with-stats"
+
+    def months(body: dict[str, Any]) -> list[int]:
+        return [(f["usage_stats"] or {}).get("month", 0) for f in body.values()]
+
+    down = await get_json(stats, path, sort_by="usage_month")
+    assert months(down) == sorted(months(down), reverse=True) and months(down)[0] == 12000
+    up = await get_json(stats, path, sort_by="worker_count", sort_desc="false")
+    counts = [f["worker_count"] for f in up.values()]
+    assert counts == sorted(counts) and counts[-1] == 40
+    by_name = list(await get_json(stats, path, sort_by="name", sort_desc="false"))
+    assert by_name == sorted(by_name, key=str.lower)
+
+
+async def test_with_stats_include_workers_counts_matched_workers(stats: TestClient) -> None:
+    """include_workers attaches summaries (text workers' prefixed names match) and counts them."""
+    body = await get_json(stats, f"{STATS}/text_generation/with-stats", include_workers="true")
+    served = [f for f in body.values() if f["worker_summaries"]]
+    assert len(served) >= 10
+    assert all(f["worker_count"] == len(f["worker_summaries"]) for f in served)
+    summary = next(iter(served[0]["worker_summaries"].values()))
+    assert set(summary) == {"id", "name", "performance", "online", "trusted", "uptime"}
+
+
+async def test_with_stats_backend_variations_split_text_figures(
+    stats: TestClient, names: Any
+) -> None:
+    """include_backend_variations gives a text model's status and usage per backend."""
+    first = names[1][0]
+    body = await get_json(
+        stats, f"{STATS}/text_generation/with-stats", include_backend_variations="true"
+    )
+    variations = body[first]["backend_variations"]
+    assert list(variations) == ["canonical", "aphrodite", "koboldcpp"]
+    canonical, aphrodite, koboldcpp = variations.values()
+    # usage is reported under the canonical name (and a -Q4_K_M sibling): 21·300 + 300
+    assert (canonical["worker_count"], canonical["usage_month"]) == (0, 6600)
+    assert canonical["performance"] is None and canonical["variant_name"] == first
+    assert (aphrodite["variant_name"], aphrodite["worker_count"]) == (f"aphrodite/{first}", 1)
+    assert aphrodite["performance"] == 12.5 and aphrodite["usage_month"] == 0
+    assert koboldcpp["variant_name"] == "koboldcpp/" + first.split("/", 1)[1]
+    assert (koboldcpp["worker_count"], koboldcpp["performance"]) == (2, 10.0)
+    assert sum(v["usage_month"] for v in variations.values()) == body[first]["usage_stats"]["month"]
+    image = await get_json(
+        stats, f"{STATS}/image_generation/with-stats", include_backend_variations="true"
+    )
+    assert all(f["backend_variations"] is None for f in image.values())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort_by": "fame"},
+        {"min_worker_count": "-1"},
+        {"min_worker_count": "many"},
+        {"include_workers": "x"},
+        {"sort_desc": "maybe"},
+    ],
+)
+async def test_with_stats_rejects_bad_parameters(stats: TestClient, params: dict) -> None:
+    """Unknown sort keys, negative or non-numeric counts and non-boolean flags are 422."""
+    body = await get_json(stats, f"{STATS}/image_generation/with-stats", status=422, **params)
+    assert body["detail"][0]["loc"] == ["query", next(iter(params))]
+
+
+async def test_with_stats_other_categories_are_400(stats: TestClient) -> None:
+    """A category without AI-Horde statistics is a 400 naming it; an unknown one a 422."""
+    body = await get_json(stats, f"{STATS}/blip/with-stats", status=400)
+    assert body == {
+        "detail": "Category 'blip' does not support Horde statistics. "
+        "Only image_generation and text_generation are supported."
+    }
+    await get_json(stats, f"{STATS}/banana/with-stats", status=422)
+
+
+async def test_with_stats_empty_category_is_404(
+    make_stats: StatsFactory, tmp_path: Path, legacy_dir: Path, horde: FakeHorde
+) -> None:
+    """A supported category without models is a 404."""
+    dataset = import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
+    text = dataset.categories[Category.text_generation]
+    empty = Dataset(
+        categories={**dataset.categories, Category.text_generation: evolve(text, records={})}
+    )
+    publish_dataset(SnapshotStore(tmp_path / "snapshots"), empty)
+    client = await make_stats(tmp_path, horde.url)
+    body = await get_json(client, f"{STATS}/text_generation/with-stats", status=404)
+    assert body == {"detail": "Category 'text_generation' not found"}
+
+
+async def test_with_stats_without_polling_is_502(
+    make_stats: StatsFactory, real_data_dir: Path
+) -> None:
+    """With polling switched off (HMR_HORDE_URL=off), with-stats says so in its 502."""
+    client = await make_stats(real_data_dir, "off")
+    body = await get_json(client, f"{STATS}/image_generation/with-stats", status=502)
+    assert body == {
+        "detail": "AI Horde API is currently unavailable: polling AI-Horde is switched off"
+    }
+
+
+async def test_with_stats_follows_new_polls(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde, names: Any
+) -> None:
+    """The cached answer is replaced once a poll brings new figures."""
+    client = await make_stats(real_data_dir, horde.url, HMR_POLL_INTERVAL="0.1")
+    path = f"{STATS}/image_generation/with-stats"
+    before = await get_json(client, path)
+    assert before == await get_json(client, path)
+    horde.payloads["usage_image"] = payloads.usage(names[0], scale=2)
+    after = await wait_for_json(
+        client, path, lambda body: body[names[0][0]]["usage_stats"]["month"] == 24000
+    )
+    assert (
+        after[names[0][1]]["usage_stats"]["month"]
+        == 2 * before[names[0][1]]["usage_stats"]["month"]
+    )
+
+
+async def test_with_stats_is_documented_and_answers_its_schema(stats: TestClient) -> None:
+    """The OpenAPI document is valid, lists with-stats' parameters, and a real answer fits it."""
+    doc = await get_json(stats, "/api/openapi.json")
+    validate(doc)
+    operation = doc["paths"][f"{STATS}/{{category}}/with-stats"]["get"]
+    params = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert params == {
+        "include_workers",
+        "include_backend_variations",
+        "min_worker_count",
+        "sort_by",
+        "sort_desc",
+    }
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    # served models: every nested object present (an OAS 3.0 validator does not let `nullable`
+    # reach through the allOf the bridge writes for an optional nested class, so a null
+    # usage_stats would be refused by the validator, not by the document's intent)
+    body = await get_json(
+        stats,
+        f"{STATS}/text_generation/with-stats",
+        include_workers="true",
+        include_backend_variations="true",
+        min_worker_count="1",
+    )
+    assert len(body) == 20
+    validator = OAS30Validator({**schema, "components": doc["components"]})
+    assert [e.message[:200] for e in validator.iter_errors(body)] == []
+
+
+# --- deletion risk: grouping and backend variations -----------------------------------------------
+
+
+def _by_group(models: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for model in models:
+        groups.setdefault(text_model_group(model["name"]), []).append(model)
+    return groups
+
+
+async def test_deletion_risk_groups_text_models_by_base_name(stats: TestClient) -> None:
+    """group_text_models gives one entry per base-model group: usage summed, the most served
+    member's workers, downloads added up, most used first."""
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = await get_json(stats, path)
+    grouped = await get_json(stats, path, group_text_models="true")
+    members = _by_group(plain["models"])
+    assert grouped["total_count"] == grouped["summary"]["total_models"] == len(members) == 419
+    assert sorted(g["name"] for g in grouped["models"]) == sorted(members)
+    assert any(sum(1 for m in ms if m["usage_month"]) > 1 for ms in members.values())
+    for group in grouped["models"]:
+        ms = members[group["name"]]
+        for figure in ("usage_day", "usage_month", "usage_total", "download_count"):
+            assert group[figure] == sum(m[figure] for m in ms)
+        assert group["worker_count"] == max(m["worker_count"] for m in ms)
+        assert group["deletion_risk_flags"]["no_active_workers"] == (group["worker_count"] == 0)
+        assert group["backend_variations"] is None
+    months = [g["usage_month"] for g in grouped["models"]]
+    assert months == sorted(months, reverse=True)
+    assert grouped["category_total_month_usage"] == plain["category_total_month_usage"]
+
+
+async def test_grouped_usage_flags_describe_the_group(
+    make_stats: StatsFactory,
+    real_data_dir: Path,
+    horde: FakeHorde,
+    legacy_dir: Path,
+    names: Any,
+) -> None:
+    """A member AI-Horde reports with zero usage is flagged alone, not the group that is used."""
+    rows = (legacy_dir / "text" / "models.csv").read_text().splitlines()[1:]
+    every = [row.split(",", 1)[0] for row in rows]
+    used, idle = next(
+        (u, n) for u in names[1] for n in every if n not in names[1] and _same_group(n, u)
+    )
+    for period in ("day", "month", "total"):
+        horde.payloads["usage_text"][period][idle] = 0
+    client = await make_stats(real_data_dir, horde.url)
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = {m["name"]: m for m in (await get_json(client, path))["models"]}
+    assert plain[idle]["deletion_risk_flags"]["zero_usage_month"] is True
+    grouped = await get_json(client, path, group_text_models="true")
+    group = next(g for g in grouped["models"] if g["name"] == text_model_group(used))
+    assert group["usage_month"] >= plain[used]["usage_month"] > 0
+    assert group["deletion_risk_flags"]["zero_usage_month"] is False
+
+
+def _same_group(a: str, b: str) -> bool:
+    return a != b and text_model_group(a) == text_model_group(b)
+
+
+async def test_grouping_leaves_image_models_alone(stats: TestClient) -> None:
+    """group_text_models does not change image deletion risk."""
+    path = f"{STATS}/image_generation/deletion-risk"
+    assert await get_json(stats, path, group_text_models="true") == await get_json(stats, path)
+
+
+async def test_deletion_risk_backend_variations_for_ungrouped_text(
+    stats: TestClient, names: Any
+) -> None:
+    """include_backend_variations lists a text model's figures per backend; it is null for
+    models AI-Horde does not know, for groups and for image models."""
+    path = f"{STATS}/text_generation/deletion-risk"
+    plain = await get_json(stats, path)
+    assert all(m["backend_variations"] is None for m in plain["models"])
+    body = await get_json(stats, path, include_backend_variations="true")
+    models = {m["name"]: m for m in body["models"]}
+    first = models[names[1][0]]["backend_variations"]
+    assert [v["backend"] for v in first] == ["canonical", "aphrodite", "koboldcpp"]
+    koboldcpp = first[2]
+    assert koboldcpp["variant_name"] == "koboldcpp/" + names[1][0].split("/", 1)[1]
+    assert (koboldcpp["worker_count"], koboldcpp["performance"]) == (2, 10.0)
+    assert set(koboldcpp) == {
+        "backend",
+        "variant_name",
+        "worker_count",
+        "performance",
+        "usage_day",
+        "usage_month",
+        "usage_total",
+    }
+    assert sum(v["usage_month"] for v in first) == models[names[1][0]]["usage_month"]
+    unknown = [m for m in body["models"] if m["worker_count"] == 0 and m["usage_total"] == 0]
+    assert unknown and all(m["backend_variations"] is None for m in unknown)
+    for category, extra in (
+        ("text_generation", {"group_text_models": "true"}),
+        ("image_generation", {}),
+    ):
+        other = await get_json(
+            stats, f"{STATS}/{category}/deletion-risk", include_backend_variations="true", **extra
+        )
+        assert all(m["backend_variations"] is None for m in other["models"])
+
+
+# --- heartbeat: a hanging AI-Horde -----------------------------------------------------------------
+
+#: a 1 s request timeout; retries wait 0.5-1 s, so a hang exhausts three attempts after >= 4 s
+HANG = {"HMR_POLL_INTERVAL": "0.1", "HMR_HORDE_TIMEOUT": "1", "HMR_HORDE_RETRY_BACKOFF": "0.5"}
+
+
+async def _hang(client: TestClient, horde: FakeHorde) -> tuple[float, Any]:
+    """Let AI-Horde accept requests and never answer; (seconds until the heartbeat says
+    degraded, that heartbeat)."""
+    await wait_for_json(client, "/api/heartbeat", lambda b: b["ai_horde"]["last_successful_poll"])
+    assert (await get_json(client, "/api/heartbeat"))["status"] == "ok"
+    horde.delay = 600.0  # released at teardown
+    started = time.monotonic()
+    beat = await wait_for_json(client, "/api/heartbeat", lambda b: b["status"] == "degraded")
+    return time.monotonic() - started, beat
+
+
+async def test_heartbeat_reports_a_hang_within_one_request_timeout(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """A hanging AI-Horde reads as degraded once a poll has waited past the request timeout,
+    long before the poll's retries run out; the metric agrees."""
+    client = await make_stats(real_data_dir, horde.url, **HANG)
+    elapsed, beat = await _hang(client, horde)
+    assert elapsed < 3.0  # timeout (1 s) + poll interval; the retries alone would take >= 4 s
+    assert beat["ai_horde"]["degraded"] is True
+    assert beat["ai_horde"]["poll_in_progress_seconds"] >= 1.0
+    metrics = await (await client.get("/metrics")).text()
+    assert "hmr_horde_degraded 1.0" in metrics
+
+
+async def test_heartbeat_recovers_when_a_hang_ends(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """When AI-Horde answers again before the retries run out, the heartbeat is ok again."""
+    client = await make_stats(real_data_dir, horde.url, **HANG)
+    await _hang(client, horde)
+    horde.delay = 0.0
+    beat = await wait_for_json(client, "/api/heartbeat", lambda b: b["status"] == "ok")
+    assert beat["ai_horde"]["degraded"] is False and beat["ai_horde"]["consecutive_failures"] == 0
+
+
+async def test_heartbeat_keeps_a_slow_but_timely_upstream_ok(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """Answers slower than usual but within the timeout never read as degraded."""
+    horde.delay = 0.3
+    client = await make_stats(real_data_dir, horde.url, **{**HANG, "HMR_HORDE_TIMEOUT": "2"})
+    seen, running = set(), []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        beat = await get_json(client, "/api/heartbeat")
+        seen.add((beat["status"], beat["ai_horde"]["degraded"]))
+        running.append(beat["ai_horde"]["poll_in_progress_seconds"])
+        await asyncio.sleep(0.05)
+    assert seen == {("ok", False)}
+    assert any(r is not None and r > 0 for r in running)  # polls were under way meanwhile
+
+
+async def test_heartbeat_without_polling_is_ok(
+    make_stats: StatsFactory, real_data_dir: Path
+) -> None:
+    """With polling switched off the heartbeat says ok and polling false: nothing is failing."""
+    client = await make_stats(real_data_dir, "off")
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["status"] == "ok"
+    assert beat["ai_horde"]["polling"] is False and beat["ai_horde"]["degraded"] is False
+
+
+async def test_polls_never_overlap_while_one_hangs(
+    make_stats: StatsFactory, real_data_dir: Path, horde: FakeHorde
+) -> None:
+    """A hanging start-up poll is not joined by the loop's next poll: one request per resource."""
+    horde.delay = 600.0
+    slow = {**HANG, "HMR_HORDE_TIMEOUT": "3", "HMR_STARTUP_POLL_WAIT": "0.1"}
+    client = await make_stats(real_data_dir, horde.url, **slow)
+    await asyncio.sleep(0.8)  # eight poll intervals, well within the first attempts' timeout
+    assert len(horde.paths) == 7
+    beat = await get_json(client, "/api/heartbeat")
+    assert beat["ai_horde"]["poll_in_progress_seconds"] >= 0.8

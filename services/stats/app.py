@@ -78,8 +78,8 @@ def _observe_poller(app: web.Application, obs: Observability) -> None:
     )
     gauge(
         "hmr_horde_degraded",
-        "1 while the AI-Horde circuit breaker is open.",
-        lambda p: float(p.breaker.degraded),
+        "1 while the AI-Horde circuit breaker is open or a poll has waited past the timeout.",
+        lambda p: float(p.degraded),
     )
     gauge(
         "hmr_horde_last_success_timestamp",

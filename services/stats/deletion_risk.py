@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from horde_model_records import Category
+from horde_model_records import Category, text_model_group
 
-from .merge import HordeIndex
+from .merge import HordeIndex, ModelStats
 from .statistics import download_hosts
 
 Json = dict[str, Any]
@@ -39,13 +39,81 @@ PRESETS: dict[str, Callable[[Json], bool]] = {
 }
 
 
-def _model_entry(category: Category, record: Json, index: HordeIndex, category_month: int) -> Json:
-    stats = index.merge(record["name"])
+def _entry(
+    category: Category,
+    name: str,
+    flags: dict[str, bool],
+    *,
+    workers: int,
+    day: int,
+    month: int,
+    total: int,
+    category_month: int,
+    size_gb: float | None,
+    facts: Json,
+) -> Json:
+    """A risk entry from its flags and figures; `facts` are the record's own fields (baseline,
+    nsfw, description, downloads, backend variations) in answer order."""
+    if category is Category.text_generation:
+        critical = month < TEXT_CRITICAL_USAGE and workers < TEXT_CRITICAL_WORKERS
+    else:
+        critical = month == 0 and workers == 0
+    return {
+        "name": name,
+        "category": category.value,
+        "deletion_risk_flags": flags,
+        "at_risk": any(flags.values()),
+        "risk_score": sum(flags.values()),
+        "worker_count": workers,
+        "usage_day": day,
+        "usage_month": month,
+        "usage_total": total,
+        "usage_hour": None,
+        "usage_minute": None,
+        "usage_percentage_of_category": _share(month, category_month),
+        "usage_trend": {
+            "day_to_month_ratio": round(day / month, 4) if month else 0.0,
+            "month_to_total_ratio": round(month / total, 4) if total else 0.0,
+        },
+        "cost_benefit_score": round(month / size_gb, 2) if size_gb else None,
+        "size_gb": size_gb,
+        **facts,
+        "is_critical": critical,
+        "has_warning": any(flags[f] for f in _HOST_FLAGS),
+    }
+
+
+def _share(month: int, category_month: int) -> float:
+    return round(month / category_month * 100, 4) if category_month else 0.0
+
+
+def _low_usage(category: Category, month: int, category_month: int) -> bool:
+    return _share(month, category_month) < LOW_USAGE_PERCENT[category] if category_month else False
+
+
+def _variations(stats: ModelStats) -> list[Json] | None:
+    """Per-backend figures of a text model as deletion risk lists them; null without any."""
+    return [
+        {
+            "backend": b.backend,
+            "variant_name": b.variant_name,
+            "worker_count": b.worker_count,
+            "performance": b.status.performance if b.status else None,
+            "usage_day": b.usage_day,
+            "usage_month": b.usage_month,
+            "usage_total": b.usage_total,
+        }
+        for b in stats.backends
+    ] or None
+
+
+def _model_entry(
+    category: Category, record: Json, stats: ModelStats, category_month: int, backends: bool
+) -> Json:
     text = category is Category.text_generation
     urls = [d.get("file_url") or "" for d in record.get("config", {}).get("download", [])]
     hosts = download_hosts(record)
     month, day, total = stats.usage_month, stats.usage_day, stats.usage_total
-    share = round(month / category_month * 100, 4) if category_month else 0.0
     workers = stats.status_count
     flags = {
         "zero_usage_day": stats.has_usage_record and day == 0,
@@ -60,42 +128,73 @@ def _model_entry(category: Category, record: Json, index: HordeIndex, category_m
         "no_download_urls": not text and not any(urls),
         "missing_description": not record.get("description"),
         "missing_baseline": not record.get("baseline"),
-        "low_usage": share < LOW_USAGE_PERCENT[category] if category_month else False,
+        "low_usage": _low_usage(category, month, category_month),
     }
     size = record.get("size_on_disk_bytes")
     size_gb = round(size / 1024**3, 2) if isinstance(size, int) and size > 0 else None
-    if text:
-        critical = month < TEXT_CRITICAL_USAGE and workers < TEXT_CRITICAL_WORKERS
-    else:
-        critical = month == 0 and workers == 0
-    return {
-        "name": record["name"],
-        "category": category.value,
-        "deletion_risk_flags": flags,
-        "at_risk": any(flags.values()),
-        "risk_score": sum(flags.values()),
-        "worker_count": workers,
-        "usage_day": day,
-        "usage_month": month,
-        "usage_total": total,
-        "usage_hour": None,
-        "usage_minute": None,
-        "usage_percentage_of_category": share,
-        "usage_trend": {
-            "day_to_month_ratio": round(day / month, 4) if month else 0.0,
-            "month_to_total_ratio": round(month / total, 4) if total else 0.0,
+    return _entry(
+        category,
+        record["name"],
+        flags,
+        workers=workers,
+        day=day,
+        month=month,
+        total=total,
+        category_month=category_month,
+        size_gb=size_gb,
+        facts={
+            "baseline": record.get("baseline"),
+            "nsfw": record.get("nsfw", False),
+            "has_description": bool(record.get("description")),
+            "download_count": len(urls),
+            "download_hosts": hosts,
+            "backend_variations": _variations(stats) if backends else None,
         },
-        "cost_benefit_score": round(month / size_gb, 2) if size_gb else None,
-        "size_gb": size_gb,
-        "baseline": record.get("baseline"),
-        "nsfw": record.get("nsfw", False),
-        "has_description": bool(record.get("description")),
-        "download_count": len(urls),
-        "download_hosts": hosts,
-        "backend_variations": None,
-        "is_critical": critical,
-        "has_warning": any(flags[f] for f in _HOST_FLAGS),
+    )
+
+
+def _group_entry(category: Category, name: str, members: list[Json], category_month: int) -> Json:
+    """One entry for a group of text models: usage summed, the most served member's worker
+    count, the record flags of any member; the usage and worker flags are the group's own."""
+    day, month, total = (sum(m[f"usage_{p}"] for m in members) for p in ("day", "month", "total"))
+    workers = max(m["worker_count"] for m in members)
+
+    def any_member(flag: str) -> bool:
+        return any(m["deletion_risk_flags"][flag] for m in members)
+
+    flags = {
+        # a member has a zero-usage flag only when AI-Horde reports its usage (as 0): the group
+        # has it when some member is reported and the group's sum is 0
+        "zero_usage_day": day == 0 and any_member("zero_usage_day"),
+        "zero_usage_month": month == 0 and any_member("zero_usage_month"),
+        "zero_usage_total": total == 0 and any_member("zero_usage_total"),
+        "no_active_workers": workers == 0,
+        **{flag: any_member(flag) for flag in _HOST_FLAGS},
+        "missing_description": any_member("missing_description"),
+        "missing_baseline": any_member("missing_baseline"),
+        "low_usage": _low_usage(category, month, category_month),
     }
+    sizes = [m["size_gb"] for m in members if m["size_gb"] is not None]
+    first = members[0]
+    return _entry(
+        category,
+        name,
+        flags,
+        workers=workers,
+        day=day,
+        month=month,
+        total=total,
+        category_month=category_month,
+        size_gb=round(sum(sizes) / len(sizes), 2) if sizes else None,
+        facts={
+            "baseline": first["baseline"],
+            "nsfw": first["nsfw"],
+            "has_description": all(m["has_description"] for m in members),
+            "download_count": sum(m["download_count"] for m in members),
+            "download_hosts": list(dict.fromkeys(h for m in members for h in m["download_hosts"])),
+            "backend_variations": None,
+        },
+    )
 
 
 def _host(url: str) -> str:
@@ -103,12 +202,30 @@ def _host(url: str) -> str:
 
 
 def deletion_risk_models(
-    category: Category, records: Iterable[Json], index: HordeIndex
+    category: Category,
+    records: Iterable[Json],
+    index: HordeIndex,
+    *,
+    grouped: bool = False,
+    backend_variations: bool = False,
 ) -> list[Json]:
-    """Every model's risk entry, most used first (ties keep dataset order)."""
+    """Every model's risk entry, most used first (ties keep dataset order). Text models only:
+    `grouped` gives one entry per base-model group (text_model_group), named after the group;
+    `backend_variations` (ungrouped) lists each model's figures per backend."""
     items = list(records)
-    category_month = sum(index.merge(r["name"]).usage_month for r in items)
-    entries = [_model_entry(category, r, index, category_month) for r in items]
+    merged = [index.merge(r["name"]) for r in items]
+    category_month = sum(s.usage_month for s in merged)
+    text = category is Category.text_generation
+    backends = backend_variations and text and not grouped
+    entries = [
+        _model_entry(category, r, s, category_month, backends)
+        for r, s in zip(items, merged, strict=True)
+    ]
+    if grouped and text:
+        groups: dict[str, list[Json]] = {}
+        for entry in entries:
+            groups.setdefault(text_model_group(entry["name"]), []).append(entry)
+        entries = [_group_entry(category, g, m, category_month) for g, m in groups.items()]
     entries.sort(key=lambda m: m["usage_month"], reverse=True)
     return entries
 

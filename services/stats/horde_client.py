@@ -59,6 +59,11 @@ class HordeClient:
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
 
+    @property
+    def timeout(self) -> float:
+        """Seconds one attempt may take, answer included."""
+        return float(self._timeout.total or 0.0)
+
     async def aget_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         last = "no attempt made"
         for attempt in range(self._attempts):

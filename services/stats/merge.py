@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Literal
 
 from attrs import frozen
 
 from horde_model_records import Category, variant_names
 
 from .poller import HordeData, ModelStatus, Worker
-
-Json = dict[str, Any]
 
 # a quantisation suffix at the end of a name: "-Q4_K_M", "-Q8_0", "-GGUF", "-fp16", ...
 _QUANT_SUFFIX = re.compile(
@@ -29,6 +27,35 @@ def strip_quant(name: str) -> str:
     return name
 
 
+Backend = Literal["canonical", "aphrodite", "koboldcpp"]
+
+
+def backend_of(name: str) -> Backend:
+    """Which text backend a name as AI-Horde reports it belongs to (by its prefix)."""
+    lowered = name.lower()
+    if lowered.startswith("aphrodite/"):
+        return "aphrodite"
+    if lowered.startswith("koboldcpp/"):
+        return "koboldcpp"
+    return "canonical"
+
+
+@frozen
+class BackendStats:
+    """What AI-Horde says about one backend's variant of a text model."""
+
+    backend: Backend
+    variant_name: str  # the status entry's name, else the variant as the model reference names it
+    status: ModelStatus | None
+    usage_day: int
+    usage_month: int
+    usage_total: int
+
+    @property
+    def worker_count(self) -> int:
+        return self.status.count if self.status else 0
+
+
 @frozen
 class ModelStats:
     """What AI-Horde says about one model, merged over its names."""
@@ -39,6 +66,7 @@ class ModelStats:
     usage_total: int
     has_usage_record: bool
     workers: tuple[Worker, ...]
+    backends: tuple[BackendStats, ...] = ()  # text only: the backends with a status or usage
 
     @property
     def status_count(self) -> int:
@@ -48,27 +76,6 @@ class ModelStats:
         if include_workers and self.workers:
             return len(self.workers)
         return self.status_count
-
-    def to_wire(self, include_workers: bool) -> Json:
-        """The `stats` object of `popular`, nulls omitted, worker_count always present."""
-        out: Json = {}
-        if self.status is not None:
-            out.update(
-                queued_jobs=self.status.jobs,
-                performance=self.status.performance,
-                eta=self.status.eta,
-                queued=self.status.queued,
-            )
-        if self.usage_day or self.usage_month or self.usage_total:
-            out["usage_stats"] = {
-                "day": self.usage_day,
-                "month": self.usage_month,
-                "total": self.usage_total,
-            }
-        if include_workers and self.workers:
-            out["worker_summaries"] = {w.id: w.summary() for w in self.workers}
-        out["worker_count"] = self.worker_count(include_workers)
-        return out
 
 
 @frozen
@@ -103,7 +110,8 @@ class HordeIndex:
         )
 
     def merge(self, name: str) -> ModelStats:
-        names = [n.lower() for n in variant_names(name)] if self.text else [name.lower()]
+        variants = variant_names(name) if self.text else [name]
+        names = [n.lower() for n in variants]
         statuses = [self.status[n] for n in names if n in self.status]
         status = max(statuses, key=lambda s: s.count) if statuses else None
         keys = list(names)
@@ -128,4 +136,32 @@ class HordeIndex:
             usage_total=sums["total"],
             has_usage_record=has_record,
             workers=tuple(seen.values()),
+            backends=self._backends(variants, keys) if self.text else (),
         )
+
+    def _backends(self, variants: list[str], keys: list[str]) -> tuple[BackendStats, ...]:
+        """The figures of each backend's variant (canonical, aphrodite/, koboldcpp/): its status
+        entry, and the usage of the stats keys with its prefix, quantised siblings included;
+        backends with neither are left out."""
+        out = []
+        for variant in variants:
+            backend = backend_of(variant)
+            status = self.status.get(variant.lower())
+            mine = [k for k in keys if backend_of(k) == backend]
+            day, month, total = (
+                sum(self.usage.get(period, {}).get(k, 0) for k in mine)
+                for period in ("day", "month", "total")
+            )
+            if status is None and not (day or month or total):
+                continue
+            out.append(
+                BackendStats(
+                    backend=backend,
+                    variant_name=status.name if status else variant,
+                    status=status,
+                    usage_day=day,
+                    usage_month=month,
+                    usage_total=total,
+                )
+            )
+        return tuple(out)

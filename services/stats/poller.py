@@ -61,16 +61,6 @@ class Worker:
     uptime: int
     models: frozenset[str]  # lower-cased
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "performance": self.performance,
-            "online": self.online,
-            "trusted": self.trusted,
-            "uptime": self.uptime,
-        }
-
 
 def parse_status(payload: Any) -> dict[str, ModelStatus]:
     """`/v2/status/models` -> lower-cased name -> entry; entries without a name are skipped."""
@@ -211,15 +201,49 @@ class CircuitBreaker:
 
 @define
 class Poller:
+    """Polls AI-Horde; `degraded` tells whether it is failing or hanging right now.
+
+    The breaker counts a fetch as failed only after its retries, which against a server that
+    accepts connections and never answers takes (attempts × timeout + backoff), about 95 s
+    with the defaults. A poll still running after one request timeout means some request got
+    no answer in time, so it counts as degraded at once.
+    """
+
     client: HordeClient
     interval: float
     breaker: CircuitBreaker = field(factory=CircuitBreaker)
     data: HordeData = field(factory=HordeData)
+    clock: Callable[[], float] = time.monotonic
     last_poll_at: float | None = None
+    last_error: str | None = None  # the latest failure's reason, until a fetch succeeds
+    poll_started: float | None = None  # clock() when the poll in progress began
+    # one poll at a time: the loop's first poll may start while the start-up poll still hangs
+    _polling: asyncio.Lock = field(factory=asyncio.Lock, init=False)
+
+    def poll_running_for(self) -> float | None:
+        """Seconds the poll in progress has run; None between polls."""
+        if self.poll_started is None:
+            return None
+        return self.clock() - self.poll_started
+
+    @property
+    def overdue(self) -> bool:
+        """The poll in progress has waited longer than one request may take."""
+        running = self.poll_running_for()
+        return running is not None and running > self.client.timeout
+
+    @property
+    def degraded(self) -> bool:
+        return self.breaker.degraded or self.overdue
 
     async def apoll_once(self) -> None:
         """Fetch every resource concurrently; each success replaces that resource's data."""
-        results = await asyncio.gather(*(self._afetch(r) for r in RESOURCES))
+        async with self._polling:
+            self.poll_started = self.clock()
+            try:
+                results = await asyncio.gather(*(self._afetch(r) for r in RESOURCES))
+            finally:
+                self.poll_started = None
         values, fetched = dict(self.data.values), dict(self.data.fetched_at)
         changed = False
         for resource, value in zip(RESOURCES, results, strict=True):
@@ -241,14 +265,19 @@ class Poller:
             value = resource.parse(payload)
         except HordeUnavailable as exc:
             logger.warning("AI-Horde %s unavailable: %s", resource.key, exc)
-            self.breaker.record(False)
+            self._failed(str(exc))
             return _FAILED
         except (ValueError, TypeError, AttributeError) as exc:
             logger.warning("AI-Horde %s payload skipped as malformed: %s", resource.key, exc)
-            self.breaker.record(False)
+            self._failed(f"malformed {resource.key} payload")
             return _FAILED
         self.breaker.record(True)
+        self.last_error = None
         return value
+
+    def _failed(self, reason: str) -> None:
+        self.breaker.record(False)
+        self.last_error = reason
 
     async def arun(self) -> None:
         """Poll forever with a jittered interval; never dies of one bad poll."""

@@ -17,10 +17,11 @@ from shared.errors import (
     Unavailable,
 )
 from shared.http import Handler
-from shared.openapi import docs
+from shared.openapi import docs, ref, schema_name
 from shared.query import category_or_unknown, category_param
-from shared.wire import read_query, respond
+from shared.wire import read_query, respond, unstructure
 
+from ..answers import model_stats, models_with_stats, without_nulls
 from ..deletion_risk import PRESETS, deletion_risk_models, summarise
 from ..keys import poller_key, result_cache_key, stats_config_key, stats_snapshot_key
 from ..merge import HordeIndex
@@ -33,9 +34,11 @@ from ..wire import (
     DeletionRiskQuery,
     Heartbeat,
     HordeHealth,
+    ModelStats,
     PopularModel,
     PopularQuery,
     StatisticsQuery,
+    WithStatsQuery,
 )
 
 routes = web.RouteTableDef()
@@ -86,8 +89,23 @@ def _polled(data: HordeData, category: Category) -> bool:
 
 
 def _horde_ready(request: web.Request, category: Category) -> None:
-    if not _polled(request.config_dict[poller_key].data, category):
-        raise BadGateway("AI Horde API is currently unavailable: no data has been fetched yet")
+    """A 502 naming the reason when AI-Horde has never answered about the category's kind."""
+    poller = request.config_dict[poller_key]
+    if _polled(poller.data, category):
+        return
+    if not request.config_dict[stats_config_key].polling_enabled:
+        reason = "polling AI-Horde is switched off"
+    else:
+        reason = poller.last_error or "no data has been fetched yet"
+    raise BadGateway(f"AI Horde API is currently unavailable: {reason}")
+
+
+def _horde_category(category: Category) -> None:
+    if category not in HORDE_CATEGORIES:
+        raise BadRequest(
+            f"Category '{category.value}' does not support Horde statistics. "
+            "Only image_generation and text_generation are supported."
+        )
 
 
 def _docs(summary: str, **fields: Any) -> Callable[[Handler], Handler]:
@@ -117,22 +135,25 @@ def _category_docs(
 @_docs(
     "Service status and AI-Horde health",
     answer=Heartbeat,
-    answer_description="Always ok; AI-Horde health inside.",
+    answer_description="`ok`, or `degraded` while AI-Horde fails or hangs; always a 200.",
 )
 async def get_heartbeat(request: web.Request) -> web.Response:
     poller = request.config_dict[poller_key]
     breaker = poller.breaker
     last = poller.data.last_success
+    running = poller.poll_running_for()
     model = request.config_dict[stats_snapshot_key].current
+    degraded = poller.degraded
     heartbeat = Heartbeat(
-        status="ok",
+        status="degraded" if degraded else "ok",
         ai_horde=HordeHealth(
             polling=request.config_dict[stats_config_key].polling_enabled,
-            degraded=breaker.degraded,
+            degraded=degraded,
             consecutive_failures=breaker.consecutive_failures,
             seconds_until_retry=breaker.seconds_until_retry(),
             last_successful_poll=None if last is None else int(last),
             last_successful_poll_age_seconds=None if last is None else round(time.time() - last, 1),
+            poll_in_progress_seconds=None if running is None else round(running, 1),
         ),
         snapshot_id=None if model is None else model.snapshot_id,
     )
@@ -171,7 +192,13 @@ async def list_popular(request: web.Request) -> web.Response:
             rows.append((metric, record, stats))
         rows.sort(key=lambda row: row[0], reverse=True)  # stable: ties keep dataset order
         return [
-            {"name": r["name"], "record": r, "stats": s.to_wire(include_workers)}
+            {
+                "name": r["name"],
+                "record": r,
+                "stats": without_nulls(
+                    unstructure(model_stats(s, include_workers=include_workers))
+                ),
+            }
             for _, r, s in rows
         ]
 
@@ -212,6 +239,47 @@ async def get_statistics(request: web.Request) -> web.Response:
     return _bytes(encoded[:-1] + b", " + echo[1:])
 
 
+@routes.get(_STATISTICS + "/with-stats")
+@_category_docs(
+    "Every model of a category with its AI-Horde figures",
+    query=WithStatsQuery,
+    answer={
+        "type": "object",
+        "description": "Model name → its AI-Horde figures, null fields included; dataset order "
+        "unless `sort_by` is given.",
+        "additionalProperties": ref(schema_name(ModelStats)),
+    },
+    answer_description="Models with their figures.",
+    errors={
+        400: "A category without AI-Horde statistics.",
+        404: "The category has no models.",
+        502: "AI-Horde has never answered.",
+    },
+    categories=HORDE_CATEGORIES,
+)
+async def list_models_with_stats(request: web.Request) -> web.Response:
+    category = _category_enum(request.match_info["category"])
+    query = read_query(request, WithStatsQuery)
+    _horde_category(category)
+    model = _model(request)
+    records = model.records[category]
+    if not records:
+        raise NotFound(f"Category '{category.value}' not found")
+    _horde_ready(request, category)
+    data = request.config_dict[poller_key].data
+
+    def encoded() -> bytes:
+        figures = models_with_stats(
+            (r["name"] for r in records),
+            HordeIndex.build(data, category),
+            query,
+            text=category is Category.text_generation,
+        )
+        return json.dumps(unstructure(figures)).encode()
+
+    return _bytes(_cached(request, model, ("with-stats", category, query), encoded))
+
+
 @routes.get(_STATISTICS + "/deletion-risk")
 @_category_docs(
     "Which models are unused, unserved or hard to download",
@@ -227,12 +295,15 @@ async def get_statistics(request: web.Request) -> web.Response:
 async def get_deletion_risk(request: web.Request) -> web.Response:
     category = _category_enum(request.match_info["category"])
     query = read_query(request, DeletionRiskQuery)
-    preset, grouped = query.preset, query.group_text_models
-    limit, offset = query.limit, query.offset
+    preset, limit, offset = query.preset, query.limit, query.offset
     if category not in HORDE_CATEGORIES:
         raise BadRequest(
             "Deletion risk analysis is only supported for image_generation and text_generation categories"
         )
+    # both only change text answers: image requests share one cache entry
+    text = category is Category.text_generation
+    grouped = query.group_text_models and text
+    backends = query.include_backend_variations and text and not grouped
     if preset is not None and preset not in PRESETS:
         raise BadRequest(
             f"Invalid preset: Unknown preset: '{preset}'. Valid presets: {', '.join(PRESETS)}"
@@ -244,8 +315,14 @@ async def get_deletion_risk(request: web.Request) -> web.Response:
     entries = _cached(
         request,
         model,
-        ("deletion_risk", category, grouped),
-        lambda: deletion_risk_models(category, records, HordeIndex.build(data, category)),
+        ("deletion_risk", category, grouped, backends),
+        lambda: deletion_risk_models(
+            category,
+            records,
+            HordeIndex.build(data, category),
+            grouped=grouped,
+            backend_variations=backends,
+        ),
     )
     category_month = sum(m["usage_month"] for m in entries)
     if preset is not None:
