@@ -330,6 +330,16 @@ def _field(
     raise TypeError(f"no OpenAPI mapping for {tp!r}")
 
 
+def _null_or_ref(prop: JsonDict) -> None:
+    """apispec writes an optional nested class as allOf [$ref] + nullable, but OpenAPI 3.0
+    applies `nullable` to the $ref'd schema too, so a null fails strict validators: say "that
+    class, or null" instead."""
+    if prop.get("nullable") and len(prop.get("allOf", ())) == 1:
+        del prop["nullable"]
+        null = {"type": "object", "nullable": True, "enum": [None]}
+        prop["anyOf"] = [prop.pop("allOf")[0], null]
+
+
 def _keywords_attribute(self: Any, field: Any, **kwargs: Any) -> JsonDict:
     """apispec attribute function: the keywords a field was declared with, as they are."""
     return dict(field.metadata.get(_KEYWORDS) or {})
@@ -556,4 +566,6 @@ def build_document(app: web.Application) -> JsonDict:
         for name, schema in components._schemas.items():
             if name in _CLASSES and _closed(_CLASSES[name]):
                 schema["additionalProperties"] = False
+            for prop in schema.get("properties", {}).values():
+                _null_or_ref(prop)
         return typing.cast(JsonDict, api.swagger_dict())

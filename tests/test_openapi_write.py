@@ -415,3 +415,13 @@ async def test_request_bodies_refuse_unknown_fields_in_the_document(doc: Doc) ->
         assert schemas[name]["additionalProperties"] is False, name
     assert "additionalProperties" not in schemas["ImageGenerationRecord"]
     assert schemas["ImageGenerationRecord"]["properties"]["name"]["minLength"] == 1
+
+
+async def test_optional_nested_answers_accept_null_in_the_document(doc: Doc) -> None:
+    """A nested class a field may leave null (stats' usage_stats) validates null under strict
+    OpenAPI 3.0 validation, and still validates its object."""
+    prop = doc["components"]["schemas"]["ModelStats"]["properties"]["usage_stats"]
+    validator = OAS30Validator({**prop, "components": doc["components"]})
+    assert list(validator.iter_errors(None)) == []
+    assert list(validator.iter_errors({"day": 1, "month": 2, "total": 3})) == []
+    assert list(validator.iter_errors({"day": "one"})) != []
