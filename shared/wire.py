@@ -13,7 +13,7 @@ import functools
 import json
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -446,8 +446,3 @@ def respond_bytes(data: bytes, status: int = 200, *, cache: str = "no-store") ->
     return web.Response(
         body=data, status=status, content_type="application/json", headers={"Cache-Control": cache}
     )
-
-
-def ids_of(values: Sequence[int]) -> list[int]:
-    """Ids in first-seen order without repeats."""
-    return list(dict.fromkeys(values))

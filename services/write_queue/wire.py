@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from attrs import Factory, define, frozen
+from attrs import NOTHING, Factory, define, frozen
 
 from horde_model_records import Category
 from shared.wire import MAX_ID, InputError, JsonObject, converter, documented, integer, items, text
@@ -38,15 +38,9 @@ def _ids(description: str, *, max_items: int = 10_000, min_items: int = 0) -> An
         min_items=min_items,
         ge=None if min_items == 0 else 1,
         le=MAX_ID,
-        default=() if min_items == 0 else _required(),
+        default=() if min_items == 0 else NOTHING,
         description=description,
     )
-
-
-def _required() -> Any:
-    from attrs import NOTHING
-
-    return NOTHING
 
 
 def _offset() -> Any:
