@@ -17,6 +17,7 @@ import horde_model_replica
 from horde_model_records import CATEGORY_INFO, Category
 from horde_model_replica import (
     REPLICATED_CATEGORIES,
+    ConfigError,
     GitHubRepo,
     ModelNotFoundError,
     ModelReferenceManager,
@@ -36,7 +37,6 @@ from horde_model_replica import (
     select_models,
     strip_backend_prefix,
 )
-from horde_model_replica._config import ConfigError
 from shared.snapshot import SnapshotStore
 
 IMAGE = Category.image_generation

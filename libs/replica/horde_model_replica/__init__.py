@@ -18,8 +18,9 @@ from horde_model_records import (
 from horde_model_records.categories import BASELINE_ALIASES
 from horde_model_records.text import strip_backend_prefix
 
-from ._config import ConfigError, GitHubRepo, ReplicaConfig
+from ._config import GitHubRepo, ReplicaConfig
 from ._errors import (
+    ConfigError,
     InvalidBody,
     ModelNotFoundError,
     NoDataError,
@@ -30,6 +31,7 @@ from ._errors import (
 )
 from ._http import GitHubRawClient, ReplicaClient
 from ._manager import ModelReferenceManager, Prefetch, get_manager, reset_manager
+from ._proxy import ProxySettings
 from ._query import (
     declared_size_bytes,
     download_count,
@@ -70,6 +72,7 @@ __all__ = [
     "NoDataError",
     "Outcome",
     "Prefetch",
+    "ProxySettings",
     "Replica",
     "ReplicaClient",
     "ReplicaConfig",

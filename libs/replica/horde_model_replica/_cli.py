@@ -24,9 +24,9 @@ import attrs
 
 from horde_model_records import Category, unstructure_record
 
-from ._config import ConfigError, ReplicaConfig
+from ._config import ReplicaConfig
 from ._decode import decode_v2
-from ._errors import InvalidBody
+from ._errors import ConfigError, InvalidBody
 from ._manager import ModelReferenceManager
 from ._replica import Outcome, as_category
 from ._store import DiskStore

@@ -26,7 +26,7 @@ from horde_model_records import Category, ModelRecord
 
 from ._config import ReplicaConfig
 from ._errors import ModelNotFoundError, NoDataError
-from ._http import USER_AGENT
+from ._http import new_session
 from ._loop import LoopThread
 from ._replica import (
     REPLICATED_CATEGORIES,
@@ -120,7 +120,7 @@ class ModelReferenceManager:
 
     async def _astart(self) -> Replica:
         if not self.config.offline:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+            self._session = new_session()
         return Replica(self.config, self._session)
 
     async def _aprefetch(self) -> None:

@@ -120,6 +120,7 @@ class Replica:
                     attempts=config.primary_retry_attempts,
                     backoff_min=config.primary_retry_backoff,
                     backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
                 )
             if config.enable_github_fallback:
                 self.github = GitHubRawClient(
@@ -132,6 +133,7 @@ class Replica:
                     attempts=config.legacy_retry_attempts,
                     backoff_min=config.legacy_retry_backoff,
                     backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
                 )
         self._entries: dict[Category, _Entry] = {}
         self._reports: dict[Category, FetchReport] = {}
