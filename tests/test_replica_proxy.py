@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient
 from horde_model_records import Category
 from horde_model_replica import (
     ConfigError,
-    ModelReferenceManager,
     ProxySettings,
     ReplicaConfig,
+    ReplicaManager,
     Source,
 )
 from tests.fakes.proxy import FakeProxy, start_fake_proxy
@@ -41,10 +41,10 @@ async def proxy(
 
 @pytest.fixture
 async def manager_for(tmp_path: Path) -> AsyncIterator[Any]:
-    """Build a ModelReferenceManager from environment variables; closed at teardown."""
-    made: list[ModelReferenceManager] = []
+    """Build a ReplicaManager from environment variables; closed at teardown."""
+    made: list[ReplicaManager] = []
 
-    def factory(**env: str) -> ModelReferenceManager:
+    def factory(**env: str) -> ReplicaManager:
         config = ReplicaConfig.from_environ(
             {
                 "AIWORKER_CACHE_HOME": str(tmp_path),
@@ -53,7 +53,7 @@ async def manager_for(tmp_path: Path) -> AsyncIterator[Any]:
                 **env,
             }
         )
-        made.append(ModelReferenceManager(config))
+        made.append(ReplicaManager(config))
         return made[-1]
 
     yield factory

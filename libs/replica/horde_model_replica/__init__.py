@@ -1,8 +1,8 @@
 """Read the AI-Horde model reference: PRIMARY API, then GitHub, then the last good copy on disk.
 
-from horde_model_replica import get_manager
-mgr = get_manager()                      # configured from HORDE_MODEL_REFERENCE_* variables
-model = mgr.get_model("image_generation", "stable_diffusion")
+from horde_model_replica import ModelReferenceManager
+mgr = ModelReferenceManager()            # configured from HORDE_MODEL_REFERENCE_* variables
+model = mgr.get_model("image_generation", "Example Photoreal")
 """
 
 import enum
@@ -30,7 +30,7 @@ from ._errors import (
     UnreachableError,
 )
 from ._http import GitHubRawClient, ReplicaClient
-from ._manager import ModelReferenceManager, Prefetch, get_manager, reset_manager
+from ._manager import DeferredPrefetchHandle, PrefetchStrategy, ReplicaManager
 from ._proxy import ProxySettings
 from ._query import (
     declared_size_bytes,
@@ -40,6 +40,7 @@ from ._query import (
     select_models,
 )
 from ._replica import REPLICATED_CATEGORIES, CategoryData, FetchReport, Outcome, Replica
+from ._singleton import ModelReferenceManager, get_manager, reset_manager
 from ._store import Source
 
 #: upstream's name for the category enum
@@ -62,6 +63,7 @@ __all__ = [
     "Category",
     "CategoryData",
     "ConfigError",
+    "DeferredPrefetchHandle",
     "FetchReport",
     "GitHubRawClient",
     "GitHubRepo",
@@ -71,11 +73,12 @@ __all__ = [
     "ModelReferenceManager",
     "NoDataError",
     "Outcome",
-    "Prefetch",
+    "PrefetchStrategy",
     "ProxySettings",
     "Replica",
     "ReplicaClient",
     "ReplicaConfig",
+    "ReplicaManager",
     "RetryableStatus",
     "Source",
     "SourceError",

@@ -1,26 +1,30 @@
-"""`ModelReferenceManager`: upstream's method names, sync and async twins, over a private loop.
+"""`ReplicaManager`: upstream's read API, sync and async twins, over a private event loop.
 
 All network and disk work runs on one private event loop in a daemon thread with its own
 `aiohttp.ClientSession`, so the sync methods work in plain scripts, in threads and inside a
 running event loop (they block the calling thread, not the private loop), and every caller —
 sync or async, any thread — shares one cache and one in-flight fetch per category. Reads of a
 fresh category are answered on the calling thread without touching the private loop.
+
+A child process forked from one that uses a manager gets a new loop and session on first use
+(the parent's thread does not exist in the child); the copies on disk carry the data over.
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import concurrent.futures
 import copy
 import enum
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+from attrs import frozen
 
 from horde_model_records import Category, ModelRecord
 
@@ -41,14 +45,42 @@ logger = logging.getLogger("horde_model_replica")
 Records = dict[str, ModelRecord]
 
 
-class Prefetch(enum.StrEnum):
-    """When the manager fetches every category: the `prefetch` argument (see the README)."""
+class PrefetchStrategy(enum.StrEnum):
+    """When a manager fetches every category (upstream's names and values)."""
 
-    lazy = "lazy"  # on first access of each category (default)
-    sync = "sync"  # all now, before the constructor returns
-    background = "async"  # all now, on the private loop; the constructor does not wait
-    deferred = "deferred"  # when the caller calls prefetch() (it returns a Future)
-    none = "none"  # never ahead of a read (same as lazy)
+    LAZY = "lazy"  # each category on its first read (default)
+    SYNC = "sync"  # all of them before the constructor returns
+    DEFERRED = "deferred"  # when the caller triggers `deferred_prefetch_handle`
+    ASYNC = "async"  # all of them now in the background; the handle waits for that same warm-up
+    NONE = "none"  # nothing ahead of a read (as LAZY)
+
+
+class DeferredPrefetchHandle:
+    """A warm-up of every category to run later: `await handle`, `run_async()` or `run_sync()`.
+
+    Triggering it while the manager's warm-up runs joins that warm-up instead of starting another.
+    A warm-up never raises: failures are logged, and the reads report what is missing.
+    """
+
+    def __init__(self, manager: ReplicaManager, *, force_refresh: bool = False) -> None:
+        self._manager = manager
+        self._force_refresh = force_refresh
+
+    @property
+    def force_refresh(self) -> bool:
+        """Whether the warm-up refetches categories that are still fresh."""
+        return self._force_refresh
+
+    def run_sync(self) -> None:
+        """Warm every category, blocking the calling thread until done."""
+        self._manager._warm(self._force_refresh).result()
+
+    async def run_async(self) -> None:
+        """Warm every category without blocking the caller's event loop."""
+        await asyncio.wrap_future(self._manager._warm(self._force_refresh))
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.run_async().__await__()
 
 
 def _records(data: CategoryData | None) -> Records | None:
@@ -85,81 +117,147 @@ def _all_or_none(found: Mapping[Category, CategoryData | None]) -> dict[Category
     return {category: _records(found.get(category)) for category in Category}
 
 
-class ModelReferenceManager:
+@frozen
+class _Runtime:
+    """What one process needs for the manager's I/O: the loop thread, its session, the core."""
+
+    pid: int
+    thread: LoopThread
+    session: aiohttp.ClientSession | None
+    replica: Replica
+
+    @classmethod
+    def start(cls, config: ReplicaConfig) -> _Runtime:
+        thread = LoopThread("horde-model-replica")
+
+        async def astart() -> tuple[aiohttp.ClientSession | None, Replica]:
+            # the session is made on the loop that uses it; offline has no network at all
+            session = None if config.offline else new_session()
+            return session, Replica(config, session)
+
+        try:
+            session, replica = thread.run(astart())
+        except BaseException:
+            thread.close()
+            raise
+        return cls(thread.pid, thread, session, replica)
+
+    async def _ashutdown(self) -> None:
+        # cancel whatever still runs here (fetches, warm-ups), then close the session
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.replica.aclose()
+        if self.session is not None:
+            await self.session.close()
+
+    def close(self) -> None:
+        if self.pid != os.getpid():
+            return  # the parent's loop: nothing of it runs in this (forked) process
+        if not self.thread.closed:
+            self.thread.run(self._ashutdown())
+        self.thread.close()
+
+    async def aclose(self) -> None:
+        if self.pid != os.getpid():
+            return
+        if not self.thread.closed:
+            await self.thread.arun(self._ashutdown())
+        self.thread.close()
+
+
+class ReplicaManager:
     """Read-only access to the model reference (REPLICA), with upstream's method names.
 
-    `overwrite_existing=True` forces a refresh (the fetch chain runs now). Close it with
-    `close()`/`aclose()` or use it as a (async) context manager; `get_manager()` gives the
-    process-wide instance and closes it at exit.
+    `config` defaults to the environment (read here, never at import). `overwrite_existing=True`
+    forces a refresh (the fetch chain runs now). Close it with `close()`/`aclose()` or use it as a
+    (async) context manager. `ModelReferenceManager` is the process-wide instance of this class.
     """
 
     def __init__(
-        self, config: ReplicaConfig | None = None, *, prefetch: Prefetch | str = Prefetch.lazy
+        self,
+        config: ReplicaConfig | None = None,
+        *,
+        prefetch_strategy: PrefetchStrategy | str = PrefetchStrategy.LAZY,
     ) -> None:
-        # the drop-in `ModelReferenceManager()` reads the environment here, never at import
         self.config = config if config is not None else ReplicaConfig.from_environ(os.environ)
-        self.prefetch_strategy = Prefetch(prefetch)
-        self._session: aiohttp.ClientSession | None = None
-        self._thread = LoopThread("horde-model-replica")
-        try:
-            self._replica = self._thread.run(self._astart())
-        except BaseException:
-            self._thread.close()
-            raise
-        self._prefetch: concurrent.futures.Future[None] | None = None
-        if self.prefetch_strategy is Prefetch.sync:
-            self._thread.run(self._aprefetch())
-        elif self.prefetch_strategy is Prefetch.background:
-            self._prefetch = self.prefetch()
+        self._strategy = PrefetchStrategy(prefetch_strategy)
+        self._runtime_lock = threading.Lock()
+        self._runtime = _Runtime.start(self.config)
+        self._closed = False
+        self._warm_lock = threading.Lock()
+        self._warmup: tuple[int, bool, concurrent.futures.Future[None]] | None = None
+        self._handle: DeferredPrefetchHandle | None = None
+        if self._strategy is PrefetchStrategy.SYNC:
+            self._warm(False).result()
+        elif self._strategy is PrefetchStrategy.ASYNC:
+            self._warm(False)
+            self._handle = DeferredPrefetchHandle(self)
+        elif self._strategy is PrefetchStrategy.DEFERRED:
+            self._handle = DeferredPrefetchHandle(self)
 
     @classmethod
     def from_environ(
-        cls, env: Mapping[str, str], *, prefetch: Prefetch | str = Prefetch.lazy
-    ) -> ModelReferenceManager:
-        return cls(ReplicaConfig.from_environ(env), prefetch=prefetch)
+        cls,
+        env: Mapping[str, str],
+        *,
+        prefetch_strategy: PrefetchStrategy | str = PrefetchStrategy.LAZY,
+    ) -> ReplicaManager:
+        return cls(ReplicaConfig.from_environ(env), prefetch_strategy=prefetch_strategy)
 
-    async def _astart(self) -> Replica:
-        if not self.config.offline:
-            self._session = new_session()
-        return Replica(self.config, self._session)
+    # --- settings --------------------------------------------------------------------------------
 
-    async def _aprefetch(self) -> None:
-        try:
-            await self._replica.aget_many()
-        except Exception:  # a prefetch never fails its caller (constructor or Future): it logs
-            logger.exception("prefetching the model reference failed")
+    @property
+    def offline(self) -> bool:
+        """True when the manager reads the disk copies only (HORDE_MODEL_REFERENCE_OFFLINE)."""
+        return self.config.offline
 
-    def prefetch(self) -> concurrent.futures.Future[None]:
-        """Fetch every category in the background now; the Future resolves when done."""
-        return self._thread.submit(self._aprefetch())
+    @property
+    def prefetch_strategy(self) -> PrefetchStrategy:
+        return self._strategy
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def _ashutdown(self) -> None:
-        await self._replica.aclose()
-        if self._session is not None:
-            await self._session.close()
+    def _rt(self) -> _Runtime:
+        """This process's runtime: started anew in a forked child, refused once closed."""
+        runtime = self._runtime
+        if runtime.pid == os.getpid() and not self._closed:
+            return runtime
+        with self._runtime_lock:
+            if self._closed:
+                raise RuntimeError("the model reference manager is closed")
+            if self._runtime.pid != os.getpid():
+                logger.info("forked: the model reference manager starts its own loop here")
+                self._runtime = _Runtime.start(self.config)
+            return self._runtime
+
+    def _take_runtime(self) -> _Runtime | None:
+        with self._runtime_lock:
+            if self._closed:
+                return None
+            self._closed = True
+            return self._runtime
 
     def close(self) -> None:
-        """Cancel running fetches, close the HTTP session and stop the private loop."""
-        if self._thread.closed:
-            return
-        self._thread.run(self._ashutdown())
-        self._thread.close()
+        """Cancel running fetches and warm-ups, close the HTTP session, stop the private loop."""
+        runtime = self._take_runtime()
+        if runtime is not None:
+            runtime.close()
 
     async def aclose(self) -> None:
-        if self._thread.closed:
-            return
-        await self._thread.arun(self._ashutdown())
-        self._thread.close()
+        runtime = self._take_runtime()
+        if runtime is not None:
+            await runtime.aclose()
 
-    def __enter__(self) -> ModelReferenceManager:
+    def __enter__(self) -> ReplicaManager:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> ModelReferenceManager:
+    async def __aenter__(self) -> ReplicaManager:
         return self
 
     async def __aexit__(
@@ -170,35 +268,101 @@ class ModelReferenceManager:
     ) -> None:
         await self.aclose()
 
+    # --- prefetch --------------------------------------------------------------------------------
+
+    async def _aprefetch(self, replica: Replica, force: bool) -> None:
+        try:
+            await replica.aget_many(force=force)
+        except Exception:  # a warm-up never fails its caller (constructor, handle, Future): it logs
+            logger.exception("prefetching the model reference failed")
+
+    def _warm(self, force: bool) -> concurrent.futures.Future[None]:
+        """The running warm-up (joined when it covers `force`), else a new one."""
+        with self._warm_lock:
+            if self._warmup is not None:
+                pid, running_force, future = self._warmup
+                if pid == os.getpid() and not future.done() and (running_force or not force):
+                    return future
+            runtime = self._rt()
+            future = runtime.thread.submit(self._aprefetch(runtime.replica, force))
+            self._warmup = (runtime.pid, force, future)
+            return future
+
+    def _warming(self) -> bool:
+        warmup = self._warmup
+        return warmup is not None and warmup[0] == os.getpid() and not warmup[2].done()
+
+    def prefetch(self) -> concurrent.futures.Future[None]:
+        """Warm every category in the background now (or join the running warm-up)."""
+        return self._warm(False)
+
+    @property
+    def deferred_prefetch_handle(self) -> DeferredPrefetchHandle | None:
+        """The warm-up handle: set for DEFERRED and ASYNC, None for LAZY, SYNC and NONE."""
+        return self._handle
+
+    def create_deferred_prefetch_handle(
+        self, *, force_refresh: bool = False
+    ) -> DeferredPrefetchHandle:
+        """A new handle (it becomes `deferred_prefetch_handle`)."""
+        self._handle = DeferredPrefetchHandle(self, force_refresh=force_refresh)
+        return self._handle
+
+    @property
+    def is_warm(self) -> bool:
+        """Every category has been fetched (or tried) at least once in this process."""
+        replica = self._rt().replica
+        return all(replica.report(c) is not None for c in REPLICATED_CATEGORIES)
+
+    @property
+    def prefetch_pending(self) -> bool:
+        """A handle waits to be triggered: no warm-up runs and the categories are not all in."""
+        return self._handle is not None and not self._warming() and not self.is_warm
+
+    def ensure_ready(self, *, overwrite_existing: bool = False) -> None:
+        """Fetch every category that is not fresh (all of them with `overwrite_existing`)."""
+        self._get_all(overwrite_existing)
+
+    async def ensure_ready_async(self, *, overwrite_existing: bool = False) -> None:
+        await self._aget_all(overwrite_existing)
+
+    async def warm_cache_async(self, *, force_refresh: bool = False) -> None:
+        await self._aget_all(force_refresh)
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _get(self, category: Category | str, force: bool) -> tuple[Category, CategoryData | None]:
         category = as_category(category)
-        if not force and (data := self._replica.cached(category)) is not None:
+        runtime = self._rt()
+        if not force and (data := runtime.replica.cached(category)) is not None:
             return category, data
-        return category, self._thread.run(self._replica.aget(category, force=force))
+        return category, runtime.thread.run(runtime.replica.aget(category, force=force))
 
     async def _aget(
         self, category: Category | str, force: bool
     ) -> tuple[Category, CategoryData | None]:
         category = as_category(category)
-        if not force and (data := self._replica.cached(category)) is not None:
+        runtime = self._rt()
+        if not force and (data := runtime.replica.cached(category)) is not None:
             return category, data
-        return category, await self._thread.arun(self._replica.aget(category, force=force))
+        return category, await runtime.thread.arun(runtime.replica.aget(category, force=force))
 
-    def _fresh_all(self) -> dict[Category, CategoryData | None] | None:
-        found = {c: self._replica.cached(c) for c in REPLICATED_CATEGORIES}
+    @staticmethod
+    def _fresh_all(replica: Replica) -> dict[Category, CategoryData | None] | None:
+        found = {c: replica.cached(c) for c in REPLICATED_CATEGORIES}
         return None if any(v is None for v in found.values()) else found
 
     def _get_all(self, force: bool) -> Mapping[Category, CategoryData | None]:
-        if not force and (found := self._fresh_all()) is not None:
+        runtime = self._rt()
+        if not force and (found := self._fresh_all(runtime.replica)) is not None:
             return found
-        return self._thread.run(self._replica.aget_many(force=force))
+        return runtime.thread.run(runtime.replica.aget_many(force=force))
 
     async def _aget_all(self, force: bool) -> Mapping[Category, CategoryData | None]:
-        if not force and (found := self._fresh_all()) is not None:
+        runtime = self._rt()
+        if not force and (found := self._fresh_all(runtime.replica)) is not None:
             return found
-        return await self._thread.arun(self._replica.aget_many(force=force))
+        return await runtime.thread.arun(runtime.replica.aget_many(force=force))
 
     # --- upstream's API: the method names existing worker code calls ------------------------------
 
@@ -282,6 +446,10 @@ class ModelReferenceManager:
         raw = data.raw[model_name]
         return copy.deepcopy(raw) if isinstance(raw, dict) else None
 
+    def invalidate_category_cache(self, category: Category | str) -> None:
+        """Make the category stale: its next read asks the sources again."""
+        self._rt().replica.invalidate(as_category(category))
+
     def last_updated(self, category: Category | str) -> int | None:
         """Always None: a REPLICA has no metadata."""
         as_category(category)
@@ -296,57 +464,15 @@ class ModelReferenceManager:
         self, categories: Iterable[Category | str] = REPLICATED_CATEGORIES
     ) -> dict[Category, FetchReport]:
         """Fetch the categories now (conditional requests: unchanged ones cost a 304)."""
-        return self._thread.run(self._replica.arefresh(list(categories)))
+        runtime = self._rt()
+        return runtime.thread.run(runtime.replica.arefresh(list(categories)))
 
     async def arefresh(
         self, categories: Iterable[Category | str] = REPLICATED_CATEGORIES
     ) -> dict[Category, FetchReport]:
-        return await self._thread.arun(self._replica.arefresh(list(categories)))
+        runtime = self._rt()
+        return await runtime.thread.arun(runtime.replica.arefresh(list(categories)))
 
     def fetch_report(self, category: Category | str) -> FetchReport | None:
         """What the last fetch of the category did (outcome, source, bytes, errors)."""
-        return self._replica.report(as_category(category))
-
-
-_singleton_lock = threading.Lock()
-_singleton: ModelReferenceManager | None = None
-
-
-def get_manager(
-    config: ReplicaConfig | None = None, *, prefetch: Prefetch | str | None = None
-) -> ModelReferenceManager:
-    """The process-wide manager (upstream's is a singleton too), closed at interpreter exit.
-
-    The first call fixes the configuration (`config`, else the environment). Later calls return
-    the same instance; passing a different `config` or `prefetch` raises RuntimeError.
-    """
-    global _singleton
-    with _singleton_lock:
-        if _singleton is None:
-            _singleton = ModelReferenceManager(config, prefetch=prefetch or Prefetch.lazy)
-            atexit.register(_singleton.close)
-            return _singleton
-        other_config = config is not None and config != _singleton.config
-        other_prefetch = (
-            prefetch is not None and Prefetch(prefetch) is not _singleton.prefetch_strategy
-        )
-        if other_config or other_prefetch:
-            raise RuntimeError(
-                "the model reference manager already exists with other settings; "
-                "it is configured once per process"
-            )
-        return _singleton
-
-
-def reset_manager() -> None:
-    """Close the process-wide manager, if there is one, and forget it.
-
-    The next `get_manager()` builds a new one from its arguments (or the environment). For tests,
-    and for a process that has to change its configuration.
-    """
-    global _singleton
-    with _singleton_lock:
-        manager, _singleton = _singleton, None
-    if manager is not None:
-        atexit.unregister(manager.close)
-        manager.close()
+        return self._rt().replica.report(as_category(category))

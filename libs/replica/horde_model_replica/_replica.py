@@ -150,6 +150,12 @@ class Replica:
             return None
         return entry.data
 
+    def invalidate(self, category: Category) -> None:
+        """Make the category stale: the next read revalidates it (the copy stays for a 304)."""
+        entry = self._entries.get(category)
+        if entry is not None:
+            self._entries[category] = attrs.evolve(entry, fetched_at=-math.inf)
+
     def report(self, category: Category) -> FetchReport | None:
         """What the last fetch of the category did; None before the first one."""
         return self._reports.get(category)
