@@ -18,7 +18,7 @@ import pytest
 import yarl
 
 import horde_model_replica
-from horde_model_records import CATEGORY_INFO, Category
+from horde_model_records import Category
 from horde_model_replica import (
     REPLICATED_CATEGORIES,
     ConfigError,
@@ -43,7 +43,7 @@ from horde_model_replica import (
     select_models,
     strip_backend_prefix,
 )
-from shared.snapshot import SnapshotStore
+from tests.replica_helpers import offline_copy
 
 IMAGE = Category.image_generation
 TEXT = Category.text_generation
@@ -53,16 +53,7 @@ LIBRARY = Path(horde_model_replica.__file__).parent
 @pytest.fixture
 def offline_config(tmp_path: Path, real_data_dir: Path) -> ReplicaConfig:
     """An offline config whose cache dir holds the real data's v2 files (no sidecars)."""
-    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
-    assert snapshot is not None
-    base = tmp_path / "horde_model_reference"
-    base.mkdir()
-    for category in REPLICATED_CATEGORIES:
-        data = snapshot.files[f"v2/{category.value}.json"]
-        (base / CATEGORY_INFO[category].v2_file).write_bytes(data)
-    return ReplicaConfig.from_environ(
-        {"AIWORKER_CACHE_HOME": str(tmp_path), "HORDE_MODEL_REFERENCE_OFFLINE": "true"}
-    )
+    return offline_copy(real_data_dir, tmp_path)
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ from ._errors import (
 )
 from ._http import GitHubRawClient, ReplicaClient
 from ._manager import DeferredPrefetchHandle, PrefetchStrategy, ReplicaManager
+from ._model_query import ControlNetQuery, ImageGenerationQuery, ModelQuery, TextModelQuery
+from ._pending import PendingModelProvider
 from ._proxy import ProxySettings
 from ._query import (
     declared_size_bytes,
@@ -41,6 +43,17 @@ from ._query import (
 )
 from ._replica import REPLICATED_CATEGORIES, CategoryData, FetchReport, Outcome, Replica
 from ._singleton import ModelReferenceManager, get_manager, reset_manager
+from ._sources import (
+    ANY_SOURCE,
+    HORDE_SOURCE_ID,
+    PENDING_SOURCE_ID,
+    RESERVED_SOURCE_IDS,
+    ModelProvider,
+    ModelProviderRegistry,
+    SourceOutcome,
+    SourceSelector,
+    normalize_source_selector,
+)
 from ._store import Source
 
 #: upstream's name for the category enum
@@ -56,23 +69,33 @@ has_legacy_text_backend_prefix = has_backend_prefix
 get_base_model_name = text_model_group
 
 __all__ = [
+    "ANY_SOURCE",
+    "HORDE_SOURCE_ID",
     "KNOWN_IMAGE_GENERATION_BASELINE",
     "MODEL_REFERENCE_CATEGORY",
+    "PENDING_SOURCE_ID",
     "RECORD_TYPES",
     "REPLICATED_CATEGORIES",
+    "RESERVED_SOURCE_IDS",
     "Category",
     "CategoryData",
     "ConfigError",
+    "ControlNetQuery",
     "DeferredPrefetchHandle",
     "FetchReport",
     "GitHubRawClient",
     "GitHubRepo",
+    "ImageGenerationQuery",
     "InvalidBody",
     "ModelNotFoundError",
+    "ModelProvider",
+    "ModelProviderRegistry",
+    "ModelQuery",
     "ModelRecord",
     "ModelReferenceManager",
     "NoDataError",
     "Outcome",
+    "PendingModelProvider",
     "PrefetchStrategy",
     "ProxySettings",
     "Replica",
@@ -82,7 +105,10 @@ __all__ = [
     "RetryableStatus",
     "Source",
     "SourceError",
+    "SourceOutcome",
+    "SourceSelector",
     "StatusError",
+    "TextModelQuery",
     "UnreachableError",
     "declared_size_bytes",
     "download_count",
@@ -91,6 +117,7 @@ __all__ = [
     "get_manager",
     "get_model_name_variants",
     "has_legacy_text_backend_prefix",
+    "normalize_source_selector",
     "primary_download_url",
     "reset_manager",
     "select_models",

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 import aiohttp
 import yarl
 from attrs import frozen
 
-from horde_model_records import CATEGORY_INFO, Category
+from horde_model_records import CATEGORY_INFO, Category, ModelRecord
 
 from ._config import GitHubRepo
-from ._decode import CategoryPayload, decode_legacy_file, decode_v1, decode_v2
+from ._decode import CategoryPayload, decode_legacy_file, decode_pending, decode_v1, decode_v2
 from ._errors import InvalidBody, RetryableStatus, SourceError, StatusError, UnreachableError
 from ._proxy import ProxySettings
 from ._retry import RetryPolicy, Sleep, retrying
@@ -98,9 +98,10 @@ async def conditional_get(
     timeout: float,
     decode: Callable[[bytes], T],
     proxy: yarl.URL | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched[T]:
     """One attempt: GET `url` (conditional when `etag` is given) and decode a 200's body."""
-    headers = {"Accept-Encoding": "gzip"}
+    headers = {**(headers or {}), "Accept-Encoding": "gzip"}
     if etag:
         headers["If-None-Match"] = etag
     proxy_url, for_proxy, proxy_headers = proxy_route(url, proxy)
@@ -145,7 +146,11 @@ class _Source:
         self._proxies = proxies
 
     async def _fetch(
-        self, url: yarl.URL, etag: str | None, decode: Callable[[bytes], T]
+        self,
+        url: yarl.URL,
+        etag: str | None,
+        decode: Callable[[bytes], T],
+        headers: Mapping[str, str] | None = None,
     ) -> Fetched[T]:
         try:
             return await retrying(
@@ -156,6 +161,7 @@ class _Source:
                     timeout=self._timeout,
                     decode=decode,
                     proxy=self._proxies.proxy_for(url),
+                    headers=headers,
                 ),
                 self._policy,
                 f"GET {url}",
@@ -211,6 +217,21 @@ class ReplicaClient(_Source):
     ) -> Fetched[CategoryPayload]:
         """The legacy view, converted to v2 records (text: the db.json shape)."""
         return await self._fetch_version("v1", decode_v1, category, etag)
+
+    def pending_url(self, category: Category) -> yarl.URL:
+        return self.v2_url(category) / "pending"
+
+    async def fetch_pending(self, category: Category, apikey: str) -> dict[str, ModelRecord]:
+        """The category's beta models (proposals not yet applied), read with an AI-Horde key."""
+        what = f"PRIMARY pending {category.value}"
+        fetched = await self._fetch(
+            self.pending_url(category),
+            None,
+            lambda body: decode_pending(category, body, what),
+            headers={"apikey": apikey},
+        )
+        assert fetched.payload is not None  # no ETag was sent, so no 304
+        return fetched.payload
 
     async def _fetch_version(
         self, version: str, decode: _Decode, category: Category, etag: str | None

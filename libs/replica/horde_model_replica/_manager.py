@@ -26,18 +26,27 @@ from typing import Any
 import aiohttp
 from attrs import frozen
 
-from horde_model_records import Category, ModelRecord
+from horde_model_records import RECORD_TYPES, Category, ModelRecord
 
 from ._config import ReplicaConfig
 from ._errors import ModelNotFoundError, NoDataError
 from ._http import new_session
 from ._loop import LoopThread
+from ._model_query import QUERY_TYPES, ModelQuery
 from ._replica import (
     REPLICATED_CATEGORIES,
     CategoryData,
     FetchReport,
     Replica,
     as_category,
+)
+from ._sources import (
+    HORDE_SOURCE_ID,
+    Gathered,
+    ModelProvider,
+    ModelProviderRegistry,
+    SourceSelector,
+    normalize_source_selector,
 )
 
 logger = logging.getLogger("horde_model_replica")
@@ -87,20 +96,41 @@ def _records(data: CategoryData | None) -> Records | None:
     return None if data is None else dict(data.records)
 
 
-def _require(category: Category, data: CategoryData | None) -> Records:
-    if data is None:
+def _require(category: Category, records: Records | None) -> Records:
+    if records is None:
         raise NoDataError(
             f"model reference category '{category.value}' is unavailable: no source answered "
             "and there is no copy on disk"
         )
-    return dict(data.records)
+    return records
 
 
-def _model(category: Category, data: CategoryData | None, name: str) -> ModelRecord:
-    record = _require(category, data).get(name)
+def _model(category: Category, records: Records | None, name: str) -> ModelRecord:
+    record = _require(category, records).get(name)
     if record is None:
         raise ModelNotFoundError(f"model '{name}' not found in category '{category.value}'")
     return record
+
+
+def _canonical_only(source: SourceSelector) -> bool:
+    return normalize_source_selector(source) == [HORDE_SOURCE_ID]
+
+
+def _canonical(gathered: Gathered, category: Category, data: CategoryData | None) -> None:
+    if data is None and category in REPLICATED_CATEGORIES:
+        gathered.failed(HORDE_SOURCE_ID)  # every source failed and there is no copy
+    else:
+        gathered.add(HORDE_SOURCE_ID, None if data is None else data.records)
+
+
+def _query(category: Category, gathered: Gathered) -> ModelQuery[Any]:
+    query_type = QUERY_TYPES.get(category, ModelQuery)
+    return query_type(
+        gathered.records,
+        RECORD_TYPES[category],
+        sources=gathered.sources,
+        source_status=gathered.status,
+    )
 
 
 def _all(found: Mapping[Category, CategoryData | None]) -> dict[Category, Records]:
@@ -190,6 +220,7 @@ class ReplicaManager:
         self._warm_lock = threading.Lock()
         self._warmup: tuple[int, bool, concurrent.futures.Future[None]] | None = None
         self._handle: DeferredPrefetchHandle | None = None
+        self._providers = ModelProviderRegistry()
         if self._strategy is PrefetchStrategy.SYNC:
             self._warm(False).result()
         elif self._strategy is PrefetchStrategy.ASYNC:
@@ -364,6 +395,106 @@ class ReplicaManager:
             return found
         return await runtime.thread.arun(runtime.replica.aget_many(force=force))
 
+    # --- sources -----------------------------------------------------------------------------------
+
+    @property
+    def provider_registry(self) -> ModelProviderRegistry:
+        """The providers reads can select by id (see `register_provider`)."""
+        return self._providers
+
+    def register_provider(self, provider: ModelProvider, *, replace: bool = False) -> None:
+        """Add a provider; ValueError for a reserved, empty or (without `replace`) taken id."""
+        self._providers.register(provider, replace=replace)
+
+    def unregister_provider(self, source_id: str) -> bool:
+        return self._providers.unregister(source_id)
+
+    def list_providers(self) -> list[str]:
+        """The registered source ids, in registration order."""
+        return self._providers.source_ids()
+
+    def get_provider(self, source_id: str) -> ModelProvider | None:
+        return self._providers.get(source_id)
+
+    def _providers_of(self, source: SourceSelector) -> list[tuple[str, ModelProvider | None]]:
+        """The selected sources in order; None stands for the canonical reference."""
+        return [
+            (source_id, None if source_id == HORDE_SOURCE_ID else self._providers.get(source_id))
+            for source_id in self._providers.resolve(source)
+        ]
+
+    def _gather(self, category: Category, source: SourceSelector, force: bool) -> Gathered:
+        gathered = Gathered()
+        for source_id, provider in self._providers_of(source):
+            if provider is None:
+                _canonical(gathered, category, self._get(category, force)[1])
+            elif not provider.serves_category(category):
+                gathered.add(source_id, None)
+            else:
+                try:
+                    gathered.add(source_id, provider.fetch_category(category, force_refresh=force))
+                except Exception:  # a provider's failure costs its records, not the read
+                    logger.exception("%s: source %r failed", category.value, source_id)
+                    gathered.failed(source_id)
+        return gathered
+
+    async def _agather(self, category: Category, source: SourceSelector, force: bool) -> Gathered:
+        gathered = Gathered()
+        for source_id, provider in self._providers_of(source):
+            if provider is None:
+                _canonical(gathered, category, (await self._aget(category, force))[1])
+            elif not provider.serves_category(category):
+                gathered.add(source_id, None)
+            else:
+                try:
+                    found = await provider.fetch_category_async(category, force_refresh=force)
+                except Exception:  # a provider's failure costs its records, not the read
+                    logger.exception("%s: source %r failed", category.value, source_id)
+                    gathered.failed(source_id)
+                else:
+                    gathered.add(source_id, found)
+        return gathered
+
+    def _read(
+        self, category: Category | str, force: bool, source: SourceSelector
+    ) -> Records | None:
+        category = as_category(category)
+        if _canonical_only(source):
+            return _records(self._get(category, force)[1])
+        return self._gather(category, source, force).merged()
+
+    async def _aread(
+        self, category: Category | str, force: bool, source: SourceSelector
+    ) -> Records | None:
+        category = as_category(category)
+        if _canonical_only(source):
+            return _records((await self._aget(category, force))[1])
+        return (await self._agather(category, source, force)).merged()
+
+    def query(
+        self, category: Category | str, *, source: SourceSelector = HORDE_SOURCE_ID
+    ) -> ModelQuery[Any]:
+        """A fluent query over the category's records from `source` (see ModelQuery).
+
+        image_generation, text_generation and controlnet get their own query types
+        (ImageGenerationQuery, TextModelQuery, ControlNetQuery) with shortcuts.
+        """
+        category = as_category(category)
+        return _query(category, self._gather(category, source, False))
+
+    async def query_async(
+        self, category: Category | str, *, source: SourceSelector = HORDE_SOURCE_ID
+    ) -> ModelQuery[Any]:
+        category = as_category(category)
+        return _query(category, await self._agather(category, source, False))
+
+    def query_all(self) -> ModelQuery[ModelRecord]:
+        """A query over every category's canonical records (fields of all records only)."""
+        records = [
+            r for models in self.get_all_model_references().values() for r in models.values()
+        ]
+        return ModelQuery(records, ModelRecord)
+
     # --- upstream's API: the method names existing worker code calls ------------------------------
 
     def get_all_model_references(self, overwrite_existing: bool = False) -> dict[Category, Records]:
@@ -377,27 +508,47 @@ class ReplicaManager:
         return _all_or_none(self._get_all(overwrite_existing))
 
     def get_model_reference(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records:
-        """{name: record}; raises NoDataError (a RuntimeError) when unavailable."""
-        return _require(*self._get(category, overwrite_existing))
+        """{name: record} from `source`; raises NoDataError (a RuntimeError) when none has data."""
+        return _require(as_category(category), self._read(category, overwrite_existing, source))
 
     def get_model_reference_or_none(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records | None:
-        return _records(self._get(category, overwrite_existing)[1])
+        """{name: record} from `source` (earlier sources win a name); None when none has data."""
+        return self._read(category, overwrite_existing, source)
 
     def get_model(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
         """One record; raises NoDataError or ModelNotFoundError (both RuntimeError)."""
-        return _model(*self._get(category, overwrite_existing), model_name)
+        records = self._read(category, overwrite_existing, source)
+        return _model(as_category(category), records, model_name)
 
     def get_model_or_none(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
-        data = self._get(category, overwrite_existing)[1]
-        return None if data is None else data.records.get(model_name)
+        records = self._read(category, overwrite_existing, source)
+        return None if records is None else records.get(model_name)
 
     async def get_all_model_references_async(
         self, overwrite_existing: bool = False
@@ -410,25 +561,45 @@ class ReplicaManager:
         return _all_or_none(await self._aget_all(overwrite_existing))
 
     async def get_model_reference_async(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records:
-        return _require(*await self._aget(category, overwrite_existing))
+        records = await self._aread(category, overwrite_existing, source)
+        return _require(as_category(category), records)
 
     async def get_model_reference_or_none_async(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records | None:
-        return _records((await self._aget(category, overwrite_existing))[1])
+        return await self._aread(category, overwrite_existing, source)
 
     async def get_model_async(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
-        return _model(*await self._aget(category, overwrite_existing), model_name)
+        records = await self._aread(category, overwrite_existing, source)
+        return _model(as_category(category), records, model_name)
 
     async def get_model_or_none_async(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
-        data = (await self._aget(category, overwrite_existing))[1]
-        return None if data is None else data.records.get(model_name)
+        records = await self._aread(category, overwrite_existing, source)
+        return None if records is None else records.get(model_name)
 
     def get_raw_model_reference_json(
         self, category: Category | str, overwrite_existing: bool = False

@@ -1,0 +1,117 @@
+"""What the replica library's tests share: an offline copy of the data, a provider, a live PRIMARY."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from aiohttp.test_utils import TestClient
+
+from horde_model_records import CATEGORY_INFO, Category, ModelRecord
+from horde_model_replica import REPLICATED_CATEGORIES, ModelProvider, ReplicaConfig
+from shared.snapshot import SnapshotStore
+from tests.conftest import serve, system_app
+from tests.fakes.github import Faults
+from tests.fakes.horde import start_fake_horde
+from tests.helpers import wait_for_status
+
+
+def offline_copy(real_data_dir: Path, cache_home: Path) -> ReplicaConfig:
+    """An offline config whose cache dir holds the real data's v2 files (no sidecars)."""
+    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
+    assert snapshot is not None
+    base = cache_home / "horde_model_reference"
+    base.mkdir(parents=True)
+    for category in REPLICATED_CATEGORIES:
+        data = snapshot.files[f"v2/{category.value}.json"]
+        (base / CATEGORY_INFO[category].v2_file).write_bytes(data)
+    return ReplicaConfig.from_environ(
+        {"AIWORKER_CACHE_HOME": str(cache_home), "HORDE_MODEL_REFERENCE_OFFLINE": "true"}
+    )
+
+
+class StaticProvider(ModelProvider):
+    """A provider serving fixed records (or calling `fail` to raise), counting its calls."""
+
+    def __init__(
+        self,
+        source_id: str,
+        records: Mapping[Category, Mapping[str, ModelRecord] | None],
+        fail: Callable[[], None] | None = None,
+    ) -> None:
+        self._id = source_id
+        self._records = dict(records)
+        self._fail = fail
+        self.calls: list[tuple[Category | str, bool]] = []
+
+    @property
+    def source_id(self) -> str:
+        return self._id
+
+    def provided_categories(self) -> set[Category | str]:
+        return set(self._records)
+
+    def fetch_category(
+        self, category: Category | str, *, force_refresh: bool = False
+    ) -> Mapping[str, ModelRecord] | None:
+        self.calls.append((category, force_refresh))
+        if self._fail is not None:
+            self._fail()
+        return self._records.get(Category(category))
+
+
+# --- a live PRIMARY with its write queue, asking a fake AI-Horde who owns a key --------------------
+
+#: the fake AI-Horde's users (tests/fakes/horde.py): a requestor, and the anonymous key
+REQUESTOR_KEY = "horde-requestor-key"
+ANONYMOUS_KEY = "0000000000"
+
+
+@attrs.define
+class LivePrimary:
+    """`hmr all`'s app (read + write) on loopback; `api` ends with /api, `faults` counts requests."""
+
+    api: str
+    client: TestClient
+    faults: Faults
+
+    async def propose(self, category: Category, record: dict[str, Any]) -> None:
+        """Propose a new model as the requestor (it becomes a beta model)."""
+        path = f"/api/model_references/v2/{category.value}"
+        resp = await self.client.post(path, json=record, headers={"apikey": REQUESTOR_KEY})
+        assert resp.status == 202, await resp.text()
+
+    async def propose_update(self, category: Category, record: dict[str, Any]) -> None:
+        """Propose a new version of an existing model (the whole record)."""
+        path = f"/api/model_references/v2/{category.value}/model/{record['name']}"
+        resp = await self.client.put(path, json=record, headers={"apikey": REQUESTOR_KEY})
+        assert resp.status == 202, await resp.text()
+
+    async def record(self, category: Category, name: str) -> dict[str, Any]:
+        """The live (canonical) record, as JSON."""
+        resp = await self.client.get(f"/api/model_references/v2/{category.value}/model/{name}")
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+async def start_live_primary(
+    aiohttp_client: Any, aiohttp_server: Any, data_dir: Path
+) -> LivePrimary:
+    """The system seeded with the bundled sample data, keys checked by a fake AI-Horde.
+
+    Returns once the first snapshot is served, with the request counters at zero.
+    """
+    horde = await start_fake_horde(aiohttp_server)
+    app = system_app(data_dir, HMR_HORDE_URL=horde.url, HMR_REQUESTOR_IDS="100")
+    faults = Faults()
+    app.middlewares.insert(0, faults.middleware())
+    server = await serve(app)
+    client = await aiohttp_client(server)
+    # serving once the first snapshot is published; the counters then start from zero
+    await wait_for_status(client, "/api/model_references/v2/image_generation")
+    faults.calls.clear()
+    faults.received.clear()
+    return LivePrimary(api=str(server.make_url("/api")), client=client, faults=faults)
