@@ -14,7 +14,7 @@ from horde_model_replica import REPLICATED_CATEGORIES, ModelProvider, ReplicaCon
 from shared.snapshot import SnapshotStore
 from tests.conftest import serve, system_app
 from tests.fakes.github import Faults
-from tests.fakes.horde import start_fake_horde
+from tests.fakes.horde import FakeHorde, start_fake_horde
 from tests.helpers import wait_for_status
 
 
@@ -76,6 +76,7 @@ class LivePrimary:
     api: str
     client: TestClient
     faults: Faults
+    horde: FakeHorde  # the AI-Horde it asks about keys (also serves the model stats reads)
 
     async def propose(self, category: Category, record: dict[str, Any]) -> None:
         """Propose a new model as the requestor (it becomes a beta model)."""
@@ -114,4 +115,4 @@ async def start_live_primary(
     await wait_for_status(client, "/api/model_references/v2/image_generation")
     faults.calls.clear()
     faults.received.clear()
-    return LivePrimary(api=str(server.make_url("/api")), client=client, faults=faults)
+    return LivePrimary(str(server.make_url("/api")), client, faults, horde)

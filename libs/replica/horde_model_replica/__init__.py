@@ -33,6 +33,7 @@ from ._http import GitHubRawClient, ReplicaClient
 from ._manager import DeferredPrefetchHandle, PrefetchStrategy, ReplicaManager
 from ._model_query import ControlNetQuery, ImageGenerationQuery, ModelQuery, TextModelQuery
 from ._pending import PendingModelProvider
+from ._popular import ModelStats, PopularModelResult, UsageStats, WorkerSummary
 from ._proxy import ProxySettings
 from ._query import (
     declared_size_bytes,
@@ -93,9 +94,11 @@ __all__ = [
     "ModelQuery",
     "ModelRecord",
     "ModelReferenceManager",
+    "ModelStats",
     "NoDataError",
     "Outcome",
     "PendingModelProvider",
+    "PopularModelResult",
     "PrefetchStrategy",
     "ProxySettings",
     "Replica",
@@ -110,6 +113,8 @@ __all__ = [
     "StatusError",
     "TextModelQuery",
     "UnreachableError",
+    "UsageStats",
+    "WorkerSummary",
     "declared_size_bytes",
     "download_count",
     "download_urls",

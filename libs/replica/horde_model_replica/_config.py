@@ -20,6 +20,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 DEFAULT_PRIMARY_API_URL = "https://models.aihorde.net/api"
 DEFAULT_GITHUB_RAW_BASE = "https://raw.githubusercontent.com"
+DEFAULT_HORDE_URL = "https://aihorde.net/api"
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -120,6 +121,7 @@ class ReplicaConfig:
     offline: bool = False
     cache_dir: Path = field(default=Path("models") / "horde_model_reference", converter=Path)
     proxies: ProxySettings = Factory(ProxySettings)  # none unless given (from_environ reads them)
+    horde_url: yarl.URL = field(default=yarl.URL(DEFAULT_HORDE_URL), converter=_required_url)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ReplicaConfig:
@@ -163,4 +165,9 @@ class ReplicaConfig:
             offline=_bool(env, _PREFIX + "OFFLINE", False),
             cache_dir=cache_home / "horde_model_reference",
             proxies=ProxySettings.from_environ(env),
+            horde_url=_url(
+                _str(env, "AI_HORDE_URL", "") or _str(env, "HORDE_URL", "") or DEFAULT_HORDE_URL,
+                "AI_HORDE_URL",
+            )
+            or DEFAULT_HORDE_URL,
         )

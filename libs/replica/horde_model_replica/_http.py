@@ -123,7 +123,8 @@ async def conditional_get(
         return Fetched(str(url), 200, resp.headers.get("ETag"), payload, _wire_bytes(resp, body))
 
 
-def _base(url: yarl.URL | str) -> yarl.URL:
+def api_base(url: yarl.URL | str) -> yarl.URL:
+    """The URL without a trailing slash, to join paths onto."""
     url = yarl.URL(url)
     return url.with_path(url.path.rstrip("/"))
 
@@ -196,7 +197,7 @@ class ReplicaClient(_Source):
     ) -> None:
         policy = RetryPolicy(attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus))
         super().__init__(session, timeout, policy, sleep, proxies)
-        self.base_url = _base(base_url)
+        self.base_url = api_base(base_url)
 
     def v2_url(self, category: Category) -> yarl.URL:
         return self._url("v2", category)
@@ -268,7 +269,7 @@ class GitHubRawClient(_Source):
         retry_on = (*NETWORK_ERRORS, RetryableStatus, InvalidBody)
         policy = RetryPolicy(attempts, backoff_min, backoff_max, retry_on)
         super().__init__(session, timeout, policy, sleep, proxies)
-        self._raw_base = _base(raw_base)
+        self._raw_base = api_base(raw_base)
         self._repos = {"image": image_repo, "text": text_repo}
         self._proxy_base = proxy_base.rstrip("/") if proxy_base else None
 

@@ -33,6 +33,7 @@ from ._errors import ModelNotFoundError, NoDataError
 from ._http import new_session
 from ._loop import LoopThread
 from ._model_query import QUERY_TYPES, ModelQuery
+from ._popular import SORT_KEYS, HordeStatsClient, PopularModelResult, SortBy, rank
 from ._replica import (
     REPLICATED_CATEGORIES,
     CategoryData,
@@ -155,22 +156,33 @@ class _Runtime:
     thread: LoopThread
     session: aiohttp.ClientSession | None
     replica: Replica
+    horde: HordeStatsClient | None  # AI-Horde's live numbers (None offline)
 
     @classmethod
     def start(cls, config: ReplicaConfig) -> _Runtime:
         thread = LoopThread("horde-model-replica")
 
-        async def astart() -> tuple[aiohttp.ClientSession | None, Replica]:
+        async def astart() -> _Runtime:
             # the session is made on the loop that uses it; offline has no network at all
             session = None if config.offline else new_session()
-            return session, Replica(config, session)
+            horde = None
+            if session is not None:
+                horde = HordeStatsClient(
+                    session,
+                    config.horde_url,
+                    timeout=config.primary_api_timeout,
+                    attempts=config.primary_retry_attempts,
+                    backoff_min=config.primary_retry_backoff,
+                    backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
+                )
+            return cls(thread.pid, thread, session, Replica(config, session), horde)
 
         try:
-            session, replica = thread.run(astart())
+            return thread.run(astart())
         except BaseException:
             thread.close()
             raise
-        return cls(thread.pid, thread, session, replica)
 
     async def _ashutdown(self) -> None:
         # cancel whatever still runs here (fetches, warm-ups), then close the session
@@ -628,6 +640,40 @@ class ReplicaManager:
 
     def supports_metadata(self) -> bool:
         return False
+
+    async def get_popular_models(
+        self,
+        category: Category | str,
+        *,
+        limit: int = 10,
+        sort_by: SortBy = "worker_count",
+        include_workers: bool = False,
+    ) -> list[PopularModelResult]:
+        """The category's models ranked by AI-Horde's live numbers, busiest first.
+
+        Only image_generation and text_generation have such numbers (others give []); so does
+        an offline manager, which never asks AI-Horde. `include_workers` adds each model's
+        workers (one more, larger request). An AI-Horde that cannot answer raises SourceError.
+        """
+        category = as_category(category)
+        kind = {Category.image_generation: "image", Category.text_generation: "text"}.get(category)
+        if sort_by not in SORT_KEYS:
+            raise ValueError(f"sort_by must be one of {list(SORT_KEYS)}, got {sort_by!r}")
+        runtime = self._rt()
+        if kind is None or runtime.horde is None:
+            return []
+        records = await self.get_model_reference_or_none_async(category)
+        if not records:
+            return []
+        horde = runtime.horde
+
+        async def ask() -> tuple[list[Any], Mapping[str, Any], list[Any] | None]:
+            status, usage = await asyncio.gather(horde.status(kind), horde.usage(kind))
+            workers = await horde.workers(kind) if include_workers else None
+            return status, usage, workers
+
+        status, usage, workers = await runtime.thread.arun(ask())
+        return rank(records, status, usage, workers, sort_by=sort_by, limit=limit)
 
     # --- ours --------------------------------------------------------------------------------------
 
