@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from aiohttp.test_utils import TestClient
 
 from horde_model_records import CATEGORY_INFO, Category, ModelRecord
@@ -116,3 +121,38 @@ async def start_live_primary(
     faults.calls.clear()
     faults.received.clear()
     return LivePrimary(str(server.make_url("/api")), client, faults, horde)
+
+
+def run_forked(child: Callable[[], str], timeout: float = 30.0) -> str:
+    """`child()` in a forked process (a worker's subprocess); its answer, or the test fails.
+
+    The child reports what it returns or raises through a pipe and leaves with os._exit, never
+    returning into pytest; a child that hangs is killed and fails the test.
+    """
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process may deadlock: that is what we test
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, child().encode())
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 -- whatever the child hits goes to the parent
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the forked child did not finish within {timeout} s")
+        time.sleep(0.02)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    assert os.waitstatus_to_exitcode(status[1]) == 0, said
+    return said

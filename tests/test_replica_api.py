@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import os
-import signal
-import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +39,7 @@ from horde_model_replica import (
     select_models,
     strip_backend_prefix,
 )
-from tests.replica_helpers import offline_copy
+from tests.replica_helpers import offline_copy, run_forked
 
 IMAGE = Category.image_generation
 TEXT = Category.text_generation
@@ -282,37 +278,6 @@ def test_reset_closes_it_and_lets_the_next_one_take_new_settings(
     reset_manager()
     reset_manager()  # nothing to reset: a no-op
     assert not ModelReferenceManager.has_instance()
-
-
-def run_forked(child: Callable[[], str], timeout: float = 20.0) -> str:
-    """Run `child` in a forked process; its return value comes back (a hang fails the test)."""
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking a threaded process may deadlock: that is what we test
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            os.close(read_end)
-            os.write(write_end, child().encode())
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 -- whatever the child hits is reported to the parent
-            os.write(write_end, f"{type(exc).__name__}: {exc}".encode())
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail(f"the forked child did not finish within {timeout} s")
-        time.sleep(0.02)
-    with os.fdopen(read_end, "rb") as pipe:
-        said = pipe.read().decode()
-    assert os.waitstatus_to_exitcode(status[1]) == 0, said
-    return said
 
 
 @pytest.mark.usefixtures("no_process_manager")
