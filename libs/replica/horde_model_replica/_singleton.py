@@ -129,9 +129,10 @@ class ModelReferenceManager(ReplicaManager):
 
     @classmethod
     def reset(cls) -> None:
-        """Close the process-wide manager (warm-up, fetches, providers with it) and forget it.
+        """Close the process-wide manager (its warm-up and fetches stop) and forget it.
 
-        The next construction takes new settings. In a forked child this only forgets the
+        Its registered providers go with it (they are not closed: they belong to whoever built
+        them). The next construction takes new settings. In a forked child this only forgets the
         parent's manager, whose loop never ran in the child.
         """
         with ModelReferenceManager._instance_lock:
