@@ -21,10 +21,10 @@ from aiohttp.test_utils import TestClient
 from horde_model_records import Category, structure_record, unstructure_record
 from horde_model_replica import (
     REPLICATED_CATEGORIES,
-    ModelReferenceManager,
     NoDataError,
     Outcome,
     ReplicaConfig,
+    ReplicaManager,
     Source,
 )
 from horde_model_replica._retry import RetryPolicy, retrying
@@ -92,16 +92,16 @@ def replica_config(
     )
 
 
-ManagerFactory = Callable[..., ModelReferenceManager]
+ManagerFactory = Callable[..., ReplicaManager]
 
 
 @pytest.fixture
 async def make_manager() -> AsyncIterator[ManagerFactory]:
     """Build managers that are closed at teardown."""
-    made: list[ModelReferenceManager] = []
+    made: list[ReplicaManager] = []
 
-    def factory(config: ReplicaConfig, **kwargs: Any) -> ModelReferenceManager:
-        manager = ModelReferenceManager(config, **kwargs)
+    def factory(config: ReplicaConfig, **kwargs: Any) -> ReplicaManager:
+        manager = ReplicaManager(config, **kwargs)
         made.append(manager)
         return manager
 
@@ -442,6 +442,38 @@ async def test_concurrent_callers_share_one_fetch(
     results = await asyncio.gather(*async_calls, *sync_calls)
     assert all(len(r) == IMAGE_MODELS for r in results)
     assert primary.faults.count("/v2/image_generation") == 1
+
+
+async def test_async_prefetch_and_its_handle_share_one_warm_up(
+    primary: Primary, make_manager: ManagerFactory, tmp_path: Path
+) -> None:
+    """ASYNC starts the warm-up at once; awaiting the handle joins it: one GET per category."""
+    primary.faults.delay = 0.1
+    mgr = make_manager(replica_config(tmp_path, primary), prefetch_strategy="async")
+    handle = mgr.deferred_prefetch_handle
+    assert handle is not None and not mgr.prefetch_pending
+    await handle
+    await handle  # again: everything is fresh, nothing is fetched
+    assert mgr.is_warm
+    v2 = [path for path in primary.faults.calls if "/v2/" in path]
+    assert len(v2) == len(REPLICATED_CATEGORIES)
+    assert all(primary.faults.calls[path] == 1 for path in v2)
+    assert primary.faults.total == len(REPLICATED_CATEGORIES)
+
+
+async def test_invalidated_category_is_revalidated_on_the_next_read(
+    primary: Primary, make_manager: ManagerFactory, tmp_path: Path
+) -> None:
+    """`invalidate_category_cache` makes the next read ask again (a 304), other categories not."""
+    mgr = make_manager(replica_config(tmp_path, primary))
+    await mgr.get_model_reference_async(IMAGE)
+    await mgr.get_model_reference_async(TEXT)
+    mgr.invalidate_category_cache("image_generation")
+    await mgr.get_model_reference_async(IMAGE)
+    await mgr.get_model_reference_async(TEXT)
+    assert primary.faults.count("/v2/image_generation") == 2
+    assert primary.faults.count("/v2/text_generation") == 1
+    assert mgr.fetch_report(IMAGE).outcome is Outcome.not_modified
 
 
 @pytest.fixture(scope="module")

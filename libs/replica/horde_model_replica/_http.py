@@ -8,19 +8,21 @@ body; a 200 is decoded and validated before anybody sees it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 import aiohttp
 import yarl
 from attrs import frozen
 
-from horde_model_records import CATEGORY_INFO, Category
+from horde_model_records import CATEGORY_INFO, Category, ModelRecord
 
 from ._config import GitHubRepo
-from ._decode import CategoryPayload, decode_legacy_file, decode_v1, decode_v2
+from ._decode import CategoryPayload, decode_legacy_file, decode_pending, decode_v1, decode_v2
 from ._errors import InvalidBody, RetryableStatus, SourceError, StatusError, UnreachableError
+from ._proxy import ProxySettings
 from ._retry import RetryPolicy, Sleep, retrying
 
 T = TypeVar("T")
@@ -35,8 +37,39 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 
 USER_AGENT = "horde-model-replica/0.1"
 
+
+def new_session() -> aiohttp.ClientSession:
+    """The session the library opens for itself (call it on the loop that will use it).
+
+    trust_env is off: the proxies come from the config (`ProxySettings`), which never proxies
+    loopback, where aiohttp's own environment handling would send 127.0.0.1 to the proxy too.
+    """
+    return aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, trust_env=False)
+
+
 #: a body decoder of _decode: (category, body, what the body is, for errors) -> payload
 _Decode = Callable[[Category, bytes, str], CategoryPayload]
+
+#: no proxy at all: the clients' default when none is given
+DIRECT = ProxySettings()
+
+
+def proxy_route(
+    url: yarl.URL, proxy: yarl.URL | None
+) -> tuple[yarl.URL | None, dict[str, str], dict[str, str] | None]:
+    """`session.get`'s proxy, extra request headers and proxy_headers for `url` via `proxy`.
+
+    Credentials in the proxy URL become Proxy-Authorization: on the request itself for http
+    (aiohttp sends proxy_headers only with a CONNECT), on the CONNECT for https.
+    """
+    if proxy is None or proxy.user is None:
+        return proxy, {}, None
+    # encoded here: aiohttp 3.14 deprecates BasicAuth, and 3.13 lacks its replacement
+    credentials = f"{proxy.user}:{proxy.password or ''}".encode()
+    auth = {"Proxy-Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+    if url.scheme == "https":
+        return proxy.with_user(None), {}, auth
+    return proxy.with_user(None), auth, None
 
 
 @frozen
@@ -64,13 +97,20 @@ async def conditional_get(
     etag: str | None,
     timeout: float,
     decode: Callable[[bytes], T],
+    proxy: yarl.URL | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched[T]:
     """One attempt: GET `url` (conditional when `etag` is given) and decode a 200's body."""
-    headers = {"Accept-Encoding": "gzip"}
+    headers = {**(headers or {}), "Accept-Encoding": "gzip"}
     if etag:
         headers["If-None-Match"] = etag
+    proxy_url, for_proxy, proxy_headers = proxy_route(url, proxy)
     async with session.get(
-        url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        url,
+        headers={**headers, **for_proxy},
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        proxy=proxy_url,
+        proxy_headers=proxy_headers,
     ) as resp:
         if resp.status == 304 and etag:
             return Fetched(str(url), 304, resp.headers.get("ETag", etag), None, 0)
@@ -83,13 +123,14 @@ async def conditional_get(
         return Fetched(str(url), 200, resp.headers.get("ETag"), payload, _wire_bytes(resp, body))
 
 
-def _base(url: yarl.URL | str) -> yarl.URL:
+def api_base(url: yarl.URL | str) -> yarl.URL:
+    """The URL without a trailing slash, to join paths onto."""
     url = yarl.URL(url)
     return url.with_path(url.path.rstrip("/"))
 
 
 class _Source:
-    """What both clients share: one injected session, and conditional GETs retried per policy."""
+    """What both clients share: one injected session, proxies, conditional GETs retried per policy."""
 
     def __init__(
         self,
@@ -97,19 +138,31 @@ class _Source:
         timeout: float,
         policy: RetryPolicy,
         sleep: Sleep,
+        proxies: ProxySettings,
     ) -> None:
         self._session = session
         self._timeout = timeout
         self._policy = policy
         self._sleep = sleep
+        self._proxies = proxies
 
     async def _fetch(
-        self, url: yarl.URL, etag: str | None, decode: Callable[[bytes], T]
+        self,
+        url: yarl.URL,
+        etag: str | None,
+        decode: Callable[[bytes], T],
+        headers: Mapping[str, str] | None = None,
     ) -> Fetched[T]:
         try:
             return await retrying(
                 lambda: conditional_get(
-                    self._session, url, etag=etag, timeout=self._timeout, decode=decode
+                    self._session,
+                    url,
+                    etag=etag,
+                    timeout=self._timeout,
+                    decode=decode,
+                    proxy=self._proxies.proxy_for(url),
+                    headers=headers,
                 ),
                 self._policy,
                 f"GET {url}",
@@ -127,7 +180,7 @@ class ReplicaClient(_Source):
 
     Retries: `attempts` tries on connection errors, timeouts, cut-short bodies, 5xx and 429; any
     other status or an invalid body fails at once. `sleep` waits between attempts (tests pass a
-    recorder to see the schedule without waiting it out).
+    recorder to see the schedule without waiting it out). `proxies` picks each request's proxy.
     """
 
     def __init__(
@@ -140,10 +193,11 @@ class ReplicaClient(_Source):
         backoff_min: float = 1.0,
         backoff_max: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        proxies: ProxySettings = DIRECT,
     ) -> None:
         policy = RetryPolicy(attempts, backoff_min, backoff_max, (*NETWORK_ERRORS, RetryableStatus))
-        super().__init__(session, timeout, policy, sleep)
-        self.base_url = _base(base_url)
+        super().__init__(session, timeout, policy, sleep, proxies)
+        self.base_url = api_base(base_url)
 
     def v2_url(self, category: Category) -> yarl.URL:
         return self._url("v2", category)
@@ -164,6 +218,21 @@ class ReplicaClient(_Source):
     ) -> Fetched[CategoryPayload]:
         """The legacy view, converted to v2 records (text: the db.json shape)."""
         return await self._fetch_version("v1", decode_v1, category, etag)
+
+    def pending_url(self, category: Category) -> yarl.URL:
+        return self.v2_url(category) / "pending"
+
+    async def fetch_pending(self, category: Category, apikey: str) -> dict[str, ModelRecord]:
+        """The category's beta models (proposals not yet applied), read with an AI-Horde key."""
+        what = f"PRIMARY pending {category.value}"
+        fetched = await self._fetch(
+            self.pending_url(category),
+            None,
+            lambda body: decode_pending(category, body, what),
+            headers={"apikey": apikey},
+        )
+        assert fetched.payload is not None  # no ETag was sent, so no 304
+        return fetched.payload
 
     async def _fetch_version(
         self, version: str, decode: _Decode, category: Category, etag: str | None
@@ -195,12 +264,12 @@ class GitHubRawClient(_Source):
         backoff_min: float = 2.0,
         backoff_max: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        proxies: ProxySettings = DIRECT,
     ) -> None:
         retry_on = (*NETWORK_ERRORS, RetryableStatus, InvalidBody)
-        super().__init__(
-            session, timeout, RetryPolicy(attempts, backoff_min, backoff_max, retry_on), sleep
-        )
-        self._raw_base = _base(raw_base)
+        policy = RetryPolicy(attempts, backoff_min, backoff_max, retry_on)
+        super().__init__(session, timeout, policy, sleep, proxies)
+        self._raw_base = api_base(raw_base)
         self._repos = {"image": image_repo, "text": text_repo}
         self._proxy_base = proxy_base.rstrip("/") if proxy_base else None
 

@@ -1,9 +1,14 @@
-"""A private event loop on a daemon thread, so sync callers work inside or outside a running loop."""
+"""A private event loop on a daemon thread, so sync callers work inside or outside a running loop.
+
+A forked child inherits the LoopThread object but not its thread: there `submit` raises instead of
+waiting forever, and `close` has nothing to stop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -16,6 +21,7 @@ class LoopThread:
 
     def __init__(self, name: str) -> None:
         self._loop = asyncio.new_event_loop()
+        self.pid = os.getpid()  # the process whose thread runs the loop
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._closed = False
         self._thread.start()
@@ -39,6 +45,9 @@ class LoopThread:
         if self._closed:
             coro.close()
             raise RuntimeError("the replica's event loop is closed")
+        if os.getpid() != self.pid:
+            coro.close()
+            raise RuntimeError("the replica's event loop runs in another process (this one forked)")
         if threading.current_thread() is self._thread:
             coro.close()
             # blocking our own loop on itself would deadlock
@@ -61,6 +70,9 @@ class LoopThread:
         Everything runs on the loop's thread, so this works from inside another running loop.
         """
         if self._closed:
+            return
+        if os.getpid() != self.pid:
+            self._closed = True  # the thread lives in the parent; nothing of it runs here
             return
         asyncio.run_coroutine_threadsafe(self._release(), self._loop).result()
         self._closed = True

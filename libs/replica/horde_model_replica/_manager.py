@@ -1,33 +1,39 @@
-"""`ModelReferenceManager`: upstream's method names, sync and async twins, over a private loop.
+"""`ReplicaManager`: upstream's read API, sync and async twins, over a private event loop.
 
 All network and disk work runs on one private event loop in a daemon thread with its own
 `aiohttp.ClientSession`, so the sync methods work in plain scripts, in threads and inside a
 running event loop (they block the calling thread, not the private loop), and every caller —
 sync or async, any thread — shares one cache and one in-flight fetch per category. Reads of a
 fresh category are answered on the calling thread without touching the private loop.
+
+A child process forked from one that uses a manager gets a new loop and session on first use
+(the parent's thread does not exist in the child); the copies on disk carry the data over.
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import concurrent.futures
 import copy
 import enum
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+from attrs import frozen
 
-from horde_model_records import Category, ModelRecord
+from horde_model_records import RECORD_TYPES, Category, ModelRecord
 
 from ._config import ReplicaConfig
 from ._errors import ModelNotFoundError, NoDataError
-from ._http import USER_AGENT
+from ._http import new_session
 from ._loop import LoopThread
+from ._model_query import QUERY_TYPES, ModelQuery
+from ._popular import SORT_KEYS, HordeStatsClient, PopularModelResult, SortBy, rank
 from ._replica import (
     REPLICATED_CATEGORIES,
     CategoryData,
@@ -35,40 +41,97 @@ from ._replica import (
     Replica,
     as_category,
 )
+from ._sources import (
+    HORDE_SOURCE_ID,
+    Gathered,
+    ModelProvider,
+    ModelProviderRegistry,
+    SourceSelector,
+    normalize_source_selector,
+)
 
 logger = logging.getLogger("horde_model_replica")
 
 Records = dict[str, ModelRecord]
 
 
-class Prefetch(enum.StrEnum):
-    """When the manager fetches every category: the `prefetch` argument (see the README)."""
+class PrefetchStrategy(enum.StrEnum):
+    """When a manager fetches every category (upstream's names and values)."""
 
-    lazy = "lazy"  # on first access of each category (default)
-    sync = "sync"  # all now, before the constructor returns
-    background = "async"  # all now, on the private loop; the constructor does not wait
-    deferred = "deferred"  # when the caller calls prefetch() (it returns a Future)
-    none = "none"  # never ahead of a read (same as lazy)
+    LAZY = "lazy"  # each category on its first read (default)
+    SYNC = "sync"  # all of them before the constructor returns
+    DEFERRED = "deferred"  # when the caller triggers `deferred_prefetch_handle`
+    ASYNC = "async"  # all of them now in the background; the handle waits for that same warm-up
+    NONE = "none"  # nothing ahead of a read (as LAZY)
+
+
+class DeferredPrefetchHandle:
+    """A warm-up of every category to run later: `await handle`, `run_async()` or `run_sync()`.
+
+    Triggering it while the manager's warm-up runs joins that warm-up instead of starting another.
+    A warm-up never raises: failures are logged, and the reads report what is missing.
+    """
+
+    def __init__(self, manager: ReplicaManager, *, force_refresh: bool = False) -> None:
+        self._manager = manager
+        self._force_refresh = force_refresh
+
+    @property
+    def force_refresh(self) -> bool:
+        """Whether the warm-up refetches categories that are still fresh."""
+        return self._force_refresh
+
+    def run_sync(self) -> None:
+        """Warm every category, blocking the calling thread until done."""
+        self._manager._warm(self._force_refresh).result()
+
+    async def run_async(self) -> None:
+        """Warm every category without blocking the caller's event loop."""
+        await asyncio.wrap_future(self._manager._warm(self._force_refresh))
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.run_async().__await__()
 
 
 def _records(data: CategoryData | None) -> Records | None:
     return None if data is None else dict(data.records)
 
 
-def _require(category: Category, data: CategoryData | None) -> Records:
-    if data is None:
+def _require(category: Category, records: Records | None) -> Records:
+    if records is None:
         raise NoDataError(
             f"model reference category '{category.value}' is unavailable: no source answered "
             "and there is no copy on disk"
         )
-    return dict(data.records)
+    return records
 
 
-def _model(category: Category, data: CategoryData | None, name: str) -> ModelRecord:
-    record = _require(category, data).get(name)
+def _model(category: Category, records: Records | None, name: str) -> ModelRecord:
+    record = _require(category, records).get(name)
     if record is None:
         raise ModelNotFoundError(f"model '{name}' not found in category '{category.value}'")
     return record
+
+
+def _canonical_only(source: SourceSelector) -> bool:
+    return normalize_source_selector(source) == [HORDE_SOURCE_ID]
+
+
+def _canonical(gathered: Gathered, category: Category, data: CategoryData | None) -> None:
+    if data is None and category in REPLICATED_CATEGORIES:
+        gathered.failed(HORDE_SOURCE_ID)  # every source failed and there is no copy
+    else:
+        gathered.add(HORDE_SOURCE_ID, None if data is None else data.records)
+
+
+def _query(category: Category, gathered: Gathered) -> ModelQuery[Any]:
+    query_type = QUERY_TYPES.get(category, ModelQuery)
+    return query_type(
+        gathered.records,
+        RECORD_TYPES[category],
+        sources=gathered.sources,
+        source_status=gathered.status,
+    )
 
 
 def _all(found: Mapping[Category, CategoryData | None]) -> dict[Category, Records]:
@@ -85,81 +148,159 @@ def _all_or_none(found: Mapping[Category, CategoryData | None]) -> dict[Category
     return {category: _records(found.get(category)) for category in Category}
 
 
-class ModelReferenceManager:
+@frozen
+class _Runtime:
+    """What one process needs for the manager's I/O: the loop thread, its session, the core."""
+
+    pid: int
+    thread: LoopThread
+    session: aiohttp.ClientSession | None
+    replica: Replica
+    horde: HordeStatsClient | None  # AI-Horde's live numbers (None offline)
+
+    @classmethod
+    def start(cls, config: ReplicaConfig) -> _Runtime:
+        thread = LoopThread("horde-model-replica")
+
+        async def astart() -> _Runtime:
+            # the session is made on the loop that uses it; offline has no network at all
+            session = None if config.offline else new_session()
+            horde = None
+            if session is not None:
+                horde = HordeStatsClient(
+                    session,
+                    config.horde_url,
+                    timeout=config.primary_api_timeout,
+                    attempts=config.primary_retry_attempts,
+                    backoff_min=config.primary_retry_backoff,
+                    backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
+                )
+            return cls(thread.pid, thread, session, Replica(config, session), horde)
+
+        try:
+            return thread.run(astart())
+        except BaseException:
+            thread.close()
+            raise
+
+    async def _ashutdown(self) -> None:
+        # cancel whatever still runs here (fetches, warm-ups), then close the session
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.replica.aclose()
+        if self.session is not None:
+            await self.session.close()
+
+    def close(self) -> None:
+        if self.pid != os.getpid():
+            return  # the parent's loop: nothing of it runs in this (forked) process
+        if not self.thread.closed:
+            self.thread.run(self._ashutdown())
+        self.thread.close()
+
+    async def aclose(self) -> None:
+        if self.pid != os.getpid():
+            return
+        if not self.thread.closed:
+            await self.thread.arun(self._ashutdown())
+        self.thread.close()
+
+
+class ReplicaManager:
     """Read-only access to the model reference (REPLICA), with upstream's method names.
 
-    `overwrite_existing=True` forces a refresh (the fetch chain runs now). Close it with
-    `close()`/`aclose()` or use it as a (async) context manager; `get_manager()` gives the
-    process-wide instance and closes it at exit.
+    `config` defaults to the environment (read here, never at import). `overwrite_existing=True`
+    forces a refresh (the fetch chain runs now). Close it with `close()`/`aclose()` or use it as a
+    (async) context manager. `ModelReferenceManager` is the process-wide instance of this class.
     """
 
     def __init__(
-        self, config: ReplicaConfig | None = None, *, prefetch: Prefetch | str = Prefetch.lazy
+        self,
+        config: ReplicaConfig | None = None,
+        *,
+        prefetch_strategy: PrefetchStrategy | str = PrefetchStrategy.LAZY,
     ) -> None:
-        # the drop-in `ModelReferenceManager()` reads the environment here, never at import
         self.config = config if config is not None else ReplicaConfig.from_environ(os.environ)
-        self.prefetch_strategy = Prefetch(prefetch)
-        self._session: aiohttp.ClientSession | None = None
-        self._thread = LoopThread("horde-model-replica")
-        try:
-            self._replica = self._thread.run(self._astart())
-        except BaseException:
-            self._thread.close()
-            raise
-        self._prefetch: concurrent.futures.Future[None] | None = None
-        if self.prefetch_strategy is Prefetch.sync:
-            self._thread.run(self._aprefetch())
-        elif self.prefetch_strategy is Prefetch.background:
-            self._prefetch = self.prefetch()
+        self._strategy = PrefetchStrategy(prefetch_strategy)
+        self._runtime_lock = threading.Lock()
+        self._runtime = _Runtime.start(self.config)
+        self._closed = False
+        self._warm_lock = threading.Lock()
+        self._warmup: tuple[int, bool, concurrent.futures.Future[None]] | None = None
+        self._handle: DeferredPrefetchHandle | None = None
+        self._providers = ModelProviderRegistry()
+        if self._strategy is PrefetchStrategy.SYNC:
+            self._warm(False).result()
+        elif self._strategy is PrefetchStrategy.ASYNC:
+            self._warm(False)
+            self._handle = DeferredPrefetchHandle(self)
+        elif self._strategy is PrefetchStrategy.DEFERRED:
+            self._handle = DeferredPrefetchHandle(self)
 
     @classmethod
     def from_environ(
-        cls, env: Mapping[str, str], *, prefetch: Prefetch | str = Prefetch.lazy
-    ) -> ModelReferenceManager:
-        return cls(ReplicaConfig.from_environ(env), prefetch=prefetch)
+        cls,
+        env: Mapping[str, str],
+        *,
+        prefetch_strategy: PrefetchStrategy | str = PrefetchStrategy.LAZY,
+    ) -> ReplicaManager:
+        return cls(ReplicaConfig.from_environ(env), prefetch_strategy=prefetch_strategy)
 
-    async def _astart(self) -> Replica:
-        if not self.config.offline:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
-        return Replica(self.config, self._session)
+    # --- settings --------------------------------------------------------------------------------
 
-    async def _aprefetch(self) -> None:
-        try:
-            await self._replica.aget_many()
-        except Exception:  # a prefetch never fails its caller (constructor or Future): it logs
-            logger.exception("prefetching the model reference failed")
+    @property
+    def offline(self) -> bool:
+        """True when the manager reads the disk copies only (HORDE_MODEL_REFERENCE_OFFLINE)."""
+        return self.config.offline
 
-    def prefetch(self) -> concurrent.futures.Future[None]:
-        """Fetch every category in the background now; the Future resolves when done."""
-        return self._thread.submit(self._aprefetch())
+    @property
+    def prefetch_strategy(self) -> PrefetchStrategy:
+        return self._strategy
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def _ashutdown(self) -> None:
-        await self._replica.aclose()
-        if self._session is not None:
-            await self._session.close()
+    def _rt(self) -> _Runtime:
+        """This process's runtime: started anew in a forked child, refused once closed."""
+        runtime = self._runtime
+        if runtime.pid == os.getpid() and not self._closed:
+            return runtime
+        with self._runtime_lock:
+            if self._closed:
+                raise RuntimeError("the model reference manager is closed")
+            if self._runtime.pid != os.getpid():
+                logger.info("forked: the model reference manager starts its own loop here")
+                self._runtime = _Runtime.start(self.config)
+            return self._runtime
+
+    def _take_runtime(self) -> _Runtime | None:
+        with self._runtime_lock:
+            if self._closed:
+                return None
+            self._closed = True
+            return self._runtime
 
     def close(self) -> None:
-        """Cancel running fetches, close the HTTP session and stop the private loop."""
-        if self._thread.closed:
-            return
-        self._thread.run(self._ashutdown())
-        self._thread.close()
+        """Cancel running fetches and warm-ups, close the HTTP session, stop the private loop."""
+        runtime = self._take_runtime()
+        if runtime is not None:
+            runtime.close()
 
     async def aclose(self) -> None:
-        if self._thread.closed:
-            return
-        await self._thread.arun(self._ashutdown())
-        self._thread.close()
+        runtime = self._take_runtime()
+        if runtime is not None:
+            await runtime.aclose()
 
-    def __enter__(self) -> ModelReferenceManager:
+    def __enter__(self) -> ReplicaManager:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> ModelReferenceManager:
+    async def __aenter__(self) -> ReplicaManager:
         return self
 
     async def __aexit__(
@@ -170,35 +311,201 @@ class ModelReferenceManager:
     ) -> None:
         await self.aclose()
 
+    # --- prefetch --------------------------------------------------------------------------------
+
+    async def _aprefetch(self, replica: Replica, force: bool) -> None:
+        try:
+            await replica.aget_many(force=force)
+        except Exception:  # a warm-up never fails its caller (constructor, handle, Future): it logs
+            logger.exception("prefetching the model reference failed")
+
+    def _warm(self, force: bool) -> concurrent.futures.Future[None]:
+        """The running warm-up (joined when it covers `force`), else a new one."""
+        with self._warm_lock:
+            if self._warmup is not None:
+                pid, running_force, future = self._warmup
+                if pid == os.getpid() and not future.done() and (running_force or not force):
+                    return future
+            runtime = self._rt()
+            future = runtime.thread.submit(self._aprefetch(runtime.replica, force))
+            self._warmup = (runtime.pid, force, future)
+            return future
+
+    def _warming(self) -> bool:
+        warmup = self._warmup
+        return warmup is not None and warmup[0] == os.getpid() and not warmup[2].done()
+
+    def prefetch(self) -> concurrent.futures.Future[None]:
+        """Warm every category in the background now (or join the running warm-up)."""
+        return self._warm(False)
+
+    @property
+    def deferred_prefetch_handle(self) -> DeferredPrefetchHandle | None:
+        """The warm-up handle: set for DEFERRED and ASYNC, None for LAZY, SYNC and NONE."""
+        return self._handle
+
+    def create_deferred_prefetch_handle(
+        self, *, force_refresh: bool = False
+    ) -> DeferredPrefetchHandle:
+        """A new handle (it becomes `deferred_prefetch_handle`)."""
+        self._handle = DeferredPrefetchHandle(self, force_refresh=force_refresh)
+        return self._handle
+
+    @property
+    def is_warm(self) -> bool:
+        """Every category has been fetched (or tried) at least once in this process."""
+        replica = self._rt().replica
+        return all(replica.report(c) is not None for c in REPLICATED_CATEGORIES)
+
+    @property
+    def prefetch_pending(self) -> bool:
+        """A handle waits to be triggered: no warm-up runs and the categories are not all in."""
+        return self._handle is not None and not self._warming() and not self.is_warm
+
+    def ensure_ready(self, *, overwrite_existing: bool = False) -> None:
+        """Fetch every category that is not fresh (all of them with `overwrite_existing`)."""
+        self._get_all(overwrite_existing)
+
+    async def ensure_ready_async(self, *, overwrite_existing: bool = False) -> None:
+        await self._aget_all(overwrite_existing)
+
+    async def warm_cache_async(self, *, force_refresh: bool = False) -> None:
+        await self._aget_all(force_refresh)
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _get(self, category: Category | str, force: bool) -> tuple[Category, CategoryData | None]:
         category = as_category(category)
-        if not force and (data := self._replica.cached(category)) is not None:
+        runtime = self._rt()
+        if not force and (data := runtime.replica.cached(category)) is not None:
             return category, data
-        return category, self._thread.run(self._replica.aget(category, force=force))
+        return category, runtime.thread.run(runtime.replica.aget(category, force=force))
 
     async def _aget(
         self, category: Category | str, force: bool
     ) -> tuple[Category, CategoryData | None]:
         category = as_category(category)
-        if not force and (data := self._replica.cached(category)) is not None:
+        runtime = self._rt()
+        if not force and (data := runtime.replica.cached(category)) is not None:
             return category, data
-        return category, await self._thread.arun(self._replica.aget(category, force=force))
+        return category, await runtime.thread.arun(runtime.replica.aget(category, force=force))
 
-    def _fresh_all(self) -> dict[Category, CategoryData | None] | None:
-        found = {c: self._replica.cached(c) for c in REPLICATED_CATEGORIES}
+    @staticmethod
+    def _fresh_all(replica: Replica) -> dict[Category, CategoryData | None] | None:
+        found = {c: replica.cached(c) for c in REPLICATED_CATEGORIES}
         return None if any(v is None for v in found.values()) else found
 
     def _get_all(self, force: bool) -> Mapping[Category, CategoryData | None]:
-        if not force and (found := self._fresh_all()) is not None:
+        runtime = self._rt()
+        if not force and (found := self._fresh_all(runtime.replica)) is not None:
             return found
-        return self._thread.run(self._replica.aget_many(force=force))
+        return runtime.thread.run(runtime.replica.aget_many(force=force))
 
     async def _aget_all(self, force: bool) -> Mapping[Category, CategoryData | None]:
-        if not force and (found := self._fresh_all()) is not None:
+        runtime = self._rt()
+        if not force and (found := self._fresh_all(runtime.replica)) is not None:
             return found
-        return await self._thread.arun(self._replica.aget_many(force=force))
+        return await runtime.thread.arun(runtime.replica.aget_many(force=force))
+
+    # --- sources -----------------------------------------------------------------------------------
+
+    @property
+    def provider_registry(self) -> ModelProviderRegistry:
+        """The providers reads can select by id (see `register_provider`)."""
+        return self._providers
+
+    def register_provider(self, provider: ModelProvider, *, replace: bool = False) -> None:
+        """Add a provider; ValueError for a reserved, empty or (without `replace`) taken id."""
+        self._providers.register(provider, replace=replace)
+
+    def unregister_provider(self, source_id: str) -> bool:
+        return self._providers.unregister(source_id)
+
+    def list_providers(self) -> list[str]:
+        """The registered source ids, in registration order."""
+        return self._providers.source_ids()
+
+    def get_provider(self, source_id: str) -> ModelProvider | None:
+        return self._providers.get(source_id)
+
+    def _providers_of(self, source: SourceSelector) -> list[tuple[str, ModelProvider | None]]:
+        """The selected sources in order; None stands for the canonical reference."""
+        return [
+            (source_id, None if source_id == HORDE_SOURCE_ID else self._providers.get(source_id))
+            for source_id in self._providers.resolve(source)
+        ]
+
+    def _gather(self, category: Category, source: SourceSelector, force: bool) -> Gathered:
+        gathered = Gathered()
+        for source_id, provider in self._providers_of(source):
+            if provider is None:
+                _canonical(gathered, category, self._get(category, force)[1])
+            elif not provider.serves_category(category):
+                gathered.add(source_id, None)
+            else:
+                try:
+                    gathered.add(source_id, provider.fetch_category(category, force_refresh=force))
+                except Exception:  # a provider's failure costs its records, not the read
+                    logger.exception("%s: source %r failed", category.value, source_id)
+                    gathered.failed(source_id)
+        return gathered
+
+    async def _agather(self, category: Category, source: SourceSelector, force: bool) -> Gathered:
+        gathered = Gathered()
+        for source_id, provider in self._providers_of(source):
+            if provider is None:
+                _canonical(gathered, category, (await self._aget(category, force))[1])
+            elif not provider.serves_category(category):
+                gathered.add(source_id, None)
+            else:
+                try:
+                    found = await provider.fetch_category_async(category, force_refresh=force)
+                except Exception:  # a provider's failure costs its records, not the read
+                    logger.exception("%s: source %r failed", category.value, source_id)
+                    gathered.failed(source_id)
+                else:
+                    gathered.add(source_id, found)
+        return gathered
+
+    def _read(
+        self, category: Category | str, force: bool, source: SourceSelector
+    ) -> Records | None:
+        category = as_category(category)
+        if _canonical_only(source):
+            return _records(self._get(category, force)[1])
+        return self._gather(category, source, force).merged()
+
+    async def _aread(
+        self, category: Category | str, force: bool, source: SourceSelector
+    ) -> Records | None:
+        category = as_category(category)
+        if _canonical_only(source):
+            return _records((await self._aget(category, force))[1])
+        return (await self._agather(category, source, force)).merged()
+
+    def query(
+        self, category: Category | str, *, source: SourceSelector = HORDE_SOURCE_ID
+    ) -> ModelQuery[Any]:
+        """A fluent query over the category's records from `source` (see ModelQuery).
+
+        image_generation, text_generation and controlnet get their own query types
+        (ImageGenerationQuery, TextModelQuery, ControlNetQuery) with shortcuts.
+        """
+        category = as_category(category)
+        return _query(category, self._gather(category, source, False))
+
+    async def query_async(
+        self, category: Category | str, *, source: SourceSelector = HORDE_SOURCE_ID
+    ) -> ModelQuery[Any]:
+        category = as_category(category)
+        return _query(category, await self._agather(category, source, False))
+
+    def query_all(self) -> ModelQuery[ModelRecord]:
+        """A query over every category's canonical records (fields of all records only)."""
+        records = [
+            r for models in self.get_all_model_references().values() for r in models.values()
+        ]
+        return ModelQuery(records, ModelRecord)
 
     # --- upstream's API: the method names existing worker code calls ------------------------------
 
@@ -213,27 +520,47 @@ class ModelReferenceManager:
         return _all_or_none(self._get_all(overwrite_existing))
 
     def get_model_reference(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records:
-        """{name: record}; raises NoDataError (a RuntimeError) when unavailable."""
-        return _require(*self._get(category, overwrite_existing))
+        """{name: record} from `source`; raises NoDataError (a RuntimeError) when none has data."""
+        return _require(as_category(category), self._read(category, overwrite_existing, source))
 
     def get_model_reference_or_none(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records | None:
-        return _records(self._get(category, overwrite_existing)[1])
+        """{name: record} from `source` (earlier sources win a name); None when none has data."""
+        return self._read(category, overwrite_existing, source)
 
     def get_model(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
         """One record; raises NoDataError or ModelNotFoundError (both RuntimeError)."""
-        return _model(*self._get(category, overwrite_existing), model_name)
+        records = self._read(category, overwrite_existing, source)
+        return _model(as_category(category), records, model_name)
 
     def get_model_or_none(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
-        data = self._get(category, overwrite_existing)[1]
-        return None if data is None else data.records.get(model_name)
+        records = self._read(category, overwrite_existing, source)
+        return None if records is None else records.get(model_name)
 
     async def get_all_model_references_async(
         self, overwrite_existing: bool = False
@@ -246,25 +573,45 @@ class ModelReferenceManager:
         return _all_or_none(await self._aget_all(overwrite_existing))
 
     async def get_model_reference_async(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records:
-        return _require(*await self._aget(category, overwrite_existing))
+        records = await self._aread(category, overwrite_existing, source)
+        return _require(as_category(category), records)
 
     async def get_model_reference_or_none_async(
-        self, category: Category | str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> Records | None:
-        return _records((await self._aget(category, overwrite_existing))[1])
+        return await self._aread(category, overwrite_existing, source)
 
     async def get_model_async(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
-        return _model(*await self._aget(category, overwrite_existing), model_name)
+        records = await self._aread(category, overwrite_existing, source)
+        return _model(as_category(category), records, model_name)
 
     async def get_model_or_none_async(
-        self, category: Category | str, model_name: str, overwrite_existing: bool = False
+        self,
+        category: Category | str,
+        model_name: str,
+        overwrite_existing: bool = False,
+        *,
+        source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
-        data = (await self._aget(category, overwrite_existing))[1]
-        return None if data is None else data.records.get(model_name)
+        records = await self._aread(category, overwrite_existing, source)
+        return None if records is None else records.get(model_name)
 
     def get_raw_model_reference_json(
         self, category: Category | str, overwrite_existing: bool = False
@@ -282,6 +629,10 @@ class ModelReferenceManager:
         raw = data.raw[model_name]
         return copy.deepcopy(raw) if isinstance(raw, dict) else None
 
+    def invalidate_category_cache(self, category: Category | str) -> None:
+        """Make the category stale: its next read asks the sources again."""
+        self._rt().replica.invalidate(as_category(category))
+
     def last_updated(self, category: Category | str) -> int | None:
         """Always None: a REPLICA has no metadata."""
         as_category(category)
@@ -290,63 +641,55 @@ class ModelReferenceManager:
     def supports_metadata(self) -> bool:
         return False
 
+    async def get_popular_models(
+        self,
+        category: Category | str,
+        *,
+        limit: int = 10,
+        sort_by: SortBy = "worker_count",
+        include_workers: bool = False,
+    ) -> list[PopularModelResult]:
+        """The category's models ranked by AI-Horde's live numbers, busiest first.
+
+        Only image_generation and text_generation have such numbers (others give []); so does
+        an offline manager, which never asks AI-Horde. `include_workers` adds each model's
+        workers (one more, larger request). An AI-Horde that cannot answer raises SourceError.
+        """
+        category = as_category(category)
+        kind = {Category.image_generation: "image", Category.text_generation: "text"}.get(category)
+        if sort_by not in SORT_KEYS:
+            raise ValueError(f"sort_by must be one of {list(SORT_KEYS)}, got {sort_by!r}")
+        runtime = self._rt()
+        if kind is None or runtime.horde is None:
+            return []
+        records = await self.get_model_reference_or_none_async(category)
+        if not records:
+            return []
+        horde = runtime.horde
+
+        async def ask() -> tuple[list[Any], Mapping[str, Any], list[Any] | None]:
+            status, usage = await asyncio.gather(horde.status(kind), horde.usage(kind))
+            workers = await horde.workers(kind) if include_workers else None
+            return status, usage, workers
+
+        status, usage, workers = await runtime.thread.arun(ask())
+        return rank(records, status, usage, workers, sort_by=sort_by, limit=limit)
+
     # --- ours --------------------------------------------------------------------------------------
 
     def refresh(
         self, categories: Iterable[Category | str] = REPLICATED_CATEGORIES
     ) -> dict[Category, FetchReport]:
         """Fetch the categories now (conditional requests: unchanged ones cost a 304)."""
-        return self._thread.run(self._replica.arefresh(list(categories)))
+        runtime = self._rt()
+        return runtime.thread.run(runtime.replica.arefresh(list(categories)))
 
     async def arefresh(
         self, categories: Iterable[Category | str] = REPLICATED_CATEGORIES
     ) -> dict[Category, FetchReport]:
-        return await self._thread.arun(self._replica.arefresh(list(categories)))
+        runtime = self._rt()
+        return await runtime.thread.arun(runtime.replica.arefresh(list(categories)))
 
     def fetch_report(self, category: Category | str) -> FetchReport | None:
         """What the last fetch of the category did (outcome, source, bytes, errors)."""
-        return self._replica.report(as_category(category))
-
-
-_singleton_lock = threading.Lock()
-_singleton: ModelReferenceManager | None = None
-
-
-def get_manager(
-    config: ReplicaConfig | None = None, *, prefetch: Prefetch | str | None = None
-) -> ModelReferenceManager:
-    """The process-wide manager (upstream's is a singleton too), closed at interpreter exit.
-
-    The first call fixes the configuration (`config`, else the environment). Later calls return
-    the same instance; passing a different `config` or `prefetch` raises RuntimeError.
-    """
-    global _singleton
-    with _singleton_lock:
-        if _singleton is None:
-            _singleton = ModelReferenceManager(config, prefetch=prefetch or Prefetch.lazy)
-            atexit.register(_singleton.close)
-            return _singleton
-        other_config = config is not None and config != _singleton.config
-        other_prefetch = (
-            prefetch is not None and Prefetch(prefetch) is not _singleton.prefetch_strategy
-        )
-        if other_config or other_prefetch:
-            raise RuntimeError(
-                "the model reference manager already exists with other settings; "
-                "it is configured once per process"
-            )
-        return _singleton
-
-
-def reset_manager() -> None:
-    """Close the process-wide manager, if there is one, and forget it.
-
-    The next `get_manager()` builds a new one from its arguments (or the environment). For tests,
-    and for a process that has to change its configuration.
-    """
-    global _singleton
-    with _singleton_lock:
-        manager, _singleton = _singleton, None
-    if manager is not None:
-        atexit.unregister(manager.close)
-        manager.close()
+        return self._rt().replica.report(as_category(category))

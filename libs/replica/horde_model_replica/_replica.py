@@ -120,6 +120,7 @@ class Replica:
                     attempts=config.primary_retry_attempts,
                     backoff_min=config.primary_retry_backoff,
                     backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
                 )
             if config.enable_github_fallback:
                 self.github = GitHubRawClient(
@@ -132,6 +133,7 @@ class Replica:
                     attempts=config.legacy_retry_attempts,
                     backoff_min=config.legacy_retry_backoff,
                     backoff_max=config.retry_backoff_max,
+                    proxies=config.proxies,
                 )
         self._entries: dict[Category, _Entry] = {}
         self._reports: dict[Category, FetchReport] = {}
@@ -147,6 +149,12 @@ class Replica:
         if self.store.stamp(category) != entry.stamp:
             return None
         return entry.data
+
+    def invalidate(self, category: Category) -> None:
+        """Make the category stale: the next read revalidates it (the copy stays for a 304)."""
+        entry = self._entries.get(category)
+        if entry is not None:
+            self._entries[category] = attrs.evolve(entry, fetched_at=-math.inf)
 
     def report(self, category: Category) -> FetchReport | None:
         """What the last fetch of the category did; None before the first one."""
