@@ -194,15 +194,20 @@ class PendingModelProvider(ModelProvider):
             return None
         return resolved if resolved in self._categories else None
 
+    def _held(self, category: Category | str, force: bool) -> tuple[Category | None, _Answer, bool]:
+        """(the category if served, the answer held for it, whether it must be asked again)."""
+        resolved = self._served(category)
+        if resolved is None:
+            return None, None, False
+        fresh, answer = self._fresh(resolved)
+        return resolved, answer, force or not fresh
+
     def fetch_category(
         self, category: Category | str, *, force_refresh: bool = False
     ) -> Mapping[str, ModelRecord] | None:
         """The beta models of `category`: {name: record}, None when not served, raises on failure."""
-        resolved = self._served(category)
-        if resolved is None:
-            return None
-        fresh, answer = self._fresh(resolved)
-        if not (fresh and not force_refresh):
+        resolved, answer, stale = self._held(category, force_refresh)
+        if resolved is not None and stale:
             runtime = self._rt()
             answer = runtime.thread.run(self._afetch(runtime, resolved, force_refresh))
         return self._give(answer)
@@ -210,11 +215,8 @@ class PendingModelProvider(ModelProvider):
     async def fetch_category_async(
         self, category: Category | str, *, force_refresh: bool = False
     ) -> Mapping[str, ModelRecord] | None:
-        resolved = self._served(category)
-        if resolved is None:
-            return None
-        fresh, answer = self._fresh(resolved)
-        if not (fresh and not force_refresh):
+        resolved, answer, stale = self._held(category, force_refresh)
+        if resolved is not None and stale:
             runtime = self._rt()
             answer = await runtime.thread.arun(self._afetch(runtime, resolved, force_refresh))
         return self._give(answer)
