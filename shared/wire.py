@@ -14,14 +14,12 @@ import json
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from aiohttp import web
 from cattrs import BaseValidationError, Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-
-from horde_model_records.serde import make_converter
 
 #: a JSON object whose shape this service does not own (a record payload, an audit payload)
 from .errors import BadRequest, InputError, InvalidInput, JsonObject, validation_items
@@ -210,6 +208,8 @@ def _is_wire_class(cls: Any) -> bool:
 def make_wire_converter() -> Converter:
     """The records converter, plus strict structuring of the services' own attrs classes:
     a body with a key the class does not have is refused (the key is named in the 422)."""
+    from horde_model_records.serde import make_converter  # ~60 ms: not at import (see below)
+
     conv = make_converter()
 
     def structure(cls: type) -> Callable[[Any, Any], Any]:
@@ -246,7 +246,21 @@ def _as_list(value: Any) -> list[Any]:
     return value
 
 
-converter = make_wire_converter()
+@functools.cache
+def get_converter() -> Converter:
+    """The one converter of the services' wire classes, built on first use: building it costs
+    about 100 ms, which a read replica need not pay before it serves its first category."""
+    return make_wire_converter()
+
+
+if TYPE_CHECKING:
+    converter: Converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":  # `from shared.wire import converter` (the write service) builds it
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def structure(data: Any, cls: type[T], where: str) -> T:
@@ -263,7 +277,7 @@ def structure(data: Any, cls: type[T], where: str) -> T:
             ]
         )
     try:
-        return converter.structure(data, cls)
+        return get_converter().structure(data, cls)
     except (BaseValidationError, InputError, ValueError, TypeError, KeyError) as exc:
         raise InvalidInput(validation_items(exc, [where])) from None
 
@@ -431,13 +445,13 @@ def path_id(request: web.Request, name: str) -> int:
 
 
 def unstructure(value: Any) -> Any:
-    return converter.unstructure(value)
+    return get_converter().unstructure(value)
 
 
 def respond(value: Any, status: int = 200, *, cache: str = "no-store") -> web.Response:
     """An answer object as JSON; authenticated answers are never cached."""
     return web.json_response(
-        converter.unstructure(value), status=status, headers={"Cache-Control": cache}
+        get_converter().unstructure(value), status=status, headers={"Cache-Control": cache}
     )
 
 
