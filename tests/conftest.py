@@ -19,7 +19,7 @@ from services.read_api.app import setup as read_setup
 from services.read_api.config import Config
 from services.write_queue.app import setup as write_setup
 from services.write_queue.config import Config as WriteConfig
-from shared.dataset import import_legacy_dir, publish_dataset
+from shared.dataset import Dataset, import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotStore
 from tests.helpers import Sleeps
@@ -27,6 +27,12 @@ from tests.helpers import Sleeps
 LEGACY_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "legacy"
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture(scope="session")
+def dataset(legacy_dir: Path) -> Dataset:
+    """The real legacy data as one dataset (immutable: shared by every test that reads it)."""
+    return import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
 
 
 @pytest.fixture(scope="session")

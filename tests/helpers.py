@@ -22,6 +22,9 @@ from aiohttp.test_utils import TestClient
 from aioresponses import aioresponses
 from aioresponses.core import RequestCall
 
+from horde_model_records import Category, structure_record
+from shared.dataset import Dataset, upsert_record
+
 #: the `hmr` console script of this venv (`python -m services.cli` when it is not installed)
 HMR_SCRIPT = Path(sys.executable).with_name("hmr")
 HMR = [str(HMR_SCRIPT)] if HMR_SCRIPT.is_file() else [sys.executable, "-m", "services.cli"]
@@ -179,3 +182,12 @@ class Sleeps:
 def requests_made(outbound: aioresponses) -> list[RequestCall]:
     """Every request that reached the aioresponses mock, of any URL, in order per URL."""
     return [call for made in outbound.requests.values() for call in made]
+
+
+def with_model(dataset: Dataset, name: str) -> Dataset:
+    """`dataset` with one more image model named `name`."""
+    record = structure_record(
+        Category.image_generation,
+        {"name": name, "baseline": "flux_1", "nsfw": False, "config": {"download": []}},
+    )
+    return upsert_record(dataset, Category.image_generation, record, int(time.time()))

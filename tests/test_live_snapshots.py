@@ -6,31 +6,16 @@ import asyncio
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from horde_model_records import Category, structure_record
-from shared.dataset import Dataset, import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import Dataset, publish_dataset
 from shared.snapshot import SnapshotStore
-from tests.helpers import wait_for_status
+from tests.helpers import wait_for_status, with_model
 
 V2 = "/api/model_references/v2"
-
-
-@pytest.fixture(scope="module")
-def dataset(legacy_dir: Path) -> Dataset:
-    return import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
-
-
-def with_model(dataset: Dataset, name: str) -> Dataset:
-    record = structure_record(
-        Category.image_generation,
-        {"name": name, "baseline": "flux_1", "nsfw": False, "config": {"download": []}},
-    )
-    return upsert_record(dataset, Category.image_generation, record, int(time.time()))
 
 
 async def test_new_snapshot_is_served_within_a_second(

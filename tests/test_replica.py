@@ -29,7 +29,7 @@ from horde_model_replica import (
 )
 from horde_model_replica._retry import RetryPolicy, retrying
 from services.read_api.app import create_app
-from shared.dataset import Dataset, delete_record, import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import Dataset, delete_record, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 from tests.conftest import read_config, serve
 from tests.fakes.github import FakeGitHub, Faults, start_fake_github
@@ -474,11 +474,6 @@ async def test_invalidated_category_is_revalidated_on_the_next_read(
     assert primary.faults.count("/v2/image_generation") == 2
     assert primary.faults.count("/v2/text_generation") == 1
     assert mgr.fetch_report(IMAGE).outcome is Outcome.not_modified
-
-
-@pytest.fixture(scope="module")
-def dataset(legacy_dir: Path) -> Dataset:
-    return import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
 
 
 def with_new_model(dataset: Dataset, name: str) -> Dataset:

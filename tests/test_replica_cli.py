@@ -17,7 +17,7 @@ import pytest
 from horde_model_records import Category
 from horde_model_replica import REPLICATED_CATEGORIES
 from horde_model_replica._cli import main
-from shared.dataset import Dataset, delete_record, import_legacy_dir, publish_dataset, upsert_record
+from shared.dataset import Dataset, delete_record, publish_dataset, upsert_record
 from shared.snapshot import SnapshotStore
 from tests.test_replica import Primary, start_primary, wait_until_served, with_new_model
 
@@ -99,11 +99,6 @@ async def test_show_unknown_model_exits_1(primary: Primary, tmp_path: Path) -> N
     env = {**cli_env(primary), "AIWORKER_CACHE_HOME": str(tmp_path)}
     code, out = await run_cli("show", "image_generation", "no such model", env=env)
     assert code == 1 and out == ""
-
-
-@pytest.fixture(scope="module")
-def dataset(legacy_dir: Path) -> Dataset:
-    return import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
 
 
 async def test_diff_lists_added_removed_and_changed_models(

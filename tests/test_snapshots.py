@@ -12,17 +12,11 @@ from horde_model_records import Category, structure_record
 from shared.dataset import (
     Dataset,
     delete_record,
-    import_legacy_dir,
     publish_dataset,
     snapshot_files,
     upsert_record,
 )
 from shared.snapshot import SnapshotError, SnapshotStore
-
-
-@pytest.fixture(scope="module")
-def dataset(legacy_dir: Path) -> Dataset:
-    return import_legacy_dir(legacy_dir, now=1_700_000_000)[0]
 
 
 def new_image(name: str = "Zeta Test") -> object:
