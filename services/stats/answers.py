@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
+
 from .merge import BackendStats, HordeIndex
 from .merge import ModelStats as MergedStats
 from .wire import (
@@ -16,6 +18,9 @@ from .wire import (
 )
 
 Json = dict[str, Any]
+
+
+_SUMMARY_FIELDS = tuple(a.name for a in attrs.fields(WorkerSummary))
 
 
 def _variation(backend: BackendStats) -> BackendVariation:
@@ -45,15 +50,9 @@ def model_stats(
         usage = UsageStats(day=stats.usage_day, month=stats.usage_month, total=stats.usage_total)
     workers = None
     if include_workers and stats.workers:
+        # a summary is the polled worker's fields of the same names, its model list left out
         workers = {
-            w.id: WorkerSummary(
-                id=w.id,
-                name=w.name,
-                performance=w.performance,
-                online=w.online,
-                trusted=w.trusted,
-                uptime=w.uptime,
-            )
+            w.id: WorkerSummary(**{name: getattr(w, name) for name in _SUMMARY_FIELDS})
             for w in stats.workers
         }
     return ModelStats(
