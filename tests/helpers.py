@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -191,3 +193,18 @@ def with_model(dataset: Dataset, name: str) -> Dataset:
         {"name": name, "baseline": "flux_1", "nsfw": False, "config": {"download": []}},
     )
     return upsert_record(dataset, Category.image_generation, record, int(time.time()))
+
+
+@contextlib.contextmanager
+def threaded_http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A plain HTTP server of this process on a free loopback port, answering with `handler`
+    in a thread; yields its port and always shuts it down."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -11,7 +11,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from tests.conftest import APPROVER_KEY, AUTH_USERS, LEGACY_DIR, REQUESTOR_KEY
 from tests.fakes.horde import start_fake_horde
-from tests.helpers import clean_env, free_port
+from tests.helpers import clean_env, free_port, threaded_http_server
 
 #: the `make up` topology: deploy/local.py starts nginx and four service processes
 pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
@@ -258,15 +257,8 @@ class _Answer(http.server.BaseHTTPRequestHandler):
 def other_server() -> Iterator[int]:
     """An HTTP server of this process on a loopback port (as `make run` would be), answering
     200 to every GET; yields its port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with threaded_http_server(_Answer) as port:
+        yield port
 
 
 def test_up_refuses_a_taken_port_naming_its_holder(tmp_path: Path) -> None:

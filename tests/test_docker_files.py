@@ -18,7 +18,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import clean_env, free_port, http_get, running
+from tests.helpers import clean_env, free_port, http_get, running, threaded_http_server
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "deploy" / "docker"
@@ -384,14 +383,8 @@ def probe_server() -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_http_server(Handler) as port:
+        yield port
 
 
 def test_healthcheck_exit_codes(probe_server: int, monkeypatch: pytest.MonkeyPatch) -> None:
