@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from horde_model_records import Category, structure_record, unstructure_record
 from horde_model_replica import (
     REPLICATED_CATEGORIES,
+    ModelNotFoundError,
     NoDataError,
     Outcome,
     ReplicaConfig,
@@ -222,6 +223,49 @@ async def test_nothing_anywhere_means_no_data(make_manager: ManagerFactory, tmp_
     assert await mgr.get_model_reference_or_none_async(IMAGE) is None
     assert (await mgr.get_all_model_references_async())[IMAGE] == {}
     assert mgr.fetch_report(IMAGE).outcome is Outcome.no_data
+
+
+# --- another spelling of a name ------------------------------------------------------------------
+
+CONTROLNET = Category.controlnet
+QR_KEY, QR_NAME = "control_qr_sdxl", "control_qr_xl"  # the legacy key and the record's name
+
+
+async def test_a_legacy_key_reads_its_record_from_a_v2_primary(
+    primary: Primary, make_manager: ManagerFactory, tmp_path: Path
+) -> None:
+    """A v2 document has no other spellings: the PRIMARY's single-model read resolves the key,
+    once per name and category version, and an unknown name costs one request, not one per read."""
+    mgr = make_manager(replica_config(tmp_path, primary))
+    assert QR_KEY not in await mgr.get_model_reference_async(CONTROLNET)
+    assert (await mgr.get_model_async(CONTROLNET, QR_KEY)).name == QR_NAME
+    # the sync twin (the PRIMARY runs on this test's loop: only what is already known is sync)
+    assert mgr.get_model(CONTROLNET, QR_KEY).name == QR_NAME
+    found = await mgr.get_model_or_none_async(CONTROLNET, QR_KEY)
+    assert found is not None and found.name == QR_NAME
+    assert primary.faults.count(f"/model/{QR_KEY}") == 1
+    for _ in range(3):
+        assert await mgr.get_model_or_none_async(CONTROLNET, "no_such_model") is None
+    with pytest.raises(ModelNotFoundError):
+        await mgr.get_model_async(CONTROLNET, "no_such_model")
+    assert primary.faults.count("/model/no_such_model") == 1
+    assert primary.faults.count(f"/model/{QR_NAME}") == 0  # a name held needs no request
+
+
+async def test_a_legacy_key_resolves_from_converted_data_and_after_a_restart_offline(
+    primary: Primary, make_manager: ManagerFactory, tmp_path: Path
+) -> None:
+    """Converted legacy data knows its keys: no request is made, and the copy on disk keeps
+    them for a process that starts with every source down."""
+    primary.faults.only, primary.faults.status = "/v2/", 404  # v1 is converted
+    mgr = make_manager(replica_config(tmp_path, primary))
+    assert (await mgr.get_model_async(CONTROLNET, QR_KEY)).name == QR_NAME
+    assert mgr.fetch_report(CONTROLNET).source is Source.primary_v1
+    assert primary.faults.count("/model/") == 0
+    await mgr.aclose()
+    restarted = make_manager(replica_config(tmp_path, refused_url()))
+    assert (await restarted.get_model_async(CONTROLNET, QR_KEY)).name == QR_NAME
+    assert restarted.get_model_or_none(CONTROLNET, "no_such_model") is None
 
 
 # --- refusing bad bodies ----------------------------------------------------------------------

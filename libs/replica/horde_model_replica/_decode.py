@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import cattrs
-from attrs import frozen
+from attrs import field, frozen
 
 from horde_model_records import (
     Category,
@@ -23,6 +23,7 @@ from horde_model_records import (
     convert_db_json,
     convert_legacy_json,
     convert_models_csv,
+    legacy_keys,
     structure_record,
     unstructure_record,
 )
@@ -42,6 +43,9 @@ class CategoryPayload:
     raw: Mapping[str, Any]  # the v2 document (what get_raw_model_reference_json returns)
     document: bytes  # the v2 document's bytes, as written to disk
     legacy: bytes | None = None  # the legacy file as downloaded (GitHub only)
+    # another spelling -> record name: a legacy key that differs from its record's name (the
+    # controlnet file keys control_qr_xl as control_qr_sdxl); only conversions know them
+    aliases: Mapping[str, str] = field(factory=dict)
 
 
 def _json_object(body: bytes, what: str) -> Json:
@@ -67,10 +71,18 @@ def _refuse_if_emptied(given: int, kept: int, what: str) -> None:
         raise InvalidBody(f"{what}: none of its {given} entries is a valid record")
 
 
-def _converted(records: Mapping[str, ModelRecord], legacy: bytes | None = None) -> CategoryPayload:
+def _converted(
+    records: Mapping[str, ModelRecord],
+    legacy: bytes | None = None,
+    view: Json | None = None,
+) -> CategoryPayload:
     raw = {name: unstructure_record(record) for name, record in records.items()}
     document = json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
-    return CategoryPayload(records=records, raw=raw, document=document, legacy=legacy)
+    aliases = {} if view is None else {key: name for name, key in legacy_keys(view).items()}
+    aliases = {key: name for key, name in aliases.items() if name in records}
+    return CategoryPayload(
+        records=records, raw=raw, document=document, legacy=legacy, aliases=aliases
+    )
 
 
 def _structure_all(category: Category, raw: Json, what: str) -> dict[str, ModelRecord]:
@@ -107,11 +119,13 @@ def decode_v1(category: Category, body: bytes, what: str = "v1 document") -> Cat
     data = _json_object(body, what)
     if category is Category.text_generation:
         records, problems = convert_db_json(data, what)
+        view = None
     else:
         records, _kept, problems = convert_legacy_json(category, data, what)
+        view = data
     _report(problems, what)
     _refuse_if_emptied(len(data), len(records), what)
-    return _converted(records)
+    return _converted(records, view=view)
 
 
 def decode_legacy_file(category: Category, body: bytes, what: str) -> CategoryPayload:
@@ -132,4 +146,4 @@ def decode_legacy_file(category: Category, body: bytes, what: str) -> CategoryPa
     records, _kept, problems = convert_legacy_json(category, data, what)
     _report(problems, what)
     _refuse_if_emptied(len(data), len(records), what)
-    return _converted(records, legacy=body)
+    return _converted(records, legacy=body, view=data)

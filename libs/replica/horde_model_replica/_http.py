@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
@@ -218,6 +219,27 @@ class ReplicaClient(_Source):
     ) -> Fetched[CategoryPayload]:
         """The legacy view, converted to v2 records (text: the db.json shape)."""
         return await self._fetch_version("v1", decode_v1, category, etag)
+
+    async def fetch_model_name(self, category: Category, name: str) -> str | None:
+        """The record name the PRIMARY's single-model read answers for `name` (which may be
+        another spelling of it); None when the PRIMARY has no such model."""
+
+        def record_name(body: bytes) -> str:
+            try:
+                found = json.loads(body).get("name")
+            except (ValueError, AttributeError):
+                found = None
+            if not isinstance(found, str):
+                raise InvalidBody(f"PRIMARY {category.value} model {name!r}: no record name")
+            return found
+
+        try:
+            fetched = await self._fetch(self.v2_url(category) / "model" / name, None, record_name)
+        except StatusError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return fetched.payload
 
     def pending_url(self, category: Category) -> yarl.URL:
         return self.v2_url(category) / "pending"

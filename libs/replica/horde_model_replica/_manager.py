@@ -407,6 +407,30 @@ class ReplicaManager:
             return found
         return await runtime.thread.arun(runtime.replica.aget_many(force=force))
 
+    def _needs_spelling(self, records: Records | None, name: str, source: SourceSelector) -> bool:
+        return (
+            records is not None
+            and name not in records
+            and HORDE_SOURCE_ID in self._providers.resolve(source)
+        )
+
+    def _spelled(
+        self, category: Category, records: Records | None, name: str, source: SourceSelector
+    ) -> str:
+        """The key `name` has in `records`: itself, or the record it is another spelling of."""
+        if not self._needs_spelling(records, name, source):
+            return name
+        runtime = self._rt()
+        return runtime.thread.run(runtime.replica.aresolve(category, name)) or name
+
+    async def _aspelled(
+        self, category: Category, records: Records | None, name: str, source: SourceSelector
+    ) -> str:
+        if not self._needs_spelling(records, name, source):
+            return name
+        runtime = self._rt()
+        return await runtime.thread.arun(runtime.replica.aresolve(category, name)) or name
+
     # --- sources -----------------------------------------------------------------------------------
 
     @property
@@ -547,9 +571,11 @@ class ReplicaManager:
         *,
         source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
-        """One record; raises NoDataError or ModelNotFoundError (both RuntimeError)."""
+        """One record, by its name or another spelling of it (a legacy key); raises NoDataError
+        or ModelNotFoundError (both RuntimeError)."""
+        category = as_category(category)
         records = self._read(category, overwrite_existing, source)
-        return _model(as_category(category), records, model_name)
+        return _model(category, records, self._spelled(category, records, model_name, source))
 
     def get_model_or_none(
         self,
@@ -559,8 +585,11 @@ class ReplicaManager:
         *,
         source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
+        category = as_category(category)
         records = self._read(category, overwrite_existing, source)
-        return None if records is None else records.get(model_name)
+        if records is None:
+            return None
+        return records.get(self._spelled(category, records, model_name, source))
 
     async def get_all_model_references_async(
         self, overwrite_existing: bool = False
@@ -599,8 +628,10 @@ class ReplicaManager:
         *,
         source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord:
+        category = as_category(category)
         records = await self._aread(category, overwrite_existing, source)
-        return _model(as_category(category), records, model_name)
+        name = await self._aspelled(category, records, model_name, source)
+        return _model(category, records, name)
 
     async def get_model_or_none_async(
         self,
@@ -610,8 +641,11 @@ class ReplicaManager:
         *,
         source: SourceSelector = HORDE_SOURCE_ID,
     ) -> ModelRecord | None:
+        category = as_category(category)
         records = await self._aread(category, overwrite_existing, source)
-        return None if records is None else records.get(model_name)
+        if records is None:
+            return None
+        return records.get(await self._aspelled(category, records, model_name, source))
 
     def get_raw_model_reference_json(
         self, category: Category | str, overwrite_existing: bool = False

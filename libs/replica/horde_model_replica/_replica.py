@@ -47,6 +47,7 @@ class CategoryData:
     source: Source
     etag: str | None = None
     url: str | None = None
+    aliases: Mapping[str, str] = attrs.field(factory=dict)  # other spelling -> record name
 
 
 class Outcome(enum.StrEnum):
@@ -138,6 +139,8 @@ class Replica:
         self._entries: dict[Category, _Entry] = {}
         self._reports: dict[Category, FetchReport] = {}
         self._inflight: dict[Category, asyncio.Task[_Entry | None]] = {}
+        # spellings the PRIMARY resolved (or did not know), per category version (its ETag)
+        self._spellings: dict[Category, tuple[str | None, dict[str, str | None]]] = {}
 
     # --- reads that never wait (safe from any thread) --------------------------------------------
 
@@ -206,6 +209,34 @@ class Replica:
         if self._inflight.get(category) is task:
             del self._inflight[category]
 
+    async def aresolve(self, category: Category, name: str) -> str | None:
+        """The record name `name` spells in the category, or None: the name itself, a legacy key
+        the conversion saw, or (for a v2 document, which carries no other spellings) what the
+        PRIMARY's single-model read answers. The PRIMARY is asked once per name and version."""
+        data = await self.aget(category)
+        if data is None:
+            return None
+        if name in data.records:
+            return name
+        if (known := data.aliases.get(name)) is not None:
+            return known
+        if self.primary is None or data.source is not Source.primary_v2:
+            return None
+        etag, answers = self._spellings.get(category, (None, {}))
+        if etag != data.etag:
+            answers = {}
+            self._spellings[category] = (data.etag, answers)
+        if name not in answers:
+            try:
+                answers[name] = await self.primary.fetch_model_name(category, name)
+            except UnreachableError:
+                return None  # not an answer: ask again next time
+            except SourceError as exc:
+                logger.warning("%s: cannot resolve %r: %s", category.value, name, exc)
+                answers[name] = None
+        found = answers[name]
+        return found if found in data.records else None
+
     # --- the refresh -----------------------------------------------------------------------------
 
     async def _refresh(self, category: Category) -> _Entry | None:
@@ -263,6 +294,7 @@ class Replica:
             source=v.source if v else Source.disk,
             etag=v.etag if v else None,
             url=v.url if v else None,
+            aliases=v.aliases if v else {},
         )
         return _Entry(data, stored.document, fetched_at=-math.inf, stamp=stored.stamp)
 
@@ -319,6 +351,7 @@ class Replica:
                 source=source,
                 etag=fetched.etag,
                 url=str(url),
+                aliases=payload.aliases,
             )
             entry = _Entry(data, payload.document, fetched_at=self._clock(), stamp=None)
             entry = await self._persist(category, entry, legacy=payload.legacy)
@@ -347,6 +380,7 @@ class Replica:
                 url=data.url,
                 etag=data.etag,
                 legacy=legacy,
+                aliases=data.aliases,
             )
         except OSError as exc:
             # keep serving from memory; match whatever is on disk so reads do not reload it

@@ -18,9 +18,10 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from attrs import frozen
+from attrs import field, frozen
 
 from horde_model_records import CATEGORY_INFO, Category
 
@@ -58,6 +59,7 @@ class Validator:
     etag: str | None
     sha256: str
     saved_at: float
+    aliases: Mapping[str, str] = field(factory=dict)  # other spelling -> record name
 
 
 @frozen
@@ -138,6 +140,7 @@ class DiskStore:
                 etag=data.get("etag"),
                 sha256=str(data["sha256"]),
                 saved_at=float(data.get("saved_at", 0)),
+                aliases={str(k): str(v) for k, v in data.get("aliases", {}).items()},
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -154,6 +157,7 @@ class DiskStore:
         url: str | None,
         etag: str | None,
         legacy: bytes | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> FileStamp:
         """Replace the category's files; only ever called with a validated document."""
         legacy_path = self.legacy_path(category)
@@ -166,6 +170,7 @@ class DiskStore:
             "etag": etag,
             "sha256": hashlib.sha256(document).hexdigest(),
             "saved_at": time.time(),
+            "aliases": dict(aliases or {}),
         }
         atomic_write(self.sidecar_path(category), json.dumps(sidecar, indent=2).encode())
         return FileStamp.of(st)
