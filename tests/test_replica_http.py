@@ -102,6 +102,28 @@ async def test_backoff_doubles_with_jitter_up_to_the_cap(
     assert third == fourth == 3.0  # 4 and 8 are over the cap
 
 
+@pytest.mark.parametrize(
+    ("header", "wait"), [("2", 2.0), ("0", 0.0), ("-5", 0.0), ("3600", 10.0), ("soon", None)]
+)
+async def test_retry_after_sets_the_wait_up_to_the_cap(
+    outbound: aioresponses,
+    http_session: aiohttp.ClientSession,
+    sleeps: Sleeps,
+    header: str,
+    wait: float | None,
+) -> None:
+    """A 429's Retry-After in seconds is the wait (capped at backoff_max); a date or garbage
+    leaves the client's own backoff."""
+    outbound.get(V2_URL, status=429, headers={"Retry-After": header})
+    outbound.get(V2_URL, body=V2_BODY)
+    await primary(http_session, sleeps, backoff_min=1.0, backoff_max=10.0).fetch_v2(IMAGE)
+    (delay,) = sleeps.delays
+    if wait is None:
+        assert 1.0 <= delay <= 1.5
+    else:
+        assert delay == wait
+
+
 async def test_timeouts_are_retried_then_unreachable(
     outbound: aioresponses, http_session: aiohttp.ClientSession, sleeps: Sleeps
 ) -> None:

@@ -32,7 +32,11 @@ class StatusError(SourceError):
 
 
 class RetryableStatus(StatusError):
-    """5xx or 429: the source may answer next time."""
+    """5xx or 429: the source may answer next time (after `retry_after` seconds, if it said)."""
+
+    def __init__(self, url: str, status: int, retry_after: float | None = None) -> None:
+        super().__init__(url, status)
+        self.retry_after = retry_after
 
 
 class InvalidBody(SourceError):

@@ -91,6 +91,14 @@ def _wire_bytes(resp: aiohttp.ClientResponse, body: bytes) -> int:
         return len(body)
 
 
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After in seconds; None when absent or an HTTP date (our own backoff applies)."""
+    try:
+        return None if retry_after is None else max(0.0, float(retry_after))
+    except ValueError:
+        return None
+
+
 async def conditional_get(
     session: aiohttp.ClientSession,
     url: yarl.URL,
@@ -116,7 +124,7 @@ async def conditional_get(
         if resp.status == 304 and etag:
             return Fetched(str(url), 304, resp.headers.get("ETag", etag), None, 0)
         if resp.status >= 500 or resp.status == 429:
-            raise RetryableStatus(str(url), resp.status)
+            raise RetryableStatus(str(url), resp.status, _seconds(resp.headers.get("Retry-After")))
         if resp.status != 200:
             raise StatusError(str(url), resp.status)
         body = await resp.read()

@@ -16,7 +16,8 @@ logger = logging.getLogger("horde_model_replica")
 
 @frozen
 class RetryPolicy:
-    """`attempts` tries in all; the n-th wait is min(max, min·2ⁿ⁻¹) stretched by up to 50 % jitter."""
+    """`attempts` tries in all; the n-th wait is min(max, min·2ⁿ⁻¹) stretched by up to 50 % jitter,
+    or the failure's own `retry_after` (capped at max) when it carries one."""
 
     attempts: int = 3
     backoff_min: float = 1.0
@@ -45,7 +46,9 @@ async def retrying(
         except policy.retry_on as exc:
             if attempt >= policy.attempts:
                 raise
-            delay = policy.delay(attempt)
+            # a source that says when to come back (429/503 Retry-After) is believed, up to the cap
+            hint: float | None = getattr(exc, "retry_after", None)
+            delay = policy.delay(attempt) if hint is None else min(policy.backoff_max, hint)
             logger.info(
                 "%s: %s; retry %d/%d in %.2f s",
                 what,
