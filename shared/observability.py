@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -174,6 +175,23 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _MalformedRequestFilter(logging.Filter):
+    """A request aiohttp cannot parse (a NUL in a header, a bad request line) is the client's
+    error, already answered 400: one warning line, not an ERROR with a traceback per probe."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code == 400:
+            record.msg = f"{record.getMessage()}: malformed request: {exc.message}"
+            record.args = ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_MALFORMED = _MalformedRequestFilter()
+
+
 class AccessLogger(AbstractAccessLogger):
     """One structured record per request: method, path, status, duration and request id."""
 
@@ -215,6 +233,9 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
         )
+    server = logging.getLogger("aiohttp.server")
+    if _MALFORMED not in server.filters:
+        server.addFilter(_MALFORMED)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

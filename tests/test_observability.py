@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from shared.observability import AccessLogger, configure_logging
@@ -84,6 +86,32 @@ def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str])
         assert record["level"] == "INFO" and record["logger"] == "aiohttp.access"
     finally:
         logging.getLogger().handlers[:] = []
+
+
+async def test_a_malformed_request_is_a_400_and_one_warning_without_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A NUL in a header is answered 400 and logged as one WARNING line, not an ERROR with a
+    traceback (a scanner must not fill the error log)."""
+    configure_logging("json")
+    server = TestServer(web.Application())  # the parser fails before any app code runs
+    await server.start_server()
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        assert status_line.split()[1] == b"400"
+        await asyncio.sleep(0.05)  # the server logs after answering
+    finally:
+        await server.close()
+        logging.getLogger().handlers[:] = []
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    server_records = [r for r in records if r["logger"] == "aiohttp.server"]
+    assert [r["level"] for r in server_records] == ["WARNING"]
+    assert "Invalid header value char" in server_records[0]["message"]
+    assert not any("exc_info" in r or r["level"] == "ERROR" for r in records)
 
 
 async def test_replica_polling_leaves_no_access_log_lines(
