@@ -22,6 +22,7 @@ from horde_model_records import Category, legacy_to_v2, structure_record, unstru
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
 from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
+from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject
 
 from .audit import AuditReplay
@@ -38,6 +39,7 @@ from .models import (
 )
 from .publisher import Publisher
 from .store import Store
+from .text_toolkit import entry_changes
 from .wire import (
     BatchSplit,
     DiffError,
@@ -631,3 +633,30 @@ class WriteQueue:
         return BatchSplit(
             original_batch_id=original, new_batch_id=new_batch, reassigned_count=len(left)
         )
+
+    # --- the text toolkit's direct writes (spec 07 §6) ----------------------------------------
+
+    async def aupdate_toolkit(
+        self,
+        who: Identity,
+        edit: Callable[[ToolkitStores], ToolkitStores],
+        request_id: str | None = None,
+    ) -> ToolkitStores:
+        """Apply `edit` to the live toolkit stores: persist, audit each changed entry, publish,
+        then return the new stores. An edit that changes nothing writes nothing."""
+        async with self.lock:
+            await self._apublish_pending()
+            before = self.live()
+            stores = edit(before.text_toolkit)  # raises Conflict / NotFound: nothing written
+            changes = entry_changes(before.text_toolkit, stores)
+            if not changes:
+                return stores
+            async with self.store.transaction():
+                await self.store.write_toolkit(stores)
+                for category, key, operation, old, new in changes:
+                    payload = {"before": old, "after": new}
+                    await self._audit(category, key, operation, who.user_id, payload, request_id)
+                self.version = await self.store.next_value("dataset_version")
+            self.dataset = attrs.evolve(before, text_toolkit=stores)
+            await self._apublish_pending()
+        return stores
