@@ -322,38 +322,49 @@ class WriteQueue:
     # --- propose -------------------------------------------------------------------------------
 
     async def aenqueue(self, who: Identity, proposal: Proposal) -> Change:
+        return (await self.aenqueue_all(who, [proposal]))[0]
+
+    async def aenqueue_all(self, who: Identity, proposals: Iterable[Proposal]) -> list[Change]:
+        """Queue proposals together: all of them, in order, or none."""
         now = self.clock()
+        changes: list[Change] = []
+        async with self.lock, self.store.transaction():
+            for proposal in proposals:
+                changes.append(await self._enqueue(who, proposal, now))
+        return changes
+
+    async def _enqueue(self, who: Identity, proposal: Proposal, now: int) -> Change:
         related = None
         if proposal.category is Category.text_generation:
             related = ["aphrodite/" + proposal.name, "koboldcpp/" + model_name_of(proposal.name)]
-        async with self.lock, self.store.transaction():
-            change = Change(
-                change_id=await self.store.next_value("change_id"),
-                category=proposal.category,
-                model_name=proposal.name,
-                operation=proposal.operation,
-                payload=proposal.payload,
-                requested_by=who.user_id,
-                requested_username=who.username,
-                requested_at=now,
-                status="pending",
-                updated_at=now,
-                request_metadata={"route": proposal.route},
-                related_models=related,
-                payload_format=proposal.payload_format,
-            )
-            await self.store.insert_change(change)
-            await self._queue_event(
-                who,
-                str(change.change_id),
-                {
-                    "action": "enqueue",
-                    "change_id": change.change_id,
-                    "operation": proposal.operation,
-                    "category": proposal.category.value,
-                    "model": proposal.name,
-                },
-            )
+        change = Change(
+            change_id=await self.store.next_value("change_id"),
+            category=proposal.category,
+            model_name=proposal.name,
+            operation=proposal.operation,
+            payload=proposal.payload,
+            requested_by=who.user_id,
+            requested_username=who.username,
+            requested_at=now,
+            status="pending",
+            notes=proposal.notes,
+            updated_at=now,
+            request_metadata={"route": proposal.route, **proposal.metadata},
+            related_models=related,
+            payload_format=proposal.payload_format,
+        )
+        await self.store.insert_change(change)
+        await self._queue_event(
+            who,
+            str(change.change_id),
+            {
+                "action": "enqueue",
+                "change_id": change.change_id,
+                "operation": proposal.operation,
+                "category": proposal.category.value,
+                "model": proposal.name,
+            },
+        )
         return change
 
     # --- review --------------------------------------------------------------------------------

@@ -8,31 +8,45 @@ is a requestor (401/403/503), this is the PRIMARY (503), then the operation's ow
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
 from aiohttp import web
 
+from horde_model_records import (
+    Category,
+    has_backend_prefix,
+    structure_record,
+    unstructure_record,
+)
+from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
-from shared.wire import read_json, read_query, respond, structure
+from shared.wire import JsonObject, read_json, read_query, respond, structure
 
 from .. import text_toolkit as ops
 from ..auth import api_key_of
-from ..guards import aidentify, require_primary
+from ..guards import aidentify, require_primary, require_queue, require_v2_canonical
 from ..keys import write_queue_key
-from ..openapi import NO_STORE, REPLICA, SECURITY, authenticated
+from ..models import Identity, Proposal
+from ..openapi import MODEL_NAME, NO_QUEUE, NO_STORE, REPLICA, SECURITY, authenticated
+from ..queue import WriteQueue
 from ..toolkit_wire import (
     AliasBody,
     AliasEntry,
     AliasesBody,
+    BatchUpdateResponse,
+    CommonFieldsUpdate,
     FamilyBody,
     FamilyInfo,
     FamilyMemberBody,
     GroupNameSchemaResponse,
     GroupQuery,
+    NameExceptionBody,
+    NameExceptionResponse,
     NameSchemaUpdate,
     StoredNameSchema,
 )
@@ -288,3 +302,128 @@ async def delete_group_family(request: web.Request) -> web.StreamResponse:
     family = request.match_info["family_name"]
     await _edit(request, lambda s: ops.delete_family(s, family))
     return _no_content()
+
+
+# --- queued model edits (spec 07 §5) -------------------------------------------------------------
+
+_QUEUED_ERRORS = authenticated(
+    "requestor", REPLICA, "the deployment is legacy-canonical (v2 writes off)", NO_QUEUE
+)
+
+
+def _checked_record(payload: JsonObject) -> JsonObject:
+    """The merged record as a valid text record would be queued (422 when it is not one)."""
+    return unstructure_record(structure_record(Category.text_generation, payload))
+
+
+async def _queued_caller(request: web.Request) -> Identity:
+    who = await aidentify(request, "requestor")
+    require_primary(request)
+    require_v2_canonical(request, Category.text_generation)
+    return who
+
+
+@routes.api("PUT", TEXT + "/group/common_fields")
+@docs(
+    "Propose the same fields for every canonical member of a group",
+    description="One queued update per canonical member (dataset order), each the stored record "
+    "with the given fields overwritten (`tags` replaced whole), sharing a batch_id in their "
+    "request_metadata. Review and apply them like any change.",
+    tags=TAGS,
+    security=SECURITY,
+    query=GroupQuery,
+    body=CommonFieldsUpdate,
+    answer=BatchUpdateResponse,
+    status=202,
+    answer_description="Queued.",
+    answer_headers=NO_STORE,
+    errors={
+        **_QUEUED_ERRORS,
+        400: "No non-null field to set.",
+        404: "No model (or no canonical model) in the group.",
+        422: "`name` missing, a field of the wrong type, or a merged record failing the schema.",
+    },
+)
+async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
+    api_key_of(request)
+    group = read_query(request, GroupQuery).name
+    body = await body_of(request, CommonFieldsUpdate)
+    who = await _queued_caller(request)
+    queue: WriteQueue = request.config_dict[write_queue_key]
+    records = queue.live().categories[Category.text_generation].records
+    members = [name for name, r in records.items() if getattr(r, "text_model_group", None) == group]
+    if not members:
+        raise NotFound(f"No models found in group '{group}'")
+    canonical = [name for name in members if not has_backend_prefix(name)]
+    if not canonical:
+        raise NotFound(f"No canonical models found in group '{group}'")
+    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(body).items()}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if not fields:
+        raise BadRequest("No fields to update. Provide at least one field.")
+    queue = require_queue(request)
+    batch_id = str(uuid.uuid4())
+    proposals = [
+        Proposal(
+            category=Category.text_generation,
+            operation="update",
+            name=name,
+            payload=_checked_record({**unstructure_record(records[name]), **fields}),
+            route="update_group_common_fields",
+            notes=f"Batch group update for '{group}'",
+            metadata={"batch_id": batch_id},
+        )
+        for name in canonical
+    ]
+    changes = await queue.aenqueue_all(who, proposals)
+    answer = BatchUpdateResponse(
+        updated_count=len(changes),
+        batch_id=batch_id,
+        pending_change_ids=[c.change_id for c in changes],
+    )
+    return respond(answer, status=202)
+
+
+@routes.api("PUT", TEXT + "/{model_name:.+}/name_exception")
+@docs(
+    "Propose (or clear) a model's naming-schema exception",
+    description="Queues one update of the stored record with `name_schema_exception` set to the "
+    "reason (null removes it).",
+    tags=TAGS,
+    security=SECURITY,
+    path={"model_name": MODEL_NAME},
+    body=NameExceptionBody,
+    answer=NameExceptionResponse,
+    status=202,
+    answer_description="Queued.",
+    answer_headers=NO_STORE,
+    errors={
+        **_QUEUED_ERRORS,
+        404: "No text model of that name.",
+        422: "The body has no `reason` key, or it is not a string or null.",
+    },
+)
+async def put_name_exception(request: web.Request) -> web.StreamResponse:
+    api_key_of(request)
+    name = request.match_info["model_name"]
+    body = await body_of(request, NameExceptionBody)
+    who = await _queued_caller(request)
+    queue: WriteQueue = request.config_dict[write_queue_key]
+    record = queue.live_record(Category.text_generation, name)
+    if record is None:
+        raise NotFound(f"Model '{name}' not found in text_generation category")
+    queue = require_queue(request)
+    record.pop("name_schema_exception", None)
+    if body.reason is not None:
+        record["name_schema_exception"] = body.reason
+    what = "set" if body.reason else "cleared"  # upstream notes "" as cleared, yet stores it
+    proposal = Proposal(
+        category=Category.text_generation,
+        operation="update",
+        name=name,
+        payload=_checked_record(record),
+        route="set_name_exception",
+        notes=f"Name exception {what} for '{name}'",
+    )
+    change = await queue.aenqueue(who, proposal)
+    return respond(NameExceptionResponse(pending_change_id=change.change_id), status=202)
