@@ -1,12 +1,16 @@
 """The text toolkit's reads, prepared once per snapshot (spec 07 §3, §7.1).
 
-Answers that do not depend on the request (groups, summary, health, baselines, aliases, families,
-the v1 view with groups) are encoded when the snapshot loads; a group's detail and schema, and
-each family-detection bound, are computed on first request and kept for the snapshot's life.
+A snapshot's ToolkitSlot builds its TextToolkitView on the first toolkit request, off the event
+loop (so loading a snapshot costs nothing more, and replicas nobody asks about text curation
+never pay for it). The view encodes the answers that do not depend on the request (groups,
+summary, health, baselines, aliases, families) at once; a group's detail and schema, each
+family-detection bound, and the 1.7 MB v1 view with groups on first request; all are kept for
+the snapshot's life. Answers are encoded with attrs.asdict (no converter to build).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
@@ -14,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
 from attrs import Factory, define
 
 from horde_model_records import Category
@@ -29,8 +34,7 @@ from horde_model_records.names import (
 )
 from shared.errors import NotFound
 from shared.snapshot import Snapshot, v1_path
-from shared.text_toolkit import ToolkitStores
-from shared.wire import unstructure
+from shared.text_toolkit import SNAPSHOT_DIR, ToolkitStores
 
 from .toolkit_wire import (
     AliasEntry,
@@ -66,7 +70,7 @@ COMMON_FIELDS = ("baseline", "description", "url", "nsfw", "tags", "style", "ins
 def encode(value: Any) -> Body:
     """An answer object as compact JSON, with its ETag."""
     return Body.of(
-        json.dumps(unstructure(value), ensure_ascii=False, separators=(",", ":")).encode()
+        json.dumps(attrs.asdict(value), ensure_ascii=False, separators=(",", ":")).encode()
     )
 
 
@@ -213,10 +217,11 @@ class TextToolkitView:
     _lock: threading.Lock = Factory(threading.Lock)
 
     @classmethod
-    def build(cls, snapshot: Snapshot, records: Mapping[str, Json]) -> TextToolkitView:
-        """The toolkit of `snapshot`, whose v2 text records (parsed once by the read model) are
-        `records`."""
-        stores = ToolkitStores.from_snapshot_files(snapshot.files)
+    def build(
+        cls, records: Mapping[str, Json], v1_bytes: bytes | None, stores: ToolkitStores
+    ) -> TextToolkitView:
+        """The toolkit over the v2 text `records` (dataset order), the v1 text view's bytes and
+        the side stores."""
         members: dict[str, list[str]] = {}
         for name, record in records.items():
             group = record.get("text_model_group")
@@ -246,7 +251,7 @@ class TextToolkitView:
             stores=stores,
             records=records,
             members=members,
-            v1_bytes=snapshot.files.get(v1_path(Category.text_generation)),
+            v1_bytes=v1_bytes,
             groups_body=encode(GroupListResponse(groups=sorted(members))),
             baselines_body=encode(DistinctBaselinesResponse(baselines=baselines)),
             summary_body=Body.of(b""),
@@ -524,7 +529,7 @@ def v1_with_groups(view: Mapping[str, Json]) -> dict[str, Json]:
             any_description = any_description or bool(entry.get("description"))
             if isinstance(entry.get("tags"), list):
                 tags.update(str(t) for t in entry["tags"])
-        fmt = unstructure(format_info(infer_name_format(keys)))
+        fmt = attrs.asdict(format_info(infer_name_format(keys)))
         del fmt["extra_parts"]
         summaries[group] = {
             "member_count": len(keys),
@@ -545,3 +550,39 @@ def v1_with_groups(view: Mapping[str, Json]) -> dict[str, Json]:
             "text_model_group_summary": summaries[group],
         }
     return out
+
+
+@define
+class ToolkitSlot:
+    """What a snapshot keeps for the toolkit until it is first asked for: references to data the
+    read model holds anyway (records, the v1 bytes) and the small store files."""
+
+    records: Mapping[str, Json]
+    v1_bytes: bytes | None
+    store_files: Mapping[str, bytes]
+    _view: TextToolkitView | None = None
+    _lock: threading.Lock = Factory(threading.Lock)
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, records: Mapping[str, Json]) -> ToolkitSlot:
+        files = snapshot.files
+        return cls(
+            records=records,
+            v1_bytes=files.get(v1_path(Category.text_generation)),
+            store_files={k: v for k, v in files.items() if k.startswith(SNAPSHOT_DIR + "/")},
+        )
+
+    def view(self) -> TextToolkitView:
+        """The view, built by the first caller (thread-safe)."""
+        if self._view is None:
+            with self._lock:
+                if self._view is None:
+                    stores = ToolkitStores.from_snapshot_files(self.store_files)
+                    self._view = TextToolkitView.build(self.records, self.v1_bytes, stores)
+        return self._view
+
+    async def aview(self) -> TextToolkitView:
+        """The view; its first build runs off the event loop."""
+        if self._view is not None:
+            return self._view
+        return await asyncio.get_running_loop().run_in_executor(None, self.view)

@@ -17,7 +17,7 @@ from horde_model_records.records import wire_field_names
 from shared.snapshot import Snapshot, v1_path, v2_path
 
 if TYPE_CHECKING:
-    from .text_toolkit import TextToolkitView
+    from .text_toolkit import ToolkitSlot
 
 Json = dict[str, Any]
 
@@ -156,7 +156,7 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
-    text_toolkit: TextToolkitView
+    text_toolkit: ToolkitSlot  # the text toolkit's answers, built on first use
 
     @property
     def headers(self) -> dict[str, str]:
@@ -164,7 +164,7 @@ class ReadModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> ReadModel:
-        from .text_toolkit import TextToolkitView  # it builds on this module's Body
+        from .text_toolkit import ToolkitSlot  # it builds on this module's Body
 
         categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
 
@@ -188,7 +188,7 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
-            text_toolkit=TextToolkitView.build(
+            text_toolkit=ToolkitSlot.of(
                 snapshot,
                 {c.name: c.record for c in categories[Category.text_generation].candidates},
             ),

@@ -53,8 +53,9 @@ async def get_v1_text_generation(request: web.Request) -> web.Response:
     )
     if query.include_group:
         # built once per snapshot, off the event loop (1.7 MB of JSON)
+        toolkit = await model.text_toolkit.aview()
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, model.text_toolkit.v1_grouped)
+        body = await loop.run_in_executor(None, toolkit.v1_grouped)
     return respond(request, model, body)
 
 

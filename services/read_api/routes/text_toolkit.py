@@ -65,7 +65,7 @@ async def parse_text_name(request: web.Request) -> web.Response:
     """
     model = read_model(request)
     query = read_query(request, NameQuery)
-    answer = parsed_response(query.name, model.text_toolkit.stores)
+    answer = parsed_response(query.name, (await model.text_toolkit.aview()).stores)
     return respond_json(model, encode(answer).data)
 
 
@@ -78,14 +78,14 @@ async def parse_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_baselines(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.baselines_body)
+    return respond(request, model, (await model.text_toolkit.aview()).baselines_body)
 
 
 @routes.api("GET", TEXT + "/groups")
 @cached_docs("Every text model group", GroupListResponse, "Stored group names, sorted.", tags=TAGS)
 async def list_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.groups_body)
+    return respond(request, model, (await model.text_toolkit.aview()).groups_body)
 
 
 @routes.api("GET", TEXT + "/groups/summary")
@@ -97,7 +97,7 @@ async def list_text_groups(request: web.Request) -> web.Response:
 )
 async def summarize_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.summary_body)
+    return respond(request, model, (await model.text_toolkit.aview()).summary_body)
 
 
 @routes.api("GET", TEXT + "/groups/health")
@@ -109,7 +109,7 @@ async def summarize_text_groups(request: web.Request) -> web.Response:
 )
 async def check_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.health_body)
+    return respond(request, model, (await model.text_toolkit.aview()).health_body)
 
 
 @routes.api("GET", TEXT + "/group")
@@ -124,7 +124,7 @@ async def check_text_groups(request: web.Request) -> web.Response:
 async def get_text_group(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, model.text_toolkit.group_detail(query.name))
+    return respond(request, model, (await model.text_toolkit.aview()).group_detail(query.name))
 
 
 @routes.api("GET", TEXT + "/group/name_schema")
@@ -139,7 +139,7 @@ async def get_text_group(request: web.Request) -> web.Response:
 async def get_text_group_schema(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, model.text_toolkit.group_schema(query.name))
+    return respond(request, model, (await model.text_toolkit.aview()).group_schema(query.name))
 
 
 def _known_fields(body: Any, cls: type) -> Any:
@@ -181,7 +181,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     )
     answer = ComposeNameResponse(
         composed_name=composed,
-        already_exists=composed in model.text_toolkit.records,
+        already_exists=composed in (await model.text_toolkit.aview()).records,
         suggested_group=group_key(composed),
     )
     return respond_json(model, encode(answer).data)
@@ -193,7 +193,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_aliases(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.aliases_body)
+    return respond(request, model, (await model.text_toolkit.aview()).aliases_body)
 
 
 @routes.api("GET", TEXT + "/aliases/{canonical}")
@@ -207,14 +207,18 @@ async def list_text_aliases(request: web.Request) -> web.Response:
 )
 async def get_text_alias(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.alias_entry(request.match_info["canonical"]))
+    return respond(
+        request,
+        model,
+        (await model.text_toolkit.aview()).alias_entry(request.match_info["canonical"]),
+    )
 
 
 @routes.api("GET", TEXT + "/families")
 @cached_docs("Every family", FamilyListResponse, "Families sorted by name.", tags=TAGS)
 async def list_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.families_body)
+    return respond(request, model, (await model.text_toolkit.aview()).families_body)
 
 
 @routes.api("GET", TEXT + "/families/detect")
@@ -229,7 +233,9 @@ async def list_text_families(request: web.Request) -> web.Response:
 async def detect_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, DetectQuery)
-    body = model.text_toolkit.detected(query.min_prefix_length, query.min_family_size)
+    body = (await model.text_toolkit.aview()).detected(
+        query.min_prefix_length, query.min_family_size
+    )
     return respond(request, model, body)
 
 
@@ -245,4 +251,6 @@ async def detect_text_families(request: web.Request) -> web.Response:
 )
 async def get_text_family(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, model.text_toolkit.family(request.match_info["family_name"]))
+    return respond(
+        request, model, (await model.text_toolkit.aview()).family(request.match_info["family_name"])
+    )
