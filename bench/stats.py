@@ -202,7 +202,7 @@ def run(settings: Settings, workdir: Path) -> Section:
         "loopback (100 workers; status and usage for the real names). Answers are computed once "
         "per (snapshot, AI-Horde poll) and cached, so a request costs a lookup plus JSON encoding; "
         "`groups/summary` comes from one `hmr read-api` on the same data dir, which encodes it "
-        "once per snapshot (its 419 groups, about 150 kB) and answers with the prepared bytes; "
+        "once per snapshot (its 419 groups, about 220 kB) and answers with the prepared bytes; "
         f"wrk: {settings.connections} connections, {settings.duration_s} s per run, median of "
         f"{settings.repeats} runs."
     )
