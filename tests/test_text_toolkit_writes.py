@@ -403,6 +403,35 @@ async def test_a_separate_read_replica_serves_the_stores(
 ) -> None:
     """A read replica on the same data directory (another app) serves what the writer stored."""
     await call(system, "PUT", "/families/Qwen", {"members": ["Qwen3"]})
-    replica = await make_client(tmp_path / "data", HMR_MODE="REPLICA")
+    replica = await make_client(tmp_path / "data", HMR_MODE="PRIMARY")
     body = await wait_for_json(replica, T + "/families", lambda b: len(b["families"]) == 1)
     assert body == {"families": [{"family_name": "Qwen", "members": ["Qwen3"]}]}
+
+
+async def test_a_replica_deployment_keeps_no_side_stores(
+    system: TestClient, make_client: Any, tmp_path: Path
+) -> None:
+    """A REPLICA deployment (as upstream) answers alias and family reads with 503 and resolves
+    no aliases, even when its snapshot carries them (spec 07 §4)."""
+    await call(system, "PUT", "/aliases/Tales", {"aliases": ["Tiny-Tales"]})
+    await call(system, "PUT", "/families/Tales", {"members": ["Tiny-Tales"]})
+    await call(system, "PUT", "/group/name_schema?name=Tiny-Tales", {"separator": "_"})
+    await wait_for_json(system, T + "/families", lambda b: len(b["families"]) == 1)
+    mirror = await make_client(tmp_path / "data", HMR_MODE="REPLICA")
+    for path, what in (
+        ("/aliases", "alias"),
+        ("/aliases/Tales", "alias"),
+        ("/families", "family"),
+        ("/families/Tales", "family"),
+    ):
+        resp = await mirror.get(T + path)
+        assert resp.status == 503
+        assert await resp.json() == {
+            "detail": f"Group {what} storage is not available (backend may be in REPLICA mode)."
+        }
+    parsed = await (await mirror.get(T + "/parse_name?name=ExampleOrg/Tiny-Tales-1B")).json()
+    assert parsed["suggested_group"] == "Tiny-Tales"
+    schema = await (await mirror.get(T + "/group/name_schema?name=Tiny-Tales")).json()
+    assert schema["is_custom"] is False
+    detail = await (await mirror.get(T + "/group?name=Tiny-Tales")).json()
+    assert detail["related_family"] is None

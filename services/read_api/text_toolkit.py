@@ -572,17 +572,23 @@ class ToolkitSlot:
             store_files={k: v for k, v in files.items() if k.startswith(SNAPSHOT_DIR + "/")},
         )
 
-    def view(self) -> TextToolkitView:
-        """The view, built by the first caller (thread-safe)."""
+    def view(self, replica: bool = False) -> TextToolkitView:
+        """The view, built by the first caller (thread-safe). A REPLICA deployment has no side
+        stores, as upstream: no aliases, families or stored schemas (spec 07 §4); a process
+        keeps its mode, so the first caller's `replica` is every caller's."""
         if self._view is None:
             with self._lock:
                 if self._view is None:
-                    stores = ToolkitStores.from_snapshot_files(self.store_files)
+                    stores = (
+                        ToolkitStores()
+                        if replica
+                        else ToolkitStores.from_snapshot_files(self.store_files)
+                    )
                     self._view = TextToolkitView.build(self.records, self.v1_bytes, stores)
         return self._view
 
-    async def aview(self) -> TextToolkitView:
+    async def aview(self, replica: bool = False) -> TextToolkitView:
         """The view; its first build runs off the event loop."""
         if self._view is not None:
             return self._view
-        return await asyncio.get_running_loop().run_in_executor(None, self.view)
+        return await asyncio.get_running_loop().run_in_executor(None, self.view, replica)

@@ -12,13 +12,15 @@ import attrs
 from aiohttp import web
 
 from horde_model_records import compose_name, group_key
+from shared.errors import Unavailable
 from shared.http import ApiRoutes
 from shared.openapi import docs
 from shared.wire import read_json, read_query, structure
 
+from ..keys import read_config_key
 from ..openapi import NO_SNAPSHOT, SNAPSHOT_HEADER, cached_docs
 from ..responses import read_model, respond, respond_json
-from ..text_toolkit import encode, parsed_response
+from ..text_toolkit import TextToolkitView, encode, parsed_response
 from ..toolkit_wire import (
     AliasEntry,
     AliasListResponse,
@@ -38,8 +40,13 @@ from ..toolkit_wire import (
     NameQuery,
     ParsedNameResponse,
 )
+from ..view import ReadModel
 
 routes = ApiRoutes()
+
+NO_ALIASES = "Group alias storage is not available (backend may be in REPLICA mode)."
+NO_FAMILIES = "Group family storage is not available (backend may be in REPLICA mode)."
+_STORE_503 = f"{NO_SNAPSHOT} Or a REPLICA deployment, which keeps no aliases or families."
 
 TAGS = ("text_toolkit",)
 TEXT = "/text_generation"
@@ -47,6 +54,20 @@ _SEGMENT = {
     "schema": {"type": "string"},
     "description": "One path segment: a value containing `/` cannot be reached.",
 }
+
+
+async def _toolkit(request: web.Request, model: ReadModel) -> TextToolkitView:
+    return await model.text_toolkit.aview(_replica(request))
+
+
+def _replica(request: web.Request) -> bool:
+    return request.config_dict[read_config_key].mode == "REPLICA"
+
+
+def _require_stores(request: web.Request, message: str) -> None:
+    """A REPLICA deployment keeps no side stores: their reads answer 503 (spec 07 §4)."""
+    if _replica(request):
+        raise Unavailable(message)
 
 
 @routes.api("GET", TEXT + "/parse_name")
@@ -65,7 +86,7 @@ async def parse_text_name(request: web.Request) -> web.Response:
     """
     model = read_model(request)
     query = read_query(request, NameQuery)
-    answer = parsed_response(query.name, (await model.text_toolkit.aview()).stores)
+    answer = parsed_response(query.name, (await _toolkit(request, model)).stores)
     return respond_json(model, encode(answer).data)
 
 
@@ -78,14 +99,14 @@ async def parse_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_baselines(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).baselines_body)
+    return respond(request, model, (await _toolkit(request, model)).baselines_body)
 
 
 @routes.api("GET", TEXT + "/groups")
 @cached_docs("Every text model group", GroupListResponse, "Stored group names, sorted.", tags=TAGS)
 async def list_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).groups_body)
+    return respond(request, model, (await _toolkit(request, model)).groups_body)
 
 
 @routes.api("GET", TEXT + "/groups/summary")
@@ -97,7 +118,7 @@ async def list_text_groups(request: web.Request) -> web.Response:
 )
 async def summarize_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).summary_body)
+    return respond(request, model, (await _toolkit(request, model)).summary_body)
 
 
 @routes.api("GET", TEXT + "/groups/health")
@@ -109,7 +130,7 @@ async def summarize_text_groups(request: web.Request) -> web.Response:
 )
 async def check_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).health_body)
+    return respond(request, model, (await _toolkit(request, model)).health_body)
 
 
 @routes.api("GET", TEXT + "/group")
@@ -124,7 +145,7 @@ async def check_text_groups(request: web.Request) -> web.Response:
 async def get_text_group(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await model.text_toolkit.aview()).group_detail(query.name))
+    return respond(request, model, (await _toolkit(request, model)).group_detail(query.name))
 
 
 @routes.api("GET", TEXT + "/group/name_schema")
@@ -139,7 +160,7 @@ async def get_text_group(request: web.Request) -> web.Response:
 async def get_text_group_schema(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await model.text_toolkit.aview()).group_schema(query.name))
+    return respond(request, model, (await _toolkit(request, model)).group_schema(query.name))
 
 
 def _known_fields(body: Any, cls: type) -> Any:
@@ -181,7 +202,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     )
     answer = ComposeNameResponse(
         composed_name=composed,
-        already_exists=composed in (await model.text_toolkit.aview()).records,
+        already_exists=composed in (await _toolkit(request, model)).records,
         suggested_group=group_key(composed),
     )
     return respond_json(model, encode(answer).data)
@@ -193,7 +214,8 @@ async def compose_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_aliases(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).aliases_body)
+    _require_stores(request, NO_ALIASES)
+    return respond(request, model, (await _toolkit(request, model)).aliases_body)
 
 
 @routes.api("GET", TEXT + "/aliases/{canonical}")
@@ -203,22 +225,30 @@ async def list_text_aliases(request: web.Request) -> web.Response:
     "The canonical group and its aliases.",
     tags=TAGS,
     path={"canonical": _SEGMENT},
-    errors={404: "No alias entry for the group."},
+    errors={404: "No alias entry for the group.", 503: _STORE_503},
 )
 async def get_text_alias(request: web.Request) -> web.Response:
     model = read_model(request)
+    _require_stores(request, NO_ALIASES)
     return respond(
         request,
         model,
-        (await model.text_toolkit.aview()).alias_entry(request.match_info["canonical"]),
+        (await _toolkit(request, model)).alias_entry(request.match_info["canonical"]),
     )
 
 
 @routes.api("GET", TEXT + "/families")
-@cached_docs("Every family", FamilyListResponse, "Families sorted by name.", tags=TAGS)
+@cached_docs(
+    "Every family",
+    FamilyListResponse,
+    "Families sorted by name.",
+    tags=TAGS,
+    errors={503: _STORE_503},
+)
 async def list_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await model.text_toolkit.aview()).families_body)
+    _require_stores(request, NO_FAMILIES)
+    return respond(request, model, (await _toolkit(request, model)).families_body)
 
 
 @routes.api("GET", TEXT + "/families/detect")
@@ -233,9 +263,7 @@ async def list_text_families(request: web.Request) -> web.Response:
 async def detect_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, DetectQuery)
-    body = (await model.text_toolkit.aview()).detected(
-        query.min_prefix_length, query.min_family_size
-    )
+    body = (await _toolkit(request, model)).detected(query.min_prefix_length, query.min_family_size)
     return respond(request, model, body)
 
 
@@ -247,10 +275,11 @@ async def detect_text_families(request: web.Request) -> web.Response:
     description="A family named `detect` can be written but not read here.",
     tags=TAGS,
     path={"family_name": _SEGMENT},
-    errors={404: "No such family."},
+    errors={404: "No such family.", 503: _STORE_503},
 )
 async def get_text_family(request: web.Request) -> web.Response:
     model = read_model(request)
+    _require_stores(request, NO_FAMILIES)
     return respond(
-        request, model, (await model.text_toolkit.aview()).family(request.match_info["family_name"])
+        request, model, (await _toolkit(request, model)).family(request.match_info["family_name"])
     )
