@@ -346,3 +346,14 @@ def test_every_real_name_parses_as_upstream(legacy_dir: Path, tmp_path: Path) ->
             [[e.value, e.position, e.inferred_type] for e in ours.extras],
             group_key(name),
         ], name
+
+
+def test_worker_library_exposes_the_parser() -> None:
+    """horde_model_replica re-exports the one parser and group key, also under upstream's names."""
+    import horde_model_replica as replica
+
+    assert replica.parse_name is parse_name and replica.group_key is group_key
+    assert replica.parse_text_model_name("Org/Foo-7B-Q4_K_M").quant == "Q4_K_M"
+    assert replica.get_base_model_name("koboldcpp/LLaMA2-13B-Tiefighter") == "LLaMA2-Tiefighter"
+    assert replica.parameter_size_sort_key is size_key
+    assert replica.infer_name_format is infer_name_format

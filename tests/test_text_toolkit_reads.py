@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from openapi_schema_validator import OAS30Validator
 
 from horde_model_records import group_key
 from tests.test_text_names import VECTORS
@@ -422,3 +423,30 @@ async def test_v1_include_group_invalid_is_422(client: TestClient) -> None:
     """A non-boolean include_group is a 422."""
     resp = await client.get("/api/model_references/v1/text_generation?include_group=maybe")
     assert resp.status == 422
+
+
+async def test_answers_match_their_documented_schemas(client: TestClient) -> None:
+    """Real toolkit answers validate against the derived OpenAPI document."""
+    doc = await (await client.get("/api/openapi.json")).json()
+    urls = [
+        ("/parse_name", "/parse_name?name=TheBloke/Mistral-7B-Instruct-v0.2-GGUF"),
+        ("/distinct_baselines", "/distinct_baselines"),
+        ("/groups", "/groups"),
+        ("/groups/summary", "/groups/summary"),
+        ("/groups/health", "/groups/health"),
+        ("/group", "/group?name=L3-Stheno"),
+        ("/group/name_schema", "/group/name_schema?name=Qwen3"),
+        ("/aliases", "/aliases"),
+        ("/families", "/families"),
+        ("/families/detect", "/families/detect"),
+    ]
+    problems = {}
+    for template, url in urls:
+        resp = await client.get(T + url)
+        assert resp.status == 200, url
+        schema = doc["paths"][T + template]["get"]["responses"]["200"]["content"][
+            "application/json"
+        ]["schema"]
+        validator = OAS30Validator({**schema, "components": doc["components"]})
+        problems[url] = [e.message[:200] for e in validator.iter_errors(await resp.json())]
+    assert problems == {url: [] for _, url in urls}

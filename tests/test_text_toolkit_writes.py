@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from services.write_queue.keys import write_queue_key
 from shared.snapshot import SnapshotStore
 from tests.conftest import APPROVER_KEY, READER_KEY, REQUESTOR_KEY
+from tests.fakes.horde import refused_url
 from tests.helpers import wait_for_json
 
 T = "/api/model_references/v2/text_generation"
@@ -435,3 +436,15 @@ async def test_a_replica_deployment_keeps_no_side_stores(
     assert schema["is_custom"] is False
     detail = await (await mirror.get(T + "/group?name=Tiny-Tales")).json()
     assert detail["related_family"] is None
+
+
+async def test_ai_horde_down_is_503(make_system: SystemFactory, tmp_path: Path) -> None:
+    """With AI-Horde unreachable the requestor role cannot be checked: 503, nothing written."""
+    client = await make_system(
+        tmp_path / "h", HMR_HORDE_URL=refused_url(), HMR_REQUESTOR_IDS="100", HMR_AUTH_TIMEOUT="2"
+    )
+    for method, path, body in WRITES[:3]:
+        resp = await client.request(method, T + path, json=body, headers=REQ)
+        assert resp.status == 503
+        assert (await resp.json())["detail"].startswith("Auth service unavailable")
+    assert client.server.app[write_queue_key].live().text_toolkit.empty

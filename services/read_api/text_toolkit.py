@@ -363,7 +363,7 @@ class TextToolkitView:
                     display_name=_raw(record, "display_name"),
                     instruct_format=_raw(record, "instruct_format"),
                     is_backend_duplicate=prefix is not None,
-                    backend_prefix=prefix,  # type: ignore[arg-type]  # -- one of the two backends
+                    backend_prefix=prefix,
                     guidance=None if prefix is not None else _guidance(record),
                 )
             )

@@ -140,7 +140,9 @@ class GroupMemberInfo:
     display_name: str | None
     instruct_format: str | None
     is_backend_duplicate: bool
-    backend_prefix: Literal["aphrodite", "koboldcpp"] | None
+    backend_prefix: str | None = documented(
+        "`aphrodite` or `koboldcpp`; null for canonical members."
+    )
     guidance: GuidanceSummary | None = documented("Null for backend duplicates.")
 
 
