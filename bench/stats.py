@@ -1,4 +1,5 @@
-"""Stats service: the cost of `popular`, `statistics` and `deletion-risk` next to a heartbeat.
+"""Stats service: the cost of `popular`, `statistics` and `deletion-risk` next to a heartbeat;
+and the text toolkit's `groups/summary` (read service) against the same heartbeat.
 
 Starts a fake AI-Horde on loopback (in this process, on its own event loop thread) serving
 realistic payloads for the real dataset's names (a hundred workers, image and text status and
@@ -52,6 +53,13 @@ ENDPOINTS = (
     (
         "`deletion-risk` image_generation, preset",
         f"{STATS}/image_generation/deletion-risk?preset=no_workers&limit=20",
+    ),
+)
+#: served by an `hmr read-api` on the same data dir, measured against the stats heartbeat
+READ_ENDPOINTS = (
+    (
+        "`groups/summary` text_generation (read service, prepared per snapshot)",
+        f"{V2}/text_generation/groups/summary",
     ),
 )
 
@@ -139,13 +147,28 @@ def run(settings: Settings, workdir: Path) -> Section:
             "false",
         ]
         proc = procs.start("stats", argv, env=env, cwd=REPO_ROOT)
+        read_port = free_port()
+        read_argv = [
+            *hmr_command(),
+            "read-api",
+            "--port",
+            str(read_port),
+            "--data-dir",
+            str(data_dir),
+            "--access-log",
+            "false",
+        ]
+        read_proc = procs.start("read-api", read_argv, env=env, cwd=REPO_ROOT)
         wait_until_ok(port, "/api/heartbeat", timeout=30, proc=proc)
         # the first poll lands before the service reports ready, but be sure it has data
         wait_until_ok(port, f"{V2}/image_generation/popular", timeout=30, proc=proc)
+        wait_until_ok(read_port, READ_ENDPOINTS[0][1], timeout=30, proc=read_proc)
         rows = []
         reference = None
-        for label, path in ENDPOINTS:
-            url = f"http://{LOOPBACK}:{port}{path}"
+        targets = [(label, path, port) for label, path in ENDPOINTS]
+        targets += [(label, path, read_port) for label, path in READ_ENDPOINTS]
+        for label, path, target_port in targets:
+            url = f"http://{LOOPBACK}:{target_port}{path}"
             run_wrk(url, settings.warmup_s, connections=settings.connections)
             result = median_wrk(
                 [
@@ -171,11 +194,15 @@ def run(settings: Settings, workdir: Path) -> Section:
             log(f"stats {label}: {result.requests_per_s:,.0f} req/s")
         if not proc.alive():
             raise BenchError(f"hmr stats exited during the bench; log:\n{proc.log_tail()}")
+        if not read_proc.alive():
+            raise BenchError(f"hmr read-api exited during the bench; log:\n{read_proc.log_tail()}")
     table = markdown_table(["endpoint", "req/s", "p50 / p99", "throughput vs heartbeat"], rows)
     text = (
         f"{table}\n\nOne `hmr stats` process on the real reference data, a fake AI-Horde on "
         "loopback (100 workers; status and usage for the real names). Answers are computed once "
         "per (snapshot, AI-Horde poll) and cached, so a request costs a lookup plus JSON encoding; "
+        "`groups/summary` comes from one `hmr read-api` on the same data dir, which encodes it "
+        "once per snapshot (its 419 groups, about 220 kB) and answers with the prepared bytes; "
         f"wrk: {settings.connections} connections, {settings.duration_s} s per run, median of "
         f"{settings.repeats} runs."
     )

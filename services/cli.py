@@ -375,6 +375,37 @@ def write_openapi(env: Mapping[str, str], out: str) -> int:
     return 0
 
 
+def toolkit_import(env: Mapping[str, str], source: Path) -> int:
+    """Import upstream's toolkit files into the write store and publish them."""
+    import asyncio
+
+    from services.write_queue.config import Config as WriteConfig
+    from services.write_queue.store import StoreBusy
+    from services.write_queue.toolkit_files import ImportRefused, aimport_files
+
+    config = WriteConfig.from_environ(env)
+    try:
+        stores = asyncio.run(aimport_files(config, source))
+    except (ImportRefused, StoreBusy, RuntimeError) as exc:
+        print(f"hmr: nothing imported: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"imported into {config.data_dir}: {len(stores.schemas)} schemas, "
+        f"{len(stores.aliases)} alias entries, {len(stores.families)} families"
+    )
+    return 0
+
+
+def toolkit_export(env: Mapping[str, str], out: Path) -> int:
+    """Write the live snapshot's toolkit stores as upstream's files."""
+    from services.write_queue.toolkit_files import export_files
+
+    data_dir = get_path(env, "HMR_DATA_DIR", "./var")
+    for path in export_files(data_dir / "snapshots", out):
+        print(path)
+    return 0
+
+
 #: (help line, description) of each command, in the order `hmr --help` lists them
 COMMANDS = {
     "seed": (
@@ -405,6 +436,17 @@ COMMANDS = {
         "create (or show) a development auth file",
         "Write a JSON auth file with a requestor and two approvers and print their "
         "keys. For development only: never use it in production.",
+    ),
+    "toolkit-import": (
+        "import upstream's text toolkit files (group schemas, aliases, families)",
+        "Import text_generation_group_{schemas,aliases,families}.json from a directory into "
+        "the write store of the data dir, then publish. Each file present replaces its store. "
+        "Stop the write service first.",
+    ),
+    "toolkit-export": (
+        "export the text toolkit as upstream's three files",
+        "Write the live snapshot's group schemas, aliases and families as upstream's "
+        "text_generation_group_*.json files into a directory.",
     ),
     "all": (
         "every service in one process under /api",
@@ -449,6 +491,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands["dev-auth"]
     p.add_argument("path", help="where the auth file lives")
     p.set_defaults(run=lambda env, a: dev_auth(Path(a.path)))
+
+    p = commands["toolkit-import"]
+    _add(p, COMMON + KEEP)
+    p.add_argument("source", help="directory holding upstream's text_generation_group_*.json")
+    p.set_defaults(run=lambda env, a: toolkit_import(env, Path(a.source)))
+
+    p = commands["toolkit-export"]
+    _add(p, COMMON)
+    p.add_argument("out", help="directory to write the three files into")
+    p.set_defaults(run=lambda env, a: toolkit_export(env, Path(a.out)))
 
     p = commands["all"]
     _add(p, COMMON + SERVE + SEED + WRITE + STATS[1:] + KEEP)

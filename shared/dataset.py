@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import frozen
+import attrs
+from attrs import Factory, frozen
 
 from horde_model_records import (
     ALL_CATEGORIES,
@@ -30,6 +31,7 @@ from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 
 from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
+from .text_toolkit import ToolkitStores
 
 Json = dict[str, Any]
 
@@ -45,6 +47,8 @@ class CategoryData:
 @frozen
 class Dataset:
     categories: Mapping[Category, CategoryData]
+    #: the text toolkit's group schemas, aliases and families (spec 07 §6)
+    text_toolkit: ToolkitStores = Factory(ToolkitStores)
 
 
 def _with_records(
@@ -75,7 +79,7 @@ def _with_records(
         metadata=data.metadata.after_operation(operation, name, now, len(records)),
         legacy_metadata=legacy_meta,
     )
-    return Dataset(categories={**dataset.categories, category: changed})
+    return attrs.evolve(dataset, categories={**dataset.categories, category: changed})
 
 
 def upsert_record(
@@ -158,6 +162,10 @@ def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
         category_files, block = _category_files(category, dataset.categories[category])
         files.update(category_files)
         categories[category.value] = block
+    if not dataset.text_toolkit.empty:
+        # only once there is something to keep: a dataset without toolkit data publishes the
+        # same files as before the toolkit existed
+        files.update(dataset.text_toolkit.snapshot_files())
     return files, {"categories": categories}
 
 
@@ -187,7 +195,8 @@ def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
             metadata=converter.structure(block["metadata"], CategoryMetadata),
             legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
         )
-    return Dataset(categories=categories)
+    toolkit = ToolkitStores.from_snapshot_files(snapshot.files)
+    return Dataset(categories=categories, text_toolkit=toolkit)
 
 
 def _read_json(path: Path, problems: list[Problem]) -> Any:

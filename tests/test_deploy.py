@@ -124,6 +124,17 @@ async def test_every_route_reaches_its_service(deployment: Deployment) -> None:
             assert (status, body) == (401, {"detail": "Not authenticated"}), path  # write
         status, _, body = await fetch(s, "POST", url(f"{V2}/blip"), json={"name": "x"})
         assert status == 401  # a write reaches the writer, not the read service's 503
+        compose = {"author": "acrastt", "base_name": "Marx", "size": "3B", "version": "V3"}
+        status, _, body = await fetch(
+            s, "POST", url(f"{V2}/text_generation/compose_name"), json=compose
+        )
+        assert status == 200 and body["already_exists"] is True  # a POST the read pool answers
+        status, _, body = await fetch(
+            s, "PUT", url(f"{V2}/text_generation/aliases/Marx"), json={"aliases": []}
+        )
+        assert status == 401  # toolkit writes reach the writer
+        status, _, body = await fetch(s, "GET", url(f"{V2}/text_generation/groups/summary"))
+        assert status == 200 and body["total_groups"] == 419  # toolkit reads, the read pool
         status, _, body = await fetch(
             s, "GET", url(f"{V2}/text_generation/model/acrastt/Marx-3B-V3")
         )

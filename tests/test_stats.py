@@ -508,35 +508,42 @@ def _by_group(models: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def test_deletion_risk_groups_text_models_by_base_name(stats: TestClient) -> None:
-    """group_text_models gives one entry per base-model group: usage summed, the most served
-    member's workers, downloads added up, most used first."""
+    """group_text_models gives one entry per base(name) group (spec 07 §7.2): usage, shares and
+    downloads summed, the most served member's workers, flags OR-ed, first-seen order of the
+    most-used-first list; total_count keeps the number of models."""
     path = f"{STATS}/text_generation/deletion-risk"
     plain = await get_json(stats, path)
     grouped = await get_json(stats, path, group_text_models="true")
     members = _by_group(plain["models"])
-    assert grouped["total_count"] == grouped["summary"]["total_models"] == len(members) == 419
-    assert sorted(g["name"] for g in grouped["models"]) == sorted(members)
+    assert grouped["summary"]["total_models"] == len(grouped["models"]) == len(members) == 419
+    assert grouped["total_count"] == plain["total_count"] == 719
+    assert [g["name"] for g in grouped["models"]] == list(members)  # first-seen order
     assert any(sum(1 for m in ms if m["usage_month"]) > 1 for ms in members.values())
     for group in grouped["models"]:
         ms = members[group["name"]]
         for figure in ("usage_day", "usage_month", "usage_total", "download_count"):
             assert group[figure] == sum(m[figure] for m in ms)
         assert group["worker_count"] == max(m["worker_count"] for m in ms)
-        assert group["deletion_risk_flags"]["no_active_workers"] == (group["worker_count"] == 0)
+        for flag, value in group["deletion_risk_flags"].items():
+            assert value == any(m["deletion_risk_flags"][flag] for m in ms), flag
+        assert group["risk_score"] == sum(group["deletion_risk_flags"].values())
+        assert group["at_risk"] == any(group["deletion_risk_flags"].values())
+        assert group["baseline"] == ms[0]["baseline"] and group["nsfw"] == ms[0]["nsfw"]
         assert group["backend_variations"] is None
-    months = [g["usage_month"] for g in grouped["models"]]
-    assert months == sorted(months, reverse=True)
+        if len(ms) == 1:
+            assert group == {**ms[0], "name": group["name"]}
     assert grouped["category_total_month_usage"] == plain["category_total_month_usage"]
 
 
-async def test_grouped_usage_flags_describe_the_group(
+async def test_grouped_flags_are_any_members(
     make_stats: StatsFactory,
     real_data_dir: Path,
     horde: FakeHorde,
     legacy_dir: Path,
     names: Any,
 ) -> None:
-    """A member AI-Horde reports with zero usage is flagged alone, not the group that is used."""
+    """A member AI-Horde reports with zero usage flags its whole group (flags are OR-ed), and the
+    group's trend is the members' weighted by month usage."""
     rows = (legacy_dir / "text" / "models.csv").read_text().splitlines()[1:]
     every = [row.split(",", 1)[0] for row in rows]
     used, idle = next(
@@ -551,7 +558,8 @@ async def test_grouped_usage_flags_describe_the_group(
     grouped = await get_json(client, path, group_text_models="true")
     group = next(g for g in grouped["models"] if g["name"] == text_model_group(used))
     assert group["usage_month"] >= plain[used]["usage_month"] > 0
-    assert group["deletion_risk_flags"]["zero_usage_month"] is False
+    assert group["deletion_risk_flags"]["zero_usage_month"] is True
+    assert group["at_risk"] is True
 
 
 def _same_group(a: str, b: str) -> bool:

@@ -28,6 +28,8 @@ _TAGS = {
     "search": "Filter, sort and page v2 records.",
     "metadata": "Change detection: when each category last changed.",
     "writes": "This deployment runs no write service: every write answers 503.",
+    "text_toolkit": "text_generation curation: parse names, groups and their health, naming "
+    "schemas, aliases and families (reads; writes are on the write service).",
 }
 
 CATEGORY: JsonDict = {

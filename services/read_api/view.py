@@ -8,13 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, frozen
 
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
 from horde_model_records.records import wire_field_names
 from shared.snapshot import Snapshot, v1_path, v2_path
+
+if TYPE_CHECKING:
+    from .text_toolkit import ToolkitSlot
 
 Json = dict[str, Any]
 
@@ -153,6 +156,7 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
+    text_toolkit: ToolkitSlot  # the text toolkit's answers, built on first use
 
     @property
     def headers(self) -> dict[str, str]:
@@ -160,6 +164,8 @@ class ReadModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> ReadModel:
+        from .text_toolkit import ToolkitSlot  # it builds on this module's Body
+
         categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
 
         def last_updated(version: str) -> Body:
@@ -182,4 +188,8 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
+            text_toolkit=ToolkitSlot.of(
+                snapshot,
+                {c.name: c.record for c in categories[Category.text_generation].candidates},
+            ),
         )

@@ -93,8 +93,8 @@ class SearchQuery(SearchAllQuery):
 @frozen(kw_only=True)
 class TextGenerationQuery:
     include_group: bool = _flag(
-        "Add text_model_group and its summary to each entry (accepted; summaries are not "
-        "computed yet).",
+        "Add text_model_group (the key's group key) and text_model_group_summary (over the "
+        "group's v1 entries) to each entry.",
         default=False,
     )
 

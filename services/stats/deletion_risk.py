@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from horde_model_records import Category, text_model_group
+from horde_model_records import Category, group_key
 
 from .merge import HordeIndex, ModelStats
 from .statistics import download_hosts
@@ -153,48 +153,69 @@ def _model_entry(
     )
 
 
-def _group_entry(category: Category, name: str, members: list[Json], category_month: int) -> Json:
-    """One entry for a group of text models: usage summed, the most served member's worker
-    count, the record flags of any member; the usage and worker flags are the group's own."""
+def _weighted_ratio(members: list[Json], key: str, weight: int) -> float | None:
+    """A trend ratio of a group: the members' ratios weighted by their month usage."""
+    parts = [m["usage_trend"][key] * m["usage_month"] for m in members if m["usage_trend"][key]]
+    return round(sum(parts) / weight, 4) if parts and weight else None
+
+
+def _group_entry(category: Category, name: str, members: list[Json]) -> Json:
+    """One entry for a group of text models (spec 07 §7.2): usages, shares and downloads summed,
+    the most served member's worker count, every flag OR-ed over the members, trends weighted
+    by month usage, the mean of the known sizes, the first member's baseline and nsfw."""
+    if len(members) == 1:
+        return {**members[0], "name": name}
     day, month, total = (sum(m[f"usage_{p}"] for m in members) for p in ("day", "month", "total"))
     workers = max(m["worker_count"] for m in members)
-
-    def any_member(flag: str) -> bool:
-        return any(m["deletion_risk_flags"][flag] for m in members)
-
     flags = {
-        # a member has a zero-usage flag only when AI-Horde reports its usage (as 0): the group
-        # has it when some member is reported and the group's sum is 0
-        "zero_usage_day": day == 0 and any_member("zero_usage_day"),
-        "zero_usage_month": month == 0 and any_member("zero_usage_month"),
-        "zero_usage_total": total == 0 and any_member("zero_usage_total"),
-        "no_active_workers": workers == 0,
-        **{flag: any_member(flag) for flag in _HOST_FLAGS},
-        "missing_description": any_member("missing_description"),
-        "missing_baseline": any_member("missing_baseline"),
-        "low_usage": _low_usage(category, month, category_month),
+        flag: any(m["deletion_risk_flags"][flag] for m in members)
+        for flag in members[0]["deletion_risk_flags"]
     }
     sizes = [m["size_gb"] for m in members if m["size_gb"] is not None]
+    size_gb = round(sum(sizes) / len(sizes), 2) if sizes and sum(sizes) > 0 else None
     first = members[0]
-    return _entry(
-        category,
-        name,
-        flags,
-        workers=workers,
-        day=day,
-        month=month,
-        total=total,
-        category_month=category_month,
-        size_gb=round(sum(sizes) / len(sizes), 2) if sizes else None,
-        facts={
-            "baseline": first["baseline"],
-            "nsfw": first["nsfw"],
-            "has_description": all(m["has_description"] for m in members),
-            "download_count": sum(m["download_count"] for m in members),
-            "download_hosts": list(dict.fromkeys(h for m in members for h in m["download_hosts"])),
-            "backend_variations": None,
+    if category is Category.text_generation:
+        critical = month < TEXT_CRITICAL_USAGE and workers < TEXT_CRITICAL_WORKERS
+    else:
+        critical = month == 0 and workers == 0
+    return {
+        "name": name,
+        "category": category.value,
+        "deletion_risk_flags": flags,
+        "at_risk": any(flags.values()),
+        "risk_score": sum(flags.values()),
+        "worker_count": workers,
+        "usage_day": day,
+        "usage_month": month,
+        "usage_total": total,
+        "usage_hour": None,
+        "usage_minute": None,
+        "usage_percentage_of_category": round(
+            sum(m["usage_percentage_of_category"] for m in members), 4
+        ),
+        "usage_trend": {
+            "day_to_month_ratio": _weighted_ratio(members, "day_to_month_ratio", month),
+            "month_to_total_ratio": _weighted_ratio(members, "month_to_total_ratio", month),
         },
-    )
+        "cost_benefit_score": round(month / size_gb, 2) if size_gb else None,
+        "size_gb": size_gb,
+        "baseline": first["baseline"],
+        "nsfw": first["nsfw"],
+        "has_description": all(m["has_description"] for m in members),
+        "download_count": sum(m["download_count"] for m in members),
+        "download_hosts": list(dict.fromkeys(h for m in members for h in m["download_hosts"])),
+        "backend_variations": None,
+        "is_critical": critical,
+        "has_warning": any(flags[f] for f in _HOST_FLAGS),
+    }
+
+
+def group_entries(category: Category, entries: list[Json]) -> list[Json]:
+    """Risk entries (most used first) grouped by base(name), in first-seen order (spec 07 §7.2)."""
+    groups: dict[str, list[Json]] = {}
+    for entry in entries:
+        groups.setdefault(group_key(entry["name"]), []).append(entry)
+    return [_group_entry(category, name, members) for name, members in groups.items()]
 
 
 def _host(url: str) -> str:
@@ -210,7 +231,7 @@ def deletion_risk_models(
     backend_variations: bool = False,
 ) -> list[Json]:
     """Every model's risk entry, most used first (ties keep dataset order). Text models only:
-    `grouped` gives one entry per base-model group (text_model_group), named after the group;
+    `grouped` gives one entry per base-model group (base(name)), named after the group;
     `backend_variations` (ungrouped) lists each model's figures per backend."""
     items = list(records)
     merged = [index.merge(r["name"]) for r in items]
@@ -221,12 +242,9 @@ def deletion_risk_models(
         _model_entry(category, r, s, category_month, backends)
         for r, s in zip(items, merged, strict=True)
     ]
-    if grouped and text:
-        groups: dict[str, list[Json]] = {}
-        for entry in entries:
-            groups.setdefault(text_model_group(entry["name"]), []).append(entry)
-        entries = [_group_entry(category, g, m, category_month) for g, m in groups.items()]
     entries.sort(key=lambda m: m["usage_month"], reverse=True)
+    if grouped and text:
+        entries = group_entries(category, entries)
     return entries
 
 

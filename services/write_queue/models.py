@@ -69,7 +69,10 @@ class Change:
         "pending → approved → applying → applied; pending → rejected; "
         "a failed apply goes back to approved."
     )
-    notes: str | None = documented("Never set by the API.", default=None)
+    notes: str | None = documented(
+        "Set by the text toolkit's queued edits (common_fields, name_exception), else null.",
+        default=None,
+    )
     batch_id: int | None = documented("Set on approve (and on reject).", default=None)
     batch_title: str | None = None
     approved_by: str | None = None
@@ -156,6 +159,8 @@ class Proposal:
     payload: JsonObject | None
     route: str  # the name of the route it came through, recorded in request_metadata
     payload_format: PayloadFormat = "v2"
+    notes: str | None = None  # set by routes that explain themselves (the text toolkit's)
+    metadata: dict[str, str] = attrs.Factory(dict)  # more request_metadata beside the route
 
 
 def keep_creation(record: JsonObject, existing: JsonObject | None) -> JsonObject:

@@ -38,6 +38,8 @@ _TAGS = {
     "alike (one queue).",
     "audit": "The queue's history rebuilt from the audit log.",
     "roles": "Who the key belongs to and the roles this deployment gives them.",
+    "text_toolkit": "text_generation curation: naming schemas, aliases and families are written "
+    "directly (published before the answer); common fields and name exceptions are queued.",
     "internal": "Published snapshots over HTTP, for read replicas that cannot share the data "
     "volume. Unauthenticated.",
 }

@@ -22,6 +22,7 @@ from horde_model_records import Category, legacy_to_v2, structure_record, unstru
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
 from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
+from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject
 
 from .audit import AuditReplay
@@ -38,6 +39,7 @@ from .models import (
 )
 from .publisher import Publisher
 from .store import Store
+from .text_toolkit import entry_changes
 from .wire import (
     BatchSplit,
     DiffError,
@@ -320,38 +322,49 @@ class WriteQueue:
     # --- propose -------------------------------------------------------------------------------
 
     async def aenqueue(self, who: Identity, proposal: Proposal) -> Change:
+        return (await self.aenqueue_all(who, [proposal]))[0]
+
+    async def aenqueue_all(self, who: Identity, proposals: Iterable[Proposal]) -> list[Change]:
+        """Queue proposals together: all of them, in order, or none."""
         now = self.clock()
+        changes: list[Change] = []
+        async with self.lock, self.store.transaction():
+            for proposal in proposals:
+                changes.append(await self._enqueue(who, proposal, now))
+        return changes
+
+    async def _enqueue(self, who: Identity, proposal: Proposal, now: int) -> Change:
         related = None
         if proposal.category is Category.text_generation:
             related = ["aphrodite/" + proposal.name, "koboldcpp/" + model_name_of(proposal.name)]
-        async with self.lock, self.store.transaction():
-            change = Change(
-                change_id=await self.store.next_value("change_id"),
-                category=proposal.category,
-                model_name=proposal.name,
-                operation=proposal.operation,
-                payload=proposal.payload,
-                requested_by=who.user_id,
-                requested_username=who.username,
-                requested_at=now,
-                status="pending",
-                updated_at=now,
-                request_metadata={"route": proposal.route},
-                related_models=related,
-                payload_format=proposal.payload_format,
-            )
-            await self.store.insert_change(change)
-            await self._queue_event(
-                who,
-                str(change.change_id),
-                {
-                    "action": "enqueue",
-                    "change_id": change.change_id,
-                    "operation": proposal.operation,
-                    "category": proposal.category.value,
-                    "model": proposal.name,
-                },
-            )
+        change = Change(
+            change_id=await self.store.next_value("change_id"),
+            category=proposal.category,
+            model_name=proposal.name,
+            operation=proposal.operation,
+            payload=proposal.payload,
+            requested_by=who.user_id,
+            requested_username=who.username,
+            requested_at=now,
+            status="pending",
+            notes=proposal.notes,
+            updated_at=now,
+            request_metadata={"route": proposal.route, **proposal.metadata},
+            related_models=related,
+            payload_format=proposal.payload_format,
+        )
+        await self.store.insert_change(change)
+        await self._queue_event(
+            who,
+            str(change.change_id),
+            {
+                "action": "enqueue",
+                "change_id": change.change_id,
+                "operation": proposal.operation,
+                "category": proposal.category.value,
+                "model": proposal.name,
+            },
+        )
         return change
 
     # --- review --------------------------------------------------------------------------------
@@ -631,3 +644,30 @@ class WriteQueue:
         return BatchSplit(
             original_batch_id=original, new_batch_id=new_batch, reassigned_count=len(left)
         )
+
+    # --- the text toolkit's direct writes (spec 07 §6) ----------------------------------------
+
+    async def aupdate_toolkit(
+        self,
+        who: Identity,
+        edit: Callable[[ToolkitStores], ToolkitStores],
+        request_id: str | None = None,
+    ) -> ToolkitStores:
+        """Apply `edit` to the live toolkit stores: persist, audit each changed entry, publish,
+        then return the new stores. An edit that changes nothing writes nothing."""
+        async with self.lock:
+            await self._apublish_pending()
+            before = self.live()
+            stores = edit(before.text_toolkit)  # raises Conflict / NotFound: nothing written
+            changes = entry_changes(before.text_toolkit, stores)
+            if not changes:
+                return stores
+            async with self.store.transaction():
+                await self.store.write_toolkit(stores)
+                for category, key, operation, old, new in changes:
+                    payload = {"before": old, "after": new}
+                    await self._audit(category, key, operation, who.user_id, payload, request_id)
+                self.version = await self.store.next_value("dataset_version")
+            self.dataset = attrs.evolve(before, text_toolkit=stores)
+            await self._apublish_pending()
+        return stores

@@ -25,6 +25,7 @@ from horde_model_records import (
 )
 from horde_model_records.metadata import CategoryMetadata
 from shared.dataset import CategoryData, Dataset
+from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject, converter
 
 from .models import AuditEvent, Change, Status
@@ -64,6 +65,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE changes ADD COLUMN payload_format TEXT NOT NULL DEFAULT 'v2';
     UPDATE changes SET payload_format = 'legacy'
         WHERE json_extract(data, '$.request_metadata.route') LIKE '%\\_legacy%' ESCAPE '\\';
+    """,
+    # 3: the text toolkit's side stores (spec 07 §6), one row per entry, each store in its order
+    """
+    CREATE TABLE text_toolkit (
+        store TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (store, key)
+    );
     """,
 ]
 
@@ -195,6 +203,36 @@ class Store:
         await self.db.execute("DELETE FROM category_metadata")
         for category, data in dataset.categories.items():
             await self.write_category(category, data)
+        await self.write_toolkit(dataset.text_toolkit)
+
+    async def write_toolkit(self, stores: ToolkitStores) -> None:
+        """Replace the text toolkit's stores; call inside a transaction."""
+        await self.db.execute("DELETE FROM text_toolkit")
+        rows: list[tuple[str, str, int, str]] = []
+        for store, entries in (
+            ("schemas", stores.schemas),
+            ("aliases", stores.aliases),
+            ("families", stores.families),
+        ):
+            rows += [
+                (store, key, pos, _dumps(value)) for pos, (key, value) in enumerate(entries.items())
+            ]
+        await self.db.executemany(
+            "INSERT INTO text_toolkit (store, key, position, data) VALUES (?, ?, ?, ?)", rows
+        )
+
+    async def read_toolkit(self) -> ToolkitStores:
+        found: dict[str, dict[str, Any]] = {"schemas": {}, "aliases": {}, "families": {}}
+        async with self.db.execute(
+            "SELECT store, key, data FROM text_toolkit ORDER BY store, position"
+        ) as cur:
+            async for row in cur:
+                found[row["store"]][row["key"]] = json.loads(row["data"])
+        return ToolkitStores(
+            schemas=found["schemas"],
+            aliases={k: tuple(v) for k, v in found["aliases"].items()},
+            families={k: tuple(v) for k, v in found["families"].items()},
+        )
 
     async def write_category(self, category: Category, data: CategoryData) -> None:
         """Replace one category's records, legacy view and metadata; call inside a transaction."""
@@ -257,7 +295,7 @@ class Store:
                         json.loads(row["legacy_metadata"]), CategoryMetadata
                     ),
                 )
-        return Dataset(categories=categories)
+        return Dataset(categories=categories, text_toolkit=await self.read_toolkit())
 
     # --- changes ------------------------------------------------------------------------------
 

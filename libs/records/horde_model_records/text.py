@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import attrs
 
 from .categories import TEXT_BACKEND_PREFIXES
 from .legacy import LegacyTextRecord, TextCsvRow
+from .names import group_key, parse_name
 from .problems import Problem
 from .records import TextGenerationRecord
 
@@ -80,89 +80,17 @@ def strip_backend_prefix(name: str) -> str:
 
 
 # --- text_model_group: the base model a text model name belongs to -------------------------------
-
-_I = re.IGNORECASE
-
-
-def _patterns(*patterns: str, flags: int = 0) -> list[re.Pattern[str]]:
-    return [re.compile(p, flags) for p in patterns]
-
-
-_LEADING_VERSION = _patterns(r"^\d+\.\d+(\.\d+)?[-_]")
-_SIZE = _patterns(
-    r"(?<![a-zA-Z])(\d+\.?\d*[BMK]\d*)(?![a-zA-Z])",
-    r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])",
-    flags=_I,
-)
-_VERSION = _patterns(
-    r"(?<![a-zA-Z0-9])([vV]\d+(\.\d+)+)(?![a-zA-Z0-9])",
-    r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])",
-)
-_QUANT = _patterns(
-    r"\bQ[2-8]_K(_[SMLH])?\b",
-    r"\bQ[2-8]_[01]\b",
-    r"\bQ[2-8]\b",
-    r"\b(GGUF|GGML|GPTQ|AWQ|EXL2)\b",
-    r"\b(fp16|fp32|int8|int4)\b",
-    flags=_I,
-)
-_VARIANT = _patterns(
-    r"\b(Instruct|Chat|Code|Base|Uncensored|Finetune|FT)\b",
-    r"\b(Thinking|Reasoning)\b",
-    r"\b(turbo|preview|latest)\b",
-    flags=_I,
-)
-_DATE = _patterns(
-    r"\d{2}-\d{4}",
-    r"\d{4}-\d{2}",
-    r"(?<![a-zA-Z0-9])\d{4}(?![a-zA-Z0-9])",
-)
-_PART_PATTERNS = {
-    "leading_version": _LEADING_VERSION,
-    "size": _SIZE,
-    "version": _VERSION,
-    "quant": _QUANT,
-    "variant": _VARIANT,
-    "date": _DATE,
-}
-_DOUBLED = ("--", "__", "  ", "..")
-
-
-def _splice_first(text: str, patterns: list[re.Pattern[str]]) -> tuple[str, str | None]:
-    for pattern in patterns:
-        match = pattern.search(text)
-        if match:
-            return text[: match.start()] + text[match.end() :], match.group(0)
-    return text, None
-
-
-def parse_name_parts(name: str) -> tuple[str, dict[str, str | None]]:
-    """Splice out the first leading version, size, version, quant, variant and date, in order."""
-    parts: dict[str, str | None] = {}
-    rest = name
-    for part, patterns in _PART_PATTERNS.items():
-        rest, parts[part] = _splice_first(rest, patterns)
-    return rest, parts
+# The parser lives in names.py (one implementation, upstream-exact); these are its old entry points.
 
 
 def text_model_group(name: str) -> str:
     """The base-model group of a text model name: `acrastt/Marx-3B-V3` -> `Marx`."""
-    bare = model_name_of(strip_backend_prefix(name))
-    rest, _ = parse_name_parts(bare)
-    changed = True
-    while changed:
-        changed = False
-        for double in _DOUBLED:
-            if double in rest:
-                rest = rest.replace(double, double[0])
-                changed = True
-    rest = rest.strip("-_ .")
-    return rest or bare
+    return group_key(name)
 
 
 def is_quantized(name: str) -> bool:
     """True when the full name (author and all) carries a quantisation marker."""
-    return parse_name_parts(name)[1]["quant"] is not None
+    return parse_name(name).quant is not None
 
 
 # --- models.csv ----------------------------------------------------------------------------------

@@ -11,7 +11,13 @@ from horde_model_records import (
     RECORD_TYPES,
     Category,
     ModelRecord,
+    NameFormat,
+    ParsedName,
+    group_key,
     has_backend_prefix,
+    infer_name_format,
+    parse_name,
+    size_key,
     text_model_group,
     variant_names,
 )
@@ -68,6 +74,8 @@ KNOWN_IMAGE_GENERATION_BASELINE = enum.StrEnum("KNOWN_IMAGE_GENERATION_BASELINE"
 get_model_name_variants = variant_names
 has_legacy_text_backend_prefix = has_backend_prefix
 get_base_model_name = text_model_group
+parse_text_model_name = parse_name
+parameter_size_sort_key = size_key
 
 __all__ = [
     "ANY_SOURCE",
@@ -95,8 +103,10 @@ __all__ = [
     "ModelRecord",
     "ModelReferenceManager",
     "ModelStats",
+    "NameFormat",
     "NoDataError",
     "Outcome",
+    "ParsedName",
     "PendingModelProvider",
     "PopularModelResult",
     "PrefetchStrategy",
@@ -121,10 +131,16 @@ __all__ = [
     "get_base_model_name",
     "get_manager",
     "get_model_name_variants",
+    "group_key",
     "has_legacy_text_backend_prefix",
+    "infer_name_format",
     "normalize_source_selector",
+    "parameter_size_sort_key",
+    "parse_name",
+    "parse_text_model_name",
     "primary_download_url",
     "reset_manager",
     "select_models",
+    "size_key",
     "strip_backend_prefix",
 ]

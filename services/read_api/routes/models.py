@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from horde_model_records import Category
@@ -43,11 +45,18 @@ def _found(body: Body | None, missing: str) -> Body:
     errors={404: "No text models.", 422: "include_group is not a boolean."},
 )
 async def get_v1_text_generation(request: web.Request) -> web.Response:
-    """The db.json view; `include_group` is accepted (group summaries are not computed yet)."""
+    """The db.json view; with `include_group`, each entry's group and group summary too."""
     model = read_model(request)
-    read_query(request, TextGenerationQuery)
-    body = _v1_body(model, Category.text_generation)
-    return respond(request, model, _found(body, "Text generation models not found or empty"))
+    query = read_query(request, TextGenerationQuery)
+    body = _found(
+        _v1_body(model, Category.text_generation), "Text generation models not found or empty"
+    )
+    if query.include_group:
+        # built once per snapshot, off the event loop (1.7 MB of JSON)
+        toolkit = await model.text_toolkit.aview()
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, toolkit.v1_grouped)
+    return respond(request, model, body)
 
 
 @routes.api("GET", "/{category}", versions=("v1",))

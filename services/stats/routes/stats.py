@@ -325,14 +325,18 @@ async def get_deletion_risk(request: web.Request) -> web.Response:
         ),
     )
     category_month = sum(m["usage_month"] for m in entries)
+    # grouped, total_count stays the number of models (upstream keeps the ungrouped count);
+    # a preset makes it the number of entries the preset keeps
+    total_count = len(records) if grouped else len(entries)
     if preset is not None:
         entries = [m for m in entries if PRESETS[preset](m)]
+        total_count = len(entries)
     page = entries[offset : None if limit is None else offset + limit]
     return _json(
         {
             "category": category.value,
             "category_total_month_usage": category_month,
-            "total_count": len(entries),
+            "total_count": total_count,
             "returned_count": len(page),
             "offset": offset,
             "limit": limit,
