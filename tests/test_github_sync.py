@@ -126,6 +126,8 @@ async def test_noop_sync_opens_nothing(primary: Primary, gh: FakeGitHubApi, cloc
     report = await run_sync(primary, gh, clock)
     assert report.ok and [o.status for o in report.outcomes] == ["unchanged", "unchanged"]
     assert report.changes_found == 0
+    # all 11 files rendered from the PRIMARY's answers over HTTP are byte for byte the same
+    assert [o.files for o in report.outcomes] == [[], []]
     assert [m for m, *_ in gh.requests if m != "GET"] == []
 
 

@@ -152,7 +152,7 @@ def parse_csv(text: str) -> CsvLayout:
         header = tuple(next(reader))
     except StopIteration:
         header = COLUMNS
-    header_raw = lines.take()
+    header_raw = lines.take() or ",".join(COLUMNS) + "\r\n"  # a repository without the file
     if "name" not in header:
         raise TextFormatError("models.csv has no name column")
     rows = []
