@@ -442,3 +442,33 @@ async def test_crash_after_the_pr_closes_the_superseded_on_the_next_run(
     assert open_pull["number"] == outcome.pr_number != old.pr_number
     assert gh.repos[IMAGE].labels[open_pull["number"]] == LABELS
     assert len(gh.repos[IMAGE].pulls) == 2
+
+
+async def test_base_branch_moving_mid_run_restarts_the_repository(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock, legacy_dir: Path
+) -> None:
+    """A maintainer pushes to main while the run builds its commit: the run starts that
+    repository again and bases the PR on the new main, keeping the maintainer's change."""
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Moving XL")))
+    repo = gh.repos[IMAGE]
+    readme = b"# pushed by a maintainer mid-run\n"
+    gh.after("POST", "/git/commits", lambda: repo.commit_files("main", {"README.md": readme}))
+    report = await run_sync(primary, gh, clock)
+    outcome = report.outcomes[0]
+    assert report.ok and outcome.status == "pr-opened" and len(repo.pulls) == 1
+    head = repo.refs[f"heads/{outcome.branch}"]
+    assert repo.commits[head]["parents"] == [repo.refs["heads/main"]]
+    assert repo.file(str(outcome.branch), "README.md") == readme
+    assert gh.calls("POST", "/git/commits") == 2
+
+
+async def test_fewer_changes_than_min_changes_open_nothing(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """MIN_CHANGES=3 and one new model: below the threshold, nothing written; --force syncs it."""
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Small XL")))
+    report = await run_sync(primary, gh, clock, MIN_CHANGES="3")
+    assert report.ok and report.outcomes[0].status == "below-threshold"
+    assert gh.repos[IMAGE].pulls == []
+    forced = await run_sync(primary, gh, clock, MIN_CHANGES="3", FORCE="true")
+    assert forced.outcomes[0].status == "pr-opened"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from horde_model_records import Category
+from services.github_sync.github import AppAuth, GitHubClient, Repo
 from services.github_sync.runner import Runner, make_github
 from services.github_sync.sync import Syncer
 from shared.dataset import Dataset, publish_dataset
@@ -273,3 +275,30 @@ def test_upstream_setting_names_are_fallbacks() -> None:
     assert config.pr_team_reviewers == ("maintainers",)
     assert config.min_changes == 1 and config.pr_labels == ("a", "b")
     assert config.text_repo == "me/text-fork"
+
+
+async def test_app_token_is_renewed_when_it_runs_out(gh: FakeGitHubApi) -> None:
+    """An installation token with less than 5 minutes left is replaced before the next call."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    gh.app_public_key = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    gh.public = False
+    app = AppAuth(gh.app_id, pem, gh.installation_id)
+    repo = Repo.parse(IMAGE)
+    async with aiohttp.ClientSession() as session:
+        client = GitHubClient(session, gh.url, app=app)
+        await client.ref_sha(repo, "main")
+        first = app.token
+        await client.ref_sha(repo, "main")
+        assert app.token == first and gh.calls("POST", "/access_tokens") == 1
+        app.expires_at = time.time() + 200  # under the 5-minute margin
+        await client.ref_sha(repo, "main")
+    assert app.token != first and gh.calls("POST", "/access_tokens") == 2

@@ -16,6 +16,7 @@ Switches for the failure paths:
   when GitHub creates the PR and the proxy in front of it then fails);
 - `rate_limit(method, path_part, reset_in)`: one 403 with `X-RateLimit-Remaining: 0` and a reset
   `reset_in` seconds ahead; `secondary(method, path_part, retry_after)`: a secondary-limit 403;
+- `after(method, path_part, action)`: run `action()` once, after the first matching request;
 - `crash_after(method, path_part)`: once that request has been answered, every later one has
   its connection dropped (the sync process "dies" there) until `recover()`.
 
@@ -120,6 +121,7 @@ class FakeGitHubApi:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self._faults: list[dict[str, Any]] = []
         self._crash_after: tuple[str, str] | None = None
+        self._after: list[tuple[str, str, Callable[[], None]]] = []
         self.crashed = False
         self.app_id = "12345"
         self.installation_id = 777
@@ -181,6 +183,11 @@ class FakeGitHubApi:
     def crash_after(self, method: str, path_part: str) -> None:
         self._crash_after = (method, path_part)
 
+    def after(self, method: str, path_part: str, action: Callable[[], None]) -> None:
+        """Run `action` once, right after the first matching request is answered (a maintainer
+        pushing to the base branch mid-run, say)."""
+        self._after.append((method, path_part, action))
+
     def recover(self) -> None:
         self._crash_after = None
         self.crashed = False
@@ -228,6 +235,10 @@ class FakeGitHubApi:
         response.headers.setdefault("X-RateLimit-Limit", "5000")
         response.headers.setdefault("X-RateLimit-Remaining", "4999")
         response.headers.setdefault("X-RateLimit-Reset", str(int(time.time()) + 3600))
+        for hook in list(self._after):
+            if hook[0] == request.method and hook[1] in request.path:
+                self._after.remove(hook)
+                hook[2]()
         crash = self._crash_after
         if crash is not None and crash[0] == request.method and crash[1] in request.path:
             self.crashed = True
