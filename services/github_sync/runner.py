@@ -143,6 +143,14 @@ async def arun(config: Config, stop: asyncio.Event | None = None) -> int:
 
 
 def main(env: Mapping[str, str]) -> int:
+    if (
+        not env.get("HMR_GITHUB_SYNC_TOKEN")
+        and env.get("HORDE_GITHUB_SYNC_GITHUB_TOKEN")
+        and env.get("GITHUB_TOKEN")
+    ):
+        logger.warning(
+            "both HORDE_GITHUB_SYNC_GITHUB_TOKEN and GITHUB_TOKEN are set: using the first"
+        )
     try:
         config = Config.from_environ(env)
         check(config)

@@ -3,12 +3,11 @@ one pull request per repository with changes (spec 08 §4-§5, §9.2, §10)."""
 
 from __future__ import annotations
 
-import asyncio
 import difflib
+import json
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -302,8 +301,6 @@ class Syncer:
             raise SyncRefused("text_generation: the PRIMARY has no models; refusing to empty")
         merged, db_text, db = render_text_files((csv_current or b"").decode("utf-8"), v2.data)
         try:
-            import json
-
             current_db = json.loads(db_current) if db_current else {}
         except ValueError as exc:
             raise SyncRefused(f"db.json is not JSON: {exc}") from None
@@ -521,11 +518,3 @@ def _dry_summary(changes: Changes) -> str:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             parts.append(f"{label}: {', '.join(names[:5])}{more}")
     return "; ".join(parts)
-
-
-async def wait(delay: float) -> None:
-    await asyncio.sleep(delay)
-
-
-def output_root(config: Config, repo: Repo) -> Path | None:
-    return None if config.output_dir is None else config.output_dir / repo.name
