@@ -302,3 +302,22 @@ async def test_app_token_is_renewed_when_it_runs_out(gh: FakeGitHubApi) -> None:
         app.expires_at = time.time() + 200  # under the 5-minute margin
         await client.ref_sha(repo, "main")
     assert app.token != first and gh.calls("POST", "/access_tokens") == 2
+
+
+async def test_status_file_reports_the_run(
+    primary: Primary, gh: FakeGitHubApi, tmp_path: Path
+) -> None:
+    """STATUS_FILE holds what the status line says: changes found, PRs opened and closed, the
+    last success and each repository's status."""
+    await primary.publish(primary.upsert(Category.image_generation, _model("Status XL")))
+    path = tmp_path / "status" / "sync.json"
+    report = await run_sync(primary, gh, Clock(), STATUS_FILE=str(path))
+    status = json.loads(path.read_text())
+    assert status["runs"] == 1 and status["failed_runs"] == 0 and status["last_ok"] is True
+    assert status["changes_found"] == 1 and status["prs_opened"] == 1 and status["prs_closed"] == 0
+    assert status["last_success"] == status["last_run"] and status["last_success"].endswith("Z")
+    image, text = status["repositories"]
+    assert image["status"] == "pr-opened" and image["pr"].endswith(
+        f"/pull/{report.outcomes[0].pr_number}"
+    )
+    assert image["branch"].startswith("sync/image_generation/") and text["status"] == "unchanged"

@@ -16,7 +16,7 @@ import aiohttp
 
 from shared.config import ConfigError
 
-from .config import Config, describe
+from .config import PREFIX, Config, describe
 from .github import AppAuth, GitHubClient
 from .primary import PrimaryError
 from .status import SyncStatus
@@ -144,7 +144,7 @@ async def arun(config: Config, stop: asyncio.Event | None = None) -> int:
 
 def main(env: Mapping[str, str]) -> int:
     if (
-        not env.get("HMR_GITHUB_SYNC_TOKEN")
+        not env.get(PREFIX + "TOKEN")
         and env.get("HORDE_GITHUB_SYNC_GITHUB_TOKEN")
         and env.get("GITHUB_TOKEN")
     ):
