@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -321,3 +322,34 @@ async def test_status_file_reports_the_run(
         f"/pull/{report.outcomes[0].pr_number}"
     )
     assert image["branch"].startswith("sync/image_generation/") and text["status"] == "unchanged"
+
+
+@pytest.mark.subprocess
+async def test_watch_process_ends_cleanly_on_sigterm(
+    primary: Primary, gh: FakeGitHubApi, tmp_path: Path
+) -> None:
+    """`hmr github-sync --watch --watch-startup-sync --dry-run` runs at start, keeps polling,
+    and exits 0 on SIGTERM."""
+    status = tmp_path / "status.json"
+    env = _env(primary, gh, HMR_GITHUB_SYNC_STATUS_FILE=str(status))
+    proc = await asyncio.create_subprocess_exec(
+        *HMR,
+        "github-sync",
+        "--watch",
+        "--watch-startup-sync",
+        "--dry-run",
+        "--watch-interval",
+        "0.1",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await _until(lambda: status.exists(), within=60)
+        assert json.loads(status.read_text())["last_ok"] is True
+        assert proc.returncode is None
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, out.decode(errors="replace")
