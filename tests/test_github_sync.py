@@ -389,7 +389,7 @@ async def test_empty_primary_category_is_refused(
 
 
 async def test_repositories_are_independent(
-    primary: Primary, gh: FakeGitHubApi, clock: Clock
+    primary: Primary, gh: FakeGitHubApi, clock: Clock, legacy_dir: Path
 ) -> None:
     """The image repository's base branch is missing (404): text still gets its PR."""
     del gh.repos[IMAGE].refs["heads/main"]
@@ -406,6 +406,15 @@ async def test_repositories_are_independent(
         "aphrodite/Aeala/Enterredaas-33b",
         "koboldcpp/Enterredaas-33b",
     )
+    old = (legacy_dir / "text" / "models.csv").read_bytes().split(b"\r\n")
+    new = gh.repos[TEXT].file(str(text.branch), "models.csv").split(b"\r\n")
+    changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    assert changed == [
+        (
+            b"Aeala/Enterredaas-33b,33,,https://huggingface.co/Aeala/Enterredaas-33b,,,,,,",
+            b"Aeala/Enterredaas-33b,33,,https://huggingface.co/Aeala/Enterredaas-33b,,Now described,,,,",
+        )
+    ]
 
 
 async def test_crash_before_the_pr_leaves_no_duplicate(
