@@ -126,6 +126,8 @@ def test_compose_github_sync_is_optional_and_reads_over_http(compose: dict[str, 
     assert env["HMR_GITHUB_SYNC_PRIMARY_API_URL"] == "http://read_api:19801/api"
     assert env["HMR_GITHUB_SYNC_TOKEN"] == "${HMR_GITHUB_SYNC_TOKEN:-}"
     assert sync["depends_on"] == {"read_api": {"condition": "service_healthy"}}
+    port = env["HMR_GITHUB_SYNC_METRICS_PORT"]
+    assert sync["healthcheck"]["test"][-2:] == ["/readyz", port]
 
 
 def test_compose_nginx(compose: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from shared.dataset import Dataset, publish_dataset
 from shared.snapshot import SnapshotStore
 from tests.fakes.github_api import IMAGE, FakeGitHubApi, start_fake_github_api
 from tests.github_sync_helpers import Clock, Primary, run_sync, sync_config
-from tests.helpers import HMR, clean_env
+from tests.helpers import HMR, clean_env, free_port
 
 
 @pytest.fixture
@@ -329,9 +329,16 @@ async def test_watch_process_ends_cleanly_on_sigterm(
     primary: Primary, gh: FakeGitHubApi, tmp_path: Path
 ) -> None:
     """`hmr github-sync --watch --watch-startup-sync --dry-run` runs at start, keeps polling,
-    and exits 0 on SIGTERM."""
+    shows its counters on /metrics, and exits 0 on SIGTERM."""
     status = tmp_path / "status.json"
-    env = _env(primary, gh, HMR_GITHUB_SYNC_STATUS_FILE=str(status))
+    await primary.publish(primary.upsert(Category.image_generation, _model("Metered XL")))
+    port = free_port()
+    env = _env(
+        primary,
+        gh,
+        HMR_GITHUB_SYNC_STATUS_FILE=str(status),
+        HMR_GITHUB_SYNC_METRICS_PORT=str(port),
+    )
     proc = await asyncio.create_subprocess_exec(
         *HMR,
         "github-sync",
@@ -348,6 +355,15 @@ async def test_watch_process_ends_cleanly_on_sigterm(
         await _until(lambda: status.exists(), within=60)
         assert json.loads(status.read_text())["last_ok"] is True
         assert proc.returncode is None
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                metrics = await resp.text()
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                assert resp.status == 200 and (await resp.json())["runs"] >= 1
+        assert 'hmr_github_sync_runs_total{result="ok"}' in metrics
+        assert "hmr_github_sync_changes_found_total 1.0" in metrics
+        assert "hmr_github_sync_prs_opened_total 0.0" in metrics  # a dry run opens none
+        assert "hmr_github_sync_last_success_timestamp_seconds 0.0" not in metrics
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

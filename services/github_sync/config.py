@@ -157,6 +157,9 @@ class Config:
     retry_backoff: float = 1.0
     max_rate_limit_wait: float = 120.0
     status_file: Path | None = None
+    #: with --watch: serve /metrics and /readyz here (None: not served)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def has_credentials(self) -> bool:
@@ -227,6 +230,10 @@ class Config:
             retry_backoff=get_float(env, PREFIX + "RETRY_BACKOFF", 1.0),
             max_rate_limit_wait=get_float(env, PREFIX + "MAX_RATE_LIMIT_WAIT", 120.0),
             status_file=Path(status) if status else None,
+            metrics_port=get_int(env, PREFIX + "METRICS_PORT", -1, minimum=0)
+            if env.get(PREFIX + "METRICS_PORT")
+            else None,
+            metrics_host=get_str(env, PREFIX + "METRICS_HOST", "127.0.0.1"),
         )
 
 

@@ -18,6 +18,7 @@ from shared.config import ConfigError
 
 from .config import PREFIX, Config, describe
 from .github import AppAuth, GitHubClient
+from .metrics import serve_metrics
 from .primary import PrimaryError
 from .status import SyncStatus
 from .sync import RunReport, Syncer
@@ -138,7 +139,19 @@ async def arun(config: Config, stop: asyncio.Event | None = None) -> int:
         runner = Runner(config, syncer)
         if not config.watch:
             return (await runner.once()).exit_code
-        await runner.watch(stop, asyncio.sleep)
+        metrics = None
+        if config.metrics_port is not None:
+            metrics = await serve_metrics(runner.status, config.metrics_host, config.metrics_port)
+            logger.info(
+                "github-sync metrics on http://%s:%d/metrics",
+                config.metrics_host,
+                config.metrics_port,
+            )
+        try:
+            await runner.watch(stop, asyncio.sleep)
+        finally:
+            if metrics is not None:
+                await metrics.cleanup()
         return 0
 
 
