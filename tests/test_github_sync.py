@@ -481,3 +481,17 @@ async def test_fewer_changes_than_min_changes_open_nothing(
     assert gh.repos[IMAGE].pulls == []
     forced = await run_sync(primary, gh, clock, MIN_CHANGES="3", FORCE="true")
     assert forced.outcomes[0].status == "pr-opened"
+
+
+async def test_unreadable_file_on_github_fails_only_its_repository(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """esrgan.json on main is no longer JSON: the image repository fails with that reason and
+    nothing is written there; the text repository is still synced."""
+    gh.repos[IMAGE].commit_files("main", {"esrgan.json": b"<<<<<<< merge conflict\n"})
+    record = primary.v2(Category.text_generation, "Aeala/Enterredaas-33b")
+    await primary.publish(primary.upsert(Category.text_generation, {**record, "url": ""}))
+    report = await run_sync(primary, gh, clock)
+    image, text = report.outcomes
+    assert image.status == "failed" and "unreadable file" in str(image.error)
+    assert gh.repos[IMAGE].pulls == [] and text.status == "pr-opened"

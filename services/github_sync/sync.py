@@ -191,7 +191,7 @@ class Syncer:
                 outcome.status, outcome.error = "failed", str(exc)
             except (SyncRefused, PrimaryError, GitHubError, BaseMoved) as exc:
                 outcome.status, outcome.error = "failed", str(exc)
-            except (LayoutError, TextFormatError) as exc:
+            except (LayoutError, TextFormatError, UnicodeDecodeError) as exc:
                 outcome.status, outcome.error = "failed", f"unreadable file: {exc}"
             report.outcomes.append(outcome)
             log = logger.error if outcome.failed else logger.info
