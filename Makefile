@@ -13,6 +13,9 @@ HORDE_URL ?= off
 # APPROVER_IDS (AI-Horde user ids: 1001,1002 or ["1001", "1002"]).
 SEED_DIR ?=
 AUTH_FILE ?=
+# `make up GITHUB_SYNC=watch` also runs the GitHub sync (settings: HMR_GITHUB_SYNC_* in the
+# environment, docs/operators.md); GITHUB_SYNC=dry-run needs no credentials. Off by default.
+GITHUB_SYNC ?=
 REQUESTOR_IDS ?=
 APPROVER_IDS ?=
 
@@ -55,7 +58,7 @@ bench: setup
 # the production topology on this machine: nginx, two read replicas, write queue, stats
 up: setup
 	deploy/ensure-tools.sh nginx
-	$(BIN)/python deploy/local.py up --port $(PORT) --data-dir $(DATA_DIR) --horde-url $(HORDE_URL) $(if $(SEED_DIR),--seed-dir $(SEED_DIR)) $(if $(AUTH_FILE),--auth-file $(AUTH_FILE)) $(if $(REQUESTOR_IDS),--requestor-ids '$(REQUESTOR_IDS)') $(if $(APPROVER_IDS),--approver-ids '$(APPROVER_IDS)')
+	$(BIN)/python deploy/local.py up --port $(PORT) --data-dir $(DATA_DIR) --horde-url $(HORDE_URL) $(if $(SEED_DIR),--seed-dir $(SEED_DIR)) $(if $(AUTH_FILE),--auth-file $(AUTH_FILE)) $(if $(REQUESTOR_IDS),--requestor-ids '$(REQUESTOR_IDS)') $(if $(APPROVER_IDS),--approver-ids '$(APPROVER_IDS)') $(if $(GITHUB_SYNC),--github-sync $(GITHUB_SYNC))
 
 down:
 	$(BIN)/python deploy/local.py down --data-dir $(DATA_DIR)

@@ -164,6 +164,33 @@ def start(
     )
 
 
+#: what `make up GITHUB_SYNC=...` may ask for; off unless given
+GITHUB_SYNC_MODES = ("", "off", "watch", "dry-run")
+
+
+def start_github_sync(
+    options: argparse.Namespace, env: dict[str, str], run_dir: Path
+) -> subprocess.Popen[bytes]:
+    """`hmr github-sync --watch` against this deployment's nginx. Its settings come from the
+    shell's HMR_GITHUB_SYNC_* (and upstream's) variables: the token or App, the repositories;
+    `dry-run` needs none and writes nothing to GitHub."""
+    sync_env = dict(env)
+    sync_env.update(
+        {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("HMR_GITHUB_SYNC_", "HORDE_GITHUB_SYNC_", "GITHUB_"))
+        }
+    )
+    sync_env["HMR_GITHUB_SYNC_PRIMARY_API_URL"] = f"http://127.0.0.1:{options.port}/api"
+    sync_env.setdefault("HMR_GITHUB_SYNC_STATUS_FILE", str(run_dir / "github-sync-status.json"))
+    sync_env.setdefault("HMR_LOG_FORMAT", "text")
+    if options.github_sync == "dry-run":
+        sync_env["HMR_GITHUB_SYNC_DRY_RUN"] = "true"
+    args = [*HMR, "github-sync", "--watch", "--watch-startup-sync"]
+    return start("github_sync", args, sync_env, run_dir)
+
+
 def up(options: argparse.Namespace) -> int:
     data_dir = Path(options.data_dir).resolve()
     run_dir = data_dir / "run"
@@ -236,6 +263,8 @@ def up(options: argparse.Namespace) -> int:
         for proc in procs.values():
             _stop(proc.pid)
         raise
+    if options.github_sync not in ("", "off"):
+        procs["github_sync"] = start_github_sync(options, env, run_dir)
     state["pids"] = {name: proc.pid for name, proc in procs.items()}
     state["ports"] = {
         **{f"read_api_{i}": p for i, p in enumerate(reads)},
@@ -315,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horde-url", default=os.environ.get("HORDE_URL", "off"))
     p.add_argument("--requestor-ids", default=os.environ.get("REQUESTOR_IDS") or None)
     p.add_argument("--approver-ids", default=os.environ.get("APPROVER_IDS") or None)
+    p.add_argument(
+        "--github-sync",
+        choices=GITHUB_SYNC_MODES,
+        default=os.environ.get("GITHUB_SYNC", ""),
+        help="also run `hmr github-sync --watch` (watch) or its dry run (dry-run); off by default",
+    )
     p.set_defaults(run=up)
     p = sub.add_parser("down", help="stop what `up` started")
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./var"))

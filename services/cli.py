@@ -448,6 +448,12 @@ COMMANDS = {
         "Write the live snapshot's group schemas, aliases and families as upstream's "
         "text_generation_group_*.json files into a directory.",
     ),
+    "github-sync": (
+        "open pull requests that bring the legacy GitHub repositories up to date",
+        "Read the PRIMARY's v1 view over HTTP, compare it with the legacy repositories' base "
+        "branch and open one pull request per repository with changes (configured by "
+        "HMR_GITHUB_SYNC_* variables; see docs/operators.md).",
+    ),
     "all": (
         "every service in one process under /api",
         "Run every service on one application under /api; seeds an "
@@ -461,6 +467,61 @@ SERVICES: list[tuple[str, list[Option], AppBuilder, int]] = [
     ("write-queue", COMMON + SERVE + SEED + WRITE + KEEP, write_queue_app, 19802),
     ("stats", COMMON + SERVE + STATS, stats_app, 19803),
 ]
+
+
+def _add_github_sync(p: argparse.ArgumentParser) -> None:
+    """`hmr github-sync`'s flags: each sets the HMR_GITHUB_SYNC_* variable it names."""
+    prefix = "HMR_GITHUB_SYNC_"
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--once",
+        dest=prefix + "WATCH",
+        action="store_const",
+        const="false",
+        help="one run, then exit (the default) [env HMR_GITHUB_SYNC_WATCH=false]",
+    )
+    mode.add_argument(
+        "--watch",
+        dest=prefix + "WATCH",
+        action="store_const",
+        const="true",
+        help="follow the PRIMARY's metadata, with a periodic full reconcile "
+        "[env HMR_GITHUB_SYNC_WATCH=true]",
+    )
+    for flag, name, text in (
+        ("--dry-run", "DRY_RUN", "scan and report; write nothing, need no credentials"),
+        ("--no-pr", "NO_PR", "render the files a commit would hold into --output-dir, no PR"),
+        ("--force", "FORCE", "sync below MIN_CHANGES and past MAX_REMOVALS"),
+        ("--watch-startup-sync", "WATCH_STARTUP_SYNC", "with --watch: run once at start"),
+    ):
+        p.add_argument(
+            flag,
+            dest=prefix + name,
+            action="store_const",
+            const="true",
+            help=f"{text} [env {prefix}{name}]",
+        )
+    _add(
+        p,
+        [
+            (
+                "--output-dir",
+                prefix + "OUTPUT_DIR",
+                "where --no-pr writes the files and changes.diff",
+            ),
+            ("--categories", prefix + "CATEGORIES", "categories to sync: a,b or a JSON list"),
+            ("--primary-url", prefix + "PRIMARY_API_URL", "the PRIMARY's base URL (…/api)"),
+            ("--watch-interval", prefix + "WATCH_INTERVAL", "seconds between metadata polls"),
+            ("--log-format", "HMR_LOG_FORMAT", "json (default: one JSON object per line) or text"),
+        ],
+    )
+
+    def run(env: dict[str, str], args: argparse.Namespace) -> int:
+        from services.github_sync.runner import main as github_sync
+
+        return github_sync(env)
+
+    p.set_defaults(run=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -501,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(p, COMMON)
     p.add_argument("out", help="directory to write the three files into")
     p.set_defaults(run=lambda env, a: toolkit_export(env, Path(a.out)))
+
+    _add_github_sync(commands["github-sync"])
 
     p = commands["all"]
     _add(p, COMMON + SERVE + SEED + WRITE + STATS[1:] + KEEP)

@@ -70,7 +70,7 @@ def _mounts(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_compose_services_and_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {*LONG_RUNNING, "openapi"}
+    assert set(services) == {*LONG_RUNNING, "openapi", "github_sync"}
     for name in LONG_RUNNING:
         service = services[name]
         check = service.get("healthcheck", {})
@@ -112,6 +112,22 @@ def test_compose_remote_replica_pulls_over_http(compose: dict[str, Any]) -> None
         m["target"] for m in _mounts(remote).values()
     }
     assert "read_api" in remote["networks"]["default"]["aliases"]
+
+
+def test_compose_github_sync_is_optional_and_reads_over_http(compose: dict[str, Any]) -> None:
+    """The GitHub sync runs only with its profile, watches the PRIMARY through a read replica,
+    mounts no data, restarts, and takes its credentials from the environment only."""
+    sync = compose["services"]["github_sync"]
+    assert sync["profiles"] == ["github-sync"]
+    assert sync["command"][:2] == ["github-sync", "--watch"]
+    assert sync["restart"] == "unless-stopped"
+    assert "volumes" not in sync, "it reads the PRIMARY over HTTP like any client"
+    env = sync["environment"]
+    assert env["HMR_GITHUB_SYNC_PRIMARY_API_URL"] == "http://read_api:19801/api"
+    assert env["HMR_GITHUB_SYNC_TOKEN"] == "${HMR_GITHUB_SYNC_TOKEN:-}"
+    assert sync["depends_on"] == {"read_api": {"condition": "service_healthy"}}
+    port = env["HMR_GITHUB_SYNC_METRICS_PORT"]
+    assert sync["healthcheck"]["test"][-2:] == ["/readyz", port]
 
 
 def test_compose_nginx(compose: dict[str, Any]) -> None:

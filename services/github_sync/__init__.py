@@ -1,0 +1,1 @@
+"""The GitHub sync: approved changes reach the legacy repositories as pull requests."""
