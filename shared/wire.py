@@ -22,7 +22,7 @@ from cattrs import BaseValidationError, Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 #: a JSON object whose shape this service does not own (a record payload, an audit payload)
-from .errors import BadRequest, InputError, InvalidInput, JsonObject, validation_items
+from .errors import BadRequest, InputError, InvalidInput, JsonObject, NotFound, validation_items
 
 T = TypeVar("T", bound=attrs.AttrsInstance)
 
@@ -438,6 +438,16 @@ def path_id(request: web.Request, name: str) -> int:
                 }
             ]
         )
+    return value
+
+
+def path_segment(request: web.Request, name: str) -> str:
+    """The value of a one-segment `{name}`. aiohttp matches `%2F` as part of a segment and
+    decodes it to `/`; such a value reaches no route here (as upstream), so it is the plain
+    404 of an unmatched URL, answered before anything else is checked."""
+    value = request.match_info[name]
+    if "/" in value:
+        raise NotFound("Not Found")
     return value
 
 

@@ -331,9 +331,9 @@ async def test_missing_alias_and_family_are_404(client: TestClient) -> None:
 
 
 async def test_a_segment_with_a_slash_is_unreachable(client: TestClient) -> None:
-    """`{canonical}` is one path segment: `%2F` does not reach it."""
-    resp = await client.get(T + "/aliases/a%2Fb")
-    assert resp.status == 404
+    """`{canonical}` and `{family_name}` are one path segment: `%2F` matches no route."""
+    for path in ("/aliases/a%2Fb", "/families/a%2Fb"):
+        assert await _get(client, path, 404) == {"detail": "Not Found"}
 
 
 async def test_families_detect_defaults(client: TestClient) -> None:

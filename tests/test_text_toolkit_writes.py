@@ -344,6 +344,31 @@ async def test_replica_refuses_writes(
         assert await call(client, method, path, body, 503) == {"detail": REPLICA_MSG}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/aliases/a%2Fb", {"aliases": ["x"]}),
+        ("POST", "/aliases/a%2Fb/add", {"alias": "x"}),
+        ("POST", "/aliases/a%2Fb/remove", {"alias": "x"}),
+        ("DELETE", "/aliases/a%2Fb", None),
+        ("PUT", "/families/a%2Fb", {"members": ["x"]}),
+        ("POST", "/families/a%2Fb/add", {"group_name": "x"}),
+        ("POST", "/families/a%2Fb/remove", {"group_name": "x"}),
+        ("DELETE", "/families/a%2Fb", None),
+    ],
+)
+async def test_a_segment_with_an_escaped_slash_matches_no_write(
+    system: TestClient, method: str, path: str, body: Any
+) -> None:
+    """`{canonical}` and `{family_name}` are one segment: `%2F` reaches no route (a plain 404,
+    before the key is looked at), so nothing unreachable is ever stored (spec 07 §1)."""
+    for headers in (REQ, {}):
+        resp = await system.request(method, T + path, json=body, headers=headers)
+        assert resp.status == 404, await resp.text()
+        assert await resp.json() == {"detail": "Not Found"}
+    assert system.server.app[write_queue_key].live().text_toolkit.empty
+
+
 # --- storage, audit, publication -----------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from horde_model_records import compose_name, group_key
 from shared.errors import Unavailable
 from shared.http import ApiRoutes
 from shared.openapi import docs
-from shared.wire import read_json, read_query, structure
+from shared.wire import path_segment, read_json, read_query, structure
 
 from ..keys import read_config_key
 from ..openapi import NO_SNAPSHOT, SNAPSHOT_HEADER, cached_docs
@@ -233,7 +233,7 @@ async def get_text_alias(request: web.Request) -> web.Response:
     return respond(
         request,
         model,
-        (await _toolkit(request, model)).alias_entry(request.match_info["canonical"]),
+        (await _toolkit(request, model)).alias_entry(path_segment(request, "canonical")),
     )
 
 
@@ -281,5 +281,7 @@ async def get_text_family(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_FAMILIES)
     return respond(
-        request, model, (await _toolkit(request, model)).family(request.match_info["family_name"])
+        request,
+        model,
+        (await _toolkit(request, model)).family(path_segment(request, "family_name")),
     )

@@ -25,7 +25,7 @@ from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
-from shared.wire import JsonObject, read_json, read_query, respond, structure
+from shared.wire import JsonObject, path_segment, read_json, read_query, respond, structure
 
 from .. import text_toolkit as ops
 from ..auth import api_key_of
@@ -88,6 +88,8 @@ def _direct_docs(
     summary: str, answer: type | None, status: int = 200, **fields: Any
 ) -> Callable[[Handler], Handler]:
     errors = {**authenticated("requestor", REPLICA), **fields.pop("errors", {})}
+    if "path" in fields:  # a segment holding `/` (sent as %2F) matches no route
+        errors.setdefault(404, "No route: the path value holds a `/`.")
     return docs(
         summary,
         tags=TAGS,
@@ -175,8 +177,8 @@ def _alias_entry(stores: ToolkitStores, canonical: str) -> AliasEntry:
     },
 )
 async def put_group_aliases(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
     body = await body_of(request, AliasesBody)
     stores = await _edit(request, lambda s: ops.put_aliases(s, canonical, body.aliases))
     return respond(_alias_entry(stores, canonical))
@@ -191,8 +193,8 @@ async def put_group_aliases(request: web.Request) -> web.StreamResponse:
     errors={409: "The alias is the canonical name, or belongs to another group.", 422: "Bad body."},
 )
 async def add_group_alias(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
     body = await body_of(request, AliasBody)
     stores = await _edit(request, lambda s: ops.add_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
@@ -207,8 +209,8 @@ async def add_group_alias(request: web.Request) -> web.StreamResponse:
     errors={404: "The alias is not under the group.", 422: "Bad body."},
 )
 async def remove_group_alias(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
     body = await body_of(request, AliasBody)
     stores = await _edit(request, lambda s: ops.remove_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
@@ -223,8 +225,8 @@ async def remove_group_alias(request: web.Request) -> web.StreamResponse:
     errors={404: "No alias entry for the group."},
 )
 async def delete_group_aliases(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
     await _edit(request, lambda s: ops.delete_aliases(s, canonical))
     return _no_content()
 
@@ -246,8 +248,8 @@ def _family(stores: ToolkitStores, family: str) -> FamilyInfo:
     errors={409: "No members, or a member belongs to another family.", 422: "Bad body."},
 )
 async def put_group_family(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
     body = await body_of(request, FamilyBody)
     stores = await _edit(request, lambda s: ops.put_family(s, family, body.members))
     return respond(_family(stores, family))
@@ -266,8 +268,8 @@ async def put_group_family(request: web.Request) -> web.StreamResponse:
     },
 )
 async def add_family_member(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
     body = await body_of(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.add_member(s, family, body.group_name))
     return respond(_family(stores, family))
@@ -282,8 +284,8 @@ async def add_family_member(request: web.Request) -> web.StreamResponse:
     errors={404: "The group is not in the family (or there is no family).", 422: "Bad body."},
 )
 async def remove_family_member(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
     body = await body_of(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.remove_member(s, family, body.group_name))
     return respond(_family(stores, family))
@@ -298,8 +300,8 @@ async def remove_family_member(request: web.Request) -> web.StreamResponse:
     errors={404: "No such family."},
 )
 async def delete_group_family(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
     await _edit(request, lambda s: ops.delete_family(s, family))
     return _no_content()
 
