@@ -426,3 +426,14 @@ async def test_optional_nested_answers_accept_null_in_the_document(doc: Doc) -> 
     assert list(validator.iter_errors(None)) == []
     assert list(validator.iter_errors({"day": 1, "month": 2, "total": 3})) == []
     assert list(validator.iter_errors({"day": "one"})) != []
+
+
+async def test_every_operation_documents_its_success(doc: Doc) -> None:
+    """Each operation lists the 2xx it answers on success (a DELETE's 204 included)."""
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if not any(code.startswith("2") for code in operation["responses"])
+    ]
+    assert missing == []

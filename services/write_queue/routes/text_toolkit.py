@@ -90,13 +90,17 @@ def _direct_docs(
     errors = {**authenticated("requestor", REPLICA), **fields.pop("errors", {})}
     if "path" in fields:  # a segment holding `/` (sent as %2F) matches no route
         errors.setdefault(404, "No route: the path value holds a `/`.")
+    if answer is None:  # no body: the status is documented on its own
+        fields["responses"] = {
+            status: {"description": "Deleted and published.", "headers": dict(NO_STORE)}
+        }
     return docs(
         summary,
         tags=TAGS,
         security=SECURITY,
         answer=answer,
         status=status,
-        answer_description="Stored and published." if status == 200 else "Deleted and published.",
+        answer_description="Stored and published.",
         answer_headers=NO_STORE,
         errors=errors,
         **fields,
