@@ -437,3 +437,23 @@ async def test_every_operation_documents_its_success(doc: Doc) -> None:
         if not any(code.startswith("2") for code in operation["responses"])
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ComposeNameRequest",
+        "NameSchemaUpdate",
+        "AliasesBody",
+        "AliasBody",
+        "FamilyBody",
+        "FamilyMemberBody",
+        "CommonFieldsUpdate",
+        "NameExceptionBody",
+    ],
+)
+async def test_toolkit_bodies_are_documented_open(doc: Doc, name: str) -> None:
+    """The toolkit ignores unknown body keys (spec 07, as upstream), so its body schemas must
+    not say additionalProperties: false (a client validating against them would refuse
+    bodies the server takes)."""
+    assert "additionalProperties" not in doc["components"]["schemas"][name]

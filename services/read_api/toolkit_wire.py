@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from attrs import Factory, frozen
 
-from shared.wire import documented, integer, text
+from shared.wire import documented, ignores_unknown_keys, integer, text
 
 MAX_NAME = 512  # longest name, group, alias or family accepted in a query or body field
 Severity = Literal["info", "warning"]
@@ -57,6 +57,7 @@ class TextGenerationGroupQuery:
 # --- bodies ------------------------------------------------------------------------------------------
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class ComposeNameRequest:
     """Parts of a name; unknown keys are ignored."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attrs import Factory, frozen
 
-from shared.wire import documented, items, text
+from shared.wire import documented, ignores_unknown_keys, items, text
 
 MAX_NAME = 512  # longest group, alias, family or model name accepted
 MAX_TEXT = 65536  # longest free text (description, reason)
@@ -28,6 +28,7 @@ class GroupQuery:
 # --- bodies ------------------------------------------------------------------------------------------
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class NameSchemaUpdate:
     """Fields of a group's naming schema to set; null or absent fields stay as they are."""
@@ -40,6 +41,7 @@ class NameSchemaUpdate:
     extra_parts: tuple[str, ...] | None = documented("Extra part labels.", default=None)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class AliasesBody:
     """Every alias of a canonical group (replacing the old list)."""
@@ -51,6 +53,7 @@ class AliasesBody:
     )
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class AliasBody:
     """One alias."""
@@ -58,6 +61,7 @@ class AliasBody:
     alias: str = text(max_length=MAX_NAME)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class FamilyBody:
     """Every member group of a family (replacing the old list)."""
@@ -69,6 +73,7 @@ class FamilyBody:
     )
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class FamilyMemberBody:
     """One member group."""
@@ -76,6 +81,7 @@ class FamilyMemberBody:
     group_name: str = text(max_length=MAX_NAME)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class CommonFieldsUpdate:
     """Fields to set on every canonical member of a group; null or absent fields are left alone."""
@@ -89,6 +95,7 @@ class CommonFieldsUpdate:
     instruct_format: str | None = text(max_length=MAX_NAME, default=None)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class NameExceptionBody:
     """Why a model does not follow its group's naming schema; null clears it."""

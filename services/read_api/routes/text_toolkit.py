@@ -6,16 +6,13 @@ request and kept for the snapshot's life. Register before the `{category}` route
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
 from aiohttp import web
 
 from horde_model_records import compose_name, group_key
 from shared.errors import Unavailable
 from shared.http import ApiRoutes
 from shared.openapi import docs
-from shared.wire import path_segment, read_json, read_query, structure
+from shared.wire import path_segment, read_body, read_query
 
 from ..keys import read_config_key
 from ..openapi import NO_SNAPSHOT, SNAPSHOT_HEADER, cached_docs
@@ -163,14 +160,6 @@ async def get_text_group_schema(request: web.Request) -> web.Response:
     return respond(request, model, (await _toolkit(request, model)).group_schema(query.name))
 
 
-def _known_fields(body: Any, cls: type) -> Any:
-    """The body without keys `cls` does not have (the toolkit ignores unknown keys)."""
-    if not isinstance(body, dict):
-        return body
-    names = {a.name for a in attrs.fields(cls)}
-    return {k: v for k, v in body.items() if k in names}
-
-
 @routes.api("POST", TEXT + "/compose_name")
 @docs(
     tags=TAGS,
@@ -187,9 +176,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     is its group key without aliases.
     """
     model = read_model(request)
-    body = structure(
-        _known_fields(await read_json(request), ComposeNameRequest), ComposeNameRequest, "body"
-    )
+    body = await read_body(request, ComposeNameRequest)  # unknown keys are dropped
     composed = compose_name(
         body.base_name,
         body.size,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 from aiohttp import web
@@ -25,7 +25,7 @@ from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
-from shared.wire import JsonObject, path_segment, read_json, read_query, respond, structure
+from shared.wire import JsonObject, path_segment, read_body, read_query, respond
 
 from .. import text_toolkit as ops
 from ..auth import api_key_of
@@ -55,24 +55,10 @@ routes = ApiRoutes()
 
 TEXT = "/text_generation"
 TAGS = ("text_toolkit",)
-B = TypeVar("B", bound=attrs.AttrsInstance)
 _SEGMENT = {
     "schema": {"type": "string"},
     "description": "One path segment: a value containing `/` cannot be reached.",
 }
-
-
-def _known_fields(body: Any, cls: type) -> Any:
-    """The body without keys `cls` does not have (the toolkit ignores unknown keys)."""
-    if not isinstance(body, dict):
-        return body
-    names = {a.name for a in attrs.fields(cls)}
-    return {k: v for k, v in body.items() if k in names}
-
-
-async def body_of(request: web.Request, cls: type[B]) -> B:
-    """The request body as `cls`, unknown keys ignored (422 when it does not fit)."""
-    return structure(_known_fields(await read_json(request), cls), cls, "body")
 
 
 async def _edit(
@@ -128,7 +114,7 @@ def _no_content() -> web.Response:
 async def put_group_name_schema(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     group = read_query(request, GroupQuery).name
-    body = await body_of(request, NameSchemaUpdate)
+    body = await read_body(request, NameSchemaUpdate)
     fields = {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(body).items()}
     stores = await _edit(request, lambda s: ops.put_schema(s, group, fields))
     schema = stores.schemas[group]
@@ -183,7 +169,7 @@ def _alias_entry(stores: ToolkitStores, canonical: str) -> AliasEntry:
 async def put_group_aliases(request: web.Request) -> web.StreamResponse:
     canonical = path_segment(request, "canonical")
     api_key_of(request)
-    body = await body_of(request, AliasesBody)
+    body = await read_body(request, AliasesBody)
     stores = await _edit(request, lambda s: ops.put_aliases(s, canonical, body.aliases))
     return respond(_alias_entry(stores, canonical))
 
@@ -199,7 +185,7 @@ async def put_group_aliases(request: web.Request) -> web.StreamResponse:
 async def add_group_alias(request: web.Request) -> web.StreamResponse:
     canonical = path_segment(request, "canonical")
     api_key_of(request)
-    body = await body_of(request, AliasBody)
+    body = await read_body(request, AliasBody)
     stores = await _edit(request, lambda s: ops.add_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
 
@@ -215,7 +201,7 @@ async def add_group_alias(request: web.Request) -> web.StreamResponse:
 async def remove_group_alias(request: web.Request) -> web.StreamResponse:
     canonical = path_segment(request, "canonical")
     api_key_of(request)
-    body = await body_of(request, AliasBody)
+    body = await read_body(request, AliasBody)
     stores = await _edit(request, lambda s: ops.remove_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
 
@@ -254,7 +240,7 @@ def _family(stores: ToolkitStores, family: str) -> FamilyInfo:
 async def put_group_family(request: web.Request) -> web.StreamResponse:
     family = path_segment(request, "family_name")
     api_key_of(request)
-    body = await body_of(request, FamilyBody)
+    body = await read_body(request, FamilyBody)
     stores = await _edit(request, lambda s: ops.put_family(s, family, body.members))
     return respond(_family(stores, family))
 
@@ -274,7 +260,7 @@ async def put_group_family(request: web.Request) -> web.StreamResponse:
 async def add_family_member(request: web.Request) -> web.StreamResponse:
     family = path_segment(request, "family_name")
     api_key_of(request)
-    body = await body_of(request, FamilyMemberBody)
+    body = await read_body(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.add_member(s, family, body.group_name))
     return respond(_family(stores, family))
 
@@ -290,7 +276,7 @@ async def add_family_member(request: web.Request) -> web.StreamResponse:
 async def remove_family_member(request: web.Request) -> web.StreamResponse:
     family = path_segment(request, "family_name")
     api_key_of(request)
-    body = await body_of(request, FamilyMemberBody)
+    body = await read_body(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.remove_member(s, family, body.group_name))
     return respond(_family(stores, family))
 
@@ -353,7 +339,7 @@ async def _queued_caller(request: web.Request) -> Identity:
 async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     group = read_query(request, GroupQuery).name
-    body = await body_of(request, CommonFieldsUpdate)
+    body = await read_body(request, CommonFieldsUpdate)
     who = await _queued_caller(request)
     queue: WriteQueue = request.config_dict[write_queue_key]
     records = queue.live().categories[Category.text_generation].records
@@ -412,7 +398,7 @@ async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
 async def put_name_exception(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     name = request.match_info["model_name"]
-    body = await body_of(request, NameExceptionBody)
+    body = await read_body(request, NameExceptionBody)
     who = await _queued_caller(request)
     queue: WriteQueue = request.config_dict[write_queue_key]
     record = queue.live_record(Category.text_generation, name)
