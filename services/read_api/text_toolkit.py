@@ -35,21 +35,19 @@ from horde_model_records.names import (
 from shared.errors import NotFound
 from shared.snapshot import Snapshot, v1_path
 from shared.text_toolkit import SNAPSHOT_DIR, ToolkitStores
+from shared.toolkit_wire import AliasEntry, FamilyInfo, GroupNameSchemaResponse, StoredNameSchema
 
 from .toolkit_wire import (
-    AliasEntry,
     AliasListResponse,
     DetectFamiliesResponse,
     DistinctBaselinesResponse,
     ExtraPartInfo,
-    FamilyInfo,
     FamilyListResponse,
     GroupHealthIssue,
     GroupHealthResponse,
     GroupListResponse,
     GroupMemberInfo,
     GroupMembersResponse,
-    GroupNameSchemaResponse,
     GroupsSummaryResponse,
     GroupSummaryEntry,
     GuidanceSummary,
@@ -57,7 +55,6 @@ from .toolkit_wire import (
     NameFormatInfo,
     ParsedNameInfo,
     ParsedNameResponse,
-    StoredNameSchema,
 )
 from .view import Body
 
@@ -107,17 +104,6 @@ def format_info(fmt: NameFormat, *, extra_parts: bool = True) -> NameFormatInfo:
         common_author=fmt.common_author,
         template=fmt.template,
         extra_parts=list(fmt.extra_parts) if extra_parts else [],
-    )
-
-
-def stored_schema(schema: Json) -> StoredNameSchema:
-    return StoredNameSchema(
-        separator=schema["separator"],
-        part_order=list(schema["part_order"]),
-        author_included=schema["author_included"],
-        common_author=schema["common_author"],
-        template=schema["template"],
-        extra_parts=list(schema["extra_parts"]),
     )
 
 
@@ -384,7 +370,7 @@ class TextToolkitView:
             _count(quant_usage, parsed.quant)
         stored = self.stores.schema_for(group)
         if stored is not None:
-            schema = stored_schema(stored)
+            schema = StoredNameSchema.of(stored)
             name_format = NameFormatInfo(
                 separator=schema.separator,
                 part_order=schema.part_order,
@@ -436,7 +422,7 @@ class TextToolkitView:
             if stored is not None:
                 return encode(
                     GroupNameSchemaResponse(
-                        group_name=group, name_schema=stored_schema(stored), is_custom=True
+                        group_name=group, name_schema=StoredNameSchema.of(stored), is_custom=True
                     )
                 )
             fmt = infer_name_format(self._canonical(group))

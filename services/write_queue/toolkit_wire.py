@@ -6,23 +6,16 @@ Kept beside wire.py rather than in it: the toolkit is one resource with many sha
 
 from __future__ import annotations
 
-from attrs import Factory, frozen
+from attrs import frozen
 
+from shared.toolkit_wire import MAX_NAME
 from shared.wire import documented, ignores_unknown_keys, items, text
 
-MAX_NAME = 512  # longest group, alias, family or model name accepted
 MAX_TEXT = 65536  # longest free text (description, reason)
 MAX_ITEMS = 1000  # most aliases, members or tags in one body
 
 
 # --- queries -----------------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class GroupQuery:
-    """A group, by its exact stored name (it may contain `/`)."""
-
-    name: str = text(max_length=MAX_NAME, description="The group's exact name.")
 
 
 # --- bodies ------------------------------------------------------------------------------------------
@@ -106,43 +99,6 @@ class NameExceptionBody:
 
 
 # --- answers -----------------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class StoredNameSchema:
-    """A stored naming schema (upstream's `TextModelGroupNameSchema`)."""
-
-    separator: str = "-"
-    part_order: list[str] = Factory(lambda: ["base", "size", "variant", "version", "quant"])
-    author_included: bool = True
-    common_author: str | None = None
-    template: str | None = None
-    extra_parts: list[str] = Factory(list)
-
-
-@frozen(kw_only=True)
-class GroupNameSchemaResponse:
-    """A group's stored naming schema."""
-
-    group_name: str
-    name_schema: StoredNameSchema
-    is_custom: bool = documented("Always true here: the schema is stored.")
-
-
-@frozen(kw_only=True)
-class AliasEntry:
-    """A canonical group and the parser base names that resolve to it."""
-
-    canonical: str
-    aliases: list[str]
-
-
-@frozen(kw_only=True)
-class FamilyInfo:
-    """A named set of groups."""
-
-    family_name: str
-    members: list[str]
 
 
 @frozen(kw_only=True)

@@ -12,6 +12,7 @@ from horde_model_records import compose_name, group_key
 from shared.errors import Unavailable
 from shared.http import ApiRoutes
 from shared.openapi import docs
+from shared.toolkit_wire import AliasEntry, FamilyInfo, GroupNameSchemaResponse, GroupQuery
 from shared.wire import path_segment, read_body, read_query
 
 from ..keys import read_config_key
@@ -19,20 +20,16 @@ from ..openapi import NO_SNAPSHOT, SNAPSHOT_HEADER, cached_docs
 from ..responses import read_model, respond, respond_json
 from ..text_toolkit import TextToolkitView, encode, parsed_response
 from ..toolkit_wire import (
-    AliasEntry,
     AliasListResponse,
     ComposeNameRequest,
     ComposeNameResponse,
     DetectFamiliesResponse,
     DetectQuery,
     DistinctBaselinesResponse,
-    FamilyInfo,
     FamilyListResponse,
     GroupHealthResponse,
     GroupListResponse,
     GroupMembersResponse,
-    GroupNameSchemaResponse,
-    GroupQuery,
     GroupsSummaryResponse,
     NameQuery,
     ParsedNameResponse,

@@ -25,6 +25,13 @@ from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
+from shared.toolkit_wire import (
+    AliasEntry,
+    FamilyInfo,
+    GroupNameSchemaResponse,
+    GroupQuery,
+    StoredNameSchema,
+)
 from shared.wire import JsonObject, path_segment, read_body, read_query, respond
 
 from .. import text_toolkit as ops
@@ -36,19 +43,14 @@ from ..openapi import MODEL_NAME, NO_QUEUE, NO_STORE, REPLICA, SECURITY, authent
 from ..queue import WriteQueue
 from ..toolkit_wire import (
     AliasBody,
-    AliasEntry,
     AliasesBody,
     BatchUpdateResponse,
     CommonFieldsUpdate,
     FamilyBody,
-    FamilyInfo,
     FamilyMemberBody,
-    GroupNameSchemaResponse,
-    GroupQuery,
     NameExceptionBody,
     NameExceptionResponse,
     NameSchemaUpdate,
-    StoredNameSchema,
 )
 
 routes = ApiRoutes()
@@ -117,18 +119,8 @@ async def put_group_name_schema(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, NameSchemaUpdate)
     fields = {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(body).items()}
     stores = await _edit(request, lambda s: ops.put_schema(s, group, fields))
-    schema = stores.schemas[group]
     answer = GroupNameSchemaResponse(
-        group_name=group,
-        name_schema=StoredNameSchema(
-            separator=schema["separator"],
-            part_order=list(schema["part_order"]),
-            author_included=schema["author_included"],
-            common_author=schema["common_author"],
-            template=schema["template"],
-            extra_parts=list(schema["extra_parts"]),
-        ),
-        is_custom=True,
+        group_name=group, name_schema=StoredNameSchema.of(stores.schemas[group]), is_custom=True
     )
     return respond(answer)
 
