@@ -31,6 +31,7 @@ from horde_model_records.names import (
     member_parse,
     parse_name,
     size_key,
+    strip_backend_prefix,
 )
 from shared.errors import NotFound
 from shared.snapshot import Snapshot, v1_path
@@ -271,7 +272,7 @@ class TextToolkitView:
             resolved = stores.resolve(group)
             own_aliases = [] if resolved != group else list(stores.aliases.get(group, ()))
             with_aliases += resolved != group or bool(own_aliases)
-            sizes = {parse_name(_without_backend(n)).size for n in canonical}
+            sizes = {parse_name(strip_backend_prefix(n)).size for n in canonical}
             found = health_issues(group, [self.records[n] for n in canonical])
             with_issues += bool(found)
             issues += found
@@ -483,11 +484,6 @@ class TextToolkitView:
                     ).encode()
                     self._v1_grouped = Body.of(data, gzip.compress(data, compresslevel=6, mtime=0))
         return self._v1_grouped
-
-
-def _without_backend(name: str) -> str:
-    prefix = backend_prefix_of(name)
-    return name if prefix is None else name[len(prefix) + 1 :]
 
 
 def v1_with_groups(view: Mapping[str, Json]) -> dict[str, Json]:

@@ -27,6 +27,7 @@ __all__ = [
     "member_parse",
     "parse_name",
     "size_key",
+    "strip_backend_prefix",
 ]
 
 _I = re.IGNORECASE
@@ -154,7 +155,8 @@ def backend_prefix_of(name: str) -> str | None:
     return None
 
 
-def _without_backend(name: str) -> str:
+def strip_backend_prefix(name: str) -> str:
+    """The name without one leading `aphrodite/` or `koboldcpp/` (author kept)."""
     for prefix in TEXT_BACKEND_PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix) :]
@@ -163,7 +165,7 @@ def _without_backend(name: str) -> str:
 
 def member_parse(name: str) -> ParsedName:
     """The parse of a name without its backend prefix and author (the one groups are keyed by)."""
-    rest = _without_backend(name)
+    rest = strip_backend_prefix(name)
     if "/" in rest:
         rest = rest.split("/", 1)[1]
     return parse_name(rest)
