@@ -463,6 +463,24 @@ async def test_a_replica_deployment_keeps_no_side_stores(
     assert detail["related_family"] is None
 
 
+async def test_a_replica_deployment_ignores_the_stores_whatever_it_is_asked_first(
+    system: TestClient, make_client: Any, tmp_path: Path
+) -> None:
+    """The toolkit view is built once per snapshot by its first request: when that request
+    is the v1 view with groups, a REPLICA deployment still resolves no aliases and finds no
+    stored schema afterwards (spec 07 §4)."""
+    await call(system, "PUT", "/aliases/Tales", {"aliases": ["Tiny-Tales"]})
+    await call(system, "PUT", "/group/name_schema?name=Tiny-Tales", {"separator": "_"})
+    await wait_for_json(system, T + "/aliases", lambda b: len(b["entries"]) == 1)
+    mirror = await make_client(tmp_path / "data", HMR_MODE="REPLICA")
+    resp = await mirror.get("/api/model_references/v1/text_generation?include_group=true")
+    assert resp.status == 200
+    parsed = await (await mirror.get(T + "/parse_name?name=ExampleOrg/Tiny-Tales-1B")).json()
+    assert parsed["suggested_group"] == "Tiny-Tales"
+    schema = await (await mirror.get(T + "/group/name_schema?name=Tiny-Tales")).json()
+    assert schema["is_custom"] is False
+
+
 async def test_ai_horde_down_is_503(make_system: SystemFactory, tmp_path: Path) -> None:
     """With AI-Horde unreachable the requestor role cannot be checked: 503, nothing written."""
     client = await make_system(

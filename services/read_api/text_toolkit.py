@@ -554,7 +554,7 @@ class ToolkitSlot:
             store_files={k: v for k, v in files.items() if k.startswith(SNAPSHOT_DIR + "/")},
         )
 
-    def view(self, replica: bool = False) -> TextToolkitView:
+    def view(self, replica: bool) -> TextToolkitView:
         """The view, built by the first caller (thread-safe). A REPLICA deployment has no side
         stores, as upstream: no aliases, families or stored schemas (spec 07 §4); a process
         keeps its mode, so the first caller's `replica` is every caller's."""
@@ -569,8 +569,10 @@ class ToolkitSlot:
                     self._view = TextToolkitView.build(self.records, self.v1_bytes, stores)
         return self._view
 
-    async def aview(self, replica: bool = False) -> TextToolkitView:
-        """The view; its first build runs off the event loop."""
+    async def aview(self, replica: bool) -> TextToolkitView:
+        """The view; its first build runs off the event loop. `replica`: this process serves
+        a REPLICA deployment (required, so that no caller can build the view in the wrong mode
+        for every later request of the snapshot)."""
         if self._view is not None:
             return self._view
         return await asyncio.get_running_loop().run_in_executor(None, self.view, replica)

@@ -50,7 +50,8 @@ _SEGMENT = {
 }
 
 
-async def _toolkit(request: web.Request, model: ReadModel) -> TextToolkitView:
+async def toolkit_view(request: web.Request, model: ReadModel) -> TextToolkitView:
+    """The snapshot's toolkit view, in this process's mode (every route asks through here)."""
     return await model.text_toolkit.aview(_replica(request))
 
 
@@ -80,7 +81,7 @@ async def parse_text_name(request: web.Request) -> web.Response:
     """
     model = read_model(request)
     query = read_query(request, NameQuery)
-    answer = parsed_response(query.name, (await _toolkit(request, model)).stores)
+    answer = parsed_response(query.name, (await toolkit_view(request, model)).stores)
     return respond_json(model, encode(answer).data)
 
 
@@ -93,14 +94,14 @@ async def parse_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_baselines(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).baselines_body)
+    return respond(request, model, (await toolkit_view(request, model)).baselines_body)
 
 
 @routes.api("GET", TEXT + "/groups")
 @cached_docs("Every text model group", GroupListResponse, "Stored group names, sorted.", tags=TAGS)
 async def list_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).groups_body)
+    return respond(request, model, (await toolkit_view(request, model)).groups_body)
 
 
 @routes.api("GET", TEXT + "/groups/summary")
@@ -112,7 +113,7 @@ async def list_text_groups(request: web.Request) -> web.Response:
 )
 async def summarize_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).summary_body)
+    return respond(request, model, (await toolkit_view(request, model)).summary_body)
 
 
 @routes.api("GET", TEXT + "/groups/health")
@@ -124,7 +125,7 @@ async def summarize_text_groups(request: web.Request) -> web.Response:
 )
 async def check_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).health_body)
+    return respond(request, model, (await toolkit_view(request, model)).health_body)
 
 
 @routes.api("GET", TEXT + "/group")
@@ -139,7 +140,7 @@ async def check_text_groups(request: web.Request) -> web.Response:
 async def get_text_group(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await _toolkit(request, model)).group_detail(query.name))
+    return respond(request, model, (await toolkit_view(request, model)).group_detail(query.name))
 
 
 @routes.api("GET", TEXT + "/group/name_schema")
@@ -154,7 +155,7 @@ async def get_text_group(request: web.Request) -> web.Response:
 async def get_text_group_schema(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await _toolkit(request, model)).group_schema(query.name))
+    return respond(request, model, (await toolkit_view(request, model)).group_schema(query.name))
 
 
 @routes.api("POST", TEXT + "/compose_name")
@@ -186,7 +187,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     )
     answer = ComposeNameResponse(
         composed_name=composed,
-        already_exists=composed in (await _toolkit(request, model)).records,
+        already_exists=composed in (await toolkit_view(request, model)).records,
         suggested_group=group_key(composed),
     )
     return respond_json(model, encode(answer).data)
@@ -199,7 +200,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
 async def list_text_aliases(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_ALIASES)
-    return respond(request, model, (await _toolkit(request, model)).aliases_body)
+    return respond(request, model, (await toolkit_view(request, model)).aliases_body)
 
 
 @routes.api("GET", TEXT + "/aliases/{canonical}")
@@ -217,7 +218,7 @@ async def get_text_alias(request: web.Request) -> web.Response:
     return respond(
         request,
         model,
-        (await _toolkit(request, model)).alias_entry(path_segment(request, "canonical")),
+        (await toolkit_view(request, model)).alias_entry(path_segment(request, "canonical")),
     )
 
 
@@ -232,7 +233,7 @@ async def get_text_alias(request: web.Request) -> web.Response:
 async def list_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_FAMILIES)
-    return respond(request, model, (await _toolkit(request, model)).families_body)
+    return respond(request, model, (await toolkit_view(request, model)).families_body)
 
 
 @routes.api("GET", TEXT + "/families/detect")
@@ -247,7 +248,9 @@ async def list_text_families(request: web.Request) -> web.Response:
 async def detect_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, DetectQuery)
-    body = (await _toolkit(request, model)).detected(query.min_prefix_length, query.min_family_size)
+    body = (await toolkit_view(request, model)).detected(
+        query.min_prefix_length, query.min_family_size
+    )
     return respond(request, model, body)
 
 
@@ -267,5 +270,5 @@ async def get_text_family(request: web.Request) -> web.Response:
     return respond(
         request,
         model,
-        (await _toolkit(request, model)).family(path_segment(request, "family_name")),
+        (await toolkit_view(request, model)).family(path_segment(request, "family_name")),
     )
