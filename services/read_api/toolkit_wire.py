@@ -36,17 +36,6 @@ class DetectQuery:
     min_family_size: int = integer(ge=2, le=50, default=2, description="Fewest groups per family.")
 
 
-@frozen(kw_only=True)
-class TextGenerationGroupQuery:
-    """The v1 text view, optionally with each entry's group."""
-
-    include_group: bool = documented(
-        "Add `text_model_group` and `text_model_group_summary` to every entry. Accepts "
-        "true/false, 1/0, yes/no, on/off (any case).",
-        default=False,
-    )
-
-
 # --- bodies ------------------------------------------------------------------------------------------
 
 
