@@ -450,3 +450,12 @@ async def test_answers_match_their_documented_schemas(client: TestClient) -> Non
         validator = OAS30Validator({**schema, "components": doc["components"]})
         problems[url] = [e.message[:200] for e in validator.iter_errors(await resp.json())]
     assert problems == {url: [] for _, url in urls}
+
+
+async def test_store_reads_document_their_replica_503(client: TestClient) -> None:
+    """The alias and family reads answer 503 on a REPLICA deployment: each says so in the
+    document, not only the snapshot's absence."""
+    doc = await (await client.get("/api/openapi.json")).json()
+    for path in ("/aliases", "/aliases/{canonical}", "/families", "/families/{family_name}"):
+        text = doc["paths"][T + path]["get"]["responses"]["503"]["description"]
+        assert "REPLICA" in text, path

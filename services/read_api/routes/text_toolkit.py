@@ -195,7 +195,11 @@ async def compose_text_name(request: web.Request) -> web.Response:
 
 @routes.api("GET", TEXT + "/aliases")
 @cached_docs(
-    "Every alias entry", AliasListResponse, "Entries sorted by canonical group.", tags=TAGS
+    "Every alias entry",
+    AliasListResponse,
+    "Entries sorted by canonical group.",
+    tags=TAGS,
+    errors={503: _STORE_503},
 )
 async def list_text_aliases(request: web.Request) -> web.Response:
     model = read_model(request)
