@@ -28,6 +28,8 @@ from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.records import WIRE_RENAMES
 
+from .wire import takes_unknown_keys
+
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 STATIC_PATH = "/api/docs/static"
@@ -356,8 +358,8 @@ _CLASSES: dict[str, type] = {}
 
 def _closed(cls: type) -> bool:
     """Whether the service refuses unknown fields of `cls` (its own wire classes do; records
-    keep what they do not know)."""
-    return not cls.__module__.startswith("horde_")
+    keep what they do not know, and some bodies drop unknown keys)."""
+    return not cls.__module__.startswith("horde_") and not takes_unknown_keys(cls)
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from cattrs import BaseValidationError, Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 #: a JSON object whose shape this service does not own (a record payload, an audit payload)
-from .errors import BadRequest, InputError, InvalidInput, JsonObject, validation_items
+from .errors import BadRequest, InputError, InvalidInput, JsonObject, NotFound, validation_items
 
 T = TypeVar("T", bound=attrs.AttrsInstance)
 
@@ -205,6 +205,19 @@ def _is_wire_class(cls: Any) -> bool:
     return isinstance(cls, type) and attrs.has(cls) and not cls.__module__.startswith("horde_")
 
 
+def ignores_unknown_keys(cls: type[T]) -> type[T]:
+    """Class decorator: structuring drops keys `cls` does not have instead of refusing them (the
+    text toolkit's bodies, which upstream reads leniently); the OpenAPI document leaves such a
+    class open (no `additionalProperties: false`)."""
+    cls.__ignores_unknown_keys__ = True  # type: ignore[attr-defined]  # -- read by the converter and the document
+    return cls
+
+
+def takes_unknown_keys(cls: type) -> bool:
+    """Whether `cls` was marked with @ignores_unknown_keys."""
+    return bool(getattr(cls, "__ignores_unknown_keys__", False))
+
+
 def make_wire_converter() -> Converter:
     """The records converter, plus strict structuring of the services' own attrs classes:
     a body with a key the class does not have is refused (the key is named in the 422)."""
@@ -213,7 +226,9 @@ def make_wire_converter() -> Converter:
     conv = make_converter()
 
     def structure(cls: type) -> Callable[[Any, Any], Any]:
-        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+        return make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=not takes_unknown_keys(cls)
+        )
 
     def unstructure(cls: type) -> Callable[[Any], Any]:
         internal: dict[str, Any] = {
@@ -438,6 +453,16 @@ def path_id(request: web.Request, name: str) -> int:
                 }
             ]
         )
+    return value
+
+
+def path_segment(request: web.Request, name: str) -> str:
+    """The value of a one-segment `{name}`. aiohttp matches `%2F` as part of a segment and
+    decodes it to `/`; such a value reaches no route here (as upstream), so it is the plain
+    404 of an unmatched URL, answered before anything else is checked."""
+    value = request.match_info[name]
+    if "/" in value:
+        raise NotFound("Not Found")
     return value
 
 

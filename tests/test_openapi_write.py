@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from services import cli
 from services.write_queue.app import create_app as create_write_app
 from services.write_queue.models import Change
 from services.write_queue.openapi import TITLE
-from shared.openapi import record_schema_name
+from shared.openapi import record_schema_name, schema_name
 from tests.conftest import APPROVER_KEY, REQUESTOR_KEY, serve, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -426,3 +427,57 @@ async def test_optional_nested_answers_accept_null_in_the_document(doc: Doc) -> 
     assert list(validator.iter_errors(None)) == []
     assert list(validator.iter_errors({"day": 1, "month": 2, "total": 3})) == []
     assert list(validator.iter_errors({"day": "one"})) != []
+
+
+async def test_every_operation_documents_its_success(doc: Doc) -> None:
+    """Each operation lists the 2xx it answers on success (a DELETE's 204 included)."""
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if not any(code.startswith("2") for code in operation["responses"])
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ComposeNameRequest",
+        "NameSchemaUpdate",
+        "AliasesBody",
+        "AliasBody",
+        "FamilyBody",
+        "FamilyMemberBody",
+        "CommonFieldsUpdate",
+        "NameExceptionBody",
+    ],
+)
+async def test_toolkit_bodies_are_documented_open(doc: Doc, name: str) -> None:
+    """The toolkit ignores unknown body keys (spec 07, as upstream), so its body schemas must
+    not say additionalProperties: false (a client validating against them would refuse
+    bodies the server takes)."""
+    assert "additionalProperties" not in doc["components"]["schemas"][name]
+
+
+def test_no_two_wire_classes_share_a_component_name() -> None:
+    """The merged document keys schemas by class name, so two classes of one name would
+    silently lose one's documentation: each name belongs to one class (shapes both services
+    answer, like the toolkit's alias entry, live in shared/)."""
+    modules = [
+        "services.read_api.wire",
+        "services.read_api.toolkit_wire",
+        "services.write_queue.wire",
+        "services.write_queue.toolkit_wire",
+        "services.write_queue.models",
+        "services.stats.wire",
+    ]
+    owner: dict[str, type] = {}
+    clashes = []
+    for module in modules:
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, type) and attrs.has(value):
+                name = schema_name(value)
+                if owner.setdefault(name, value) is not value:
+                    clashes.append(f"{name}: {owner[name].__module__} and {value.__module__}")
+    assert clashes == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +197,50 @@ def test_parse_of_an_empty_name() -> None:
     """An empty name parses to an empty base and no parts."""
     parsed = parse_name("")
     assert parsed.base_name == "" and parsed.size is None and parsed.extras == ()
+
+
+#: parses a 5,000-digit name in a child process (the regex engine holds the GIL, so only a
+#: separate process can be stopped when it hangs)
+_LONG_PARSE = """
+from horde_model_records import parse_name
+digits = "1" * 5000
+print(parse_name(digits + "x").size, parse_name(digits + "B").size == digits + "B")
+"""
+
+
+@pytest.mark.subprocess
+def test_a_long_digit_run_does_not_stall_the_parser() -> None:
+    """A guard against catastrophic backtracking, not a speed measurement: the size pattern
+    once backtracked cubically over a digit run (a second for 512 digits, about a minute for
+    the 2,600 POST compose_name builds from valid parts and parses on the event loop, a quarter
+    of an hour for these 5,000). It now takes well under a second; the bound only tells a hang
+    from an answer."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LONG_PARSE],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("parse_name still backtracks over a long digit run")
+    assert done.stdout.split() == ["None", "True"]
+
+
+_SIZE_CASES = ["1.B", "1.2.3B", "7B1a", "7b1", "1.5x", "12.B3-x", "Sao10K", "8x22B", "a1B", "1B2b"]
+
+
+@pytest.mark.parametrize("name", _SIZE_CASES)
+def test_size_pattern_keeps_upstreams_matches(name: str) -> None:
+    """The size step matches what upstream's pattern matches (leftmost match, same text)."""
+    upstream = re.compile(r"(?<![a-zA-Z])(\d+\.?\d*[BMK]\d*)(?![a-zA-Z])", re.IGNORECASE)
+    found = upstream.search(name)
+    expected = None if found is None else found.group(1).upper()
+    if found is None:
+        found = re.search(r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])", name, re.IGNORECASE)
+        expected = None if found is None else found.group(1).upper()
+    assert parse_name(name).size == expected
 
 
 @pytest.mark.parametrize(

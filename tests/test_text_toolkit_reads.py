@@ -331,9 +331,9 @@ async def test_missing_alias_and_family_are_404(client: TestClient) -> None:
 
 
 async def test_a_segment_with_a_slash_is_unreachable(client: TestClient) -> None:
-    """`{canonical}` is one path segment: `%2F` does not reach it."""
-    resp = await client.get(T + "/aliases/a%2Fb")
-    assert resp.status == 404
+    """`{canonical}` and `{family_name}` are one path segment: `%2F` matches no route."""
+    for path in ("/aliases/a%2Fb", "/families/a%2Fb"):
+        assert await _get(client, path, 404) == {"detail": "Not Found"}
 
 
 async def test_families_detect_defaults(client: TestClient) -> None:
@@ -450,3 +450,12 @@ async def test_answers_match_their_documented_schemas(client: TestClient) -> Non
         validator = OAS30Validator({**schema, "components": doc["components"]})
         problems[url] = [e.message[:200] for e in validator.iter_errors(await resp.json())]
     assert problems == {url: [] for _, url in urls}
+
+
+async def test_store_reads_document_their_replica_503(client: TestClient) -> None:
+    """The alias and family reads answer 503 on a REPLICA deployment: each says so in the
+    document, not only the snapshot's absence."""
+    doc = await (await client.get("/api/openapi.json")).json()
+    for path in ("/aliases", "/aliases/{canonical}", "/families", "/families/{family_name}"):
+        text = doc["paths"][T + path]["get"]["responses"]["503"]["description"]
+        assert "REPLICA" in text, path

@@ -344,6 +344,31 @@ async def test_replica_refuses_writes(
         assert await call(client, method, path, body, 503) == {"detail": REPLICA_MSG}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/aliases/a%2Fb", {"aliases": ["x"]}),
+        ("POST", "/aliases/a%2Fb/add", {"alias": "x"}),
+        ("POST", "/aliases/a%2Fb/remove", {"alias": "x"}),
+        ("DELETE", "/aliases/a%2Fb", None),
+        ("PUT", "/families/a%2Fb", {"members": ["x"]}),
+        ("POST", "/families/a%2Fb/add", {"group_name": "x"}),
+        ("POST", "/families/a%2Fb/remove", {"group_name": "x"}),
+        ("DELETE", "/families/a%2Fb", None),
+    ],
+)
+async def test_a_segment_with_an_escaped_slash_matches_no_write(
+    system: TestClient, method: str, path: str, body: Any
+) -> None:
+    """`{canonical}` and `{family_name}` are one segment: `%2F` reaches no route (a plain 404,
+    before the key is looked at), so nothing unreachable is ever stored (spec 07 §1)."""
+    for headers in (REQ, {}):
+        resp = await system.request(method, T + path, json=body, headers=headers)
+        assert resp.status == 404, await resp.text()
+        assert await resp.json() == {"detail": "Not Found"}
+    assert system.server.app[write_queue_key].live().text_toolkit.empty
+
+
 # --- storage, audit, publication -----------------------------------------------------------------
 
 
@@ -436,6 +461,24 @@ async def test_a_replica_deployment_keeps_no_side_stores(
     assert schema["is_custom"] is False
     detail = await (await mirror.get(T + "/group?name=Tiny-Tales")).json()
     assert detail["related_family"] is None
+
+
+async def test_a_replica_deployment_ignores_the_stores_whatever_it_is_asked_first(
+    system: TestClient, make_client: Any, tmp_path: Path
+) -> None:
+    """The toolkit view is built once per snapshot by its first request: when that request
+    is the v1 view with groups, a REPLICA deployment still resolves no aliases and finds no
+    stored schema afterwards (spec 07 §4)."""
+    await call(system, "PUT", "/aliases/Tales", {"aliases": ["Tiny-Tales"]})
+    await call(system, "PUT", "/group/name_schema?name=Tiny-Tales", {"separator": "_"})
+    await wait_for_json(system, T + "/aliases", lambda b: len(b["entries"]) == 1)
+    mirror = await make_client(tmp_path / "data", HMR_MODE="REPLICA")
+    resp = await mirror.get("/api/model_references/v1/text_generation?include_group=true")
+    assert resp.status == 200
+    parsed = await (await mirror.get(T + "/parse_name?name=ExampleOrg/Tiny-Tales-1B")).json()
+    assert parsed["suggested_group"] == "Tiny-Tales"
+    schema = await (await mirror.get(T + "/group/name_schema?name=Tiny-Tales")).json()
+    assert schema["is_custom"] is False
 
 
 async def test_ai_horde_down_is_503(make_system: SystemFactory, tmp_path: Path) -> None:

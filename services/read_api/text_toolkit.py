@@ -31,25 +31,24 @@ from horde_model_records.names import (
     member_parse,
     parse_name,
     size_key,
+    strip_backend_prefix,
 )
 from shared.errors import NotFound
 from shared.snapshot import Snapshot, v1_path
 from shared.text_toolkit import SNAPSHOT_DIR, ToolkitStores
+from shared.toolkit_wire import AliasEntry, FamilyInfo, GroupNameSchemaResponse, StoredNameSchema
 
 from .toolkit_wire import (
-    AliasEntry,
     AliasListResponse,
     DetectFamiliesResponse,
     DistinctBaselinesResponse,
     ExtraPartInfo,
-    FamilyInfo,
     FamilyListResponse,
     GroupHealthIssue,
     GroupHealthResponse,
     GroupListResponse,
     GroupMemberInfo,
     GroupMembersResponse,
-    GroupNameSchemaResponse,
     GroupsSummaryResponse,
     GroupSummaryEntry,
     GuidanceSummary,
@@ -57,7 +56,6 @@ from .toolkit_wire import (
     NameFormatInfo,
     ParsedNameInfo,
     ParsedNameResponse,
-    StoredNameSchema,
 )
 from .view import Body
 
@@ -107,17 +105,6 @@ def format_info(fmt: NameFormat, *, extra_parts: bool = True) -> NameFormatInfo:
         common_author=fmt.common_author,
         template=fmt.template,
         extra_parts=list(fmt.extra_parts) if extra_parts else [],
-    )
-
-
-def stored_schema(schema: Json) -> StoredNameSchema:
-    return StoredNameSchema(
-        separator=schema["separator"],
-        part_order=list(schema["part_order"]),
-        author_included=schema["author_included"],
-        common_author=schema["common_author"],
-        template=schema["template"],
-        extra_parts=list(schema["extra_parts"]),
     )
 
 
@@ -285,7 +272,7 @@ class TextToolkitView:
             resolved = stores.resolve(group)
             own_aliases = [] if resolved != group else list(stores.aliases.get(group, ()))
             with_aliases += resolved != group or bool(own_aliases)
-            sizes = {parse_name(_without_backend(n)).size for n in canonical}
+            sizes = {parse_name(strip_backend_prefix(n)).size for n in canonical}
             found = health_issues(group, [self.records[n] for n in canonical])
             with_issues += bool(found)
             issues += found
@@ -384,7 +371,7 @@ class TextToolkitView:
             _count(quant_usage, parsed.quant)
         stored = self.stores.schema_for(group)
         if stored is not None:
-            schema = stored_schema(stored)
+            schema = StoredNameSchema.of(stored)
             name_format = NameFormatInfo(
                 separator=schema.separator,
                 part_order=schema.part_order,
@@ -436,7 +423,7 @@ class TextToolkitView:
             if stored is not None:
                 return encode(
                     GroupNameSchemaResponse(
-                        group_name=group, name_schema=stored_schema(stored), is_custom=True
+                        group_name=group, name_schema=StoredNameSchema.of(stored), is_custom=True
                     )
                 )
             fmt = infer_name_format(self._canonical(group))
@@ -497,11 +484,6 @@ class TextToolkitView:
                     ).encode()
                     self._v1_grouped = Body.of(data, gzip.compress(data, compresslevel=6, mtime=0))
         return self._v1_grouped
-
-
-def _without_backend(name: str) -> str:
-    prefix = backend_prefix_of(name)
-    return name if prefix is None else name[len(prefix) + 1 :]
 
 
 def v1_with_groups(view: Mapping[str, Json]) -> dict[str, Json]:
@@ -572,7 +554,7 @@ class ToolkitSlot:
             store_files={k: v for k, v in files.items() if k.startswith(SNAPSHOT_DIR + "/")},
         )
 
-    def view(self, replica: bool = False) -> TextToolkitView:
+    def view(self, replica: bool) -> TextToolkitView:
         """The view, built by the first caller (thread-safe). A REPLICA deployment has no side
         stores, as upstream: no aliases, families or stored schemas (spec 07 §4); a process
         keeps its mode, so the first caller's `replica` is every caller's."""
@@ -587,8 +569,10 @@ class ToolkitSlot:
                     self._view = TextToolkitView.build(self.records, self.v1_bytes, stores)
         return self._view
 
-    async def aview(self, replica: bool = False) -> TextToolkitView:
-        """The view; its first build runs off the event loop."""
+    async def aview(self, replica: bool) -> TextToolkitView:
+        """The view; its first build runs off the event loop. `replica`: this process serves
+        a REPLICA deployment (required, so that no caller can build the view in the wrong mode
+        for every later request of the snapshot)."""
         if self._view is not None:
             return self._view
         return await asyncio.get_running_loop().run_in_executor(None, self.view, replica)

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from attrs import Factory, frozen
 
-from shared.wire import documented, integer, text
+from shared.toolkit_wire import MAX_NAME, AliasEntry, FamilyInfo
+from shared.wire import documented, ignores_unknown_keys, integer, text
 
-MAX_NAME = 512  # longest name, group, alias or family accepted in a query or body field
 Severity = Literal["info", "warning"]
 
 
@@ -27,13 +27,6 @@ class NameQuery:
 
 
 @frozen(kw_only=True)
-class GroupQuery:
-    """A group, by its exact stored name (it may contain `/`)."""
-
-    name: str = text(max_length=MAX_NAME, description="The group's exact name.")
-
-
-@frozen(kw_only=True)
 class DetectQuery:
     """Bounds of the family suggestions."""
 
@@ -43,20 +36,10 @@ class DetectQuery:
     min_family_size: int = integer(ge=2, le=50, default=2, description="Fewest groups per family.")
 
 
-@frozen(kw_only=True)
-class TextGenerationGroupQuery:
-    """The v1 text view, optionally with each entry's group."""
-
-    include_group: bool = documented(
-        "Add `text_model_group` and `text_model_group_summary` to every entry. Accepts "
-        "true/false, 1/0, yes/no, on/off (any case).",
-        default=False,
-    )
-
-
 # --- bodies ------------------------------------------------------------------------------------------
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class ComposeNameRequest:
     """Parts of a name; unknown keys are ignored."""
@@ -167,14 +150,6 @@ class NameExceptionInfo:
 
 
 @frozen(kw_only=True)
-class FamilyInfo:
-    """A named set of groups."""
-
-    family_name: str
-    members: list[str]
-
-
-@frozen(kw_only=True)
 class GroupMembersResponse:
     """One group in detail; sizes, usages, common fields and coverage count canonical members."""
 
@@ -200,27 +175,6 @@ class GroupMembersResponse:
     guidance_coverage: dict[str, int] = documented(
         "published, legacy_label and undocumented canonical members."
     )
-
-
-@frozen(kw_only=True)
-class StoredNameSchema:
-    """A stored naming schema (upstream's `TextModelGroupNameSchema`)."""
-
-    separator: str = "-"
-    part_order: list[str] = Factory(lambda: ["base", "size", "variant", "version", "quant"])
-    author_included: bool = True
-    common_author: str | None = None
-    template: str | None = None
-    extra_parts: list[str] = Factory(list)
-
-
-@frozen(kw_only=True)
-class GroupNameSchemaResponse:
-    """A group's naming schema: stored (custom) or inferred from its canonical members."""
-
-    group_name: str
-    name_schema: StoredNameSchema
-    is_custom: bool
 
 
 @frozen(kw_only=True)
@@ -297,14 +251,6 @@ class GroupHealthResponse:
     total_groups_checked: int
     groups_with_issues: int
     issue_counts_by_type: dict[str, int] = documented("In first-seen order.")
-
-
-@frozen(kw_only=True)
-class AliasEntry:
-    """A canonical group and the parser base names that resolve to it."""
-
-    canonical: str
-    aliases: list[str]
 
 
 @frozen(kw_only=True)

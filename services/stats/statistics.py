@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from horde_model_records import Category, text_model_group
+from horde_model_records import Category, group_key
 
 Json = dict[str, Any]
 
@@ -55,7 +55,7 @@ def group_records(records: list[Json]) -> list[Json]:
     """One record per text model group: the first member, renamed, with every member's downloads."""
     groups: dict[str, Json] = {}
     for record in records:
-        group = text_model_group(record["name"])
+        group = group_key(record["name"])
         if group not in groups:
             first = dict(record)
             first["name"] = group

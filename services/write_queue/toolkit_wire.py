@@ -6,11 +6,11 @@ Kept beside wire.py rather than in it: the toolkit is one resource with many sha
 
 from __future__ import annotations
 
-from attrs import Factory, frozen
+from attrs import frozen
 
-from shared.wire import documented, items, text
+from shared.toolkit_wire import MAX_NAME
+from shared.wire import documented, ignores_unknown_keys, items, text
 
-MAX_NAME = 512  # longest group, alias, family or model name accepted
 MAX_TEXT = 65536  # longest free text (description, reason)
 MAX_ITEMS = 1000  # most aliases, members or tags in one body
 
@@ -18,16 +18,10 @@ MAX_ITEMS = 1000  # most aliases, members or tags in one body
 # --- queries -----------------------------------------------------------------------------------------
 
 
-@frozen(kw_only=True)
-class GroupQuery:
-    """A group, by its exact stored name (it may contain `/`)."""
-
-    name: str = text(max_length=MAX_NAME, description="The group's exact name.")
-
-
 # --- bodies ------------------------------------------------------------------------------------------
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class NameSchemaUpdate:
     """Fields of a group's naming schema to set; null or absent fields stay as they are."""
@@ -40,6 +34,7 @@ class NameSchemaUpdate:
     extra_parts: tuple[str, ...] | None = documented("Extra part labels.", default=None)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class AliasesBody:
     """Every alias of a canonical group (replacing the old list)."""
@@ -51,6 +46,7 @@ class AliasesBody:
     )
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class AliasBody:
     """One alias."""
@@ -58,6 +54,7 @@ class AliasBody:
     alias: str = text(max_length=MAX_NAME)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class FamilyBody:
     """Every member group of a family (replacing the old list)."""
@@ -69,6 +66,7 @@ class FamilyBody:
     )
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class FamilyMemberBody:
     """One member group."""
@@ -76,6 +74,7 @@ class FamilyMemberBody:
     group_name: str = text(max_length=MAX_NAME)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class CommonFieldsUpdate:
     """Fields to set on every canonical member of a group; null or absent fields are left alone."""
@@ -89,6 +88,7 @@ class CommonFieldsUpdate:
     instruct_format: str | None = text(max_length=MAX_NAME, default=None)
 
 
+@ignores_unknown_keys
 @frozen(kw_only=True)
 class NameExceptionBody:
     """Why a model does not follow its group's naming schema; null clears it."""
@@ -99,43 +99,6 @@ class NameExceptionBody:
 
 
 # --- answers -----------------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class StoredNameSchema:
-    """A stored naming schema (upstream's `TextModelGroupNameSchema`)."""
-
-    separator: str = "-"
-    part_order: list[str] = Factory(lambda: ["base", "size", "variant", "version", "quant"])
-    author_included: bool = True
-    common_author: str | None = None
-    template: str | None = None
-    extra_parts: list[str] = Factory(list)
-
-
-@frozen(kw_only=True)
-class GroupNameSchemaResponse:
-    """A group's stored naming schema."""
-
-    group_name: str
-    name_schema: StoredNameSchema
-    is_custom: bool = documented("Always true here: the schema is stored.")
-
-
-@frozen(kw_only=True)
-class AliasEntry:
-    """A canonical group and the parser base names that resolve to it."""
-
-    canonical: str
-    aliases: list[str]
-
-
-@frozen(kw_only=True)
-class FamilyInfo:
-    """A named set of groups."""
-
-    family_name: str
-    members: list[str]
 
 
 @frozen(kw_only=True)

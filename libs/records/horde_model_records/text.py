@@ -10,7 +10,6 @@ from typing import Any
 
 import attrs
 
-from .categories import TEXT_BACKEND_PREFIXES
 from .legacy import LegacyTextRecord, TextCsvRow
 from .names import group_key, parse_name
 from .problems import Problem
@@ -70,13 +69,6 @@ def variant_names(name: str) -> list[str]:
     """[N, aphrodite/N, koboldcpp/M]: a text model's names in the v1 view (M: N without author)."""
     names = [name, "aphrodite/" + name, "koboldcpp/" + model_name_of(name)]
     return list(dict.fromkeys(names))
-
-
-def strip_backend_prefix(name: str) -> str:
-    for prefix in TEXT_BACKEND_PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix) :]
-    return name
 
 
 # --- text_model_group: the base model a text model name belongs to -------------------------------

@@ -22,7 +22,7 @@ from horde_model_records import (
     variant_names,
 )
 from horde_model_records.categories import BASELINE_ALIASES
-from horde_model_records.text import strip_backend_prefix
+from horde_model_records.names import strip_backend_prefix
 
 from ._config import GitHubRepo, ReplicaConfig
 from ._errors import (

@@ -17,6 +17,7 @@ from ..openapi import CATEGORY, LEGACY_CATEGORY, MODEL_NAME, V1_CATEGORY, cached
 from ..responses import read_model, respond
 from ..view import Body, ReadModel
 from ..wire import TextGenerationQuery
+from .text_toolkit import toolkit_view
 
 routes = ApiRoutes()
 
@@ -53,7 +54,7 @@ async def get_v1_text_generation(request: web.Request) -> web.Response:
     )
     if query.include_group:
         # built once per snapshot, off the event loop (1.7 MB of JSON)
-        toolkit = await model.text_toolkit.aview()
+        toolkit = await toolkit_view(request, model)
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(None, toolkit.v1_grouped)
     return respond(request, model, body)

@@ -6,36 +6,30 @@ request and kept for the snapshot's life. Register before the `{category}` route
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
 from aiohttp import web
 
 from horde_model_records import compose_name, group_key
 from shared.errors import Unavailable
 from shared.http import ApiRoutes
 from shared.openapi import docs
-from shared.wire import read_json, read_query, structure
+from shared.toolkit_wire import AliasEntry, FamilyInfo, GroupNameSchemaResponse, GroupQuery
+from shared.wire import path_segment, read_body, read_query
 
 from ..keys import read_config_key
 from ..openapi import NO_SNAPSHOT, SNAPSHOT_HEADER, cached_docs
 from ..responses import read_model, respond, respond_json
 from ..text_toolkit import TextToolkitView, encode, parsed_response
 from ..toolkit_wire import (
-    AliasEntry,
     AliasListResponse,
     ComposeNameRequest,
     ComposeNameResponse,
     DetectFamiliesResponse,
     DetectQuery,
     DistinctBaselinesResponse,
-    FamilyInfo,
     FamilyListResponse,
     GroupHealthResponse,
     GroupListResponse,
     GroupMembersResponse,
-    GroupNameSchemaResponse,
-    GroupQuery,
     GroupsSummaryResponse,
     NameQuery,
     ParsedNameResponse,
@@ -56,7 +50,8 @@ _SEGMENT = {
 }
 
 
-async def _toolkit(request: web.Request, model: ReadModel) -> TextToolkitView:
+async def toolkit_view(request: web.Request, model: ReadModel) -> TextToolkitView:
+    """The snapshot's toolkit view, in this process's mode (every route asks through here)."""
     return await model.text_toolkit.aview(_replica(request))
 
 
@@ -86,7 +81,7 @@ async def parse_text_name(request: web.Request) -> web.Response:
     """
     model = read_model(request)
     query = read_query(request, NameQuery)
-    answer = parsed_response(query.name, (await _toolkit(request, model)).stores)
+    answer = parsed_response(query.name, (await toolkit_view(request, model)).stores)
     return respond_json(model, encode(answer).data)
 
 
@@ -99,14 +94,14 @@ async def parse_text_name(request: web.Request) -> web.Response:
 )
 async def list_text_baselines(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).baselines_body)
+    return respond(request, model, (await toolkit_view(request, model)).baselines_body)
 
 
 @routes.api("GET", TEXT + "/groups")
 @cached_docs("Every text model group", GroupListResponse, "Stored group names, sorted.", tags=TAGS)
 async def list_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).groups_body)
+    return respond(request, model, (await toolkit_view(request, model)).groups_body)
 
 
 @routes.api("GET", TEXT + "/groups/summary")
@@ -118,7 +113,7 @@ async def list_text_groups(request: web.Request) -> web.Response:
 )
 async def summarize_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).summary_body)
+    return respond(request, model, (await toolkit_view(request, model)).summary_body)
 
 
 @routes.api("GET", TEXT + "/groups/health")
@@ -130,7 +125,7 @@ async def summarize_text_groups(request: web.Request) -> web.Response:
 )
 async def check_text_groups(request: web.Request) -> web.Response:
     model = read_model(request)
-    return respond(request, model, (await _toolkit(request, model)).health_body)
+    return respond(request, model, (await toolkit_view(request, model)).health_body)
 
 
 @routes.api("GET", TEXT + "/group")
@@ -145,7 +140,7 @@ async def check_text_groups(request: web.Request) -> web.Response:
 async def get_text_group(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await _toolkit(request, model)).group_detail(query.name))
+    return respond(request, model, (await toolkit_view(request, model)).group_detail(query.name))
 
 
 @routes.api("GET", TEXT + "/group/name_schema")
@@ -160,15 +155,7 @@ async def get_text_group(request: web.Request) -> web.Response:
 async def get_text_group_schema(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, GroupQuery)
-    return respond(request, model, (await _toolkit(request, model)).group_schema(query.name))
-
-
-def _known_fields(body: Any, cls: type) -> Any:
-    """The body without keys `cls` does not have (the toolkit ignores unknown keys)."""
-    if not isinstance(body, dict):
-        return body
-    names = {a.name for a in attrs.fields(cls)}
-    return {k: v for k, v in body.items() if k in names}
+    return respond(request, model, (await toolkit_view(request, model)).group_schema(query.name))
 
 
 @routes.api("POST", TEXT + "/compose_name")
@@ -187,9 +174,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     is its group key without aliases.
     """
     model = read_model(request)
-    body = structure(
-        _known_fields(await read_json(request), ComposeNameRequest), ComposeNameRequest, "body"
-    )
+    body = await read_body(request, ComposeNameRequest)  # unknown keys are dropped
     composed = compose_name(
         body.base_name,
         body.size,
@@ -202,7 +187,7 @@ async def compose_text_name(request: web.Request) -> web.Response:
     )
     answer = ComposeNameResponse(
         composed_name=composed,
-        already_exists=composed in (await _toolkit(request, model)).records,
+        already_exists=composed in (await toolkit_view(request, model)).records,
         suggested_group=group_key(composed),
     )
     return respond_json(model, encode(answer).data)
@@ -210,12 +195,16 @@ async def compose_text_name(request: web.Request) -> web.Response:
 
 @routes.api("GET", TEXT + "/aliases")
 @cached_docs(
-    "Every alias entry", AliasListResponse, "Entries sorted by canonical group.", tags=TAGS
+    "Every alias entry",
+    AliasListResponse,
+    "Entries sorted by canonical group.",
+    tags=TAGS,
+    errors={503: _STORE_503},
 )
 async def list_text_aliases(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_ALIASES)
-    return respond(request, model, (await _toolkit(request, model)).aliases_body)
+    return respond(request, model, (await toolkit_view(request, model)).aliases_body)
 
 
 @routes.api("GET", TEXT + "/aliases/{canonical}")
@@ -233,7 +222,7 @@ async def get_text_alias(request: web.Request) -> web.Response:
     return respond(
         request,
         model,
-        (await _toolkit(request, model)).alias_entry(request.match_info["canonical"]),
+        (await toolkit_view(request, model)).alias_entry(path_segment(request, "canonical")),
     )
 
 
@@ -248,7 +237,7 @@ async def get_text_alias(request: web.Request) -> web.Response:
 async def list_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_FAMILIES)
-    return respond(request, model, (await _toolkit(request, model)).families_body)
+    return respond(request, model, (await toolkit_view(request, model)).families_body)
 
 
 @routes.api("GET", TEXT + "/families/detect")
@@ -263,7 +252,9 @@ async def list_text_families(request: web.Request) -> web.Response:
 async def detect_text_families(request: web.Request) -> web.Response:
     model = read_model(request)
     query = read_query(request, DetectQuery)
-    body = (await _toolkit(request, model)).detected(query.min_prefix_length, query.min_family_size)
+    body = (await toolkit_view(request, model)).detected(
+        query.min_prefix_length, query.min_family_size
+    )
     return respond(request, model, body)
 
 
@@ -281,5 +272,7 @@ async def get_text_family(request: web.Request) -> web.Response:
     model = read_model(request)
     _require_stores(request, NO_FAMILIES)
     return respond(
-        request, model, (await _toolkit(request, model)).family(request.match_info["family_name"])
+        request,
+        model,
+        (await toolkit_view(request, model)).family(path_segment(request, "family_name")),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 from aiohttp import web
@@ -25,7 +25,14 @@ from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
-from shared.wire import JsonObject, read_json, read_query, respond, structure
+from shared.toolkit_wire import (
+    AliasEntry,
+    FamilyInfo,
+    GroupNameSchemaResponse,
+    GroupQuery,
+    StoredNameSchema,
+)
+from shared.wire import JsonObject, path_segment, read_body, read_query, respond
 
 from .. import text_toolkit as ops
 from ..auth import api_key_of
@@ -36,43 +43,24 @@ from ..openapi import MODEL_NAME, NO_QUEUE, NO_STORE, REPLICA, SECURITY, authent
 from ..queue import WriteQueue
 from ..toolkit_wire import (
     AliasBody,
-    AliasEntry,
     AliasesBody,
     BatchUpdateResponse,
     CommonFieldsUpdate,
     FamilyBody,
-    FamilyInfo,
     FamilyMemberBody,
-    GroupNameSchemaResponse,
-    GroupQuery,
     NameExceptionBody,
     NameExceptionResponse,
     NameSchemaUpdate,
-    StoredNameSchema,
 )
 
 routes = ApiRoutes()
 
 TEXT = "/text_generation"
 TAGS = ("text_toolkit",)
-B = TypeVar("B", bound=attrs.AttrsInstance)
 _SEGMENT = {
     "schema": {"type": "string"},
     "description": "One path segment: a value containing `/` cannot be reached.",
 }
-
-
-def _known_fields(body: Any, cls: type) -> Any:
-    """The body without keys `cls` does not have (the toolkit ignores unknown keys)."""
-    if not isinstance(body, dict):
-        return body
-    names = {a.name for a in attrs.fields(cls)}
-    return {k: v for k, v in body.items() if k in names}
-
-
-async def body_of(request: web.Request, cls: type[B]) -> B:
-    """The request body as `cls`, unknown keys ignored (422 when it does not fit)."""
-    return structure(_known_fields(await read_json(request), cls), cls, "body")
 
 
 async def _edit(
@@ -88,13 +76,19 @@ def _direct_docs(
     summary: str, answer: type | None, status: int = 200, **fields: Any
 ) -> Callable[[Handler], Handler]:
     errors = {**authenticated("requestor", REPLICA), **fields.pop("errors", {})}
+    if "path" in fields:  # a segment holding `/` (sent as %2F) matches no route
+        errors.setdefault(404, "No route: the path value holds a `/`.")
+    if answer is None:  # no body: the status is documented on its own
+        fields["responses"] = {
+            status: {"description": "Deleted and published.", "headers": dict(NO_STORE)}
+        }
     return docs(
         summary,
         tags=TAGS,
         security=SECURITY,
         answer=answer,
         status=status,
-        answer_description="Stored and published." if status == 200 else "Deleted and published.",
+        answer_description="Stored and published.",
         answer_headers=NO_STORE,
         errors=errors,
         **fields,
@@ -122,21 +116,11 @@ def _no_content() -> web.Response:
 async def put_group_name_schema(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     group = read_query(request, GroupQuery).name
-    body = await body_of(request, NameSchemaUpdate)
+    body = await read_body(request, NameSchemaUpdate)
     fields = {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(body).items()}
     stores = await _edit(request, lambda s: ops.put_schema(s, group, fields))
-    schema = stores.schemas[group]
     answer = GroupNameSchemaResponse(
-        group_name=group,
-        name_schema=StoredNameSchema(
-            separator=schema["separator"],
-            part_order=list(schema["part_order"]),
-            author_included=schema["author_included"],
-            common_author=schema["common_author"],
-            template=schema["template"],
-            extra_parts=list(schema["extra_parts"]),
-        ),
-        is_custom=True,
+        group_name=group, name_schema=StoredNameSchema.of(stores.schemas[group]), is_custom=True
     )
     return respond(answer)
 
@@ -175,9 +159,9 @@ def _alias_entry(stores: ToolkitStores, canonical: str) -> AliasEntry:
     },
 )
 async def put_group_aliases(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
-    body = await body_of(request, AliasesBody)
+    body = await read_body(request, AliasesBody)
     stores = await _edit(request, lambda s: ops.put_aliases(s, canonical, body.aliases))
     return respond(_alias_entry(stores, canonical))
 
@@ -191,9 +175,9 @@ async def put_group_aliases(request: web.Request) -> web.StreamResponse:
     errors={409: "The alias is the canonical name, or belongs to another group.", 422: "Bad body."},
 )
 async def add_group_alias(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
-    body = await body_of(request, AliasBody)
+    body = await read_body(request, AliasBody)
     stores = await _edit(request, lambda s: ops.add_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
 
@@ -207,9 +191,9 @@ async def add_group_alias(request: web.Request) -> web.StreamResponse:
     errors={404: "The alias is not under the group.", 422: "Bad body."},
 )
 async def remove_group_alias(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
-    body = await body_of(request, AliasBody)
+    body = await read_body(request, AliasBody)
     stores = await _edit(request, lambda s: ops.remove_alias(s, canonical, body.alias))
     return respond(_alias_entry(stores, canonical))
 
@@ -223,8 +207,8 @@ async def remove_group_alias(request: web.Request) -> web.StreamResponse:
     errors={404: "No alias entry for the group."},
 )
 async def delete_group_aliases(request: web.Request) -> web.StreamResponse:
+    canonical = path_segment(request, "canonical")
     api_key_of(request)
-    canonical = request.match_info["canonical"]
     await _edit(request, lambda s: ops.delete_aliases(s, canonical))
     return _no_content()
 
@@ -246,9 +230,9 @@ def _family(stores: ToolkitStores, family: str) -> FamilyInfo:
     errors={409: "No members, or a member belongs to another family.", 422: "Bad body."},
 )
 async def put_group_family(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
-    body = await body_of(request, FamilyBody)
+    body = await read_body(request, FamilyBody)
     stores = await _edit(request, lambda s: ops.put_family(s, family, body.members))
     return respond(_family(stores, family))
 
@@ -266,9 +250,9 @@ async def put_group_family(request: web.Request) -> web.StreamResponse:
     },
 )
 async def add_family_member(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
-    body = await body_of(request, FamilyMemberBody)
+    body = await read_body(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.add_member(s, family, body.group_name))
     return respond(_family(stores, family))
 
@@ -282,9 +266,9 @@ async def add_family_member(request: web.Request) -> web.StreamResponse:
     errors={404: "The group is not in the family (or there is no family).", 422: "Bad body."},
 )
 async def remove_family_member(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
-    body = await body_of(request, FamilyMemberBody)
+    body = await read_body(request, FamilyMemberBody)
     stores = await _edit(request, lambda s: ops.remove_member(s, family, body.group_name))
     return respond(_family(stores, family))
 
@@ -298,8 +282,8 @@ async def remove_family_member(request: web.Request) -> web.StreamResponse:
     errors={404: "No such family."},
 )
 async def delete_group_family(request: web.Request) -> web.StreamResponse:
+    family = path_segment(request, "family_name")
     api_key_of(request)
-    family = request.match_info["family_name"]
     await _edit(request, lambda s: ops.delete_family(s, family))
     return _no_content()
 
@@ -347,7 +331,7 @@ async def _queued_caller(request: web.Request) -> Identity:
 async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     group = read_query(request, GroupQuery).name
-    body = await body_of(request, CommonFieldsUpdate)
+    body = await read_body(request, CommonFieldsUpdate)
     who = await _queued_caller(request)
     queue: WriteQueue = request.config_dict[write_queue_key]
     records = queue.live().categories[Category.text_generation].records
@@ -406,7 +390,7 @@ async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
 async def put_name_exception(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     name = request.match_info["model_name"]
-    body = await body_of(request, NameExceptionBody)
+    body = await read_body(request, NameExceptionBody)
     who = await _queued_caller(request)
     queue: WriteQueue = request.config_dict[write_queue_key]
     record = queue.live_record(Category.text_generation, name)
