@@ -390,6 +390,15 @@ async def test_writes_are_audited(system: TestClient) -> None:
     assert {e.logical_user_id for e in await queue.store.audit_events()} >= {"100"}
 
 
+async def test_an_audit_event_names_the_request_that_made_it(system: TestClient) -> None:
+    """The request id the caller saw (X-Request-Id) is on the audit event: logs and audit meet."""
+    resp = await system.put(T + "/aliases/C", json={"aliases": ["a"]}, headers=REQ)
+    assert resp.status == 200
+    queue = system.server.app[write_queue_key]
+    (event,) = [e for e in await queue.store.audit_events() if e.model_name == "C"]
+    assert event.request_id is not None and event.request_id == resp.headers["X-Request-Id"]
+
+
 async def test_stores_survive_a_restart(
     make_system: SystemFactory, tmp_path: Path, auth_file: Path
 ) -> None:

@@ -23,6 +23,7 @@ from horde_model_records import (
 )
 from shared.errors import BadRequest, NotFound
 from shared.http import ApiRoutes, Handler
+from shared.observability import request_id_var
 from shared.openapi import docs
 from shared.text_toolkit import ToolkitStores
 from shared.toolkit_wire import (
@@ -69,7 +70,8 @@ async def _edit(
     """Check the caller and the mode, then apply `edit` to the stores (the body is read first)."""
     who = await aidentify(request, "requestor")
     require_primary(request)
-    return await request.config_dict[write_queue_key].aupdate_toolkit(who, edit)
+    queue = request.config_dict[write_queue_key]
+    return await queue.aupdate_toolkit(who, edit, request_id=request_id_var.get())
 
 
 def _direct_docs(
