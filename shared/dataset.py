@@ -28,6 +28,7 @@ from horde_model_records import (
 from horde_model_records.convert import legacy_keys
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
+from horde_model_records.served import read_fields, stored_fields
 
 from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
 
@@ -102,8 +103,16 @@ def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> 
     return _with_records(dataset, category, records, "delete", name, now)
 
 
-def encode_v2(records: Mapping[str, ModelRecord]) -> bytes:
-    body = {name: unstructure_record(rec) for name, rec in records.items()}
+def encode_v2(
+    records: Mapping[str, ModelRecord], assignments: Mapping[str, Json] | None = None
+) -> bytes:
+    """The v2 category read: stored records plus what reads add (licensing default, text
+    guidance from `assignments`, the guidance catalog's model -> assignment)."""
+    assignments = assignments or {}
+    body = {
+        name: read_fields(rec.CATEGORY, unstructure_record(rec), assignments.get(name))
+        for name, rec in records.items()
+    }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -177,7 +186,9 @@ def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
     blocks = snapshot.manifest["categories"]
     for category in ALL_CATEGORIES:
         raw = json.loads(snapshot.files[v2_path(category)])
-        records = {name: structure_record(category, rec) for name, rec in raw.items()}
+        records = {
+            name: structure_record(category, stored_fields(rec)) for name, rec in raw.items()
+        }
         v1 = snapshot.files.get(v1_path(category))
         legacy = None if v1 is None else json.loads(v1)
         block = blocks[category.value]

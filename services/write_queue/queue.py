@@ -19,6 +19,7 @@ import attrs
 from attrs import define, frozen
 
 from horde_model_records import Category, legacy_to_v2, structure_record, unstructure_record
+from horde_model_records.served import read_fields
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
 from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
@@ -264,7 +265,7 @@ class WriteQueue:
             payload = change.payload
             if change.is_legacy:
                 payload = unstructure_record(legacy_to_v2(category, payload))
-            latest[change.model_name] = payload
+            latest[change.model_name] = read_fields(category, payload)
         return latest
 
     async def areplay(self, domain: str) -> AuditReplay:

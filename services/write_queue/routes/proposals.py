@@ -19,6 +19,7 @@ from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
 from horde_model_records.records import ImageGenerationRecord, ModelRecord
+from horde_model_records.served import stored_fields
 from horde_model_records.text import GENERATION_PARAMS
 from shared.errors import (
     BadRequest,
@@ -63,7 +64,8 @@ def _validated(category: Category, body: Any) -> JsonObject:
     """The body as the category's record (422 on failure), serialised the way it is queued."""
     if not isinstance(body, dict):
         raise _not_an_object()
-    record = structure_record(category, {**body, "record_type": category.value})
+    # a record as read back (licensing default, text guidance) proposes no licensing change
+    record = structure_record(category, stored_fields({**body, "record_type": category.value}))
     _check_known(record)
     payload = unstructure_record(record)
     if category is Category.image_generation:
