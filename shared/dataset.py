@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, field, frozen
 
 from horde_model_records import (
     ALL_CATEGORIES,
@@ -30,6 +30,7 @@ from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 from horde_model_records.served import read_fields, stored_fields
 
+from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
 
 Json = dict[str, Any]
@@ -46,6 +47,8 @@ class CategoryData:
 @frozen
 class Dataset:
     categories: Mapping[Category, CategoryData]
+    #: licensing, image baselines, text guidance (the bundled ones until a store has its own)
+    catalogs: Catalogs = field(factory=Catalogs.bundled)
 
 
 def _with_records(
@@ -76,7 +79,7 @@ def _with_records(
         metadata=data.metadata.after_operation(operation, name, now, len(records)),
         legacy_metadata=legacy_meta,
     )
-    return Dataset(categories={**dataset.categories, category: changed})
+    return evolve(dataset, categories={**dataset.categories, category: changed})
 
 
 def upsert_record(
@@ -128,15 +131,22 @@ def _gzip(data: bytes) -> bytes:
 #: id(CategoryData) -> (a weak reference to it, its files and manifest block): a dataset after
 #: an apply shares every untouched CategoryData with the one before, so publishing re-encodes
 #: (and re-gzips) only the categories a change touched
-_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json]] = {}
+_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json, Json]] = {}
 
 
-def _category_files(category: Category, data: CategoryData) -> tuple[dict[str, bytes], Json]:
+def _category_files(
+    category: Category, data: CategoryData, assignments: Json
+) -> tuple[dict[str, bytes], Json]:
+    """`assignments`: the guidance catalog's, which text reads show (other categories ignore it)."""
     cached = _encoded.get(id(data))
-    if cached is not None and cached[0]() is data:
+    if (
+        cached is not None
+        and cached[0]() is data
+        and (category is not Category.text_generation or cached[3] == assignments)
+    ):
         return cached[1], cached[2]
     files: dict[str, bytes] = {}
-    v2 = encode_v2(data.records)
+    v2 = encode_v2(data.records, assignments if category is Category.text_generation else None)
     files[v2_path(category)] = v2
     files[v2_path(category) + ".gz"] = _gzip(v2)
     if data.legacy is not None:
@@ -155,7 +165,12 @@ def _category_files(category: Category, data: CategoryData) -> tuple[dict[str, b
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
     key = id(data)
-    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), files, block)
+    _encoded[key] = (
+        weakref.ref(data, lambda _ref: _encoded.pop(key, None)),
+        files,
+        block,
+        assignments,
+    )
     return files, block
 
 
@@ -164,9 +179,12 @@ def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     files: dict[str, bytes] = {}
     categories: Json = {}
     for category in ALL_CATEGORIES:
-        category_files, block = _category_files(category, dataset.categories[category])
+        category_files, block = _category_files(
+            category, dataset.categories[category], dataset.catalogs.assignments
+        )
         files.update(category_files)
         categories[category.value] = block
+    files.update(catalog_files(dataset.catalogs))
     return files, {"categories": categories}
 
 
@@ -198,7 +216,7 @@ def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
             metadata=converter.structure(block["metadata"], CategoryMetadata),
             legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
         )
-    return Dataset(categories=categories)
+    return Dataset(categories=categories, catalogs=catalogs_from_snapshot(snapshot))
 
 
 def _read_json(path: Path, problems: list[Problem]) -> Any:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, frozen
 
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
 from horde_model_records.records import wire_field_names
 from shared.snapshot import Snapshot, v1_path, v2_path
+
+if TYPE_CHECKING:
+    from .catalog_view import CatalogView
 
 Json = dict[str, Any]
 
@@ -153,6 +156,7 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
+    catalogs: CatalogView  # licensing, image baselines, text guidance
 
     @property
     def headers(self) -> dict[str, str]:
@@ -160,6 +164,8 @@ class ReadModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> ReadModel:
+        from .catalog_view import CatalogView
+
         categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
 
         def last_updated(version: str) -> Body:
@@ -182,4 +188,5 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
+            catalogs=CatalogView.build(snapshot, categories),
         )

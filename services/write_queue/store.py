@@ -24,6 +24,7 @@ from horde_model_records import (
     structure_record,
 )
 from horde_model_records.metadata import CategoryMetadata
+from shared.catalogs import Catalogs
 from shared.dataset import CategoryData, Dataset
 from shared.wire import JsonObject, converter
 
@@ -64,6 +65,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE changes ADD COLUMN payload_format TEXT NOT NULL DEFAULT 'v2';
     UPDATE changes SET payload_format = 'legacy'
         WHERE json_extract(data, '$.request_metadata.route') LIKE '%\\_legacy%' ESCAPE '\\';
+    """,
+    # 3: the reference catalogs (licensing, image_baselines, text_guidance), one JSON row each;
+    # a store without rows serves the bundled ones
+    """
+    CREATE TABLE catalogs (name TEXT PRIMARY KEY, data TEXT NOT NULL);
     """,
 ]
 
@@ -195,6 +201,29 @@ class Store:
         await self.db.execute("DELETE FROM category_metadata")
         for category, data in dataset.categories.items():
             await self.write_category(category, data)
+        await self.write_catalogs(dataset.catalogs)
+
+    async def write_catalogs(self, catalogs: Catalogs) -> None:
+        """Replace the stored catalogs; call inside a transaction."""
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO catalogs (name, data) VALUES (?, ?)",
+            [
+                ("image_baselines", _dumps(catalogs.baselines)),
+                ("licensing", _dumps(catalogs.licensing)),
+                ("text_guidance", _dumps(catalogs.guidance)),
+            ],
+        )
+
+    async def read_catalogs(self) -> Catalogs:
+        """The stored catalogs; the bundled one for each the store has no row of."""
+        bundled = Catalogs.bundled()
+        async with self.db.execute("SELECT name, data FROM catalogs") as cur:
+            rows = {row["name"]: json.loads(row["data"]) async for row in cur}
+        return Catalogs(
+            baselines=rows.get("image_baselines", bundled.baselines),
+            licensing=rows.get("licensing", bundled.licensing),
+            guidance=rows.get("text_guidance", bundled.guidance),
+        )
 
     async def write_category(self, category: Category, data: CategoryData) -> None:
         """Replace one category's records, legacy view and metadata; call inside a transaction."""
@@ -257,7 +286,7 @@ class Store:
                         json.loads(row["legacy_metadata"]), CategoryMetadata
                     ),
                 )
-        return Dataset(categories=categories)
+        return Dataset(categories=categories, catalogs=await self.read_catalogs())
 
     # --- changes ------------------------------------------------------------------------------
 

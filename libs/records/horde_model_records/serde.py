@@ -159,3 +159,19 @@ def make_converter() -> Converter:
 
 
 converter = make_converter()
+
+
+def make_catalog_converter() -> Converter:
+    """The converter of the catalogs (licence definitions, assets, image baselines, guidance):
+    strict primitives, unknown keys refused and nulls kept, as the catalogs' wire shape has them
+    (a record's nested licensing goes through `converter`, nulls left out)."""
+    conv = make_json_converter(forbid_extra_keys=True)
+    conv.register_structure_hook(str, _strict(str, "string"))
+    conv.register_structure_hook(int, _strict(int, "integer"))
+    conv.register_structure_hook(bool, _strict(bool, "boolean"))
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
+    return conv
+
+
+catalog_converter = make_catalog_converter()
