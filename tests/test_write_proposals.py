@@ -146,7 +146,9 @@ async def test_create_returns_pending_change_record(system: TestClient) -> None:
     assert set(change) == {
         "change_id", "category", "model_name", "operation", "payload", "requested_by",
         "requested_username", "requested_at", "status", "updated_at", "request_metadata",
+        "resource_kind",
     }  # fmt: skip
+    assert change["resource_kind"] == "model_reference"
     assert change["change_id"] == 1
     assert change["category"] == "image_generation"
     assert change["model_name"] == "TestModel"

@@ -26,7 +26,7 @@ from .models import STATUSES
 from .openapi import setup_write_docs
 from .publisher import SnapshotPublisher
 from .queue import WriteQueue
-from .routes import audit, me, pending_queue, proposals, snapshots
+from .routes import audit, catalogs, me, pending_queue, proposals, snapshots
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def setup(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
     # literal paths first: /me/roles before {category}, /audit before /changes/{change_id}
-    for module in (me, audit, pending_queue, proposals, snapshots):
+    for module in (me, audit, pending_queue, catalogs, proposals, snapshots):
         app.add_routes(module.routes)
 
 
