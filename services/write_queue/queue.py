@@ -379,6 +379,38 @@ class WriteQueue:
             )
         return change
 
+    # --- direct catalog writes (licensing) --------------------------------------------------------
+
+    async def alicensing_write(
+        self,
+        who: Identity,
+        write: Callable[[JsonObject, int], tuple[JsonObject, JsonObject, JsonObject | None]],
+    ) -> JsonObject | None:
+        """Run one licensing write on the live licensing data, store it, audit it (category
+        `licensing`, the record key as model name) and publish; the record written, if any."""
+        async with self.lock:
+            dataset = self.live()
+            now = self.clock()
+            licensing, audit, written = write(dataset.catalogs.licensing, now)
+            after = attrs.evolve(dataset, catalogs=dataset.catalogs.replace(licensing=licensing))
+            async with self.store.transaction():
+                await self.store.write_catalogs(after.catalogs)
+                await self._audit(
+                    "licensing",
+                    audit["record_key"],
+                    audit["operation"],
+                    who.user_id,
+                    {
+                        "before": audit["before"],
+                        "after": audit["after"],
+                        "record_kind": audit["record_kind"],
+                    },
+                )
+                self.version = await self.store.next_value("dataset_version")
+            self.dataset = after
+            await self._apublish_pending()
+        return written
+
     # --- review --------------------------------------------------------------------------------
 
     async def _open_batch(self) -> int:

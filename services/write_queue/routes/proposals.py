@@ -18,7 +18,9 @@ from horde_model_records import (
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
+from horde_model_records.licensing import ModelLicensing
 from horde_model_records.records import ImageGenerationRecord, ModelRecord
+from horde_model_records.serde import catalog_converter
 from horde_model_records.served import stored_fields
 from horde_model_records.text import GENERATION_PARAMS
 from shared.errors import (
@@ -42,6 +44,7 @@ from ..guards import (
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
+from ..licensing import check_model_licensing
 from ..models import Change, Identity, Operation, Proposal, keep_creation, name_problem
 from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
@@ -176,7 +179,13 @@ async def _propose(
     path_name = request.match_info.get("model_name")
     payload = None
     if operation != "delete":
-        payload = _validated(category, await read_json(request))
+        body = await read_json(request)
+        if isinstance(body, dict) and "licensing" in body and body["licensing"] is None:
+            raise InvalidInput(
+                "licensing cannot be explicitly cleared; omit it to preserve the current "
+                "conclusion."
+            )
+        payload = _validated(category, body)
         if typed_put and payload["name"] != path_name:
             raise BadRequest("Model name in the path must match the payload when queuing updates.")
     who = await aidentify(request, "requestor")
@@ -190,6 +199,12 @@ async def _propose(
         payload = live
     if operation == "update" and payload is not None:
         payload = keep_creation(payload, live)
+        if "licensing" not in payload and live is not None and "licensing" in live:
+            payload["licensing"] = live["licensing"]  # omitted: the conclusion stays
+    if payload is not None and isinstance(payload.get("licensing"), dict):
+        definitions = queue.live().catalogs.licensing["licenses"]["records"]
+        conclusion = catalog_converter.structure(payload["licensing"], ModelLicensing)
+        check_model_licensing(conclusion, definitions)
     proposal = Proposal(
         category=category, operation=operation, name=name, payload=payload, route=route
     )
