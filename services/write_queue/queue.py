@@ -34,7 +34,7 @@ from shared.errors import (
 )
 from shared.wire import JsonObject
 
-from . import catalogs
+from . import catalogs, guidance
 from .audit import AuditReplay
 from .diff import catalog_change_diff, change_diff
 from .models import (
@@ -596,13 +596,19 @@ class WriteQueue:
     ) -> Dataset:
         """The dataset with a catalog change set applied on live data: refused (503, back to
         approved) with the dry run's message when it no longer holds."""
-        if change.resource_kind != catalogs.IMAGE_BASELINE:
-            raise BadPayload(change.change_id, f"Unknown resource kind {change.resource_kind}.")
-        images = dataset.categories[Category.image_generation].records.values()
+        payload = dict(change.payload or {})
         try:
+            if change.resource_kind == catalogs.TEXT_GUIDANCE:
+                texts = set(dataset.categories[Category.text_generation].records)
+                live_guidance = dataset.catalogs.guidance
+                after = guidance.applied_guidance(live_guidance, payload, texts, who.user_id, now)
+                if after is live_guidance:
+                    return dataset  # the change set's end states already hold: a no-op
+                return attrs.evolve(dataset, catalogs=dataset.catalogs.replace(guidance=after))
+            images = dataset.categories[Category.image_generation].records.values()
             baselines = catalogs.applied_catalog(
                 dataset.catalogs.baselines,
-                dict(change.payload or {}),
+                payload,
                 catalogs.referenced_baselines(images, []),
                 who.user_id,
                 now,
@@ -617,6 +623,16 @@ class WriteQueue:
         """(live catalog, catalog after the change set) for a catalog change's diff; Conflict
         or InvalidInput when the change set no longer applies."""
         dataset = self.live()
+        if change.resource_kind == catalogs.TEXT_GUIDANCE:
+            texts = set(dataset.categories[Category.text_generation].records)
+            current = dataset.catalogs.guidance
+            return current, guidance.guidance_dry_run(
+                current,
+                dict(change.payload or {}),
+                texts,
+                change.approved_by,
+                change.approved_at or self.clock(),
+            )
         images = dataset.categories[Category.image_generation].records.values()
         current = dataset.catalogs.baselines
         proposed = catalogs.baseline_dry_run(

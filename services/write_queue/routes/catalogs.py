@@ -1,4 +1,5 @@
-"""Catalog writes: image baseline change sets, queued for review like model changes."""
+"""Catalog writes: image baseline and text guidance change sets, queued for review like model
+changes; the legacy instruct-format migration preview."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from shared.http import ApiRoutes
 from shared.openapi import docs
 from shared.wire import read_body, respond
 
-from .. import catalogs
+from .. import catalogs, guidance
 from ..auth import api_key_of
-from ..catalog_wire import BaselineChangeSet
+from ..catalog_wire import BaselineChangeSet, GuidanceChangeSet
 from ..guards import aidentify, require_primary, require_queue
+from ..keys import write_queue_key
 from ..models import Change, Proposal
 from ..openapi import NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
@@ -85,3 +87,73 @@ async def submit_baseline_change_set(request: web.Request) -> web.StreamResponse
     )
     change = await queue.aenqueue(who, proposal)
     return respond(compact(change), status=202)
+
+
+@routes.api("POST", "/text_generation/guidance/change-sets")
+@docs(
+    "Propose a change set of the text guidance catalog",
+    description="Profiles are created, updated or deprecated, then assignments set or removed. "
+    "Checked at once against the live catalog (a profile or assignment changed since "
+    "`expected_before` was read is a 409; unknown settings keys, or a result breaking the "
+    "catalog's rules, a 422), then queued for review. Applying a change set whose result already "
+    "holds is a successful no-op.",
+    tags=("guidance",),
+    security=SECURITY,
+    body=GuidanceChangeSet,
+    answer=Change,
+    status=202,
+    answer_description="Queued: the new change (resource_kind text_guidance), nulls omitted.",
+    errors={
+        **authenticated("requestor", REPLICA, NO_QUEUE),
+        409: "A profile or assignment changed after review.",
+        422: "A malformed change set, or one whose result the catalog refuses.",
+    },
+)
+async def submit_guidance_change_set(request: web.Request) -> web.StreamResponse:
+    api_key_of(request)
+    change_set = await read_body(request, GuidanceChangeSet)
+    who = await aidentify(request, "requestor")
+    require_primary(request)
+    payload = guidance.normalized_change_set(change_set)
+    queue = request.config_dict[write_queue_key]
+    dataset = queue.live()
+    texts = set(dataset.categories[Category.text_generation].records)
+    guidance.guidance_dry_run(dataset.catalogs.guidance, payload, texts, who.user_id, queue.clock())
+    queue = require_queue(request)
+    resource_id = str(uuid.uuid4())
+    models = guidance.affected_models(payload)
+    proposal = Proposal(
+        category=Category.text_generation,
+        operation="update",
+        name=f"guidance:{resource_id}",
+        payload=payload,
+        route="submit_text_guidance_change_set",
+        resource_kind="text_guidance",
+        resource_id=resource_id,
+        notes=change_set.title,
+        request_metadata={"title": change_set.title, "affected_models": models},
+        related_models=models,
+    )
+    change = await queue.aenqueue(who, proposal)
+    return respond(compact(change), status=202)
+
+
+@routes.api("POST", "/text_generation/guidance/migration/preview")
+@docs(
+    "Preview the migration of legacy instruct-format labels to guidance",
+    description="A change set (nothing is stored) creating a prompt contract per legacy "
+    "instruct_format label no profile names yet, and assigning it to every text model that has "
+    "the label and no assignment; submit it to /change-sets to queue it.",
+    tags=("guidance",),
+    security=SECURITY,
+    answer={"type": "object", "additionalProperties": True},
+    answer_description='`{"change_set": {...} | null, "source_model_count", "format_count"}`.',
+    errors=authenticated("requestor", REPLICA),
+)
+async def preview_guidance_migration(request: web.Request) -> web.StreamResponse:
+    api_key_of(request)
+    await aidentify(request, "requestor")
+    require_primary(request)
+    dataset = request.config_dict[write_queue_key].live()
+    records = dataset.categories[Category.text_generation].records.values()
+    return respond(guidance.migration_preview(dataset.catalogs.guidance, records))
