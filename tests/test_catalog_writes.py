@@ -201,3 +201,20 @@ async def test_a_krea2_turbo_model_goes_live_and_reaches_the_worker_library(
     finally:
         await mgr.aclose()
     assert models["Krea Sample"].baseline == "krea2_turbo"
+
+
+async def test_applied_change_sets_show_in_the_audit_views(system: TestClient) -> None:
+    """The change set's batch lists it as applied; the audit views answer with it."""
+    await served(system, f"{B}/")
+    queued = await submit(
+        system, change_set({"operation": "upsert", "name": "hypernova_1", "record": NEW_BASELINE})
+    )
+    assert (await approve_and_apply(system, queued["change_id"])).status == 200
+    change = await (await system.get(f"{Q}/changes/{queued['change_id']}", headers=READ)).json()
+    bid = change["batch_id"]
+    resp = await system.get(f"{Q}/audit/batches/{bid}", headers=READ)
+    assert resp.status == 200, await resp.text()
+    assert queued["model_name"] in await resp.text()
+    resp = await system.get(f"{Q}/audit/batches/{bid}/net_changes", headers=READ)
+    assert resp.status == 200, await resp.text()
+    assert (await system.get(f"{Q}/audit/batches", headers=READ)).status == 200
