@@ -139,6 +139,13 @@ async def test_deleting_a_baseline_a_model_uses_is_refused(system: TestClient) -
     )
     assert (await approve_and_apply(system, queued["change_id"])).status == 200
     await served(system, f"{B}/anima", 404)
+    body = {"name": "Late Anima", "baseline": "anima", "nsfw": False}
+    resp = await system.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert resp.status == 422
+    assert await resp.json() == {
+        "detail": "Unknown baseline 'anima'. Publish it through /model_references/v2/"
+        "image_generation/baselines/change-sets before submitting models that use it."
+    }
 
 
 async def test_malformed_change_sets_are_422(system: TestClient) -> None:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from attrs import define, frozen
 
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
@@ -156,7 +157,18 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
-    catalogs: CatalogView  # licensing, image baselines, text guidance
+    snapshot: Snapshot  # the catalogs are prepared from it on first use
+    _catalogs: list[CatalogView] = attrs.field(factory=list)  # [] until the first catalog read
+
+    @property
+    def catalogs(self) -> CatalogView:
+        """Licensing, image baselines, text guidance, prepared on the first catalog read of
+        this snapshot (not at load: a snapshot then goes live as fast as before catalogs)."""
+        if not self._catalogs:
+            from .catalog_view import CatalogView
+
+            self._catalogs.append(CatalogView.build(self.snapshot, self.categories))
+        return self._catalogs[0]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -164,7 +176,6 @@ class ReadModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> ReadModel:
-        from .catalog_view import CatalogView
 
         categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
 
@@ -188,5 +199,5 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
-            catalogs=CatalogView.build(snapshot, categories),
+            snapshot=snapshot,
         )

@@ -112,6 +112,18 @@ def _check_known(record: ModelRecord) -> None:
         raise InvalidInput(problems)
 
 
+def _check_catalogued(payload: JsonObject, catalog: JsonObject) -> None:
+    """An image model names a baseline of the live catalog (checked after the vocabulary: a
+    baseline deleted from the catalog stays known to records, but takes no new models)."""
+    baseline = payload.get("baseline")
+    if baseline not in catalog["baselines"]:
+        raise InvalidInput(
+            f"Unknown baseline '{baseline}'. Publish it through "
+            "/model_references/v2/image_generation/baselines/change-sets before submitting "
+            "models that use it."
+        )
+
+
 def _check_settings(settings: JsonObject | None) -> None:
     """Text settings: generation parameters only, each a scalar or a flat list."""
     problems = []
@@ -201,6 +213,8 @@ async def _propose(
         payload = keep_creation(payload, live)
         if "licensing" not in payload and live is not None and "licensing" in live:
             payload["licensing"] = live["licensing"]  # omitted: the conclusion stays
+    if category is Category.image_generation and payload is not None:
+        _check_catalogued(payload, queue.live().catalogs.baselines)
     if payload is not None and isinstance(payload.get("licensing"), dict):
         definitions = queue.live().catalogs.licensing["licenses"]["records"]
         conclusion = catalog_converter.structure(payload["licensing"], ModelLicensing)
