@@ -225,3 +225,42 @@ async def test_applied_change_sets_show_in_the_audit_views(system: TestClient) -
     resp = await system.get(f"{Q}/audit/batches/{bid}/net_changes", headers=READ)
     assert resp.status == 200, await resp.text()
     assert (await system.get(f"{Q}/audit/batches", headers=READ)).status == 200
+
+
+async def test_schema_2_1_fields_go_through_the_model_queue(system: TestClient) -> None:
+    """A text model proposed with licensing, context window, modes and capabilities is served
+    with them once applied (guidance derived, never stored); its v1 entries show none."""
+    await served(system, f"{V2}/text_generation")
+    claim = {"status": "supported", "sources": [{"url": "https://example.org/card"}]}
+    mit = {
+        "license_expression": "MIT",
+        "license_ids": ["MIT"],
+        "commercial_use": "allowed",
+        "redistribution": "allowed_with_conditions",
+        "obligations": ["include_license"],
+    }
+    body = {
+        "name": "NewOrg/Claims-7B",
+        "parameters": 7_000_000_000,
+        "instruct_format": "ChatML",
+        "licensing": mit,
+        "context_window": {"maximum_tokens": 32768, "sources": []},
+        "interaction_modes": {"chat": claim},
+        "capabilities": {"tool_calling": claim},
+        "guidance": {"status": "published", "primary_profile_id": "made-up"},
+    }
+    resp = await system.post(f"{V2}/text_generation", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    change = await resp.json()
+    assert "guidance" not in change["payload"]
+    assert (await approve_and_apply(system, change["change_id"])).status == 200
+    record = await served(system, f"{V2}/text_generation/model/NewOrg/Claims-7B")
+    assert record["licensing"]["license_ids"] == ["MIT"]
+    assert record["context_window"]["maximum_tokens"] == 32768
+    assert record["interaction_modes"]["chat"]["status"] == "supported"
+    assert record["capabilities"]["tool_calling"]["sources"][0]["url"] == "https://example.org/card"
+    assert record["guidance"]["status"] == "legacy_label"
+    assert record["metadata"]["schema_version"] == "2.1.0"
+    legacy = await (await system.get("/api/model_references/v1/text_generation")).text()
+    assert "NewOrg/Claims-7B" in legacy
+    assert "context_window" not in legacy and "licensing" not in legacy
