@@ -66,6 +66,12 @@ WRITE = [
         "HMR_APPROVER_IDS",
         "AI-Horde user ids allowed to approve and apply: 1001,1002 or a JSON array",
     ),
+    (
+        "--license-editor-ids",
+        "HMR_LICENSE_EDITOR_IDS",
+        "AI-Horde user ids allowed to edit licence definitions and assets: 1001,1002 or a JSON "
+        "array",
+    ),
     ("--horde-url", "HMR_HORDE_URL", "AI-Horde API base URL (default https://aihorde.net/api/)"),
     (
         "--auth-file",

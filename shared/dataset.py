@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-from attrs import Factory, frozen
+from attrs import Factory, evolve, field, frozen
 
 from horde_model_records import (
     ALL_CATEGORIES,
@@ -29,7 +28,9 @@ from horde_model_records import (
 from horde_model_records.convert import legacy_keys
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
+from horde_model_records.served import read_fields, stored_fields
 
+from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -49,6 +50,8 @@ class Dataset:
     categories: Mapping[Category, CategoryData]
     #: the text toolkit's group schemas, aliases and families (spec 07 §6)
     text_toolkit: ToolkitStores = Factory(ToolkitStores)
+    #: licensing, image baselines, text guidance (the bundled ones until a store has its own)
+    catalogs: Catalogs = field(factory=Catalogs.bundled)
 
 
 def _with_records(
@@ -79,7 +82,7 @@ def _with_records(
         metadata=data.metadata.after_operation(operation, name, now, len(records)),
         legacy_metadata=legacy_meta,
     )
-    return attrs.evolve(dataset, categories={**dataset.categories, category: changed})
+    return evolve(dataset, categories={**dataset.categories, category: changed})
 
 
 def upsert_record(
@@ -106,8 +109,16 @@ def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> 
     return _with_records(dataset, category, records, "delete", name, now)
 
 
-def encode_v2(records: Mapping[str, ModelRecord]) -> bytes:
-    body = {name: unstructure_record(rec) for name, rec in records.items()}
+def encode_v2(
+    records: Mapping[str, ModelRecord], assignments: Mapping[str, Json] | None = None
+) -> bytes:
+    """The v2 category read: stored records plus what reads add (licensing default, text
+    guidance from `assignments`, the guidance catalog's model -> assignment)."""
+    assignments = assignments or {}
+    body = {
+        name: read_fields(rec.CATEGORY, unstructure_record(rec), assignments.get(name))
+        for name, rec in records.items()
+    }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -123,15 +134,22 @@ def _gzip(data: bytes) -> bytes:
 #: id(CategoryData) -> (a weak reference to it, its files and manifest block): a dataset after
 #: an apply shares every untouched CategoryData with the one before, so publishing re-encodes
 #: (and re-gzips) only the categories a change touched
-_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json]] = {}
+_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json, Json]] = {}
 
 
-def _category_files(category: Category, data: CategoryData) -> tuple[dict[str, bytes], Json]:
+def _category_files(
+    category: Category, data: CategoryData, assignments: Json
+) -> tuple[dict[str, bytes], Json]:
+    """`assignments`: the guidance catalog's, which text reads show (other categories ignore it)."""
     cached = _encoded.get(id(data))
-    if cached is not None and cached[0]() is data:
+    if (
+        cached is not None
+        and cached[0]() is data
+        and (category is not Category.text_generation or cached[3] == assignments)
+    ):
         return cached[1], cached[2]
     files: dict[str, bytes] = {}
-    v2 = encode_v2(data.records)
+    v2 = encode_v2(data.records, assignments if category is Category.text_generation else None)
     files[v2_path(category)] = v2
     files[v2_path(category) + ".gz"] = _gzip(v2)
     if data.legacy is not None:
@@ -150,7 +168,12 @@ def _category_files(category: Category, data: CategoryData) -> tuple[dict[str, b
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
     key = id(data)
-    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), files, block)
+    _encoded[key] = (
+        weakref.ref(data, lambda _ref: _encoded.pop(key, None)),
+        files,
+        block,
+        assignments,
+    )
     return files, block
 
 
@@ -159,13 +182,16 @@ def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     files: dict[str, bytes] = {}
     categories: Json = {}
     for category in ALL_CATEGORIES:
-        category_files, block = _category_files(category, dataset.categories[category])
+        category_files, block = _category_files(
+            category, dataset.categories[category], dataset.catalogs.assignments
+        )
         files.update(category_files)
         categories[category.value] = block
     if not dataset.text_toolkit.empty:
         # only once there is something to keep: a dataset without toolkit data publishes the
         # same files as before the toolkit existed
         files.update(dataset.text_toolkit.snapshot_files())
+    files.update(catalog_files(dataset.catalogs))
     return files, {"categories": categories}
 
 
@@ -185,7 +211,9 @@ def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
     blocks = snapshot.manifest["categories"]
     for category in ALL_CATEGORIES:
         raw = json.loads(snapshot.files[v2_path(category)])
-        records = {name: structure_record(category, rec) for name, rec in raw.items()}
+        records = {
+            name: structure_record(category, stored_fields(rec)) for name, rec in raw.items()
+        }
         v1 = snapshot.files.get(v1_path(category))
         legacy = None if v1 is None else json.loads(v1)
         block = blocks[category.value]
@@ -195,8 +223,11 @@ def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
             metadata=converter.structure(block["metadata"], CategoryMetadata),
             legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
         )
-    toolkit = ToolkitStores.from_snapshot_files(snapshot.files)
-    return Dataset(categories=categories, text_toolkit=toolkit)
+    return Dataset(
+        categories=categories,
+        text_toolkit=ToolkitStores.from_snapshot_files(snapshot.files),
+        catalogs=catalogs_from_snapshot(snapshot),
+    )
 
 
 def _read_json(path: Path, problems: list[Problem]) -> Any:

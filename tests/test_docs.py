@@ -70,6 +70,14 @@ ELSEWHERE: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "tests/test_deploy.py runs deploy/local.py up, the recipe of `make up`",
         [("Makefile", "deploy/local.py up"), ("tests/test_deploy.py", '"up",')],
     ),
+    "/work/upstream-venv/bin/python tests/upstream_replica_check.py http://127.0.0.1:19800/api": (
+        "needs upstream's own Python 3.12 virtualenv: tests/test_upstream_library.py runs the "
+        "script against a live `hmr all` (skipped where that interpreter is missing)",
+        [
+            ("tests/test_upstream_library.py", "CHECK = Path(__file__).with_name"),
+            ("tests/upstream_replica_check.py", "HORDE_MODEL_REFERENCE_REPLICATE_MODE"),
+        ],
+    ),
     "make down": (
         "tests/test_deploy.py runs deploy/local.py down, the recipe of `make down`",
         [("Makefile", "deploy/local.py down"), ("tests/test_deploy.py", '"down",')],

@@ -28,11 +28,11 @@ DOCS_ROUTES = {"swagger.spec", "swagger.docs", "swagger.static"}
 SEARCH_PARAMS = {
     "nsfw", "baseline", "inpainting", "tags_any", "tags_all", "tags_none", "name_contains",
     "backend", "exclude_backend_variations", "quantized", "sort_by", "sort_desc", "limit",
-    "offset", "source",
+    "offset", "source", "license_id", "commercial_use", "redistribution",
 }  # fmt: skip
 ALL_SEARCH_PARAMS = {
     "nsfw", "name_contains", "tags_any", "tags_all", "tags_none", "sort_by", "sort_desc",
-    "limit", "offset",
+    "limit", "offset", "license_id", "commercial_use", "redistribution",
 }  # fmt: skip
 
 

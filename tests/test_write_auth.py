@@ -79,6 +79,7 @@ async def test_me_roles_requestor(horde_system: SystemFactory) -> None:
         "roles": ["requestor"],
         "is_approver": False,
         "is_requestor": True,
+        "is_license_editor": False,
     }
 
 
@@ -104,6 +105,7 @@ async def test_me_roles_valid_key_without_role(horde_system: SystemFactory) -> N
         "roles": [],
         "is_approver": False,
         "is_requestor": False,
+        "is_license_editor": False,
     }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
+from horde_model_records.served import stored_fields
 from tests.conftest import APPROVER_KEY, READER_KEY, REQUESTOR_KEY
 from tests.helpers import wait_for_json, wait_for_status
 
@@ -144,7 +146,9 @@ async def test_create_returns_pending_change_record(system: TestClient) -> None:
     assert set(change) == {
         "change_id", "category", "model_name", "operation", "payload", "requested_by",
         "requested_username", "requested_at", "status", "updated_at", "request_metadata",
+        "resource_kind",
     }  # fmt: skip
+    assert change["resource_kind"] == "model_reference"
     assert change["change_id"] == 1
     assert change["category"] == "image_generation"
     assert change["model_name"] == "TestModel"
@@ -158,7 +162,7 @@ async def test_create_returns_pending_change_record(system: TestClient) -> None:
     assert change["payload"] == {
         "record_type": "image_generation",
         "name": "TestModel",
-        "metadata": {"schema_version": "2.0.0"},
+        "metadata": {"schema_version": "2.1.0"},
         "config": {
             "download": [
                 {
@@ -195,7 +199,7 @@ async def test_typed_create_exists_for_every_category(system: TestClient, catego
     assert change["request_metadata"] == {"route": f"create_v2_{category}"}
     payload = change["payload"]
     assert payload["record_type"] == category
-    assert payload["metadata"]["schema_version"] == "2.0.0"
+    assert payload["metadata"]["schema_version"] == "2.1.0"
     assert set(payload["model_classification"]) == {"domain", "purpose"}
     assert payload["config"] == {"download": []}
     assert not has_nulls(change)
@@ -485,7 +489,7 @@ async def test_delete_payload_is_live_record(system: TestClient) -> None:
     assert change["operation"] == "delete"
     assert change["model_name"] == LIVE_IMAGE
     assert change["request_metadata"] == {"route": "delete_v2_model"}
-    assert change["payload"] == stored
+    assert change["payload"] == stored_fields(stored)  # without what reads add
 
 
 async def test_delete_text_model_with_slash(system: TestClient) -> None:
@@ -494,7 +498,7 @@ async def test_delete_text_model_with_slash(system: TestClient) -> None:
     change = await accepted(
         await system.delete(f"{V2}/text_generation/model/{LIVE_TEXT}", headers=REQ)
     )
-    assert change["payload"] == stored
+    assert change["payload"] == stored_fields(stored)  # without what reads add
     assert change["related_models"] == ["aphrodite/" + LIVE_TEXT, "koboldcpp/Tiny-Tales-1B"]
 
 
@@ -721,11 +725,14 @@ async def pending(client: TestClient, category: str) -> dict[str, Any]:
 
 
 async def test_beta_models_list_pending_create(system: TestClient) -> None:
-    """A pending create is served, keyed by name, with its queued payload."""
+    """A pending create is served, keyed by name, with its queued payload as a read shows it
+    (the licensing default added)."""
     change = await accepted(
         await system.post(f"{V2}/image_generation", json=NEW_IMAGE, headers=REQ)
     )
-    assert await pending(system, "image_generation") == {NEW_IMAGE["name"]: change["payload"]}
+    served = await pending(system, "image_generation")
+    assert served == {NEW_IMAGE["name"]: {**change["payload"], "licensing": UNKNOWN_LICENSING_JSON}}
+    assert stored_fields(served[NEW_IMAGE["name"]]) == change["payload"]
 
 
 async def test_beta_models_empty(system: TestClient) -> None:

@@ -16,7 +16,7 @@ from .config import Config
 from .keys import read_config_key, snapshot_holder_key, snapshot_watcher_key
 from .openapi import setup_read_docs
 from .puller import PullError, SnapshotPuller
-from .routes import capabilities, metadata, models, search, text_toolkit, writes
+from .routes import capabilities, catalogs, metadata, models, search, text_toolkit, writes
 from .view import ReadModel
 
 
@@ -51,7 +51,7 @@ def setup(app: web.Application, config: Config) -> None:
     obs = setup_service(app, read_config_key, config)
     setup_snapshot_holder(app, snapshot_holder_key, config, ReadModel.build, obs, "read")
     app.cleanup_ctx.append(snapshot_ctx)
-    for module in (capabilities, metadata, search, text_toolkit, models):
+    for module in (capabilities, metadata, catalogs, search, text_toolkit, models):
         app.add_routes(module.routes)
 
 

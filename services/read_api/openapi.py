@@ -27,6 +27,10 @@ _TAGS = {
     "model_classification. Each category's records have their own schema (`<Category>Record`).",
     "search": "Filter, sort and page v2 records.",
     "metadata": "Change detection: when each category last changed.",
+    "catalogs": "The image baseline catalog: what each image architecture family offers and how "
+    "AI-Horde prices and schedules it.",
+    "licensing": "Licence definitions, non-model assets and every model's licence conclusion.",
+    "guidance": "Text generation guidance: prompt contracts, usage recipes, their assignments.",
     "writes": "This deployment runs no write service: every write answers 503.",
     "text_toolkit": "text_generation curation: parse names, groups and their health, naming "
     "schemas, aliases and families (reads; writes are on the write service).",

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from horde_model_records import RECORD_TYPES, Category, has_backend_prefix
+from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from shared.errors import BadRequest
 
 from .view import Candidate, CategoryView, ReadModel
@@ -37,10 +38,20 @@ def _tag_filters(q: SearchAllQuery, c: Candidate) -> bool:
     return not (q.tags_none and tags.intersection(q.tags_none))
 
 
+def _licensing_filters(q: SearchAllQuery, c: Candidate) -> bool:
+    # a snapshot published before schema 2.1.0 has records without it: they are unreviewed
+    licensing = c.record.get("licensing", UNKNOWN_LICENSING_JSON)
+    if q.license_id is not None and q.license_id not in licensing["license_ids"]:
+        return False
+    if q.commercial_use is not None and licensing["commercial_use"] != q.commercial_use:
+        return False
+    return q.redistribution is None or licensing["redistribution"] == q.redistribution
+
+
 def _common_filters(q: SearchAllQuery, c: Candidate) -> bool:
     if q.name_contains is not None and not c.name_contains(q.name_contains.lower()):
         return False
-    return _tag_filters(q, c)
+    return _tag_filters(q, c) and _licensing_filters(q, c)
 
 
 def _check_fields(q: SearchQuery, view: CategoryView) -> None:

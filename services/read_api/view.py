@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from attrs import define, frozen
 
 from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
@@ -17,6 +18,7 @@ from horde_model_records.records import wire_field_names
 from shared.snapshot import Snapshot, v1_path, v2_path
 
 if TYPE_CHECKING:
+    from .catalog_view import CatalogView
     from .text_toolkit import ToolkitSlot
 
 Json = dict[str, Any]
@@ -157,6 +159,18 @@ class ReadModel:
     v1_last_updated: Body
     empty_object: Body
     text_toolkit: ToolkitSlot  # the text toolkit's answers, built on first use
+    snapshot: Snapshot  # the catalogs are prepared from it on first use
+    _catalogs: list[CatalogView] = attrs.field(factory=list)  # [] until the first catalog read
+
+    @property
+    def catalogs(self) -> CatalogView:
+        """Licensing, image baselines, text guidance, prepared on the first catalog read of
+        this snapshot (not at load: a snapshot then goes live as fast as before catalogs)."""
+        if not self._catalogs:
+            from .catalog_view import CatalogView
+
+            self._catalogs.append(CatalogView.build(self.snapshot, self.categories))
+        return self._catalogs[0]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -192,4 +206,5 @@ class ReadModel:
                 snapshot,
                 {c.name: c.record for c in categories[Category.text_generation].candidates},
             ),
+            snapshot=snapshot,
         )

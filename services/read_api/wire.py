@@ -12,6 +12,7 @@ from typing import Any, Literal
 from attrs import frozen
 
 from horde_model_records import Category
+from horde_model_records.licensing import PermissionStatus
 from shared.openapi import any_record_schema
 from shared.wire import JsonObject, documented, integer, items, text
 
@@ -49,6 +50,20 @@ class SearchAllQuery:
     tags_none: tuple[str, ...] = _tags("Drop records with any of these tags")
     name_contains: str | None = text(
         max_length=MAX_TEXT, default=None, description="Case-insensitive substring of the name."
+    )
+    license_id: str | None = text(
+        max_length=MAX_TEXT,
+        default=None,
+        description="Keep records whose model-level `licensing.license_ids` hold this id "
+        "(file overrides are not looked at; unreviewed records never match).",
+    )
+    commercial_use: PermissionStatus | None = documented(
+        "Keep records whose `licensing.commercial_use` is this (unreviewed: `unknown`).",
+        default=None,
+    )
+    redistribution: PermissionStatus | None = documented(
+        "Keep records whose `licensing.redistribution` is this (unreviewed: `unknown`).",
+        default=None,
     )
     sort_by: str | None = text(
         max_length=MAX_TEXT,

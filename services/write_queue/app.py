@@ -26,7 +26,16 @@ from .models import STATUSES
 from .openapi import setup_write_docs
 from .publisher import SnapshotPublisher
 from .queue import WriteQueue
-from .routes import audit, me, pending_queue, proposals, snapshots, text_toolkit
+from .routes import (
+    audit,
+    catalogs,
+    licensing,
+    me,
+    pending_queue,
+    proposals,
+    snapshots,
+    text_toolkit,
+)
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -48,6 +57,7 @@ async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
                 config.horde_url,
                 requestor_ids=config.requestor_ids,
                 approver_ids=config.approver_ids,
+                license_editor_ids=config.license_editor_ids,
                 timeout=config.auth_timeout,
                 cache_ttl=config.auth_cache_ttl,
                 # a refused key is asked about again sooner: it may just have been created
@@ -109,7 +119,16 @@ def setup(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
     # literal paths first: /me/roles before {category}, /audit before /changes/{change_id}
-    for module in (me, audit, pending_queue, proposals, snapshots, text_toolkit):
+    for module in (
+        me,
+        audit,
+        pending_queue,
+        catalogs,
+        licensing,
+        proposals,
+        snapshots,
+        text_toolkit,
+    ):
         app.add_routes(module.routes)
 
 

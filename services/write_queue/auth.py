@@ -23,6 +23,7 @@ INVALID_KEY = "Invalid API key"
 _ROLE_MESSAGES = {
     "requestor": "You are not on the pending queue requestor list.",
     "approver": "You are not on the pending queue approver list.",
+    "license_editor": "You are not on the licensing editor list.",
 }
 
 
@@ -62,6 +63,7 @@ class HordeAuthenticator:
         timeout: float = 10.0,
         cache_ttl: float = 60.0,
         refusal_ttl: float = 10.0,
+        license_editor_ids: frozenset[str] = frozenset(),
     ) -> None:
         self._session = session
         self._url = URL(horde_url if horde_url.endswith("/") else horde_url + "/").join(
@@ -69,6 +71,8 @@ class HordeAuthenticator:
         )
         self._approvers = approver_ids
         self._requestors = requestor_ids | approver_ids
+        # an allow-list of its own: approving models does not make anyone a licence editor
+        self._editors = license_editor_ids
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._ttl = cache_ttl
         self._refusal_ttl = refusal_ttl
@@ -76,6 +80,8 @@ class HordeAuthenticator:
         self._in_flight: dict[str, asyncio.Future[Identity]] = {}
 
     def role_configured(self, role: str) -> bool:
+        if role == "license_editor":
+            return bool(self._editors)
         return bool(self._approvers if role == "approver" else self._requestors)
 
     async def aidentify(self, api_key: str) -> Identity:
@@ -130,6 +136,8 @@ class HordeAuthenticator:
         roles = {"approver"} if uid in self._approvers else set()
         if uid in self._requestors:
             roles.add("requestor")
+        if uid in self._editors:
+            roles.add("license_editor")
         if uid == ANONYMOUS_ID:
             roles = set()  # anyone may use the anonymous key: it reads, it never reviews
         username = body.get("username")

@@ -32,6 +32,7 @@ class Config(ServiceConfig):
     canonical_format: str = "v2"
     requestor_ids: frozenset[str] = frozenset()
     approver_ids: frozenset[str] = frozenset()
+    license_editor_ids: frozenset[str] = frozenset()
     horde_url: str = DEFAULT_HORDE_URL
     auth_timeout: float = 10.0
     auth_cache_ttl: float = 60.0
@@ -66,6 +67,7 @@ class Config(ServiceConfig):
             canonical_format=get_choice(env, "HMR_CANONICAL_FORMAT", "v2", FORMATS),
             requestor_ids=frozenset(get_json_list(env, "HMR_REQUESTOR_IDS")),
             approver_ids=frozenset(get_json_list(env, "HMR_APPROVER_IDS")),
+            license_editor_ids=frozenset(get_json_list(env, "HMR_LICENSE_EDITOR_IDS")),
             horde_url=get_str(env, "HMR_HORDE_URL", DEFAULT_HORDE_URL),
             auth_timeout=get_float(env, "HMR_AUTH_TIMEOUT", 10.0, minimum=0.01),
             auth_cache_ttl=get_float(env, "HMR_AUTH_CACHE_TTL", 60.0),

@@ -112,3 +112,26 @@ def change_diff(change: Change, current: JsonObject | None) -> PendingChangeDiff
         fields_removed=[d.field_path for d in diffs if d.change_type == "removed"],
         fields_modified=[d.field_path for d in diffs if d.change_type == "modified"],
     )
+
+
+def catalog_change_diff(
+    change: Change, current: JsonObject, proposed: JsonObject
+) -> PendingChangeDiff:
+    """What a catalog change set would do: the whole catalog before and after, dotted paths
+    (`baselines.<name>.horde_policy.kudos`); catalog changes are always critical."""
+    diffs = field_diffs(current, proposed)
+    net: NetOperation = "unchanged" if current == proposed else "modified"
+    return PendingChangeDiff(
+        change_id=change.change_id,
+        category=change.category,
+        model_name=change.model_name,
+        operation=change.operation,
+        current_state=current,
+        proposed_state=proposed,
+        net_operation=net,
+        field_diffs=diffs,
+        is_critical=True,
+        fields_added=[d.field_path for d in diffs if d.change_type == "added"],
+        fields_removed=[d.field_path for d in diffs if d.change_type == "removed"],
+        fields_modified=[d.field_path for d in diffs if d.change_type == "modified"],
+    )

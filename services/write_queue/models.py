@@ -53,6 +53,14 @@ class Change:
     __openapi_name__ = "PendingChangeRecord"
 
     change_id: int = documented("Monotonic, never reused.", minimum=1)
+    resource_kind: Literal["model_reference", "image_baseline", "text_guidance"] = documented(
+        "What the change writes: a model record, or a change set of a catalog.",
+        default="model_reference",
+    )
+    resource_id: str | None = documented(
+        "A catalog change set's UUID (model_name is `baseline:<uuid>` / `guidance:<uuid>`).",
+        default=None,
+    )
     category: Category
     model_name: str
     operation: Operation
@@ -87,7 +95,7 @@ class Change:
     applied_username: str | None = None
     applied_job_id: str | None = documented("The apply reservation token.", default=None)
     updated_at: int = documented("Unix seconds of the last change of the record")
-    request_metadata: dict[str, str] | None = documented(
+    request_metadata: JsonObject | None = documented(
         "How the change was proposed (the route's name).", default=None
     )
     related_models: list[str] | None = documented(
@@ -159,8 +167,12 @@ class Proposal:
     payload: JsonObject | None
     route: str  # the name of the route it came through, recorded in request_metadata
     payload_format: PayloadFormat = "v2"
-    notes: str | None = None  # set by routes that explain themselves (the text toolkit's)
-    metadata: dict[str, str] = attrs.Factory(dict)  # more request_metadata beside the route
+    # change sets and the text toolkit's queued edits: what they are, their title, what they touch
+    resource_kind: Literal["model_reference", "image_baseline", "text_guidance"] = "model_reference"
+    resource_id: str | None = None
+    notes: str | None = None  # set by routes that explain themselves
+    request_metadata: dict[str, Any] | None = None  # more request_metadata beside the route
+    related_models: list[str] | None = None
 
 
 def keep_creation(record: JsonObject, existing: JsonObject | None) -> JsonObject:

@@ -19,14 +19,25 @@ import attrs
 from attrs import define, frozen
 
 from horde_model_records import Category, legacy_to_v2, structure_record, unstructure_record
+from horde_model_records.categories import merge_baseline_vocabulary
+from horde_model_records.served import read_fields
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
-from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject
 
+from . import catalogs, guidance
 from .audit import AuditReplay
-from .diff import change_diff
+from .diff import catalog_change_diff, change_diff
 from .models import (
     ALL_CHANGES,
     AuditEvent,
@@ -236,6 +247,17 @@ class WriteQueue:
                 errors.append(
                     DiffError(change_id=cid, error="Change not found", error_type="NotFound")
                 )
+            elif change.resource_kind != catalogs.MODEL_REFERENCE:
+                try:
+                    current, proposed = self.catalog_diff_states(change)
+                except (Conflict, InvalidInput) as exc:
+                    errors.append(
+                        DiffError(
+                            change_id=cid, error=str(exc.detail), error_type=type(exc).__name__
+                        )
+                    )
+                else:
+                    diffs.append(catalog_change_diff(change, current, proposed))
             else:
                 diffs.append(change_diff(change, self.current_state(change)))
         return PendingChangeDiffPage(diffs=diffs, total=len(ids), errors=errors)
@@ -266,7 +288,7 @@ class WriteQueue:
             payload = change.payload
             if change.is_legacy:
                 payload = unstructure_record(legacy_to_v2(category, payload))
-            latest[change.model_name] = payload
+            latest[change.model_name] = read_fields(category, payload)
         return latest
 
     async def areplay(self, domain: str) -> AuditReplay:
@@ -334,8 +356,8 @@ class WriteQueue:
         return changes
 
     async def _enqueue(self, who: Identity, proposal: Proposal, now: int) -> Change:
-        related = None
-        if proposal.category is Category.text_generation:
+        related = proposal.related_models
+        if proposal.category is Category.text_generation and proposal.resource_id is None:
             related = ["aphrodite/" + proposal.name, "koboldcpp/" + model_name_of(proposal.name)]
         change = Change(
             change_id=await self.store.next_value("change_id"),
@@ -347,11 +369,13 @@ class WriteQueue:
             requested_username=who.username,
             requested_at=now,
             status="pending",
-            notes=proposal.notes,
             updated_at=now,
-            request_metadata={"route": proposal.route, **proposal.metadata},
+            request_metadata={"route": proposal.route, **(proposal.request_metadata or {})},
             related_models=related,
             payload_format=proposal.payload_format,
+            resource_kind=proposal.resource_kind,
+            resource_id=proposal.resource_id,
+            notes=proposal.notes,
         )
         await self.store.insert_change(change)
         await self._queue_event(
@@ -366,6 +390,38 @@ class WriteQueue:
             },
         )
         return change
+
+    # --- direct catalog writes (licensing) --------------------------------------------------------
+
+    async def alicensing_write(
+        self,
+        who: Identity,
+        write: Callable[[JsonObject, int], tuple[JsonObject, JsonObject, JsonObject | None]],
+    ) -> JsonObject | None:
+        """Run one licensing write on the live licensing data, store it, audit it (category
+        `licensing`, the record key as model name) and publish; the record written, if any."""
+        async with self.lock:
+            dataset = self.live()
+            now = self.clock()
+            licensing, audit, written = write(dataset.catalogs.licensing, now)
+            after = attrs.evolve(dataset, catalogs=dataset.catalogs.replace(licensing=licensing))
+            async with self.store.transaction():
+                await self.store.write_catalogs(after.catalogs)
+                await self._audit(
+                    "licensing",
+                    audit["record_key"],
+                    audit["operation"],
+                    who.user_id,
+                    {
+                        "before": audit["before"],
+                        "after": audit["after"],
+                        "record_kind": audit["record_kind"],
+                    },
+                )
+                self.version = await self.store.next_value("dataset_version")
+            self.dataset = after
+            await self._apublish_pending()
+        return written
 
     # --- review --------------------------------------------------------------------------------
 
@@ -516,6 +572,8 @@ class WriteQueue:
     def _applied(self, dataset: Dataset, change: Change, who: Identity) -> Dataset:
         """The dataset with one change applied (pure; raises ApplyFailure)."""
         now = self.clock()
+        if change.resource_kind != catalogs.MODEL_REFERENCE:
+            return self._catalog_applied(dataset, change, who, now)
         category = change.category
         if change.operation == "delete":
             if change.model_name not in dataset.categories[category].records:
@@ -545,6 +603,59 @@ class WriteQueue:
             raise BadPayload(change.change_id, f"Change {change.change_id}: {exc}") from None
         return upsert_record(dataset, category, record, now, legacy_record)
 
+    def _catalog_applied(
+        self, dataset: Dataset, change: Change, who: Identity, now: int
+    ) -> Dataset:
+        """The dataset with a catalog change set applied on live data: refused (503, back to
+        approved) with the dry run's message when it no longer holds."""
+        payload = dict(change.payload or {})
+        try:
+            if change.resource_kind == catalogs.TEXT_GUIDANCE:
+                texts = set(dataset.categories[Category.text_generation].records)
+                live_guidance = dataset.catalogs.guidance
+                after = guidance.applied_guidance(live_guidance, payload, texts, who.user_id, now)
+                if after is live_guidance:
+                    return dataset  # the change set's end states already hold: a no-op
+                return attrs.evolve(dataset, catalogs=dataset.catalogs.replace(guidance=after))
+            images = dataset.categories[Category.image_generation].records.values()
+            baselines = catalogs.applied_catalog(
+                dataset.catalogs.baselines,
+                payload,
+                catalogs.referenced_baselines(images, []),
+                who.user_id,
+                now,
+            )
+        except (Conflict, InvalidInput) as exc:
+            raise DatasetRefused(change.change_id, str(exc.detail)) from None
+        if baselines is dataset.catalogs.baselines:
+            return dataset  # the change set's end states already hold: a no-op
+        return attrs.evolve(dataset, catalogs=dataset.catalogs.replace(baselines=baselines))
+
+    def catalog_diff_states(self, change: Change) -> tuple[JsonObject, JsonObject]:
+        """(live catalog, catalog after the change set) for a catalog change's diff; Conflict
+        or InvalidInput when the change set no longer applies."""
+        dataset = self.live()
+        if change.resource_kind == catalogs.TEXT_GUIDANCE:
+            texts = set(dataset.categories[Category.text_generation].records)
+            current = dataset.catalogs.guidance
+            return current, guidance.guidance_dry_run(
+                current,
+                dict(change.payload or {}),
+                texts,
+                change.approved_by,
+                change.approved_at or self.clock(),
+            )
+        images = dataset.categories[Category.image_generation].records.values()
+        current = dataset.catalogs.baselines
+        proposed = catalogs.baseline_dry_run(
+            current,
+            dict(change.payload or {}),
+            catalogs.referenced_baselines(images, []),
+            change.approved_by,
+            change.approved_at or self.clock(),
+        )
+        return current, proposed
+
     async def _set_status(self, changes: list[Change], status: Status, job: str | None) -> None:
         async with self.store.transaction():
             for change in changes:
@@ -561,11 +672,13 @@ class WriteQueue:
     ) -> tuple[list[Change], BatchSplit | None]:
         now = self.clock()
         before = self.live()
-        touched = {c.category for c in changes}
+        touched = {c.category for c in changes if c.resource_kind == catalogs.MODEL_REFERENCE}
         applied: list[Change] = []
         async with self.store.transaction():
             for category in touched:
                 await self.store.write_category(category, dataset.categories[category])
+            if dataset.catalogs is not before.catalogs:
+                await self.store.write_catalogs(dataset.catalogs)
             for change in changes:
                 done = change.evolve(
                     status="applied",
@@ -576,7 +689,8 @@ class WriteQueue:
                     updated_at=now,
                 )
                 await self.store.update_change(done)
-                await self._model_event(before, dataset, change, who, job)
+                if change.resource_kind == catalogs.MODEL_REFERENCE:
+                    await self._model_event(before, dataset, change, who, job)
                 await self._queue_event(
                     who,
                     str(change.change_id),
@@ -592,6 +706,8 @@ class WriteQueue:
             split = await self._split_batches(who, batches, now)
             self.version = await self.store.next_value("dataset_version")
         self.dataset = dataset
+        # records naming a newly catalogued baseline then load without a warning
+        merge_baseline_vocabulary(dataset.catalogs.baselines)
         return applied, split
 
     async def _model_event(

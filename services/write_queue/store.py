@@ -24,6 +24,7 @@ from horde_model_records import (
     structure_record,
 )
 from horde_model_records.metadata import CategoryMetadata
+from shared.catalogs import Catalogs
 from shared.dataset import CategoryData, Dataset
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject, converter
@@ -72,6 +73,11 @@ MIGRATIONS: list[str] = [
         store TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL, data TEXT NOT NULL,
         PRIMARY KEY (store, key)
     );
+    """,
+    # 4: the reference catalogs (licensing, image_baselines, text_guidance), one JSON row each;
+    # a store without rows serves the bundled ones
+    """
+    CREATE TABLE catalogs (name TEXT PRIMARY KEY, data TEXT NOT NULL);
     """,
 ]
 
@@ -204,6 +210,7 @@ class Store:
         for category, data in dataset.categories.items():
             await self.write_category(category, data)
         await self.write_toolkit(dataset.text_toolkit)
+        await self.write_catalogs(dataset.catalogs)
 
     async def write_toolkit(self, stores: ToolkitStores) -> None:
         """Replace the text toolkit's stores; call inside a transaction."""
@@ -232,6 +239,28 @@ class Store:
             schemas=found["schemas"],
             aliases={k: tuple(v) for k, v in found["aliases"].items()},
             families={k: tuple(v) for k, v in found["families"].items()},
+        )
+
+    async def write_catalogs(self, catalogs: Catalogs) -> None:
+        """Replace the stored catalogs; call inside a transaction."""
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO catalogs (name, data) VALUES (?, ?)",
+            [
+                ("image_baselines", _dumps(catalogs.baselines)),
+                ("licensing", _dumps(catalogs.licensing)),
+                ("text_guidance", _dumps(catalogs.guidance)),
+            ],
+        )
+
+    async def read_catalogs(self) -> Catalogs:
+        """The stored catalogs; the bundled one for each the store has no row of."""
+        bundled = Catalogs.bundled()
+        async with self.db.execute("SELECT name, data FROM catalogs") as cur:
+            rows = {row["name"]: json.loads(row["data"]) async for row in cur}
+        return Catalogs(
+            baselines=rows.get("image_baselines", bundled.baselines),
+            licensing=rows.get("licensing", bundled.licensing),
+            guidance=rows.get("text_guidance", bundled.guidance),
         )
 
     async def write_category(self, category: Category, data: CategoryData) -> None:
@@ -295,7 +324,11 @@ class Store:
                         json.loads(row["legacy_metadata"]), CategoryMetadata
                     ),
                 )
-        return Dataset(categories=categories, text_toolkit=await self.read_toolkit())
+        return Dataset(
+            categories=categories,
+            text_toolkit=await self.read_toolkit(),
+            catalogs=await self.read_catalogs(),
+        )
 
     # --- changes ------------------------------------------------------------------------------
 

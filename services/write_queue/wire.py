@@ -383,6 +383,7 @@ class MyRoles:
     roles: list[str] = documented("Sorted; empty for a valid key without a role.")
     is_approver: bool
     is_requestor: bool
+    is_license_editor: bool = False
 
 
 @frozen(kw_only=True)

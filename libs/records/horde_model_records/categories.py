@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
+
+from . import baselines as _baselines
 
 
 class Category(enum.StrEnum):
@@ -143,40 +146,27 @@ V2_LISTED_CATEGORIES: tuple[Category, ...] = tuple(
 LEGACY_CATEGORIES: tuple[Category, ...] = tuple(c for c in Category if CATEGORY_INFO[c].has_legacy)
 
 
-# --- image baselines: each canonical v2 value and the spellings accepted for it -----------------
+# --- image baselines: the catalog's keys and the spellings accepted for each ---------------------
+# (the catalog itself is horde_model_records.baselines; this is the vocabulary records check)
 
 BASELINE_ALIASES: dict[str, tuple[str, ...]] = {
-    "infer": (),
-    "stable_diffusion_1": (
-        "stable diffusion 1",
-        "stable diffusion 1.4",
-        "stable diffusion 1.5",
-        "SD1",
-        "SD14",
-        "SD1.4",
-        "SD15",
-        "SD1.5",
-        "stable_diffusion",
-        "stable_diffusion_1",
-        "stable_diffusion_1.4",
-        "stable_diffusion_1.5",
-    ),
-    "stable_diffusion_2_768": (),
-    "stable_diffusion_2_512": (),
-    "stable_diffusion_xl": ("stable diffusion xl", "SDXL", "stable_diffusion_xl"),
-    "stable_cascade": ("stable_cascade", "stable cascade"),
-    "flux_1": (),
-    "flux_schnell": ("flux_schnell", "flux schnell"),
-    "flux_dev": ("flux_dev", "flux dev"),
-    "qwen_image": ("qwen_image", "qwen image", "qwen-image", "qwen"),
-    "z_image_turbo": ("z_image_turbo", "z image turbo", "zimage-turbo", "zimage"),
+    name: tuple(rec["alternative_names"])
+    for name, rec in _baselines.bundled_catalog_json()["baselines"].items()
 }
 
-#: every accepted spelling -> its canonical value (case-sensitive, as upstream)
-KNOWN_BASELINES: dict[str, str] = {
-    **{alias: canon for canon, aliases in BASELINE_ALIASES.items() for alias in aliases},
-    **{canon: canon for canon in BASELINE_ALIASES},
-}
+#: every accepted spelling -> its catalog key (case-sensitive, as upstream); starts as the bundled
+#: catalog and grows with merge_baseline_vocabulary, never shrinks within a process
+KNOWN_BASELINES: dict[str, str] = _baselines.vocabulary_of(_baselines.bundled_catalog_json())
+
+
+def merge_baseline_vocabulary(catalog_json: dict[str, Any]) -> None:
+    """Make a served catalog's keys and alternative names known (existing spellings keep their
+    key: merge only, so a family deleted upstream stays known until the process restarts)."""
+    for spelling, key in _baselines.vocabulary_of(catalog_json).items():
+        KNOWN_BASELINES.setdefault(spelling, key)
+        if spelling == key:
+            KNOWN_BASELINES[spelling] = key
+
 
 #: legacy baseline string -> v2 baseline, when a legacy record is converted; anything else
 #: passes through
@@ -218,6 +208,8 @@ CONTROLNET_STYLES: frozenset[str] = frozenset(
         "control_normal_bae",
         "control_recolor",
         "control_tile",
+        "control_shuffle",
+        "control_color",
     }
 )
 

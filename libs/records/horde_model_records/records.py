@@ -15,10 +15,12 @@ from .categories import (
     Domain,
     Purpose,
 )
+from .licensing import ModelLicensing, unknown_model_licensing
+from .text_claims import ContextWindow, SupportClaim
 from .unknown import report_unknown
 from .validation import WIRE_NAMES, FieldError
 
-SCHEMA_VERSION = "2.0.0"
+SCHEMA_VERSION = "2.1.0"
 
 
 def _valid_name(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
@@ -114,6 +116,8 @@ class ModelRecord:
         default=Factory(_classification, takes_self=True)
     )
     size_on_disk_bytes: int | None = None
+    #: the reviewed licence conclusion (schema 2.1.0); None: never reviewed (reads show NOASSERTION)
+    licensing: ModelLicensing | None = None
     #: fields this version does not know, kept as they came and written back on output
     unknown_fields: dict[str, Any] = field(factory=dict, metadata={"wire": False})
 
@@ -133,6 +137,11 @@ class ModelRecord:
         """The first download's URL; None when no download has one."""
         urls = self.all_download_urls
         return urls[0] if urls else None
+
+    @property
+    def license_conclusion(self) -> ModelLicensing:
+        """The reviewed conclusion; NOASSERTION (all unknown) when nobody reviewed the model."""
+        return self.licensing if self.licensing is not None else unknown_model_licensing()
 
     @property
     def download_count(self) -> int:
@@ -156,6 +165,7 @@ class ModelRecord:
 
 
 def _known_baseline(_inst: object, attr: attrs.Attribute[str], value: str) -> None:
+    # the catalog's vocabulary (bundled, merged with every catalog read from the service)
     if value not in KNOWN_BASELINES:
         report_unknown("image baseline", value)  # kept: new architectures appear all the time
 
@@ -197,6 +207,10 @@ class TextGenerationRecord(ModelRecord):
     settings: dict[str, Any] | None = None
     text_model_group: str | None = None
     name_schema_exception: str | None = None
+    # schema 2.1.0; mode and capability keys are checked on writes, kept as they come on reads
+    context_window: ContextWindow | None = None
+    interaction_modes: dict[str, SupportClaim] | None = None
+    capabilities: dict[str, SupportClaim] | None = None
 
     @property
     def parameters(self) -> int:

@@ -11,11 +11,12 @@ from cattrs import Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
-from . import legacy, records
+from . import legacy, licensing, records, text_claims
 from .records import WIRE_RENAMES
 from .unknown import report_unknown
 
-_ATTRS_MODULES = (records, legacy)
+# nested classes first: a generated function binds the hooks of its fields when it is made
+_ATTRS_MODULES = (licensing, text_claims, records, legacy)
 
 
 def _strict(expected: type, name: str) -> Any:
@@ -63,7 +64,11 @@ def _text_parameters(data: Any) -> Any:
 
 
 def _text_pre(data: Any) -> Any:
-    return _text_parameters(_drop_nulls(data))
+    data = _text_parameters(_drop_nulls(data))
+    if isinstance(data, dict) and "guidance" in data:
+        # derived on reads from the guidance catalog: accepted on input, never stored
+        data = {k: v for k, v in data.items() if k != "guidance"}
+    return data
 
 
 #: the attribute of a record that keeps the fields this version does not know
@@ -154,3 +159,19 @@ def make_converter() -> Converter:
 
 
 converter = make_converter()
+
+
+def make_catalog_converter() -> Converter:
+    """The converter of the catalogs (licence definitions, assets, image baselines, guidance):
+    strict primitives, unknown keys refused and nulls kept, as the catalogs' wire shape has them
+    (a record's nested licensing goes through `converter`, nulls left out)."""
+    conv = make_json_converter(forbid_extra_keys=True)
+    conv.register_structure_hook(str, _strict(str, "string"))
+    conv.register_structure_hook(int, _strict(int, "integer"))
+    conv.register_structure_hook(bool, _strict(bool, "boolean"))
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
+    return conv
+
+
+catalog_converter = make_catalog_converter()

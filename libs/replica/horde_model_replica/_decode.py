@@ -27,6 +27,7 @@ from horde_model_records import (
     structure_record,
     unstructure_record,
 )
+from horde_model_records.served import stored_fields
 
 from ._errors import InvalidBody
 
@@ -89,7 +90,9 @@ def _structure_all(category: Category, raw: Json, what: str) -> dict[str, ModelR
     records: dict[str, ModelRecord] = {}
     for name, value in raw.items():
         try:
-            records[name] = structure_record(category, value)
+            # the licensing default and text guidance a read adds are not record data
+            stored = stored_fields(value) if isinstance(value, dict) else value
+            records[name] = structure_record(category, stored)
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
             # one bad record costs that record (with a warning), not the whole category
             logger.warning("%s: model %r skipped: %s", what, name, exc)

@@ -28,6 +28,7 @@ from attrs import frozen
 
 from horde_model_records import RECORD_TYPES, Category, ModelRecord
 
+from ._catalogs import CatalogKind
 from ._config import ReplicaConfig
 from ._errors import ModelNotFoundError, NoDataError
 from ._http import new_session
@@ -600,6 +601,55 @@ class ReplicaManager:
         self, overwrite_existing: bool = False
     ) -> dict[Category, Records | None]:
         return _all_or_none(await self._aget_all(overwrite_existing))
+
+    # --- catalogs: image baselines, licensing, text guidance ------------------------------------
+
+    def _catalog(self, kind: CatalogKind, force: bool) -> dict[str, Any] | None:
+        runtime = self._rt()
+        cached = runtime.replica.catalogs.cached(kind)
+        if cached is not None and not force:
+            return cached
+        return runtime.thread.run(runtime.replica.catalogs.aget(kind, force=force))
+
+    async def _acatalog(self, kind: CatalogKind, force: bool) -> dict[str, Any] | None:
+        runtime = self._rt()
+        cached = runtime.replica.catalogs.cached(kind)
+        if cached is not None and not force:
+            return cached
+        return await runtime.thread.arun(runtime.replica.catalogs.aget(kind, force=force))
+
+    def get_image_baselines(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The image baseline catalog (`{metadata, baselines: {name: baseline}}`): the PRIMARY's
+        export, else the last good copy, else the 13 bundled baselines. Fetched once; `refresh`
+        asks again (a conditional GET). Its names join the known baselines."""
+        catalog = self._catalog(CatalogKind.image_baselines, refresh)
+        assert catalog is not None  # there is always the bundled one
+        return catalog
+
+    async def get_image_baselines_async(self, *, refresh: bool = False) -> dict[str, Any]:
+        catalog = await self._acatalog(CatalogKind.image_baselines, refresh)
+        assert catalog is not None
+        return catalog
+
+    def get_licensing(self, *, refresh: bool = False) -> dict[str, Any] | None:
+        """The licensing export (definitions, every asset view, summary); None when neither the
+        PRIMARY nor a disk copy has one."""
+        return self._catalog(CatalogKind.licensing, refresh)
+
+    async def get_licensing_async(self, *, refresh: bool = False) -> dict[str, Any] | None:
+        return await self._acatalog(CatalogKind.licensing, refresh)
+
+    def get_text_guidance(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The text guidance catalog (`{metadata, profiles, assignments}`); empty when neither
+        the PRIMARY nor a disk copy has one."""
+        catalog = self._catalog(CatalogKind.text_guidance, refresh)
+        assert catalog is not None
+        return catalog
+
+    async def get_text_guidance_async(self, *, refresh: bool = False) -> dict[str, Any]:
+        catalog = await self._acatalog(CatalogKind.text_guidance, refresh)
+        assert catalog is not None
+        return catalog
 
     async def get_model_reference_async(
         self,

@@ -23,6 +23,7 @@ from attrs import frozen
 
 from horde_model_records import CATEGORY_INFO, V2_LISTED_CATEGORIES, Category, ModelRecord
 
+from ._catalogs import CatalogCopies
 from ._config import ReplicaConfig
 from ._decode import CategoryPayload, decode_v2
 from ._errors import InvalidBody, SourceError, UnreachableError
@@ -137,6 +138,8 @@ class Replica:
                     proxies=config.proxies,
                 )
         self._entries: dict[Category, _Entry] = {}
+        #: image baselines, licensing, text guidance: their exports, kept like the categories
+        self.catalogs = CatalogCopies(self.primary, config.cache_dir)
         self._reports: dict[Category, FetchReport] = {}
         self._inflight: dict[Category, asyncio.Task[_Entry | None]] = {}
         # spellings the PRIMARY resolved (or did not know), per category version (its ETag)

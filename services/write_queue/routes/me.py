@@ -34,6 +34,7 @@ async def get_my_roles(request: web.Request) -> web.StreamResponse:
             roles=sorted(who.roles),
             is_approver=who.is_approver,
             is_requestor=who.is_requestor,
+            is_license_editor="license_editor" in who.roles,
         )
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.http import ApiRoutes, Handler, status_of
 from shared.openapi import docs
 from shared.wire import path_id, read_body, read_query, respond
@@ -114,6 +114,9 @@ async def get_change_diff(request: web.Request) -> web.StreamResponse:
     """What one change would do to the live record"""
     _, queue = await _guarded(request, None, primary=False)
     found = await queue.adiffs([path_id(request, "change_id")])
+    if not found.diffs and found.errors and found.errors[0].error_type != "NotFound":
+        # a catalog change set that no longer applies (stale or already applied): say why
+        raise Conflict(found.errors[0].error)
     if not found.diffs:
         raise NotFound("Change not found")
     return respond(found.diffs[0])

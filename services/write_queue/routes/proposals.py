@@ -18,7 +18,10 @@ from horde_model_records import (
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
+from horde_model_records.licensing import ModelLicensing
 from horde_model_records.records import ImageGenerationRecord, ModelRecord
+from horde_model_records.serde import catalog_converter
+from horde_model_records.served import stored_fields
 from horde_model_records.text import GENERATION_PARAMS
 from shared.errors import (
     BadRequest,
@@ -41,6 +44,7 @@ from ..guards import (
     require_v2_canonical,
 )
 from ..keys import write_config_key, write_queue_key
+from ..licensing import check_model_licensing
 from ..models import Change, Identity, Operation, Proposal, keep_creation, name_problem
 from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
@@ -63,7 +67,8 @@ def _validated(category: Category, body: Any) -> JsonObject:
     """The body as the category's record (422 on failure), serialised the way it is queued."""
     if not isinstance(body, dict):
         raise _not_an_object()
-    record = structure_record(category, {**body, "record_type": category.value})
+    # a record as read back (licensing default, text guidance) proposes no licensing change
+    record = structure_record(category, stored_fields({**body, "record_type": category.value}))
     _check_known(record)
     payload = unstructure_record(record)
     if category is Category.image_generation:
@@ -105,6 +110,18 @@ def _check_known(record: ModelRecord) -> None:
             problems.append(validation_item("enum", ["body", "style"], message, record.style))
     if problems:
         raise InvalidInput(problems)
+
+
+def _check_catalogued(payload: JsonObject, catalog: JsonObject) -> None:
+    """An image model names a baseline of the live catalog (checked after the vocabulary: a
+    baseline deleted from the catalog stays known to records, but takes no new models)."""
+    baseline = payload.get("baseline")
+    if baseline not in catalog["baselines"]:
+        raise InvalidInput(
+            f"Unknown baseline '{baseline}'. Publish it through "
+            "/model_references/v2/image_generation/baselines/change-sets before submitting "
+            "models that use it."
+        )
 
 
 def _check_settings(settings: JsonObject | None) -> None:
@@ -174,7 +191,13 @@ async def _propose(
     path_name = request.match_info.get("model_name")
     payload = None
     if operation != "delete":
-        payload = _validated(category, await read_json(request))
+        body = await read_json(request)
+        if isinstance(body, dict) and "licensing" in body and body["licensing"] is None:
+            raise InvalidInput(
+                "licensing cannot be explicitly cleared; omit it to preserve the current "
+                "conclusion."
+            )
+        payload = _validated(category, body)
         if typed_put and payload["name"] != path_name:
             raise BadRequest("Model name in the path must match the payload when queuing updates.")
     who = await aidentify(request, "requestor")
@@ -188,6 +211,14 @@ async def _propose(
         payload = live
     if operation == "update" and payload is not None:
         payload = keep_creation(payload, live)
+        if "licensing" not in payload and live is not None and "licensing" in live:
+            payload["licensing"] = live["licensing"]  # omitted: the conclusion stays
+    if category is Category.image_generation and payload is not None:
+        _check_catalogued(payload, queue.live().catalogs.baselines)
+    if payload is not None and isinstance(payload.get("licensing"), dict):
+        definitions = queue.live().catalogs.licensing["licenses"]["records"]
+        conclusion = catalog_converter.structure(payload["licensing"], ModelLicensing)
+        check_model_licensing(conclusion, definitions)
     proposal = Proposal(
         category=category, operation=operation, name=name, payload=payload, route=route
     )

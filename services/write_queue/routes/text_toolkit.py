@@ -357,7 +357,7 @@ async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
             payload=_checked_record({**unstructure_record(records[name]), **fields}),
             route="update_group_common_fields",
             notes=f"Batch group update for '{group}'",
-            metadata={"batch_id": batch_id},
+            request_metadata={"batch_id": batch_id},
         )
         for name in canonical
     ]
