@@ -163,3 +163,10 @@ def test_a_served_catalog_extends_the_vocabulary() -> None:
     assert KNOWN_BASELINES["bna"] == "brand_new_arch"
     assert KNOWN_BASELINES["brand_new_arch"] == "brand_new_arch"
     assert KNOWN_BASELINES["krea2"] == "krea2_turbo"
+
+
+async def test_search_shows_text_records_without_guidance(client: TestClient) -> None:
+    """Guidance is on category and single-model reads, not in search results."""
+    page = await (await client.get(f"{V2}/text_generation/search?limit=5")).json()
+    assert page["results"] and not any("guidance" in r for r in page["results"])
+    assert all("licensing" in r for r in page["results"])

@@ -105,7 +105,10 @@ class CategoryView:
                     name=name,
                     name_lower=name.lower(),
                     record=record,
-                    data=data,
+                    # search shows text records without the guidance status (as upstream)
+                    data=dumps({k: v for k, v in record.items() if k != "guidance"})
+                    if "guidance" in record
+                    else data,
                     tags=None if tags is None else frozenset(tags),
                     quantized=category is Category.text_generation and is_quantized(name),
                     aliases_lower=tuple(spellings.get(name, ())),
