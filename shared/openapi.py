@@ -181,6 +181,10 @@ def _operation(doc: OperationDoc, path_keys: list[str], method: str, components:
         responses[str(doc.status)] = _response(
             doc.answer_description, _schema_of(doc.answer, components), doc.answer_headers
         )
+    elif doc.status == 204:  # no body: the success is documented on its own
+        responses["204"] = {"description": doc.answer_description}
+        if doc.answer_headers:
+            responses["204"]["headers"] = dict(doc.answer_headers)
     for code, spec in sorted(doc.errors.items()):
         if isinstance(spec, tuple):
             text, cls = spec
