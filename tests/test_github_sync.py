@@ -255,6 +255,21 @@ async def test_text_guard_ignores_nsfw_and_version(
     assert report.ok and report.outcomes[1].status == "unchanged"
 
 
+async def test_text_guard_ignores_metadata_columns_unless_exported(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """A v1 view carrying context_window (upstream's PRIMARY does) that the repository cannot
+    hold is no mismatch while EXPORT_TEXT_METADATA_COLUMNS is off; on, it must match v2."""
+    key = next(iter(primary.dataset.categories[Category.text_generation].legacy or {}))
+    window = {"max": 4096}
+    await primary.publish(primary.tamper_v1(Category.text_generation, key, context_window=window))
+    report = await run_sync(primary, gh, clock)
+    assert report.ok and report.outcomes[1].status == "unchanged"
+    report = await run_sync(primary, gh, clock, EXPORT_TEXT_METADATA_COLUMNS="true")
+    text = report.outcomes[1]
+    assert text.status == "failed" and key in str(text.error) and gh.repos[TEXT].pulls == []
+
+
 async def test_primary_rate_limit_on_pull_creation_waits_then_succeeds(
     primary: Primary, gh: FakeGitHubApi, clock: Clock, sleeps: Sleeps
 ) -> None:

@@ -276,6 +276,14 @@ def test_upstream_setting_names_are_fallbacks() -> None:
     assert config.pr_team_reviewers == ("maintainers",)
     assert config.min_changes == 1 and config.pr_labels == ("a", "b")
     assert config.text_repo == "me/text-fork"
+    assert not config.export_text_metadata_columns
+    exported = Config.from_environ(
+        {
+            "HORDE_GITHUB_SYNC_PRIMARY_API_URL": "https://models.example/api",
+            "HORDE_GITHUB_SYNC_EXPORT_TEXT_METADATA_COLUMNS": "true",
+        }
+    )
+    assert exported.export_text_metadata_columns
 
 
 async def test_app_token_is_renewed_when_it_runs_out(gh: FakeGitHubApi) -> None:

@@ -43,6 +43,7 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "PR_TEAM_REVIEWERS": (UPSTREAM + "PR_AUTO_ASSIGN_TEAM",),
     "DRY_RUN": (UPSTREAM + "DRY_RUN",),
     "NO_PR": (UPSTREAM + "NO_PR",),
+    "EXPORT_TEXT_METADATA_COLUMNS": (UPSTREAM + "EXPORT_TEXT_METADATA_COLUMNS",),
     "OUTPUT_DIR": (UPSTREAM + "OUTPUT_DIR",),
     "WATCH": (UPSTREAM + "WATCH_MODE",),
     "WATCH_INTERVAL": (UPSTREAM + "WATCH_INTERVAL_SECONDS",),
@@ -146,6 +147,8 @@ class Config:
     commit_author_email: str = "bot@horde-model-reference.local"
     dry_run: bool = False
     no_pr: bool = False
+    #: write context_window/interaction_modes/capabilities into models.csv and db.json
+    export_text_metadata_columns: bool = False
     force: bool = False
     output_dir: Path | None = None
     watch: bool = False
@@ -218,6 +221,9 @@ class Config:
             ),
             dry_run=get_bool(env, PREFIX + "DRY_RUN", False),
             no_pr=get_bool(env, PREFIX + "NO_PR", False),
+            export_text_metadata_columns=get_bool(
+                env, PREFIX + "EXPORT_TEXT_METADATA_COLUMNS", False
+            ),
             force=force,
             output_dir=Path(output) if output else None,
             watch=get_bool(env, PREFIX + "WATCH", False),

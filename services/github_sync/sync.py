@@ -18,7 +18,7 @@ from horde_model_records import CATEGORY_INFO, Category, has_backend_prefix
 from .config import SYNCED, Config
 from .github import GitHubClient, GitHubError, RateLimited, Repo, blob_sha
 from .legacy_json import LayoutError, canonical, parse_layout, render_json, render_new_file
-from .legacy_text import TextFormatError, project, render_text_files
+from .legacy_text import METADATA_COLUMNS, TextFormatError, project, render_text_files
 from .messages import (
     SUPERSEDED_COMMENT,
     Changes,
@@ -287,8 +287,11 @@ class Syncer:
 
     async def _plan_text(self, repo: Repo, tree: dict[str, str]) -> tuple[Changes, list[FilePlan]]:
         v2, v1 = await self._text_views()
-        projected = project(v2.data)
-        mismatched = _guard_mismatch(projected, v1.data)
+        metadata = self.config.export_text_metadata_columns
+        projected = project(v2.data, metadata=metadata)
+        # without the metadata columns the repository cannot hold them, so v1 may differ there
+        ignored = TEXT_GUARD_IGNORED + (() if metadata else METADATA_COLUMNS)
+        mismatched = _guard_mismatch(projected, v1.data, ignored)
         if mismatched:
             raise SyncRefused(
                 "text_generation: the PRIMARY's v1 view does not match its v2 records "
@@ -299,7 +302,9 @@ class Syncer:
         db_current = await self._read(repo, tree, "db.json")
         if not v2.data and csv_current and csv_current.count(b"\n") > 1:
             raise SyncRefused("text_generation: the PRIMARY has no models; refusing to empty")
-        merged, db_text, db = render_text_files((csv_current or b"").decode("utf-8"), v2.data)
+        merged, db_text, db = render_text_files(
+            (csv_current or b"").decode("utf-8"), v2.data, metadata=metadata
+        )
         try:
             current_db = json.loads(db_current) if db_current else {}
         except ValueError as exc:
@@ -494,12 +499,14 @@ def _canon(records: dict[str, Any]) -> dict[str, str]:
     return {name: canonical(record) for name, record in records.items()}
 
 
-def _guard_mismatch(projected: dict[str, Any], v1: dict[str, Any]) -> list[str]:
-    """Names where the v1 view differs from the projection, `nsfw`/`version` aside."""
+def _guard_mismatch(
+    projected: dict[str, Any], v1: dict[str, Any], ignored: tuple[str, ...]
+) -> list[str]:
+    """Names where the v1 view differs from the projection, the `ignored` keys aside."""
 
     def bare(entry: Any) -> str:
         if isinstance(entry, dict):
-            entry = {k: v for k, v in entry.items() if k not in TEXT_GUARD_IGNORED}
+            entry = {k: v for k, v in entry.items() if k not in ignored}
         return canonical(entry)
 
     names = sorted(projected.keys() ^ v1.keys())
