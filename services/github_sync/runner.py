@@ -141,7 +141,19 @@ async def arun(config: Config, stop: asyncio.Event | None = None) -> int:
             return (await runner.once()).exit_code
         metrics = None
         if config.metrics_port is not None:
-            metrics = await serve_metrics(runner.status, config.metrics_host, config.metrics_port)
+            try:
+                metrics = await serve_metrics(
+                    runner.status, config.metrics_host, config.metrics_port
+                )
+            except OSError as exc:  # the port is taken, or the host is not ours
+                logger.error(
+                    "github-sync: cannot serve metrics on %s:%d (%sMETRICS_HOST/PORT): %s",
+                    config.metrics_host,
+                    config.metrics_port,
+                    PREFIX,
+                    exc.strerror or exc,
+                )
+                return 1
             logger.info(
                 "github-sync metrics on http://%s:%d/metrics",
                 config.metrics_host,
