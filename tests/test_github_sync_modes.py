@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -377,3 +378,57 @@ async def test_watch_process_ends_cleanly_on_sigterm(
             proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PRIMARY_API_URL", "models.example/api"),
+        ("PRIMARY_API_URL", "ftp://models.example/api"),
+        ("API_URL", "ftp:/x"),
+        ("API_URL", "https://"),
+        ("METRICS_PORT", "99999"),
+        ("MAX_REMOVALS", "-1"),
+        ("EXPORT_TEXT_METADATA_COLUMNS", "maybe"),
+        ("APP_INSTALLATION_ID", "twelve"),
+        ("IMAGE_REPO", "just-a-name"),
+    ],
+)
+def test_a_bad_setting_is_a_clear_error_naming_it(name: str, value: str) -> None:
+    """A value that cannot work is refused when the config is read, naming the variable (the
+    command prints it and exits 1), never a traceback or a run that fails far from the cause."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {"HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api"}
+    with pytest.raises(ConfigError, match=f"HMR_GITHUB_SYNC_{name}"):
+        Config.from_environ({**env, f"HMR_GITHUB_SYNC_{name}": value})
+
+
+async def test_a_taken_metrics_port_ends_the_watch_with_exit_1(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--watch with METRICS_PORT already in use: an error naming the setting and exit 1, not a
+    traceback."""
+    import socket
+
+    from services.github_sync.config import Config
+    from services.github_sync.runner import arun
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = Config.from_environ(
+            {
+                "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+                "HMR_GITHUB_SYNC_WATCH": "true",
+                "HMR_GITHUB_SYNC_DRY_RUN": "true",
+                "HMR_GITHUB_SYNC_METRICS_PORT": str(port),
+            }
+        )
+        stop = asyncio.Event()
+        stop.set()  # were the port served, the watch would end at once
+        with caplog.at_level(logging.ERROR, "hmr.github_sync"):
+            assert await arun(config, stop) == 1
+    assert "METRICS_HOST/PORT" in caplog.text and str(port) in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
@@ -71,6 +72,24 @@ def resolve(env: Mapping[str, str]) -> dict[str, str]:
         if owner and repo:
             out.setdefault(f"{PREFIX}{kind}_REPO", f"{owner}/{repo}")
     return out
+
+
+def _url(name: str, value: str) -> str:
+    """An http(s) URL with a host, without its trailing slash."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name):
+        return None
+    port = get_int(env, name, 0, minimum=0)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port (0-65535), got {port}")
+    return port
 
 
 def _repo(env: Mapping[str, str], name: str, default: str) -> str:
@@ -193,9 +212,11 @@ class Config:
         force = get_bool(env, PREFIX + "FORCE", False)
         labels = get_json_list(env, PREFIX + "PR_LABELS") or DEFAULT_LABELS
         return cls(
-            primary_url=primary,
+            primary_url=_url(PREFIX + "PRIMARY_API_URL", primary),
             primary_timeout=get_float(env, PREFIX + "PRIMARY_API_TIMEOUT", 30.0, minimum=0.1),
-            api_url=get_str(env, PREFIX + "API_URL", "https://api.github.com").rstrip("/"),
+            api_url=_url(
+                PREFIX + "API_URL", get_str(env, PREFIX + "API_URL", "https://api.github.com")
+            ),
             token=env.get(PREFIX + "TOKEN") or None,
             app_id=env.get(PREFIX + "APP_ID") or None,
             app_installation_id=int(installation) if installation else None,
@@ -236,9 +257,7 @@ class Config:
             retry_backoff=get_float(env, PREFIX + "RETRY_BACKOFF", 1.0),
             max_rate_limit_wait=get_float(env, PREFIX + "MAX_RATE_LIMIT_WAIT", 120.0),
             status_file=Path(status) if status else None,
-            metrics_port=get_int(env, PREFIX + "METRICS_PORT", -1, minimum=0)
-            if env.get(PREFIX + "METRICS_PORT")
-            else None,
+            metrics_port=_port(env, PREFIX + "METRICS_PORT"),
             metrics_host=get_str(env, PREFIX + "METRICS_HOST", "127.0.0.1"),
         )
 
