@@ -380,6 +380,52 @@ async def test_bad_token_fails_without_logging_it(
     assert "secret-wrong-token-123" not in report.status_line()
 
 
+async def test_the_token_reaches_no_log_status_file_or_metrics(
+    primary: Primary,
+    gh: FakeGitHubApi,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A run that opens a PR and one whose PR creation fails: the token is in no log line (at
+    DEBUG, aiohttp's included), printed line, status file, /readyz or /metrics answer, nor in
+    the config's repr or first log line."""
+    import aiohttp
+
+    from services.github_sync.config import describe
+    from services.github_sync.metrics import serve_metrics
+    from services.github_sync.status import SyncStatus
+    from tests.github_sync_helpers import sync_config
+
+    caplog.set_level(logging.DEBUG)
+    secret = gh.token = "ghp_s3cret-token-that-must-not-leak"
+    status_file = tmp_path / "status.json"
+    status = SyncStatus()
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Leak XL")))
+    status.record(await run_sync(primary, gh, clock, STATUS_FILE=str(status_file)))
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Leak2 XL")))
+    gh.fail("POST", "/pulls", 422, times=2)
+    report = await run_sync(primary, gh, clock, STATUS_FILE=str(status_file))
+    status.record(report)
+    assert report.exit_code == 1 and gh.calls("POST", "/pulls") >= 2
+    runner = await serve_metrics(status, "127.0.0.1", 0)
+    try:
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession() as session:
+            answers = [
+                await (await session.get(f"http://{host}:{port}{path}")).text()
+                for path in ("/metrics", "/readyz")
+            ]
+    finally:
+        await runner.cleanup()
+    config = sync_config(primary, gh)
+    seen = [caplog.text, capsys.readouterr().out, status_file.read_text(), *answers]
+    seen += [repr(config), describe(config), status.line(), report.status_line()]
+    for text in seen:
+        assert secret not in text
+
+
 async def test_removal_guard_refuses_then_force_passes(
     primary: Primary, gh: FakeGitHubApi, clock: Clock
 ) -> None:
