@@ -121,6 +121,23 @@ async def test_add_modify_remove_opens_one_pr_with_untouched_models_kept(
     assert gh.repos[TEXT].pulls == [] and _branches(gh, TEXT) == []
 
 
+async def test_a_repository_base_branch_of_its_own_is_the_pr_target(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """IMAGE_BASE_BRANCH (upstream: HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH): the image
+    repository is read at that branch and its PR targets it; the text repository keeps main."""
+    repo = gh.repos[IMAGE]
+    repo.refs["heads/develop"] = repo.refs["heads/main"]
+    develop = repo.commit_files("develop", {"README.md": b"develop\n"})
+    await _change_sd(primary)
+    report = await run_sync(primary, gh, clock, IMAGE_BASE_BRANCH="develop")
+    assert report.ok, report.status_line()
+    [pull] = repo.pulls
+    assert pull["base"] == "develop"
+    assert repo.commits[repo.refs[f"heads/{pull['head']}"]]["parents"] == [develop]
+    assert report.outcomes[1].status == "unchanged"
+
+
 async def test_noop_sync_opens_nothing(primary: Primary, gh: FakeGitHubApi, clock: Clock) -> None:
     """The PRIMARY seeded from the repositories: every category is unchanged, no write call."""
     report = await run_sync(primary, gh, clock)

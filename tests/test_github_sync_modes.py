@@ -287,6 +287,27 @@ def test_upstream_setting_names_are_fallbacks() -> None:
     assert exported.export_text_metadata_columns
 
 
+def test_upstream_repository_settings_default_each_part() -> None:
+    """Upstream's HORDE_MODEL_REFERENCE_*_GITHUB_REPO__{OWNER,NAME,BRANCH} each default on their
+    own: a fork that sets only OWNER syncs to its fork, not to Haidra-Org; BRANCH sets that
+    repository's base branch unless HMR_GITHUB_SYNC_BASE_BRANCH is set."""
+    from services.github_sync.config import Config
+
+    env = {
+        "HMR_GITHUB_SYNC_PRIMARY_API_URL": "https://models.example/api",
+        "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__OWNER": "fork",
+        "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH": "develop",
+        "HORDE_MODEL_REFERENCE_TEXT_GITHUB_REPO__NAME": "text-copy",
+    }
+    config = Config.from_environ(env)
+    assert config.image_repo == "fork/AI-Horde-image-model-reference"
+    assert config.text_repo == "Haidra-Org/text-copy"
+    assert config.branch_of(config.image_repo) == "develop"
+    assert config.branch_of(config.text_repo) == "main"
+    ours = Config.from_environ({**env, "HMR_GITHUB_SYNC_BASE_BRANCH": "stable"})
+    assert ours.branch_of(ours.image_repo) == ours.branch_of(ours.text_repo) == "stable"
+
+
 async def test_app_token_is_renewed_when_it_runs_out(gh: FakeGitHubApi) -> None:
     """An installation token with less than 5 minutes left is replaced before the next call."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -54,6 +54,8 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "COMMIT_AUTHOR_EMAIL": ("GIT_AUTHOR_EMAIL",),
 }
 DEFAULT_LABELS = ("automated", "sync", "ready-for-review")
+IMAGE_REPO = "Haidra-Org/AI-Horde-image-model-reference"
+TEXT_REPO = "Haidra-Org/AI-Horde-text-model-reference"
 
 
 def resolve(env: Mapping[str, str]) -> dict[str, str]:
@@ -66,11 +68,16 @@ def resolve(env: Mapping[str, str]) -> dict[str, str]:
             if env.get(other):
                 out[PREFIX + name] = env[other]
                 break
-    for kind in ("IMAGE", "TEXT"):
-        owner = env.get(f"HORDE_MODEL_REFERENCE_{kind}_GITHUB_REPO__OWNER")
-        repo = env.get(f"HORDE_MODEL_REFERENCE_{kind}_GITHUB_REPO__NAME")
-        if owner and repo:
-            out.setdefault(f"{PREFIX}{kind}_REPO", f"{owner}/{repo}")
+    for kind, default in (("IMAGE", IMAGE_REPO), ("TEXT", TEXT_REPO)):
+        # upstream's repository settings: each part defaults on its own (a fork sets OWNER only)
+        nested = f"HORDE_MODEL_REFERENCE_{kind}_GITHUB_REPO__"
+        owner, name = default.split("/")
+        if env.get(nested + "OWNER") or env.get(nested + "NAME"):
+            owner = env.get(nested + "OWNER") or owner
+            name = env.get(nested + "NAME") or name
+            out.setdefault(f"{PREFIX}{kind}_REPO", f"{owner}/{name}")
+        if env.get(nested + "BRANCH") and PREFIX + "BASE_BRANCH" not in out:
+            out[f"{PREFIX}{kind}_BASE_BRANCH"] = env[nested + "BRANCH"]
     return out
 
 
@@ -152,9 +159,13 @@ class Config:
     app_id: str | None = None
     app_installation_id: int | None = None
     app_private_key: str | None = field(default=None, repr=False)
-    image_repo: str = "Haidra-Org/AI-Horde-image-model-reference"
-    text_repo: str = "Haidra-Org/AI-Horde-text-model-reference"
+    image_repo: str = IMAGE_REPO
+    text_repo: str = TEXT_REPO
     base_branch: str = "main"
+    #: per repository, from upstream's HORDE_MODEL_REFERENCE_*_GITHUB_REPO__BRANCH when
+    #: BASE_BRANCH is unset (None: base_branch)
+    image_base_branch: str | None = None
+    text_base_branch: str | None = None
     categories: tuple[Category, ...] = SYNCED
     min_changes: int = 1
     max_removals: int = 10
@@ -195,6 +206,11 @@ class Config:
     def repo_of(self, category: Category) -> str:
         return self.text_repo if category is Category.text_generation else self.image_repo
 
+    def branch_of(self, repo: str) -> str:
+        """The base branch of the repository `owner/name` (the pull requests' target)."""
+        own = self.text_base_branch if repo == self.text_repo else self.image_base_branch
+        return own or self.base_branch
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
         env = resolve(environ)
@@ -221,9 +237,11 @@ class Config:
             app_id=env.get(PREFIX + "APP_ID") or None,
             app_installation_id=int(installation) if installation else None,
             app_private_key=_private_key(env),
-            image_repo=_repo(env, "IMAGE_REPO", "Haidra-Org/AI-Horde-image-model-reference"),
-            text_repo=_repo(env, "TEXT_REPO", "Haidra-Org/AI-Horde-text-model-reference"),
+            image_repo=_repo(env, "IMAGE_REPO", IMAGE_REPO),
+            text_repo=_repo(env, "TEXT_REPO", TEXT_REPO),
             base_branch=get_str(env, PREFIX + "BASE_BRANCH", "main"),
+            image_base_branch=env.get(PREFIX + "IMAGE_BASE_BRANCH"),
+            text_base_branch=env.get(PREFIX + "TEXT_BASE_BRANCH"),
             categories=_categories(env, PREFIX + "CATEGORIES"),
             # values below 1 are taken as 1, as upstream does; --force sets 0
             min_changes=0 if force else max(1, get_int(env, PREFIX + "MIN_CHANGES", 1)),

@@ -203,7 +203,7 @@ class Syncer:
         self, repo: Repo, categories: tuple[Category, ...], outcome: RepoOutcome
     ) -> None:
         config = self.config
-        branch = config.base_branch
+        branch = config.branch_of(repo.full_name)
         base = await self.github.ref_sha(repo, branch)
         base_tree = await self.github.commit_tree(repo, base)
         tree = await self.github.tree(repo, base_tree)
@@ -401,7 +401,7 @@ class Syncer:
         tree = await gh.create_tree(repo, base_tree, blobs)
         author = {"name": config.commit_author_name, "email": config.commit_author_email}
         commit = await gh.create_commit(repo, commit_message(outcome.changes), tree, base, author)
-        if await gh.ref_sha(repo, config.base_branch) != base:
+        if await gh.ref_sha(repo, config.branch_of(repo.full_name)) != base:
             raise BaseMoved()
         now = self._clock()
         branch = f"sync/{branch_scope(outcome.changes)}/{_utc(now, '%Y%m%d-%H%M%S')}"
@@ -436,7 +436,7 @@ class Syncer:
         for attempt in (1, 2):
             try:
                 return await self.github.create_pull(
-                    repo, title, body, branch, self.config.base_branch
+                    repo, title, body, branch, self.config.branch_of(repo.full_name)
                 )
             except GitHubError as exc:
                 exists = exc.status == 422 and "already exists" in exc.text.lower()
