@@ -120,7 +120,6 @@ class GitHubClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
         self._clock = clock
-        self.calls = 0
 
     # --- authentication ---------------------------------------------------------------------------
 
@@ -170,7 +169,6 @@ class GitHubClient:
         waits = 0
         while True:
             attempt += 1
-            self.calls += 1
             try:
                 # a stream, not bytes: db.json's blob is over aiohttp's 1 MB inline-body mark
                 payload = None if body is None else io.BytesIO(json.dumps(body).encode())

@@ -130,6 +130,11 @@ def _utc(now: float, fmt: str) -> str:
     return time.strftime(fmt, time.gmtime(now))
 
 
+def _branch_name(changes: list[Changes], now: float) -> str:
+    """`sync/{category}/{YYYYmmdd-HHMMSS}` (UTC), or `sync/multi-category/…` (spec 08 §5)."""
+    return f"sync/{branch_scope(changes)}/{_utc(now, '%Y%m%d-%H%M%S')}"
+
+
 def _sync_ref(pull: dict[str, Any], repo: Repo) -> str | None:
     head = pull.get("head") or {}
     ref = str(head.get("ref") or "")
@@ -319,9 +324,7 @@ class Syncer:
 
     def _write_offline(self, repo: Repo, changed: list[FilePlan], outcome: RepoOutcome) -> None:
         outcome.status = "offline-render"
-        outcome.branch = (
-            f"sync/{branch_scope(outcome.changes)}/{_utc(self._clock(), '%Y%m%d-%H%M%S')}"
-        )
+        outcome.branch = _branch_name(outcome.changes, self._clock())
         if self.config.output_dir is None:
             return
         root = self.config.output_dir / repo.name
@@ -404,7 +407,7 @@ class Syncer:
         if await gh.ref_sha(repo, config.branch_of(repo.full_name)) != base:
             raise BaseMoved()
         now = self._clock()
-        branch = f"sync/{branch_scope(outcome.changes)}/{_utc(now, '%Y%m%d-%H%M%S')}"
+        branch = _branch_name(outcome.changes, now)
         try:
             await gh.create_ref(repo, branch, commit)
         except GitHubError as exc:
