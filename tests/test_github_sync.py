@@ -443,6 +443,34 @@ async def test_the_token_reaches_no_log_status_file_or_metrics(
         assert secret not in text
 
 
+async def test_credentials_in_the_primary_url_stay_out_of_prs_and_logs(
+    primary: Primary,
+    gh: FakeGitHubApi,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A PRIMARY URL with user:password (basic auth in front of it): the PR body, which is
+    public, names the PRIMARY without them, and so do the logs and the error of a failed read."""
+    from services.github_sync.config import describe
+    from tests.github_sync_helpers import sync_config
+
+    caplog.set_level(logging.DEBUG)
+    url = primary.url.replace("http://", "http://sync:pw-s3cret@")
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Auth XL")))
+    report = await run_sync(primary, gh, clock, PRIMARY_API_URL=url)
+    assert report.ok, report.status_line()
+    [pull] = gh.repos[IMAGE].pulls
+    assert f"**Source:** {primary.url}" in pull["body"]
+    failed = await run_sync(primary, gh, clock, PRIMARY_API_URL=url + "/missing")
+    assert failed.exit_code == 1 and "404" in failed.status_line()
+    config = sync_config(primary, gh, PRIMARY_API_URL=url)
+    seen = [caplog.text, capsys.readouterr().out, failed.status_line(), describe(config)]
+    seen += [str(o.error) for o in failed.outcomes]
+    for text in seen:
+        assert "pw-s3cret" not in text
+
+
 async def test_removal_guard_refuses_then_force_passes(
     primary: Primary, gh: FakeGitHubApi, clock: Clock
 ) -> None:

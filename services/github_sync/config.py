@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from attrs import field, frozen
+from yarl import URL
 
 from horde_model_records import Category
 from shared.config import ConfigError, get_bool, get_float, get_int, get_json_list, get_str
@@ -81,12 +82,23 @@ def resolve(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def public_url(url: str) -> str:
+    """The URL without a user or password (it goes into logs and public PR bodies)."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return url
+    if parsed.user is None and parsed.password is None:
+        return url
+    return str(parsed.with_user(None))
+
+
 def _url(name: str, value: str) -> str:
     """An http(s) URL with a host, without its trailing slash."""
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        raise ConfigError(f"{name} must be an http(s) URL, got {public_url(value)!r}")
     return value
 
 
@@ -287,7 +299,7 @@ def describe(config: Config) -> str:
     )
     return json.dumps(
         {
-            "primary": config.primary_url,
+            "primary": public_url(config.primary_url),
             "api": config.api_url,
             "auth": auth,
             "categories": [c.value for c in config.categories],
