@@ -453,3 +453,32 @@ async def test_a_taken_metrics_port_ends_the_watch_with_exit_1(
         with caplog.at_level(logging.ERROR, "hmr.github_sync"):
             assert await arun(config, stop) == 1
     assert "METRICS_HOST/PORT" in caplog.text and str(port) in caplog.text
+
+
+def test_the_documented_settings_are_exactly_the_ones_read() -> None:
+    """docs/operators.md's settings table names every HMR_GITHUB_SYNC_ setting and no other."""
+    import re
+
+    from services.github_sync.config import SETTINGS
+
+    docs = (Path(__file__).parent.parent / "docs" / "operators.md").read_text()
+    section = docs.split("## GitHub sync", 1)[1].split("### Settings", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    documented = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([A-Z_]+)`", line.split("|")[1]))
+    assert documented == set(SETTINGS)
+
+
+def test_a_misspelt_setting_is_refused_with_a_hint() -> None:
+    """HMR_GITHUB_SYNC_PR_LABEL (for PR_LABELS) would be silently ignored: it is an error."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {
+        "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+        "HMR_GITHUB_SYNC_PR_LABEL": "x",
+    }
+    with pytest.raises(ConfigError, match=r"HMR_GITHUB_SYNC_PR_LABEL .*HMR_GITHUB_SYNC_PR_LABELS"):
+        Config.from_environ(env)

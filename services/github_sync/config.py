@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +55,17 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "COMMIT_AUTHOR_NAME": ("GIT_AUTHOR_NAME",),
     "COMMIT_AUTHOR_EMAIL": ("GIT_AUTHOR_EMAIL",),
 }
+#: every HMR_GITHUB_SYNC_<NAME> there is (docs/operators.md lists the same); another name under
+#: the prefix is a typo, refused rather than silently ignored
+SETTINGS = frozenset(
+    {
+        *FALLBACKS,
+        *("API_URL", "IMAGE_REPO", "TEXT_REPO", "BASE_BRANCH", "IMAGE_BASE_BRANCH"),
+        *("TEXT_BASE_BRANCH", "MAX_REMOVALS", "FORCE", "DELETE_SUPERSEDED_BRANCHES"),
+        *("FULL_RECONCILE_INTERVAL", "RETRY_BACKOFF", "MAX_RATE_LIMIT_WAIT", "STATUS_FILE"),
+        *("METRICS_PORT", "METRICS_HOST"),
+    }
+)
 DEFAULT_LABELS = ("automated", "sync", "ready-for-review")
 IMAGE_REPO = "Haidra-Org/AI-Horde-image-model-reference"
 TEXT_REPO = "Haidra-Org/AI-Horde-text-model-reference"
@@ -91,6 +103,15 @@ def public_url(url: str) -> str:
     if parsed.user is None and parsed.password is None:
         return url
     return str(parsed.with_user(None))
+
+
+def _check_names(environ: Mapping[str, str]) -> None:
+    for key in sorted(environ):
+        name = key.removeprefix(PREFIX)
+        if key.startswith(PREFIX) and name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f" (did you mean {PREFIX}{close[0]}?)" if close else ""
+            raise ConfigError(f"{key} is not a setting of the GitHub sync{hint}")
 
 
 def _url(name: str, value: str) -> str:
@@ -225,6 +246,7 @@ class Config:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
+        _check_names(environ)
         env = resolve(environ)
         primary = env.get(PREFIX + "PRIMARY_API_URL", "").strip()
         if not primary:
