@@ -165,6 +165,17 @@ async def test_two_image_categories_make_one_multi_category_pr(
     message = gh.repos[IMAGE].commits[gh.repos[IMAGE].refs[f"heads/{branch}"]]["message"]
     assert "Categories: esrgan, image_generation" in message and "Total changes: 2" in message
     assert esrgan not in json.loads(gh.repos[IMAGE].file(branch, "esrgan.json"))
+    repo = gh.repos[IMAGE]
+    assert repo.labels[pull["number"]] == LABELS and pull["base"] == "main"
+    head = repo.refs[f"heads/{branch}"]
+    assert repo.commits[head]["parents"] == [repo.refs["heads/main"]]
+    base_tree = repo.trees[repo.commits[repo.refs["heads/main"]]["tree"]]
+    head_tree = repo.trees[repo.commits[head]["tree"]]
+    assert {p for p in head_tree if head_tree[p] != base_tree.get(p)} == {"esrgan.json", SD}
+    before = entries(repo.file("main", "esrgan.json"))
+    assert entries(repo.file(branch, "esrgan.json")) == {
+        k: v for k, v in before.items() if k != esrgan
+    }
 
 
 async def test_rerun_opens_nothing_and_a_new_change_supersedes(
