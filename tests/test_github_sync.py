@@ -534,6 +534,22 @@ async def test_repositories_are_independent(
     ]
 
 
+async def test_a_malformed_github_answer_fails_only_its_repository(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 answer without the fields the sync needs (a proxy's page, an API change) fails that
+    repository with a message; the other still syncs; the run ends with exit 1, not a crash."""
+    gh.fail("GET", f"/repos/{IMAGE}/git/ref/heads/main", 200, message="Moved")
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Odd XL")))
+    report = await run_sync(primary, gh, clock)
+    image, text = report.outcomes
+    assert image.status == "failed" and "unexpected" in str(image.error)
+    assert text.status == "unchanged" and report.exit_code == 1
+    assert gh.repos[IMAGE].pulls == []
+    again = await run_sync(primary, gh, clock)
+    assert again.ok and again.outcomes[0].status == "pr-opened"
+
+
 async def test_crash_before_the_pr_leaves_no_duplicate(
     primary: Primary, gh: FakeGitHubApi, clock: Clock
 ) -> None:

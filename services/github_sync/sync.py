@@ -198,6 +198,11 @@ class Syncer:
                 outcome.status, outcome.error = "failed", str(exc)
             except (LayoutError, TextFormatError, UnicodeDecodeError) as exc:
                 outcome.status, outcome.error = "failed", f"unreadable file: {exc}"
+            except Exception as exc:  # a bug or an answer of a shape we did not expect:
+                # that repository fails, the other still syncs (spec 08 §10)
+                logger.exception("github-sync %s: unexpected error", repo)
+                outcome.status = "failed"
+                outcome.error = f"unexpected error: {type(exc).__name__}: {exc}"
             report.outcomes.append(outcome)
             log = logger.error if outcome.failed else logger.info
             log("github-sync %s", outcome.describe())
