@@ -354,6 +354,20 @@ async def test_status_file_reports_the_run(
     assert image["branch"].startswith("sync/image_generation/") and text["status"] == "unchanged"
 
 
+async def test_an_unwritable_status_file_does_not_end_the_run(
+    primary: Primary, gh: FakeGitHubApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STATUS_FILE under a regular file: the run still reports (and a watch goes on); the error
+    names the file."""
+    (tmp_path / "plain").write_text("")
+    path = tmp_path / "plain" / "status.json"
+    await primary.publish(primary.upsert(Category.image_generation, _model("Unwritten XL")))
+    with caplog.at_level(logging.ERROR, "hmr.github_sync"):
+        report = await run_sync(primary, gh, Clock(), STATUS_FILE=str(path))
+    assert report.ok and report.outcomes[0].status == "pr-opened"
+    assert "status file" in caplog.text and str(path) in caplog.text
+
+
 @pytest.mark.subprocess
 async def test_watch_process_ends_cleanly_on_sigterm(
     primary: Primary, gh: FakeGitHubApi, tmp_path: Path

@@ -74,7 +74,14 @@ class Runner:
         (logger.info if report.ok else logger.error)("%s", line)
         print(line, flush=True)
         if self.config.status_file is not None:
-            self.status.write(self.config.status_file)
+            try:
+                self.status.write(self.config.status_file)
+            except OSError as exc:  # the sync itself is done: say so, and go on
+                logger.error(
+                    "github-sync: status file %s not written: %s",
+                    self.config.status_file,
+                    exc.strerror or exc,
+                )
         return report
 
     async def watch(self, stop: asyncio.Event, sleep: Callable[[float], Awaitable[None]]) -> None:
@@ -105,9 +112,13 @@ class Runner:
             first = False
             ok = current is not None
             if due and not stop.is_set():
-                report = await self.once()
-                ok = ok and report.ok
-                if report.ok:
+                try:
+                    report: RunReport | None = await self.once()
+                except Exception:  # errors never end the watch (spec 08 §2)
+                    logger.exception("watch: the run failed unexpectedly")
+                    report = None
+                ok = ok and report is not None and report.ok
+                if report is not None and report.ok:
                     stored, last_ok = current, self._clock()
             failures = 0 if ok else failures + 1
             delay = min(MAX_BACKOFF, config.watch_interval * 2**failures)
