@@ -496,3 +496,33 @@ def test_a_misspelt_setting_is_refused_with_a_hint() -> None:
     }
     with pytest.raises(ConfigError, match=r"HMR_GITHUB_SYNC_PR_LABEL .*HMR_GITHUB_SYNC_PR_LABELS"):
         Config.from_environ(env)
+
+
+async def test_a_truncated_primary_answer_is_a_primary_error() -> None:
+    """The PRIMARY's connection drops mid-body (ClientPayloadError, not a connection error):
+    retried, then a PrimaryError naming the URL, which a run reports; never an escaping
+    aiohttp exception."""
+    from horde_model_records import Category
+    from services.github_sync.primary import PrimaryError, PrimaryReader
+
+    answered = 0
+
+    async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await reader.readuntil(b"\r\n\r\n")
+        answered += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(truncated, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            reader = PrimaryReader(session, f"http://127.0.0.1:{port}/api", backoff=0.001)
+            with pytest.raises(PrimaryError, match="/model_references/v1/esrgan"):
+                await reader.v1(Category.esrgan)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert answered == 3

@@ -181,7 +181,7 @@ class GitHubClient:
                         return data
                     wait = self._rate_limit_wait(resp, data)
                     failure = GitHubError(method, path, status, _message(data), data)
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no (whole) answer
                 failure = GitHubError(method, path, 0, type(exc).__name__)
                 status, wait = 0, None
             if wait is not None:

@@ -82,7 +82,7 @@ class PrimaryReader:
                         if not isinstance(body, dict):
                             raise PrimaryError(f"GET {url}: expected a JSON object")
                         return View(strip_nulls(body), resp.headers.get("X-Snapshot-Id"))
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no (whole) answer
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < ATTEMPTS:
                 delay = min(15.0, self._backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
