@@ -204,6 +204,25 @@ async def test_rerun_opens_nothing_and_a_new_change_supersedes(
     assert report.prs_opened == 1 and report.prs_closed == 1
 
 
+async def test_a_multi_category_pr_of_a_category_filtered_run_is_superseded(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """With CATEGORIES=esrgan,image_generation a newer multi-category PR closes the older one
+    (it holds the same categories' current state); they do not pile up."""
+    esrgan = list(primary.dataset.categories[Category.esrgan].records)
+    primary.dataset = primary.delete(Category.esrgan, esrgan[0])
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Pile XL")))
+    chosen = {"CATEGORIES": "esrgan,image_generation"}
+    first = (await run_sync(primary, gh, clock, **chosen)).outcomes[0]
+    primary.dataset = primary.delete(Category.esrgan, esrgan[1])
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Pile2 XL")))
+    second = (await run_sync(primary, gh, clock, **chosen)).outcomes[0]
+    assert str(first.branch).startswith("sync/multi-category/")
+    assert str(second.branch).startswith("sync/multi-category/")
+    assert second.status == "pr-opened" and second.closed == [first.pr_number]
+    assert [p["number"] for p in gh.repos[IMAGE].open_pulls()] == [second.pr_number]
+
+
 async def test_text_new_model_appends_one_crlf_row_and_three_entries(
     primary: Primary, gh: FakeGitHubApi, clock: Clock, legacy_dir: Path
 ) -> None:

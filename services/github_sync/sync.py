@@ -25,6 +25,7 @@ from .messages import (
     branch_scope,
     commit_message,
     pr_body,
+    pr_categories,
     pr_title,
 )
 from .primary import PrimaryError, PrimaryReader, View
@@ -469,14 +470,18 @@ class Syncer:
     def _superseded(
         self, pull: dict[str, Any], repo: Repo, categories: tuple[Category, ...]
     ) -> bool:
-        """A sync PR of this run's scope: one of its categories, or a multi-category PR when the
-        run covered every category of the repository (the new PR then holds them all)."""
+        """A sync PR of this run's scope: one of its categories, or a multi-category PR whose
+        categories (its body's list; unknown: all the repository's) this run covered, since the
+        new PR then holds their current state."""
         ref = _sync_ref(pull, repo) or ""
         scope = ref.split("/")[1] if ref.count("/") >= 2 else ""
+        covered = {c.value for c in categories}
         if scope == "multi-category":
-            group = {c for c in SYNCED if self.config.repo_of(c) == repo.full_name}
-            return group <= set(categories)
-        return scope in {c.value for c in categories}
+            held = pr_categories(pull.get("body")) or {
+                c.value for c in SYNCED if self.config.repo_of(c) == repo.full_name
+            }
+            return held <= covered
+        return scope in covered
 
     async def _close(
         self, repo: Repo, pull: dict[str, Any], new: dict[str, Any], outcome: RepoOutcome
