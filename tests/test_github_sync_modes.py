@@ -427,6 +427,8 @@ async def test_watch_process_ends_cleanly_on_sigterm(
         ("EXPORT_TEXT_METADATA_COLUMNS", "maybe"),
         ("APP_INSTALLATION_ID", "twelve"),
         ("IMAGE_REPO", "just-a-name"),
+        ("APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\\nbm90IGEga2V5\\n-----END RSA"),
+        ("APP_PRIVATE_KEY", "ssh-rsa AAAA"),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_naming_it(name: str, value: str) -> None:

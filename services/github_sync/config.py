@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jwt
 from attrs import field, frozen
 from yarl import URL
 
@@ -173,9 +174,14 @@ def _private_key(env: Mapping[str, str]) -> str | None:
             raise ConfigError(f"{PREFIX}APP_PRIVATE_KEY_PATH: {exc.strerror}: {path}") from None
     if not literal:
         return None
+    name = PREFIX + ("APP_PRIVATE_KEY_PATH" if path else "APP_PRIVATE_KEY")
     key = literal.replace("\\n", "\n").strip() + "\n"
     if not key.startswith("-----BEGIN"):
-        raise ConfigError("the GitHub App private key must be a PEM (-----BEGIN ...)")
+        raise ConfigError(f"{name}: the GitHub App private key must be a PEM (-----BEGIN ...)")
+    try:  # sign once now, so a broken key is named at start rather than failing each run
+        jwt.encode({"iss": "0"}, key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError):
+        raise ConfigError(f"{name}: not a usable RSA private key (PEM)") from None
     return key
 
 
