@@ -528,3 +528,37 @@ async def test_a_truncated_primary_answer_is_a_primary_error() -> None:
         server.close()
         await server.wait_closed()
     assert answered == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HORDE_GITHUB_SYNC_MIN_CHANGES_THRESHOLD", "few"),
+        ("HORDE_GITHUB_SYNC_WATCH_INTERVAL_SECONDS", "-5"),
+        ("GITHUB_APP_PRIVATE_KEY", "not a pem"),
+        ("HORDE_GITHUB_SYNC_PRIMARY_API_URL", "models.example"),
+    ],
+)
+def test_a_bad_upstream_setting_is_named_as_set(name: str, value: str) -> None:
+    """A bad value read through an upstream name: the error names that variable, the one the
+    operator set, not only our HMR_GITHUB_SYNC_ name for it."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {"HORDE_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api", name: value}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_environ(env)
+    assert str(caught.value).startswith(name + " (read as HMR_GITHUB_SYNC_")
+
+
+def test_our_repository_branch_wins_over_upstreams() -> None:
+    from services.github_sync.config import Config
+
+    config = Config.from_environ(
+        {
+            "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+            "HMR_GITHUB_SYNC_IMAGE_BASE_BRANCH": "ours",
+            "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH": "theirs",
+        }
+    )
+    assert config.branch_of(config.image_repo) == "ours"

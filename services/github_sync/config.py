@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -72,15 +73,21 @@ IMAGE_REPO = "Haidra-Org/AI-Horde-image-model-reference"
 TEXT_REPO = "Haidra-Org/AI-Horde-text-model-reference"
 
 
-def resolve(env: Mapping[str, str]) -> dict[str, str]:
-    """Every setting under its HMR_GITHUB_SYNC_ name: ours when set, else upstream's."""
+def resolve(env: Mapping[str, str], origins: dict[str, str] | None = None) -> dict[str, str]:
+    """Every setting under its HMR_GITHUB_SYNC_ name: ours when set, else upstream's (`origins`
+    collects which upstream name filled which of ours, for error messages)."""
+    origins = {} if origins is None else origins
     out = {k: v for k, v in env.items() if k.startswith(PREFIX) and v != ""}
+
+    def fill(name: str, value: str, source: str) -> None:
+        if name not in out:
+            out[name] = value
+            origins[name] = source
+
     for name, upstream in FALLBACKS.items():
-        if PREFIX + name in out:
-            continue
         for other in upstream:
             if env.get(other):
-                out[PREFIX + name] = env[other]
+                fill(PREFIX + name, env[other], other)
                 break
     for kind, default in (("IMAGE", IMAGE_REPO), ("TEXT", TEXT_REPO)):
         # upstream's repository settings: each part defaults on its own (a fork sets OWNER only)
@@ -89,10 +96,17 @@ def resolve(env: Mapping[str, str]) -> dict[str, str]:
         if env.get(nested + "OWNER") or env.get(nested + "NAME"):
             owner = env.get(nested + "OWNER") or owner
             name = env.get(nested + "NAME") or name
-            out.setdefault(f"{PREFIX}{kind}_REPO", f"{owner}/{name}")
+            fill(f"{PREFIX}{kind}_REPO", f"{owner}/{name}", f"{nested}OWNER/__NAME")
         if env.get(nested + "BRANCH") and PREFIX + "BASE_BRANCH" not in out:
-            out[f"{PREFIX}{kind}_BASE_BRANCH"] = env[nested + "BRANCH"]
+            fill(f"{PREFIX}{kind}_BASE_BRANCH", env[nested + "BRANCH"], nested + "BRANCH")
     return out
+
+
+def _blame(message: str, origins: Mapping[str, str]) -> str:
+    """A message about one of our names, naming the upstream variable that was really set."""
+    for ours, theirs in origins.items():
+        message = re.sub(rf"\b{re.escape(ours)}\b", f"{theirs} (read as {ours})", message)
+    return message
 
 
 def public_url(url: str) -> str:
@@ -252,8 +266,18 @@ class Config:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
+        """The config of HMR_GITHUB_SYNC_* and upstream's names; ConfigError names the
+        variable of a value that cannot work, as the operator set it."""
         _check_names(environ)
-        env = resolve(environ)
+        origins: dict[str, str] = {}
+        env = resolve(environ, origins)
+        try:
+            return cls._read(env)
+        except ConfigError as exc:
+            raise ConfigError(_blame(str(exc), origins)) from None
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> Config:
         primary = env.get(PREFIX + "PRIMARY_API_URL", "").strip()
         if not primary:
             raise ConfigError(
