@@ -121,6 +121,23 @@ async def test_add_modify_remove_opens_one_pr_with_untouched_models_kept(
     assert gh.repos[TEXT].pulls == [] and _branches(gh, TEXT) == []
 
 
+async def test_a_repository_base_branch_of_its_own_is_the_pr_target(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """IMAGE_BASE_BRANCH (upstream: HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH): the image
+    repository is read at that branch and its PR targets it; the text repository keeps main."""
+    repo = gh.repos[IMAGE]
+    repo.refs["heads/develop"] = repo.refs["heads/main"]
+    develop = repo.commit_files("develop", {"README.md": b"develop\n"})
+    await _change_sd(primary)
+    report = await run_sync(primary, gh, clock, IMAGE_BASE_BRANCH="develop")
+    assert report.ok, report.status_line()
+    [pull] = repo.pulls
+    assert pull["base"] == "develop"
+    assert repo.commits[repo.refs[f"heads/{pull['head']}"]]["parents"] == [develop]
+    assert report.outcomes[1].status == "unchanged"
+
+
 async def test_noop_sync_opens_nothing(primary: Primary, gh: FakeGitHubApi, clock: Clock) -> None:
     """The PRIMARY seeded from the repositories: every category is unchanged, no write call."""
     report = await run_sync(primary, gh, clock)
@@ -148,6 +165,17 @@ async def test_two_image_categories_make_one_multi_category_pr(
     message = gh.repos[IMAGE].commits[gh.repos[IMAGE].refs[f"heads/{branch}"]]["message"]
     assert "Categories: esrgan, image_generation" in message and "Total changes: 2" in message
     assert esrgan not in json.loads(gh.repos[IMAGE].file(branch, "esrgan.json"))
+    repo = gh.repos[IMAGE]
+    assert repo.labels[pull["number"]] == LABELS and pull["base"] == "main"
+    head = repo.refs[f"heads/{branch}"]
+    assert repo.commits[head]["parents"] == [repo.refs["heads/main"]]
+    base_tree = repo.trees[repo.commits[repo.refs["heads/main"]]["tree"]]
+    head_tree = repo.trees[repo.commits[head]["tree"]]
+    assert {p for p in head_tree if head_tree[p] != base_tree.get(p)} == {"esrgan.json", SD}
+    before = entries(repo.file("main", "esrgan.json"))
+    assert entries(repo.file(branch, "esrgan.json")) == {
+        k: v for k, v in before.items() if k != esrgan
+    }
 
 
 async def test_rerun_opens_nothing_and_a_new_change_supersedes(
@@ -174,6 +202,25 @@ async def test_rerun_opens_nothing_and_a_new_change_supersedes(
     new = json.loads(repo.file(str(third.branch), SD))
     assert "First XL" in new and "Second XL" in new
     assert report.prs_opened == 1 and report.prs_closed == 1
+
+
+async def test_a_multi_category_pr_of_a_category_filtered_run_is_superseded(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """With CATEGORIES=esrgan,image_generation a newer multi-category PR closes the older one
+    (it holds the same categories' current state); they do not pile up."""
+    esrgan = list(primary.dataset.categories[Category.esrgan].records)
+    primary.dataset = primary.delete(Category.esrgan, esrgan[0])
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Pile XL")))
+    chosen = {"CATEGORIES": "esrgan,image_generation"}
+    first = (await run_sync(primary, gh, clock, **chosen)).outcomes[0]
+    primary.dataset = primary.delete(Category.esrgan, esrgan[1])
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Pile2 XL")))
+    second = (await run_sync(primary, gh, clock, **chosen)).outcomes[0]
+    assert str(first.branch).startswith("sync/multi-category/")
+    assert str(second.branch).startswith("sync/multi-category/")
+    assert second.status == "pr-opened" and second.closed == [first.pr_number]
+    assert [p["number"] for p in gh.repos[IMAGE].open_pulls()] == [second.pr_number]
 
 
 async def test_text_new_model_appends_one_crlf_row_and_three_entries(
@@ -253,6 +300,21 @@ async def test_text_guard_ignores_nsfw_and_version(
     )
     report = await run_sync(primary, gh, clock)
     assert report.ok and report.outcomes[1].status == "unchanged"
+
+
+async def test_text_guard_ignores_metadata_columns_unless_exported(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock
+) -> None:
+    """A v1 view carrying context_window (upstream's PRIMARY does) that the repository cannot
+    hold is no mismatch while EXPORT_TEXT_METADATA_COLUMNS is off; on, it must match v2."""
+    key = next(iter(primary.dataset.categories[Category.text_generation].legacy or {}))
+    window = {"max": 4096}
+    await primary.publish(primary.tamper_v1(Category.text_generation, key, context_window=window))
+    report = await run_sync(primary, gh, clock)
+    assert report.ok and report.outcomes[1].status == "unchanged"
+    report = await run_sync(primary, gh, clock, EXPORT_TEXT_METADATA_COLUMNS="true")
+    text = report.outcomes[1]
+    assert text.status == "failed" and key in str(text.error) and gh.repos[TEXT].pulls == []
 
 
 async def test_primary_rate_limit_on_pull_creation_waits_then_succeeds(
@@ -365,6 +427,80 @@ async def test_bad_token_fails_without_logging_it(
     assert "secret-wrong-token-123" not in report.status_line()
 
 
+async def test_the_token_reaches_no_log_status_file_or_metrics(
+    primary: Primary,
+    gh: FakeGitHubApi,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A run that opens a PR and one whose PR creation fails: the token is in no log line (at
+    DEBUG, aiohttp's included), printed line, status file, /readyz or /metrics answer, nor in
+    the config's repr or first log line."""
+    import aiohttp
+
+    from services.github_sync.config import describe
+    from services.github_sync.metrics import serve_metrics
+    from services.github_sync.status import SyncStatus
+    from tests.github_sync_helpers import sync_config
+
+    caplog.set_level(logging.DEBUG)
+    secret = gh.token = "ghp_s3cret-token-that-must-not-leak"
+    status_file = tmp_path / "status.json"
+    status = SyncStatus()
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Leak XL")))
+    status.record(await run_sync(primary, gh, clock, STATUS_FILE=str(status_file)))
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Leak2 XL")))
+    gh.fail("POST", "/pulls", 422, times=2)
+    report = await run_sync(primary, gh, clock, STATUS_FILE=str(status_file))
+    status.record(report)
+    assert report.exit_code == 1 and gh.calls("POST", "/pulls") >= 2
+    runner = await serve_metrics(status, "127.0.0.1", 0)
+    try:
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession() as session:
+            answers = [
+                await (await session.get(f"http://{host}:{port}{path}")).text()
+                for path in ("/metrics", "/readyz")
+            ]
+    finally:
+        await runner.cleanup()
+    config = sync_config(primary, gh)
+    seen = [caplog.text, capsys.readouterr().out, status_file.read_text(), *answers]
+    seen += [repr(config), describe(config), status.line(), report.status_line()]
+    for text in seen:
+        assert secret not in text
+
+
+async def test_credentials_in_the_primary_url_stay_out_of_prs_and_logs(
+    primary: Primary,
+    gh: FakeGitHubApi,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A PRIMARY URL with user:password (basic auth in front of it): the PR body, which is
+    public, names the PRIMARY without them, and so do the logs and the error of a failed read."""
+    from services.github_sync.config import describe
+    from tests.github_sync_helpers import sync_config
+
+    caplog.set_level(logging.DEBUG)
+    url = primary.url.replace("http://", "http://sync:pw-s3cret@")
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Auth XL")))
+    report = await run_sync(primary, gh, clock, PRIMARY_API_URL=url)
+    assert report.ok, report.status_line()
+    [pull] = gh.repos[IMAGE].pulls
+    assert f"**Source:** {primary.url}" in pull["body"]
+    failed = await run_sync(primary, gh, clock, PRIMARY_API_URL=url + "/missing")
+    assert failed.exit_code == 1 and "404" in failed.status_line()
+    config = sync_config(primary, gh, PRIMARY_API_URL=url)
+    seen = [caplog.text, capsys.readouterr().out, failed.status_line(), describe(config)]
+    seen += [str(o.error) for o in failed.outcomes]
+    for text in seen:
+        assert "pw-s3cret" not in text
+
+
 async def test_removal_guard_refuses_then_force_passes(
     primary: Primary, gh: FakeGitHubApi, clock: Clock
 ) -> None:
@@ -415,6 +551,22 @@ async def test_repositories_are_independent(
             b"Aeala/Enterredaas-33b,33,,https://huggingface.co/Aeala/Enterredaas-33b,,Now described,,,,",
         )
     ]
+
+
+async def test_a_malformed_github_answer_fails_only_its_repository(
+    primary: Primary, gh: FakeGitHubApi, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 answer without the fields the sync needs (a proxy's page, an API change) fails that
+    repository with a message; the other still syncs; the run ends with exit 1, not a crash."""
+    gh.fail("GET", f"/repos/{IMAGE}/git/ref/heads/main", 200, message="Moved")
+    await primary.publish(primary.upsert(Category.image_generation, _image_model("Odd XL")))
+    report = await run_sync(primary, gh, clock)
+    image, text = report.outcomes
+    assert image.status == "failed" and "unexpected" in str(image.error)
+    assert text.status == "unchanged" and report.exit_code == 1
+    assert gh.repos[IMAGE].pulls == []
+    again = await run_sync(primary, gh, clock)
+    assert again.ok and again.outcomes[0].status == "pr-opened"
 
 
 async def test_crash_before_the_pr_leaves_no_duplicate(

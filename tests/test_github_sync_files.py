@@ -3,6 +3,7 @@ one-model change is a one-model diff."""
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 
 from horde_model_records import convert_models_csv, unstructure_record
 from services.github_sync.legacy_json import parse_layout, render_json
-from services.github_sync.legacy_text import convert_rows, render_text_files, rows_of
+from services.github_sync.legacy_text import (
+    COLUMNS,
+    METADATA_COLUMNS,
+    TextFormatError,
+    convert_rows,
+    render_text_files,
+    rows_of,
+)
 
 JSON_FILES = [
     "blip",
@@ -128,3 +136,64 @@ def test_text_removed_model_drops_its_rows_only(legacy_dir: Path) -> None:
     changed = _changed_lines(csv_text, merged)
     assert len(changed) == 1 and changed[0].startswith("-Aeala/Enterredaas-33b,")
     assert len(db) == 2157 - 3
+
+
+CONTEXT = {"max": 32768}
+MODES = {"instruction": {"claim": "supported"}}
+
+
+def _with_metadata(legacy_dir: Path) -> tuple[str, dict[str, dict[str, Any]], str]:
+    csv_text = (legacy_dir / "text" / "models.csv").read_bytes().decode()
+    records = _text_records(legacy_dir)
+    name = "Aeala/Enterredaas-33b"
+    records[name] = {**records[name], "context_window": CONTEXT, "interaction_modes": MODES}
+    return csv_text, records, name
+
+
+def test_text_metadata_columns_are_withheld_by_default(legacy_dir: Path) -> None:
+    """EXPORT_TEXT_METADATA_COLUMNS off: a record's context_window etc. change neither file."""
+    csv_text, records, _ = _with_metadata(legacy_dir)
+    merged, db_json, _ = render_text_files(csv_text, records)
+    assert merged == csv_text
+    assert db_json.encode() == (legacy_dir / "text" / "db.json").read_bytes()
+
+
+def test_text_metadata_columns_are_exported_when_enabled(legacy_dir: Path) -> None:
+    """EXPORT_TEXT_METADATA_COLUMNS on: the header gains the three columns, the one model with
+    metadata is rendered again with its JSON cells, every other row keeps its bytes, and its
+    three db.json entries carry the objects after settings."""
+    csv_text, records, name = _with_metadata(legacy_dir)
+    merged, _, db = render_text_files(csv_text, records, metadata=True)
+    before, after = csv_text.splitlines(True), merged.splitlines(True)
+    assert (
+        after[0] == before[0].rstrip("\r\n") + ",context_window,interaction_modes,capabilities\r\n"
+    )
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    row = next(i for i, line in enumerate(before) if line.startswith(name + ","))
+    assert changed == [0, row]
+    cells = next(csv.reader([after[row]]))
+    assert cells[-3:] == [json.dumps(CONTEXT), json.dumps(MODES), ""]
+    assert after[row].endswith("\r\n")
+    reference = json.loads((legacy_dir / "text" / "db.json").read_bytes())
+    assert list(db) == list(reference)
+    for key, entry in db.items():
+        if entry["model_name"] == name.split("/")[1]:
+            assert entry == {
+                **reference[key],
+                "context_window": CONTEXT,
+                "interaction_modes": MODES,
+            }
+            assert list(entry)[-2:] == ["context_window", "interaction_modes"]
+        else:
+            assert entry == reference[key]
+    # the written CSV converts to the same entries, and a second run changes nothing
+    assert convert_rows(rows_of(merged), metadata=True) == db
+    again, _, _ = render_text_files(merged, records, metadata=True)
+    assert again == merged
+
+
+def test_text_metadata_cell_that_is_not_an_object_is_refused() -> None:
+    header = ",".join(COLUMNS + METADATA_COLUMNS)
+    csv_text = header + '\r\nOrg/M,7,,,,,,,,,"[1]",,\r\n'
+    with pytest.raises(TextFormatError, match="context_window"):
+        convert_rows(rows_of(csv_text), metadata=True)

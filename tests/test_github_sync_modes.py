@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -276,6 +277,35 @@ def test_upstream_setting_names_are_fallbacks() -> None:
     assert config.pr_team_reviewers == ("maintainers",)
     assert config.min_changes == 1 and config.pr_labels == ("a", "b")
     assert config.text_repo == "me/text-fork"
+    assert not config.export_text_metadata_columns
+    exported = Config.from_environ(
+        {
+            "HORDE_GITHUB_SYNC_PRIMARY_API_URL": "https://models.example/api",
+            "HORDE_GITHUB_SYNC_EXPORT_TEXT_METADATA_COLUMNS": "true",
+        }
+    )
+    assert exported.export_text_metadata_columns
+
+
+def test_upstream_repository_settings_default_each_part() -> None:
+    """Upstream's HORDE_MODEL_REFERENCE_*_GITHUB_REPO__{OWNER,NAME,BRANCH} each default on their
+    own: a fork that sets only OWNER syncs to its fork, not to Haidra-Org; BRANCH sets that
+    repository's base branch unless HMR_GITHUB_SYNC_BASE_BRANCH is set."""
+    from services.github_sync.config import Config
+
+    env = {
+        "HMR_GITHUB_SYNC_PRIMARY_API_URL": "https://models.example/api",
+        "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__OWNER": "fork",
+        "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH": "develop",
+        "HORDE_MODEL_REFERENCE_TEXT_GITHUB_REPO__NAME": "text-copy",
+    }
+    config = Config.from_environ(env)
+    assert config.image_repo == "fork/AI-Horde-image-model-reference"
+    assert config.text_repo == "Haidra-Org/text-copy"
+    assert config.branch_of(config.image_repo) == "develop"
+    assert config.branch_of(config.text_repo) == "main"
+    ours = Config.from_environ({**env, "HMR_GITHUB_SYNC_BASE_BRANCH": "stable"})
+    assert ours.branch_of(ours.image_repo) == ours.branch_of(ours.text_repo) == "stable"
 
 
 async def test_app_token_is_renewed_when_it_runs_out(gh: FakeGitHubApi) -> None:
@@ -324,6 +354,20 @@ async def test_status_file_reports_the_run(
     assert image["branch"].startswith("sync/image_generation/") and text["status"] == "unchanged"
 
 
+async def test_an_unwritable_status_file_does_not_end_the_run(
+    primary: Primary, gh: FakeGitHubApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STATUS_FILE under a regular file: the run still reports (and a watch goes on); the error
+    names the file."""
+    (tmp_path / "plain").write_text("")
+    path = tmp_path / "plain" / "status.json"
+    await primary.publish(primary.upsert(Category.image_generation, _model("Unwritten XL")))
+    with caplog.at_level(logging.ERROR, "hmr.github_sync"):
+        report = await run_sync(primary, gh, Clock(), STATUS_FILE=str(path))
+    assert report.ok and report.outcomes[0].status == "pr-opened"
+    assert "status file" in caplog.text and str(path) in caplog.text
+
+
 @pytest.mark.subprocess
 async def test_watch_process_ends_cleanly_on_sigterm(
     primary: Primary, gh: FakeGitHubApi, tmp_path: Path
@@ -369,3 +413,152 @@ async def test_watch_process_ends_cleanly_on_sigterm(
             proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PRIMARY_API_URL", "models.example/api"),
+        ("PRIMARY_API_URL", "ftp://models.example/api"),
+        ("API_URL", "ftp:/x"),
+        ("API_URL", "https://"),
+        ("METRICS_PORT", "99999"),
+        ("MAX_REMOVALS", "-1"),
+        ("EXPORT_TEXT_METADATA_COLUMNS", "maybe"),
+        ("APP_INSTALLATION_ID", "twelve"),
+        ("IMAGE_REPO", "just-a-name"),
+        ("APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\\nbm90IGEga2V5\\n-----END RSA"),
+        ("APP_PRIVATE_KEY", "ssh-rsa AAAA"),
+    ],
+)
+def test_a_bad_setting_is_a_clear_error_naming_it(name: str, value: str) -> None:
+    """A value that cannot work is refused when the config is read, naming the variable (the
+    command prints it and exits 1), never a traceback or a run that fails far from the cause."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {"HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api"}
+    with pytest.raises(ConfigError, match=f"HMR_GITHUB_SYNC_{name}"):
+        Config.from_environ({**env, f"HMR_GITHUB_SYNC_{name}": value})
+
+
+async def test_a_taken_metrics_port_ends_the_watch_with_exit_1(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--watch with METRICS_PORT already in use: an error naming the setting and exit 1, not a
+    traceback."""
+    import socket
+
+    from services.github_sync.config import Config
+    from services.github_sync.runner import arun
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = Config.from_environ(
+            {
+                "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+                "HMR_GITHUB_SYNC_WATCH": "true",
+                "HMR_GITHUB_SYNC_DRY_RUN": "true",
+                "HMR_GITHUB_SYNC_METRICS_PORT": str(port),
+            }
+        )
+        stop = asyncio.Event()
+        stop.set()  # were the port served, the watch would end at once
+        with caplog.at_level(logging.ERROR, "hmr.github_sync"):
+            assert await arun(config, stop) == 1
+    assert "METRICS_HOST/PORT" in caplog.text and str(port) in caplog.text
+
+
+def test_the_documented_settings_are_exactly_the_ones_read() -> None:
+    """docs/operators.md's settings table names every HMR_GITHUB_SYNC_ setting and no other."""
+    import re
+
+    from services.github_sync.config import SETTINGS
+
+    docs = (Path(__file__).parent.parent / "docs" / "operators.md").read_text()
+    section = docs.split("## GitHub sync", 1)[1].split("### Settings", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    documented = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([A-Z_]+)`", line.split("|")[1]))
+    assert documented == set(SETTINGS)
+
+
+def test_a_misspelt_setting_is_refused_with_a_hint() -> None:
+    """HMR_GITHUB_SYNC_PR_LABEL (for PR_LABELS) would be silently ignored: it is an error."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {
+        "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+        "HMR_GITHUB_SYNC_PR_LABEL": "x",
+    }
+    with pytest.raises(ConfigError, match=r"HMR_GITHUB_SYNC_PR_LABEL .*HMR_GITHUB_SYNC_PR_LABELS"):
+        Config.from_environ(env)
+
+
+async def test_a_truncated_primary_answer_is_a_primary_error() -> None:
+    """The PRIMARY's connection drops mid-body (ClientPayloadError, not a connection error):
+    retried, then a PrimaryError naming the URL, which a run reports; never an escaping
+    aiohttp exception."""
+    from horde_model_records import Category
+    from services.github_sync.primary import PrimaryError, PrimaryReader
+
+    answered = 0
+
+    async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await reader.readuntil(b"\r\n\r\n")
+        answered += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(truncated, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            reader = PrimaryReader(session, f"http://127.0.0.1:{port}/api", backoff=0.001)
+            with pytest.raises(PrimaryError, match="/model_references/v1/esrgan"):
+                await reader.v1(Category.esrgan)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert answered == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HORDE_GITHUB_SYNC_MIN_CHANGES_THRESHOLD", "few"),
+        ("HORDE_GITHUB_SYNC_WATCH_INTERVAL_SECONDS", "-5"),
+        ("GITHUB_APP_PRIVATE_KEY", "not a pem"),
+        ("HORDE_GITHUB_SYNC_PRIMARY_API_URL", "models.example"),
+    ],
+)
+def test_a_bad_upstream_setting_is_named_as_set(name: str, value: str) -> None:
+    """A bad value read through an upstream name: the error names that variable, the one the
+    operator set, not only our HMR_GITHUB_SYNC_ name for it."""
+    from services.github_sync.config import Config
+    from shared.config import ConfigError
+
+    env = {"HORDE_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api", name: value}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_environ(env)
+    assert str(caught.value).startswith(name + " (read as HMR_GITHUB_SYNC_")
+
+
+def test_our_repository_branch_wins_over_upstreams() -> None:
+    from services.github_sync.config import Config
+
+    config = Config.from_environ(
+        {
+            "HMR_GITHUB_SYNC_PRIMARY_API_URL": "http://127.0.0.1:9/api",
+            "HMR_GITHUB_SYNC_IMAGE_BASE_BRANCH": "ours",
+            "HORDE_MODEL_REFERENCE_IMAGE_GITHUB_REPO__BRANCH": "theirs",
+        }
+    )
+    assert config.branch_of(config.image_repo) == "ours"

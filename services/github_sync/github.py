@@ -120,7 +120,6 @@ class GitHubClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sleep = sleep
         self._clock = clock
-        self.calls = 0
 
     # --- authentication ---------------------------------------------------------------------------
 
@@ -170,7 +169,6 @@ class GitHubClient:
         waits = 0
         while True:
             attempt += 1
-            self.calls += 1
             try:
                 # a stream, not bytes: db.json's blob is over aiohttp's 1 MB inline-body mark
                 payload = None if body is None else io.BytesIO(json.dumps(body).encode())
@@ -183,7 +181,7 @@ class GitHubClient:
                         return data
                     wait = self._rate_limit_wait(resp, data)
                     failure = GitHubError(method, path, status, _message(data), data)
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no (whole) answer
                 failure = GitHubError(method, path, 0, type(exc).__name__)
                 status, wait = 0, None
             if wait is not None:

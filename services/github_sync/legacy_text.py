@@ -31,6 +31,9 @@ COLUMNS = (
     "instruct_format",
     "settings",
 )
+#: the durable text metadata columns EXPORT_TEXT_METADATA_COLUMNS adds after COLUMNS, each a JSON
+#: object; the repository's converter does not know them, so they are off by default (spec 08 §6.2)
+METADATA_COLUMNS = ("context_window", "interaction_modes", "capabilities")
 #: the only column whose old cell survives an empty PRIMARY value (as upstream's merge does)
 KEEP_WHEN_EMPTY = frozenset({"instruct_format"})
 DEFAULT_STYLE = "generalist"
@@ -47,9 +50,22 @@ def _tags(cell: str) -> list[str]:
     return [t.strip() for t in cell.split(",") if t.strip()]
 
 
-def convert_row(cells: Mapping[str, str]) -> list[Json]:
+def _metadata_cell(name: str, column: str, cell: str) -> Json | None:
+    if not cell.strip():
+        return None
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError:
+        raise TextFormatError(f"{name}: {column} is not JSON") from None
+    if not isinstance(value, dict):
+        raise TextFormatError(f"{name}: {column} is not a JSON object")
+    return value or None
+
+
+def convert_row(cells: Mapping[str, str], *, metadata: bool = False) -> list[Json]:
     """The db.json entries of one models.csv row (base, aphrodite/, koboldcpp/), or [] for a row
-    the converter skips; TextFormatError for one it refuses."""
+    the converter skips; TextFormatError for one it refuses. `metadata`: also carry the
+    METADATA_COLUMNS (after settings), else they are ignored as the converter does."""
     name = (cells.get("name") or "").strip()
     if not name or "://" in name:
         return []
@@ -86,14 +102,18 @@ def convert_row(cells: Mapping[str, str]) -> list[Json]:
         entry["instruct_format"] = cells["instruct_format"]
     if settings:
         entry["settings"] = settings
+    for column in METADATA_COLUMNS if metadata else ():
+        value = _metadata_cell(name, column, cells.get(column) or "")
+        if value is not None:
+            entry[column] = value
     return [{**entry, "name": variant} for variant in variant_names(name)]
 
 
-def convert_rows(rows: Sequence[Mapping[str, str]]) -> dict[str, Json]:
+def convert_rows(rows: Sequence[Mapping[str, str]], *, metadata: bool = False) -> dict[str, Json]:
     """db.json's content: a repeated name keeps its first place and takes its last row's values."""
     db: dict[str, Json] = {}
     for cells in rows:
-        for entry in convert_row(cells):
+        for entry in convert_row(cells, metadata=metadata):
             db[entry["name"]] = entry
     return db
 
@@ -169,8 +189,9 @@ def _number(bn: float) -> str:
     return str(int(bn)) if bn.is_integer() else repr(bn)
 
 
-def record_cells(record: Mapping[str, Any]) -> dict[str, str] | None:
-    """A v2 text record as a models.csv row (None for a name the CSV cannot hold)."""
+def record_cells(record: Mapping[str, Any], *, metadata: bool = False) -> dict[str, str] | None:
+    """A v2 text record as a models.csv row (None for a name the CSV cannot hold); `metadata`
+    adds the METADATA_COLUMNS, each a JSON object or empty."""
     name = str(record.get("name") or "")
     if not name or has_backend_prefix(name) or "://" in name:
         return None
@@ -189,7 +210,7 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, str] | None:
     if display_name == auto_display_name(model_name_of(name)):
         display_name = ""
     settings = record.get("settings")
-    return {
+    cells = {
         "name": name,
         "parameters_bn": "" if bn is None else _number(bn),
         "display_name": display_name,
@@ -201,12 +222,18 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, str] | None:
         "instruct_format": str(record.get("instruct_format") or ""),
         "settings": json.dumps(settings) if settings else "",
     }
+    for column in METADATA_COLUMNS if metadata else ():
+        value = record.get(column)
+        cells[column] = json.dumps(value) if isinstance(value, dict) and value else ""
+    return cells
 
 
-def project(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Json]:
+def project(records: Mapping[str, Mapping[str, Any]], *, metadata: bool = False) -> dict[str, Json]:
     """The db.json the PRIMARY's v2 records make (the guard compares it with the v1 view)."""
-    rows = [cells for r in records.values() if (cells := record_cells(r)) is not None]
-    return convert_rows(rows)
+    rows = [
+        cells for r in records.values() if (cells := record_cells(r, metadata=metadata)) is not None
+    ]
+    return convert_rows(rows, metadata=metadata)
 
 
 def _render_row(header: tuple[str, ...], cells: Mapping[str, str], terminator: str) -> str:
@@ -216,20 +243,41 @@ def _render_row(header: tuple[str, ...], cells: Mapping[str, str], terminator: s
     return out.getvalue()
 
 
-def _same(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+def _same(a: Mapping[str, str], b: Mapping[str, str], metadata: bool) -> bool:
     try:
-        return canonical(convert_row(a)) == canonical(convert_row(b))
+        return canonical(convert_row(a, metadata=metadata)) == canonical(
+            convert_row(b, metadata=metadata)
+        )
     except TextFormatError:
         return False
 
 
-def merge_csv(layout: CsvLayout, records: Mapping[str, Mapping[str, Any]]) -> str:
+def _with_metadata_header(layout: CsvLayout) -> tuple[tuple[str, ...], str]:
+    """The header and its text once the METADATA_COLUMNS it lacks are appended."""
+    missing = tuple(c for c in METADATA_COLUMNS if c not in layout.header)
+    if not missing:
+        return layout.header, layout.header_raw
+    body = layout.header_raw.rstrip("\r\n")
+    ending = layout.header_raw[len(body) :] or layout.terminator
+    return layout.header + missing, body + "," + ",".join(missing) + ending
+
+
+def merge_csv(
+    layout: CsvLayout, records: Mapping[str, Mapping[str, Any]], *, metadata: bool = False
+) -> str:
     """models.csv holding the PRIMARY's records: rows whose converted entries do not change keep
-    their bytes, changed rows are rendered again, absent models are dropped, new ones appended."""
-    wanted = {c["name"]: c for r in records.values() if (c := record_cells(r)) is not None}
+    their bytes, changed rows are rendered again, absent models are dropped, new ones appended.
+    `metadata`: the METADATA_COLUMNS are written too (appended to a header that lacks them)."""
+    wanted = {
+        c["name"]: c
+        for r in records.values()
+        if (c := record_cells(r, metadata=metadata)) is not None
+    }
     last_row = {row.name: i for i, row in enumerate(layout.rows) if row.name}
-    header = layout.header
-    parts = [layout.header_raw]
+    header, header_raw = (
+        _with_metadata_header(layout) if metadata else (layout.header, layout.header_raw)
+    )
+    parts = [header_raw]
     for i, row in enumerate(layout.rows):
         name = row.name
         if not name or "://" in name:
@@ -244,7 +292,7 @@ def merge_csv(layout: CsvLayout, records: Mapping[str, Mapping[str, Any]]) -> st
         for column, value in wanted[name].items():
             if value or column not in KEEP_WHEN_EMPTY:
                 merged[column] = value
-        if _same(merged, row.cells):
+        if _same(merged, row.cells, metadata):
             parts.append(row.raw)
         else:
             ending = layout.terminator if row.raw.endswith("\n") else ""
@@ -265,9 +313,10 @@ def rows_of(text: str) -> list[dict[str, str]]:
 
 
 def render_text_files(
-    models_csv: str, records: Mapping[str, Mapping[str, Any]]
+    models_csv: str, records: Mapping[str, Mapping[str, Any]], *, metadata: bool = False
 ) -> tuple[str, str, dict[str, Json]]:
-    """(models.csv, db.json, db.json's entries) for the PRIMARY's v2 text records."""
-    merged = merge_csv(parse_csv(models_csv), records)
-    db = convert_rows(rows_of(merged))
+    """(models.csv, db.json, db.json's entries) for the PRIMARY's v2 text records; `metadata`:
+    with the METADATA_COLUMNS (EXPORT_TEXT_METADATA_COLUMNS)."""
+    merged = merge_csv(parse_csv(models_csv), records, metadata=metadata)
+    db = convert_rows(rows_of(merged), metadata=metadata)
     return merged, render_db_json(db), db

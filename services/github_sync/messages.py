@@ -85,6 +85,17 @@ def _bullets(names: tuple[str, ...], limit: int) -> list[str]:
     return lines
 
 
+CATEGORIES_LINE = "**Categories:** "
+
+
+def pr_categories(body: str | None) -> set[str] | None:
+    """The categories a multi-category PR body of ours names (None: not one of ours)."""
+    for line in (body or "").splitlines():
+        if line.startswith(CATEGORIES_LINE):
+            return {c.strip() for c in line[len(CATEGORIES_LINE) :].split(",") if c.strip()}
+    return None
+
+
 def pr_body(changes: list[Changes], source: str) -> str:
     multi = len(changes) > 1
     lines = ["## Model reference sync", ""]
@@ -93,7 +104,7 @@ def pr_body(changes: list[Changes], source: str) -> str:
         "model reference PRIMARY."
     )
     if multi:
-        lines += ["", f"**Categories:** {', '.join(sorted(c.category for c in changes))}"]
+        lines += ["", f"{CATEGORIES_LINE}{', '.join(sorted(c.category for c in changes))}"]
     lines += ["", f"**Source:** {source}", ""]
     for title, attr, _mark in SECTIONS:
         lines.append(f"- **{title}:** {sum(len(getattr(c, attr)) for c in changes)}")

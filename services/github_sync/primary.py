@@ -13,6 +13,7 @@ from attrs import frozen
 
 from horde_model_records import Category
 
+from .config import public_url
 from .legacy_json import strip_nulls
 
 logger = logging.getLogger("hmr.github_sync.primary")
@@ -54,7 +55,9 @@ class PrimaryReader:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._session = session
-        self.url = base_url(url)
+        self._url = base_url(url)
+        #: the base URL as it may be shown: in logs, errors and PR bodies
+        self.url = public_url(self._url)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._backoff = backoff
         self._sleep = sleep
@@ -65,7 +68,7 @@ class PrimaryReader:
         problem = ""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with self._session.get(url, timeout=self._timeout) as resp:
+                async with self._session.get(self._url + path, timeout=self._timeout) as resp:
                     if resp.status >= 500 or resp.status == 429:
                         problem = f"HTTP {resp.status}"
                     elif resp.status != 200:
@@ -79,7 +82,7 @@ class PrimaryReader:
                         if not isinstance(body, dict):
                             raise PrimaryError(f"GET {url}: expected a JSON object")
                         return View(strip_nulls(body), resp.headers.get("X-Snapshot-Id"))
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no (whole) answer
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < ATTEMPTS:
                 delay = min(15.0, self._backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)

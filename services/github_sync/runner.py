@@ -74,46 +74,78 @@ class Runner:
         (logger.info if report.ok else logger.error)("%s", line)
         print(line, flush=True)
         if self.config.status_file is not None:
-            self.status.write(self.config.status_file)
+            try:
+                self.status.write(self.config.status_file)
+            except OSError as exc:  # the sync itself is done: say so, and go on
+                logger.error(
+                    "github-sync: status file %s not written: %s",
+                    self.config.status_file,
+                    exc.strerror or exc,
+                )
         return report
 
     async def watch(self, stop: asyncio.Event, sleep: Callable[[float], Awaitable[None]]) -> None:
         """Poll the PRIMARY's metadata; run when it moved since the last successful run, when
         the full reconcile is due, or at start with WATCH_STARTUP_SYNC. Errors never end it."""
         config = self.config
-        categories = config.categories
         await sleep(config.watch_initial_delay)
+        #: the metadata at the last successful run, and when that was
         stored: dict[str, Any] | None = None
         last_ok: float | None = None
         failures = 0
         first = True
         while not stop.is_set():
-            try:
-                current: dict[str, Any] | None = await self.syncer.primary.metadata(categories)
-            except PrimaryError as exc:
-                logger.warning("watch: metadata poll failed: %s", exc)
-                current = None
-            due = first and config.watch_startup_sync
-            if first and not due and current is not None:
+            current = await self._poll()
+            if first and not config.watch_startup_sync and current is not None:
                 stored, last_ok = current, self._clock()  # the starting point, as upstream
-            elif current is not None and stored is not None and current != stored:
-                due = True
-            elif current is not None and stored is None and not first:
-                due = True  # no successful run yet: the first good poll after failures runs
-            if last_ok is not None and self._clock() - last_ok >= config.full_reconcile_interval:
-                due = True
+                due = False
+            else:
+                due = self._due(first, current, stored, last_ok)
             first = False
             ok = current is not None
             if due and not stop.is_set():
-                report = await self.once()
-                ok = ok and report.ok
-                if report.ok:
+                report = await self._run_in_watch()
+                ok = ok and report is not None and report.ok
+                if report is not None and report.ok:
                     stored, last_ok = current, self._clock()
             failures = 0 if ok else failures + 1
             delay = min(MAX_BACKOFF, config.watch_interval * 2**failures)
             if failures:
                 logger.warning("watch: next poll in %.1f s (%d failures in a row)", delay, failures)
             await sleep_or_stop(sleep, delay, stop)
+
+    async def _poll(self) -> dict[str, Any] | None:
+        """The synced categories' {category: last_updated}, or None when the poll failed."""
+        try:
+            return await self.syncer.primary.metadata(self.config.categories)
+        except PrimaryError as exc:
+            logger.warning("watch: metadata poll failed: %s", exc)
+            return None
+
+    def _due(
+        self,
+        first: bool,
+        current: dict[str, Any] | None,
+        stored: dict[str, Any] | None,
+        last_ok: float | None,
+    ) -> bool:
+        """Whether this poll runs a sync: at start only with WATCH_STARTUP_SYNC; later when the
+        metadata differs from the last successful run's (or there was none yet), or when the
+        full reconcile is due."""
+        if first:
+            return self.config.watch_startup_sync
+        moved = current is not None and current != stored
+        reconcile = last_ok is not None and (
+            self._clock() - last_ok >= self.config.full_reconcile_interval
+        )
+        return moved or reconcile
+
+    async def _run_in_watch(self) -> RunReport | None:
+        try:
+            return await self.once()
+        except Exception:  # errors never end the watch (spec 08 §2)
+            logger.exception("watch: the run failed unexpectedly")
+            return None
 
 
 async def sleep_or_stop(
@@ -141,7 +173,19 @@ async def arun(config: Config, stop: asyncio.Event | None = None) -> int:
             return (await runner.once()).exit_code
         metrics = None
         if config.metrics_port is not None:
-            metrics = await serve_metrics(runner.status, config.metrics_host, config.metrics_port)
+            try:
+                metrics = await serve_metrics(
+                    runner.status, config.metrics_host, config.metrics_port
+                )
+            except OSError as exc:  # the port is taken, or the host is not ours
+                logger.error(
+                    "github-sync: cannot serve metrics on %s:%d (%sMETRICS_HOST/PORT): %s",
+                    config.metrics_host,
+                    config.metrics_port,
+                    PREFIX,
+                    exc.strerror or exc,
+                )
+                return 1
             logger.info(
                 "github-sync metrics on http://%s:%d/metrics",
                 config.metrics_host,

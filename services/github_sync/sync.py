@@ -18,13 +18,14 @@ from horde_model_records import CATEGORY_INFO, Category, has_backend_prefix
 from .config import SYNCED, Config
 from .github import GitHubClient, GitHubError, RateLimited, Repo, blob_sha
 from .legacy_json import LayoutError, canonical, parse_layout, render_json, render_new_file
-from .legacy_text import TextFormatError, project, render_text_files
+from .legacy_text import METADATA_COLUMNS, TextFormatError, project, render_text_files
 from .messages import (
     SUPERSEDED_COMMENT,
     Changes,
     branch_scope,
     commit_message,
     pr_body,
+    pr_categories,
     pr_title,
 )
 from .primary import PrimaryError, PrimaryReader, View
@@ -130,6 +131,11 @@ def _utc(now: float, fmt: str) -> str:
     return time.strftime(fmt, time.gmtime(now))
 
 
+def _branch_name(changes: list[Changes], now: float) -> str:
+    """`sync/{category}/{YYYYmmdd-HHMMSS}` (UTC), or `sync/multi-category/…` (spec 08 §5)."""
+    return f"sync/{branch_scope(changes)}/{_utc(now, '%Y%m%d-%H%M%S')}"
+
+
 def _sync_ref(pull: dict[str, Any], repo: Repo) -> str | None:
     head = pull.get("head") or {}
     ref = str(head.get("ref") or "")
@@ -193,6 +199,11 @@ class Syncer:
                 outcome.status, outcome.error = "failed", str(exc)
             except (LayoutError, TextFormatError, UnicodeDecodeError) as exc:
                 outcome.status, outcome.error = "failed", f"unreadable file: {exc}"
+            except Exception as exc:  # a bug or an answer of a shape we did not expect:
+                # that repository fails, the other still syncs (spec 08 §10)
+                logger.exception("github-sync %s: unexpected error", repo)
+                outcome.status = "failed"
+                outcome.error = f"unexpected error: {type(exc).__name__}: {exc}"
             report.outcomes.append(outcome)
             log = logger.error if outcome.failed else logger.info
             log("github-sync %s", outcome.describe())
@@ -203,7 +214,7 @@ class Syncer:
         self, repo: Repo, categories: tuple[Category, ...], outcome: RepoOutcome
     ) -> None:
         config = self.config
-        branch = config.base_branch
+        branch = config.branch_of(repo.full_name)
         base = await self.github.ref_sha(repo, branch)
         base_tree = await self.github.commit_tree(repo, base)
         tree = await self.github.tree(repo, base_tree)
@@ -287,8 +298,11 @@ class Syncer:
 
     async def _plan_text(self, repo: Repo, tree: dict[str, str]) -> tuple[Changes, list[FilePlan]]:
         v2, v1 = await self._text_views()
-        projected = project(v2.data)
-        mismatched = _guard_mismatch(projected, v1.data)
+        metadata = self.config.export_text_metadata_columns
+        projected = project(v2.data, metadata=metadata)
+        # without the metadata columns the repository cannot hold them, so v1 may differ there
+        ignored = TEXT_GUARD_IGNORED + (() if metadata else METADATA_COLUMNS)
+        mismatched = _guard_mismatch(projected, v1.data, ignored)
         if mismatched:
             raise SyncRefused(
                 "text_generation: the PRIMARY's v1 view does not match its v2 records "
@@ -299,7 +313,9 @@ class Syncer:
         db_current = await self._read(repo, tree, "db.json")
         if not v2.data and csv_current and csv_current.count(b"\n") > 1:
             raise SyncRefused("text_generation: the PRIMARY has no models; refusing to empty")
-        merged, db_text, db = render_text_files((csv_current or b"").decode("utf-8"), v2.data)
+        merged, db_text, db = render_text_files(
+            (csv_current or b"").decode("utf-8"), v2.data, metadata=metadata
+        )
         try:
             current_db = json.loads(db_current) if db_current else {}
         except ValueError as exc:
@@ -314,9 +330,7 @@ class Syncer:
 
     def _write_offline(self, repo: Repo, changed: list[FilePlan], outcome: RepoOutcome) -> None:
         outcome.status = "offline-render"
-        outcome.branch = (
-            f"sync/{branch_scope(outcome.changes)}/{_utc(self._clock(), '%Y%m%d-%H%M%S')}"
-        )
+        outcome.branch = _branch_name(outcome.changes, self._clock())
         if self.config.output_dir is None:
             return
         root = self.config.output_dir / repo.name
@@ -396,10 +410,10 @@ class Syncer:
         tree = await gh.create_tree(repo, base_tree, blobs)
         author = {"name": config.commit_author_name, "email": config.commit_author_email}
         commit = await gh.create_commit(repo, commit_message(outcome.changes), tree, base, author)
-        if await gh.ref_sha(repo, config.base_branch) != base:
+        if await gh.ref_sha(repo, config.branch_of(repo.full_name)) != base:
             raise BaseMoved()
         now = self._clock()
-        branch = f"sync/{branch_scope(outcome.changes)}/{_utc(now, '%Y%m%d-%H%M%S')}"
+        branch = _branch_name(outcome.changes, now)
         try:
             await gh.create_ref(repo, branch, commit)
         except GitHubError as exc:
@@ -431,7 +445,7 @@ class Syncer:
         for attempt in (1, 2):
             try:
                 return await self.github.create_pull(
-                    repo, title, body, branch, self.config.base_branch
+                    repo, title, body, branch, self.config.branch_of(repo.full_name)
                 )
             except GitHubError as exc:
                 exists = exc.status == 422 and "already exists" in exc.text.lower()
@@ -456,14 +470,18 @@ class Syncer:
     def _superseded(
         self, pull: dict[str, Any], repo: Repo, categories: tuple[Category, ...]
     ) -> bool:
-        """A sync PR of this run's scope: one of its categories, or a multi-category PR when the
-        run covered every category of the repository (the new PR then holds them all)."""
+        """A sync PR of this run's scope: one of its categories, or a multi-category PR whose
+        categories (its body's list; unknown: all the repository's) this run covered, since the
+        new PR then holds their current state."""
         ref = _sync_ref(pull, repo) or ""
         scope = ref.split("/")[1] if ref.count("/") >= 2 else ""
+        covered = {c.value for c in categories}
         if scope == "multi-category":
-            group = {c for c in SYNCED if self.config.repo_of(c) == repo.full_name}
-            return group <= set(categories)
-        return scope in {c.value for c in categories}
+            held = pr_categories(pull.get("body")) or {
+                c.value for c in SYNCED if self.config.repo_of(c) == repo.full_name
+            }
+            return held <= covered
+        return scope in covered
 
     async def _close(
         self, repo: Repo, pull: dict[str, Any], new: dict[str, Any], outcome: RepoOutcome
@@ -494,12 +512,14 @@ def _canon(records: dict[str, Any]) -> dict[str, str]:
     return {name: canonical(record) for name, record in records.items()}
 
 
-def _guard_mismatch(projected: dict[str, Any], v1: dict[str, Any]) -> list[str]:
-    """Names where the v1 view differs from the projection, `nsfw`/`version` aside."""
+def _guard_mismatch(
+    projected: dict[str, Any], v1: dict[str, Any], ignored: tuple[str, ...]
+) -> list[str]:
+    """Names where the v1 view differs from the projection, the `ignored` keys aside."""
 
     def bare(entry: Any) -> str:
         if isinstance(entry, dict):
-            entry = {k: v for k, v in entry.items() if k not in TEXT_GUARD_IGNORED}
+            entry = {k: v for k, v in entry.items() if k not in ignored}
         return canonical(entry)
 
     names = sorted(projected.keys() ^ v1.keys())
