@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^(\d{6,})-([0-9a-f]{6})$")
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
 
 
 def v2_path(category: str) -> str:
@@ -147,12 +149,17 @@ class SnapshotStore:
     # --- writing -------------------------------------------------------------------------------
 
     def publish(
-        self, files: Mapping[str, bytes], extra: Mapping[str, Any], now: float | None = None
+        self,
+        files: Mapping[str, bytes],
+        extra: Mapping[str, Any],
+        now: float | None = None,
+        hashes: Mapping[str, str] | None = None,
     ) -> Snapshot:
         """Write a new snapshot aside, fsync it, rename it into place, then switch CURRENT.
 
         Files whose bytes equal the parent's are hard-linked, so a publish costs what changed.
-        A crash at any step leaves the previous snapshot live.
+        A crash at any step leaves the previous snapshot live. `hashes` (path -> sha256) spares
+        hashing files whose digest the caller already knows (the writer's unchanged categories).
         """
         self.root.mkdir(parents=True, exist_ok=True)
         parent = self.current_name()
@@ -160,8 +167,10 @@ class SnapshotStore:
         existing = [snapshot_id_of(n) or 0 for n in self.names()]
         new_id = max(existing, default=0) + 1
 
+        known = hashes or {}
         listing = {
-            rel: {"sha256": sha256_hex(data), "size": len(data)} for rel, data in files.items()
+            rel: {"sha256": known.get(rel) or sha256_hex(data), "size": len(data)}
+            for rel, data in files.items()
         }
         content = sha256_hex(
             json.dumps(sorted((rel, m["sha256"]) for rel, m in listing.items())).encode()
@@ -210,10 +219,17 @@ class SnapshotStore:
         listing = manifest["files"]
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
         try:
-            for rel, data in files.items():
-                target = tmp / rel
-                if not self._link_from_parent(parent, parent_manifest, rel, listing[rel], target):
-                    _write_file(target, data)
+            # checking the parent's files is reading and hashing them: two threads (hashlib
+            # releases the GIL) on what may be most of the snapshot
+            linked = _pool.map(
+                lambda rel: self._link_from_parent(
+                    parent, parent_manifest, rel, listing[rel], tmp / rel
+                ),
+                list(files),
+            )
+            for (rel, data), was_linked in zip(files.items(), list(linked), strict=True):
+                if not was_linked:
+                    _write_file(tmp / rel, data)
             manifest_bytes = json.dumps(manifest, indent=1).encode()
             _write_file(tmp / MANIFEST, manifest_bytes)
             for sub in {tmp, *(p for p in tmp.rglob("*") if p.is_dir())}:

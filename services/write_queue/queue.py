@@ -552,7 +552,9 @@ class WriteQueue:
         applied: list[Change] = []
         async with self.store.transaction():
             for category in touched:
-                await self.store.write_category(category, dataset.categories[category])
+                await self.store.write_category_changes(
+                    category, before.categories[category], dataset.categories[category]
+                )
             for change in changes:
                 done = change.evolve(
                     status="applied",
