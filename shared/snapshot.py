@@ -71,6 +71,26 @@ def snapshot_id_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def stamp_of(sha256: str) -> int:
+    """The mtime (Unix seconds) every published file gets, derived from its bytes' digest: the
+    same bytes carry the same mtime in every snapshot and on every host, so a static file server
+    whose ETag is mtime-size (nginx: `"<mtime hex>-<size hex>"`) gives one ETag per content."""
+    return int(sha256[:7], 16)
+
+
+def static_etag(sha256: str, size: int) -> str:
+    """The strong ETag nginx sends for a published file of this digest and size."""
+    return f'"{stamp_of(sha256):x}-{size:x}"'
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -79,11 +99,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, mtime: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
+        if mtime is not None:
+            os.utime(fh.fileno(), (mtime, mtime))
         os.fsync(fh.fileno())
 
 
@@ -92,6 +114,10 @@ class SnapshotStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        #: sha256 -> (bytes, file signature) of the snapshot this store read or wrote last: the
+        #: next read takes an unchanged file from memory when its file is still the inode it was
+        #: verified from, untouched since (a write in place moves its mtime off its stamp)
+        self._known: dict[str, tuple[bytes, tuple[int, int, int, int] | None]] = {}
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -132,15 +158,34 @@ class SnapshotStore:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise SnapshotError(f"{name}: unknown snapshot format")
         files: dict[str, bytes] = {}
+        known = self._known
         for rel, meta in manifest["files"].items():
+            path = directory / rel
+            hit = known.get(meta["sha256"])
+            if hit is not None and hit[1] == _signature(path):
+                files[rel] = hit[0]  # these very bytes were verified from this same inode
+                continue
             try:
-                data = (directory / rel).read_bytes()
+                data = path.read_bytes()
             except OSError as exc:
                 raise SnapshotError(f"{name}: file {rel} is missing: {exc}") from exc
             if len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
                 raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
             files[rel] = data
+        self._remember(directory, manifest, files)
         return Snapshot(name=name, manifest=manifest, files=files)
+
+    def _remember(
+        self, directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+    ) -> None:
+        """Keep the verified bytes of the snapshot just read or written, with the signature of
+        the file each came from, for the next read."""
+        listing = manifest["files"]
+        self._known = {
+            listing[rel]["sha256"]: (data, _signature(directory / rel))
+            for rel, data in files.items()
+            if rel in listing
+        }
 
     def read_current(self) -> Snapshot | None:
         name = self.current_name()
@@ -228,8 +273,11 @@ class SnapshotStore:
                 list(files),
             )
             for (rel, data), was_linked in zip(files.items(), list(linked), strict=True):
+                stamp = stamp_of(listing[rel]["sha256"])
                 if not was_linked:
-                    _write_file(tmp / rel, data)
+                    _write_file(tmp / rel, data, stamp)
+                elif os.stat(tmp / rel).st_mtime != stamp:
+                    os.utime(tmp / rel, (stamp, stamp))  # a file published before stamping
             manifest_bytes = json.dumps(manifest, indent=1).encode()
             _write_file(tmp / MANIFEST, manifest_bytes)
             for sub in {tmp, *(p for p in tmp.rglob("*") if p.is_dir())}:
@@ -241,6 +289,7 @@ class SnapshotStore:
             raise
         _fsync_dir(self.root)
         self._switch_current(name)
+        self._remember(self.root / name, manifest, files)
         return Snapshot(name=name, manifest=manifest, files=dict(files))
 
     def _manifest_or_none(self, name: str | None) -> dict[str, Any] | None:

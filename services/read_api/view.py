@@ -1,22 +1,34 @@
 """A loaded snapshot, prepared for reading: response bodies, per-record bytes, search indexes.
 
 Everything here is computed once per snapshot, off the event loop; requests only look things up.
+A category whose files did not change since the previous snapshot keeps its prepared view.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from attrs import define, frozen
+from attrs import define, field, frozen
 
-from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
+from horde_model_records import (
+    ALL_CATEGORIES,
+    RECORD_TYPES,
+    Category,
+    has_backend_prefix,
+    is_quantized,
+)
 from horde_model_records.records import wire_field_names
-from shared.snapshot import Snapshot, v1_path, v2_path
+from shared.snapshot import Snapshot, static_etag, v1_path, v2_path
+
+from .wire import BACKENDS
 
 Json = dict[str, Any]
+
+_NEEDLE_MEMO = 256  # name_contains answers remembered per category and snapshot
 
 
 def dumps(value: Any) -> bytes:
@@ -34,32 +46,134 @@ class Body:
     data: bytes
     gz: bytes | None
     etag: str
+    gz_tag: str | None = None  # the gzip copy's own ETag, when it has one
 
     @property
     def gz_etag(self) -> str:
         # a different content-coding is a different representation: a different strong ETag
-        return self.etag[:-1] + '-gzip"'
+        return self.gz_tag or self.etag[:-1] + '-gzip"'
 
     @classmethod
     def of(cls, data: bytes, gz: bytes | None = None) -> Body:
         return cls(data=data, gz=gz, etag=etag_of(data))
 
+    @classmethod
+    def of_file(cls, snapshot: Snapshot, path: str) -> Body:
+        """A snapshot file's body with the ETags a static file server gives the same bytes
+        (shared.snapshot.static_etag), so nginx serving the file answers like the service."""
+        listing = snapshot.manifest["files"]
+        meta, gz_meta = listing[path], listing.get(path + ".gz")
+        return cls(
+            data=snapshot.files[path],
+            gz=None if gz_meta is None else snapshot.files[path + ".gz"],
+            etag=static_etag(meta["sha256"], meta["size"]),
+            gz_tag=None if gz_meta is None else static_etag(gz_meta["sha256"], gz_meta["size"]),
+        )
+
 
 @frozen
 class Candidate:
-    """One record as search sees it."""
+    """One record as search sees it (no parsed record is kept: `record` parses its bytes)."""
 
     category: Category
     name: str
-    name_lower: str
-    record: Json
-    data: bytes  # the record's JSON bytes, reused in every envelope
-    tags: frozenset[str] | None  # None: the record has no tags field at all
-    quantized: bool  # text names with a quant marker (the search filter), parsed once at load
-    aliases_lower: tuple[str, ...] = ()  # other spellings of the name (a v1 key), lowercased
+    data: bytes  # the record's JSON bytes, reused in every envelope and single-model read
 
-    def name_contains(self, needle: str) -> bool:
-        return needle in self.name_lower or any(needle in a for a in self.aliases_lower)
+    @property
+    def record(self) -> Json:
+        value: Json = json.loads(self.data)
+        return value
+
+
+class ModelBodies(Mapping[str, Body]):
+    """Single-model bodies by name (or another spelling of it), each prepared on first read."""
+
+    def __init__(self, candidates: list[Candidate], positions: dict[str, int]) -> None:
+        self._candidates = candidates
+        self._positions = positions
+        self._bodies: dict[int, Body] = {}
+
+    def __getitem__(self, name: str) -> Body:
+        pos = self._positions[name]
+        body = self._bodies.get(pos)
+        if body is None:
+            body = self._bodies[pos] = Body.of(self._candidates[pos].data)
+        return body
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+
+@frozen
+class Matches:
+    """The positions (dataset order) a search's filters keep, without listing them all when a
+    total and one page are all that is asked: `driver` (sorted positions, None: every record)
+    minus the positions in `excluded`, each also in every set of `required`."""
+
+    size: int  # records in the category
+    driver: list[int] | None
+    required: tuple[frozenset[int], ...] = ()
+    excluded: frozenset[int] = frozenset()
+
+    def __contains__(self, pos: object) -> bool:
+        if not isinstance(pos, int) or not 0 <= pos < self.size:
+            return False
+        if self.driver is not None and not self._in_driver(pos):
+            return False
+        return pos not in self.excluded and all(pos in s for s in self.required)
+
+    def _in_driver(self, pos: int) -> bool:
+        assert self.driver is not None
+        at = bisect.bisect_left(self.driver, pos)
+        return at < len(self.driver) and self.driver[at] == pos
+
+    def _simple(self) -> bool:
+        return not self.required and (self.driver is None or not self.excluded)
+
+    def total(self) -> int:
+        if self.driver is None and not self.required:
+            return self.size - len(self.excluded)
+        if self._simple():
+            assert self.driver is not None
+            return len(self.driver)
+        return len(self.all())
+
+    def all(self) -> list[int]:
+        source = range(self.size) if self.driver is None else self.driver
+        if self._simple() and self.driver is not None:
+            return self.driver
+        req, exc = self.required, self.excluded
+        return [p for p in source if p not in exc and all(p in s for s in req)]
+
+    def window(self, offset: int, limit: int) -> list[int]:
+        """Positions offset .. offset+limit of the matches, visiting no more than it must."""
+        if self._simple() and self.driver is not None:
+            return self.driver[offset : offset + limit]
+        out: list[int] = []
+        skip = offset
+        source = range(self.size) if self.driver is None else self.driver
+        req, exc = self.required, self.excluded
+        for p in source:
+            if p in exc or not all(p in s for s in req):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            out.append(p)
+            if len(out) == limit:
+                break
+        return out
+
+
+#: positions in dataset order, and the same as a set
+Index = tuple[list[int], frozenset[int]]
+
+
+def _frozen_index(index: dict[Any, list[int]]) -> dict[Any, Index]:
+    return {k: (v, frozenset(v)) for k, v in index.items()}
 
 
 @define
@@ -67,14 +181,49 @@ class CategoryView:
     category: Category
     v2: Body
     v1: Body | None  # None: no legacy view (no legacy format)
-    models: dict[str, Body]  # single-model bodies by name
+    models: Mapping[str, Body]  # single-model bodies by name
     candidates: list[Candidate]  # dataset order
     fields: frozenset[str]  # wire fields of the category's record type
-    by_value: dict[tuple[str, Any], frozenset[int]]  # (field, value) -> positions
+    #: (field, value) -> positions (sorted, and as a set) for nsfw, baseline, inpainting
+    by_value: dict[tuple[str, Any], Index]
+    by_tag: dict[str, Index]  # tag -> positions
+    tagged: frozenset[int]  # positions of records with at least one tag
+    #: text_generation: positions by backend prefix, of prefixed names, of quantized names
+    by_backend: dict[str, Index]
+    prefixed: frozenset[int]
+    quantized: Index
+    #: every lowercased spelling of every name, one line per record: name_contains is a
+    #: substring search in C over one string, not a loop over the records
+    names_text: str
+    line_starts: list[int]
     metadata: Json
     legacy_metadata: Json
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
     sort_cache: dict[tuple[str, bool], list[int]]
+    needle_cache: dict[str, list[int]] = field(factory=dict)
+
+    def name_positions(self, needle: str) -> list[int]:
+        """Positions of the records one of whose spellings contains `needle` (lowercase)."""
+        hit = self.needle_cache.get(needle)
+        if hit is not None:
+            return hit
+        found: list[int] = []
+        if not needle:
+            found = list(range(len(self.candidates)))
+        elif "\n" not in needle and "\0" not in needle:
+            text, starts = self.names_text, self.line_starts
+            at = text.find(needle)
+            while at >= 0:
+                line = bisect.bisect_right(starts, at) - 1
+                found.append(line)
+                if line + 1 >= len(starts):
+                    break
+                # the rest of this record's spellings cannot add it twice: skip to its next line
+                at = text.find(needle, starts[line + 1])
+        if len(self.needle_cache) >= _NEEDLE_MEMO:
+            self.needle_cache.clear()
+        self.needle_cache[needle] = found
+        return found
 
     @classmethod
     def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
@@ -87,31 +236,44 @@ class CategoryView:
         spellings: dict[str, list[str]] = {}
         for alias, name in aliases.items():
             spellings.setdefault(name, []).append(alias.lower())
-        models: dict[str, Body] = {}
+        text = category is Category.text_generation
+        positions: dict[str, int] = {}
         candidates: list[Candidate] = []
-        by_value: dict[tuple[str, Any], set[int]] = {}
+        by_value: dict[tuple[str, Any], list[int]] = {}
+        by_tag: dict[str, list[int]] = {}
+        tagged: list[int] = []
+        by_backend: dict[str, list[int]] = {}
+        prefixed: list[int] = []
+        quantized: list[int] = []
+        lines: list[str] = []
         for pos, (name, record) in enumerate(records.items()):
-            data = dumps(record)
-            models[name] = Body.of(data)
+            positions[name] = pos
+            candidates.append(Candidate(category=category, name=name, data=dumps(record)))
+            lines.append("\0".join([name.lower(), *spellings.get(name, ())]))
+            for f in ("nsfw", "baseline", "inpainting"):
+                if f in record:
+                    by_value.setdefault((f, record[f]), []).append(pos)
             tags = record.get("tags")
-            candidates.append(
-                Candidate(
-                    category=category,
-                    name=name,
-                    name_lower=name.lower(),
-                    record=record,
-                    data=data,
-                    tags=None if tags is None else frozenset(tags),
-                    quantized=category is Category.text_generation and is_quantized(name),
-                    aliases_lower=tuple(spellings.get(name, ())),
-                )
-            )
-            for field in ("nsfw", "baseline", "inpainting"):
-                if field in record:
-                    by_value.setdefault((field, record[field]), set()).add(pos)
+            if tags:
+                tagged.append(pos)
+                for tag in set(tags):
+                    by_tag.setdefault(tag, []).append(pos)
+            if text:
+                for backend in BACKENDS:
+                    if name.startswith(backend + "/"):
+                        by_backend.setdefault(backend, []).append(pos)
+                if has_backend_prefix(name):
+                    prefixed.append(pos)
+                if is_quantized(name):
+                    quantized.append(pos)
         for alias, name in aliases.items():
-            if name in models:
-                models.setdefault(alias, models[name])  # the other spelling reads the same body
+            if name in positions:
+                positions.setdefault(alias, positions[name])  # the other spelling, same body
+        starts: list[int] = []
+        offset = 0
+        for line in lines:
+            starts.append(offset)
+            offset += len(line) + 1
         meta, legacy_meta = block["metadata"], block["legacy_metadata"]
         metadata_bodies = {
             "v2": Body.of(dumps(meta)),
@@ -125,19 +287,41 @@ class CategoryView:
         }
         return cls(
             category=category,
-            v2=Body.of(v2_bytes, files.get(v2_path(category) + ".gz")),
-            v1=None
-            if v1_bytes is None
-            else Body.of(v1_bytes, files.get(v1_path(category) + ".gz")),
-            models=models,
+            v2=Body.of_file(snapshot, v2_path(category)),
+            v1=None if v1_bytes is None else Body.of_file(snapshot, v1_path(category)),
+            models=ModelBodies(candidates, positions),
             candidates=candidates,
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
-            by_value={k: frozenset(v) for k, v in by_value.items()},
+            by_value=_frozen_index(by_value),
+            by_tag=_frozen_index(by_tag),
+            tagged=frozenset(tagged),
+            by_backend=_frozen_index(by_backend),
+            prefixed=frozenset(prefixed),
+            quantized=(quantized, frozenset(quantized)),
+            names_text="\n".join(lines),
+            line_starts=starts,
             metadata=meta,
             legacy_metadata=legacy_meta,
             metadata_bodies=metadata_bodies,
             sort_cache={},
         )
+
+
+def _view_key(snapshot: Snapshot, category: Category) -> str:
+    """What a category's view is made of: its files' digests and its manifest block."""
+    listing = snapshot.manifest["files"]
+    digests = [
+        (path, listing.get(path, {}).get("sha256"))
+        for path in (v2_path(category), v1_path(category))
+        for path in (path, path + ".gz")
+    ]
+    block = snapshot.manifest["categories"][category.value]
+    return json.dumps([category.value, digests, block], sort_keys=True)
+
+
+#: the views of the snapshot built last, by _view_key: the next snapshot reuses every view whose
+#: files and block did not change, so loading a publish costs the categories it touched
+_views: dict[str, CategoryView] = {}
 
 
 @frozen
@@ -153,6 +337,9 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
+    #: per searchable category: position -> where the same name is in earlier categories (the
+    #: all-category search counts a name once, where it comes first)
+    repeated: Mapping[Category, dict[int, list[tuple[Category, int]]]]
 
     @property
     def headers(self) -> dict[str, str]:
@@ -160,7 +347,12 @@ class ReadModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> ReadModel:
-        categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
+        global _views
+        keys = {c: _view_key(snapshot, c) for c in ALL_CATEGORIES}
+        categories = {
+            c: _views.get(key) or CategoryView.build(snapshot, c) for c, key in keys.items()
+        }
+        _views = {key: categories[c] for c, key in keys.items()}
 
         def last_updated(version: str) -> Body:
             stamps = [
@@ -182,4 +374,21 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
+            repeated=_repeated(categories),
         )
+
+
+def _repeated(
+    views: Mapping[Category, CategoryView],
+) -> dict[Category, dict[int, list[tuple[Category, int]]]]:
+    first: dict[str, list[tuple[Category, int]]] = {}
+    out: dict[Category, dict[int, list[tuple[Category, int]]]] = {}
+    for category, view in views.items():
+        if category in (Category.lora, Category.ti):
+            continue
+        for pos, c in enumerate(view.candidates):
+            earlier = first.setdefault(c.name, [])
+            if earlier:
+                out.setdefault(category, {})[pos] = list(earlier)
+            earlier.append((category, pos))
+    return out
