@@ -11,7 +11,7 @@ import pytest
 
 from horde_model_records import Category, has_backend_prefix, is_quantized
 from services.read_api.search import search_all, search_category
-from services.read_api.view import ReadModel
+from services.read_api.view import ReadModel, dumps
 from services.read_api.wire import SearchAllQuery, SearchQuery
 from shared.snapshot import SnapshotStore
 
@@ -130,3 +130,13 @@ def test_an_unchanged_category_keeps_its_view_across_snapshots(real_data_dir: Pa
     first, second = ReadModel.build(snapshot), ReadModel.build(snapshot)
     for category, view in first.categories.items():
         assert second.categories[category] is view
+
+
+def test_a_record_body_is_its_span_of_the_category_file(model: ReadModel) -> None:
+    """Each record's bytes, cut from the category file while decoding it, are what encoding the
+    record alone gives, so single-model reads and search pages are unchanged."""
+    for view in model.categories.values():
+        records = json.loads(view.v2.data)
+        assert [c.name for c in view.candidates] == list(records)
+        for c in view.candidates:
+            assert c.data == dumps(records[c.name])

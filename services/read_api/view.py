@@ -9,7 +9,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from attrs import define, field, frozen
@@ -191,7 +192,6 @@ class CategoryView:
     #: text_generation: positions by backend prefix, of prefixed names, of quantized names
     by_backend: dict[str, Index]
     prefixed: frozenset[int]
-    quantized: Index
     #: every lowercased spelling of every name, one line per record: name_contains is a
     #: substring search in C over one string, not a loop over the records
     names_text: str
@@ -201,6 +201,16 @@ class CategoryView:
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
     sort_cache: dict[tuple[str, bool], list[int]]
     needle_cache: dict[str, list[int]] = field(factory=dict)
+    quantized_cache: list[Index] = field(factory=list)
+
+    @property
+    def quantized(self) -> Index:
+        """Positions of quantized text names: parsing every name is the dearest index, and only
+        the `quantized` filter needs it, so it is built on that filter's first use."""
+        if not self.quantized_cache:
+            found = [p for p, c in enumerate(self.candidates) if is_quantized(c.name)]
+            self.quantized_cache.append((found, frozenset(found)))
+        return self.quantized_cache[0]
 
     def name_positions(self, needle: str) -> list[int]:
         """Positions of the records one of whose spellings contains `needle` (lowercase)."""
@@ -231,7 +241,7 @@ class CategoryView:
         block = snapshot.manifest["categories"][category.value]
         v2_bytes = files[v2_path(category)]
         v1_bytes = files.get(v1_path(category))
-        records: dict[str, Json] = json.loads(v2_bytes)
+        records = _records_with_bytes(v2_bytes)
         aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
         spellings: dict[str, list[str]] = {}
         for alias, name in aliases.items():
@@ -244,11 +254,10 @@ class CategoryView:
         tagged: list[int] = []
         by_backend: dict[str, list[int]] = {}
         prefixed: list[int] = []
-        quantized: list[int] = []
         lines: list[str] = []
-        for pos, (name, record) in enumerate(records.items()):
+        for pos, (name, (record, data)) in enumerate(records.items()):
             positions[name] = pos
-            candidates.append(Candidate(category=category, name=name, data=dumps(record)))
+            candidates.append(Candidate(category=category, name=name, data=data))
             lines.append("\0".join([name.lower(), *spellings.get(name, ())]))
             for f in ("nsfw", "baseline", "inpainting"):
                 if f in record:
@@ -264,8 +273,6 @@ class CategoryView:
                         by_backend.setdefault(backend, []).append(pos)
                 if has_backend_prefix(name):
                     prefixed.append(pos)
-                if is_quantized(name):
-                    quantized.append(pos)
         for alias, name in aliases.items():
             if name in positions:
                 positions.setdefault(alias, positions[name])  # the other spelling, same body
@@ -297,7 +304,6 @@ class CategoryView:
             tagged=frozenset(tagged),
             by_backend=_frozen_index(by_backend),
             prefixed=frozenset(prefixed),
-            quantized=(quantized, frozenset(quantized)),
             names_text="\n".join(lines),
             line_starts=starts,
             metadata=meta,
@@ -305,6 +311,49 @@ class CategoryView:
             metadata_bodies=metadata_bodies,
             sort_cache={},
         )
+
+
+def _records_with_bytes(data: bytes) -> dict[str, tuple[Json, bytes]]:
+    """name -> (record, the record's own JSON bytes) of a category file, in file order.
+
+    The bytes are the record's span of the file (what encoding it alone gives, for the compact
+    files the writer publishes), found while decoding: no record is encoded again."""
+    text = data.decode()
+    out: dict[str, tuple[Json, bytes]] = {}
+    decode = _decoder.raw_decode
+    end = _skip(text, 0)
+    if text[end : end + 1] != "{":
+        raise ValueError("a category file is a JSON object")
+    end = _skip(text, end + 1)
+    if text[end : end + 1] == "}":
+        return out
+    while True:
+        if text[end : end + 1] != '"':
+            raise ValueError(f"expected a name at {end}")
+        name, end = _scanstring(text, end + 1)
+        end = _skip(text, end)
+        if text[end : end + 1] != ":":
+            raise ValueError(f"expected ':' at {end}")
+        start = _skip(text, end + 1)
+        record, end = decode(text, start)
+        out[name] = (record, text[start:end].encode())
+        end = _skip(text, end)
+        if text[end : end + 1] == ",":
+            end = _skip(text, end + 1)
+            continue
+        if text[end : end + 1] == "}":
+            return out
+        raise ValueError(f"expected ',' or '}}' at {end}")
+
+
+_decoder = json.JSONDecoder()
+_scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009 -- not in the stubs
+_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+def _skip(text: str, at: int) -> int:
+    match = _WS.match(text, at)
+    return at if match is None else match.end()
 
 
 def _view_key(snapshot: Snapshot, category: Category) -> str:
