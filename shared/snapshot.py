@@ -1,11 +1,15 @@
 """The snapshot directory format: atomic publish, verified read, retention.
 
 snapshots/CURRENT                 name of the live snapshot, replaced by rename
+snapshots/live                    symlink to that snapshot's directory (for nginx), follows CURRENT
 snapshots/000042-9f3c1a/          immutable: id + short content hash
     manifest.json                 id, parent, created_at, every file's sha256 and size, and
                                   per-category counts and metadata
     v2/<category>.json[.gz]       exact response bytes of the v2 category read
     v1/<category>.json[.gz]       exact response bytes of the v1 view
+
+Every file's mtime is stamped from its digest (stamp_of), so nginx's ETag for it
+("<mtime hex>-<size hex>") is a function of its bytes, the ETag the read service sends too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+LIVE = "live"  # symlink to the live snapshot directory, for static file servers
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^(\d{6,})-([0-9a-f]{6})$")
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
@@ -330,7 +335,18 @@ class SnapshotStore:
         tmp = self.root / f"{CURRENT}.tmp"
         _write_file(tmp, name.encode("ascii") + b"\n")
         os.replace(tmp, self.root / CURRENT)
+        self._switch_live(name)
         _fsync_dir(self.root)
+
+    def _switch_live(self, name: str) -> None:
+        """Point the `live` symlink at the snapshot CURRENT names (relative, replaced by rename):
+        a static file server (the deployed nginx) serves the live snapshot's files through it.
+        CURRENT stays the pointer of record; `live` follows it after every switch."""
+        tmp = self.root / f"{LIVE}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(name, tmp)
+        os.replace(tmp, self.root / LIVE)
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` snapshots; never the live one."""
