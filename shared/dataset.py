@@ -229,8 +229,7 @@ def _category_files(
         "metadata": converter.unstructure(data.metadata),
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
-    key = id(data)
-    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), files, hashes, block)
+    _remember_encoding(data, files, hashes, block)
     return files, hashes, block
 
 
@@ -256,6 +255,32 @@ def _snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], dict[str, str],
         hashes.update(category_hashes)
         categories[category.value] = block
     return files, hashes, {"categories": categories}
+
+
+def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
+    """Take `snapshot`'s files as the encoding of `dataset`, the dataset it was published from
+    (the writer at start, when the live snapshot holds its store's version): the next publish
+    then encodes only the categories a change touches, not every category once more."""
+    listing = snapshot.manifest["files"]
+    blocks = snapshot.manifest.get("categories", {})
+    for category, data in dataset.categories.items():
+        paths = [v2_path(category)]
+        if data.legacy is not None:
+            paths.append(v1_path(category))
+        paths += [p + ".gz" for p in paths]
+        block = blocks.get(category.value)
+        if block is None or any(p not in snapshot.files or p not in listing for p in paths):
+            continue
+        files = {p: snapshot.files[p] for p in paths}
+        hashes = {p: str(listing[p]["sha256"]) for p in paths}
+        _remember_encoding(data, files, hashes, dict(block))
+
+
+def _remember_encoding(
+    data: CategoryData, files: dict[str, bytes], hashes: dict[str, str], block: Json
+) -> None:
+    key = id(data)
+    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), files, hashes, block)
 
 
 def publish_dataset(

@@ -169,6 +169,8 @@ class WriteQueue:
             await self._apublish(self.version)
         else:
             self.published_version = self.version
+            assert self.dataset is not None
+            await asyncio.to_thread(self.publisher.adopt, self.dataset)
 
     async def _apublish(self, version: int) -> None:
         assert self.dataset is not None
