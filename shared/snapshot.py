@@ -315,14 +315,20 @@ class SnapshotStore:
         target: Path,
     ) -> bool:
         """Hard-link an unchanged file from the parent, once its bytes are checked: a file damaged
-        in place after it was published is written afresh, never carried into a new snapshot."""
+        in place after it was published is written afresh, never carried into a new snapshot.
+
+        The check is a hash, unless this store verified or wrote those bytes from that very
+        inode and its size and stamped mtime are unchanged since (a write in place moves them)."""
         if parent is None or parent_manifest is None:
             return False
         if parent_manifest.get("files", {}).get(rel) != meta:
             return False
         source = self.root / parent / rel
+        known = self._known.get(meta["sha256"])
         try:
-            if sha256_hex(source.read_bytes()) != meta["sha256"]:
+            if (known is None or known[1] != _signature(source)) and sha256_hex(
+                source.read_bytes()
+            ) != meta["sha256"]:
                 logger.error("snapshot %s: file %s is damaged; writing it afresh", parent, rel)
                 return False
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,11 @@ import pytest
 
 from horde_model_records import Category, has_backend_prefix, is_quantized
 from services.read_api.search import search_all, search_category
-from services.read_api.view import ReadModel, dumps
+from services.read_api.view import CategoryView, ReadModel, dumps
 from services.read_api.wire import SearchAllQuery, SearchQuery
+from shared.dataset import Dataset, publish_dataset
 from shared.snapshot import SnapshotStore
+from tests.helpers import with_model
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +142,24 @@ def test_a_record_body_is_its_span_of_the_category_file(model: ReadModel) -> Non
         assert [c.name for c in view.candidates] == list(records)
         for c in view.candidates:
             assert c.data == dumps(records[c.name])
+
+
+def test_a_view_grown_by_appended_records_is_the_view_built_afresh(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """After a create (records appended at the end of the file) the view built from the previous
+    one has the same candidates, indexes and answers as one built from nothing."""
+    store = SnapshotStore(tmp_path / "snapshots")
+    first = publish_dataset(store, dataset)
+    before = CategoryView.build(first, Category.image_generation)
+    changed = with_model(with_model(dataset, "Appended One"), "Appended Two")
+    second = publish_dataset(store, changed)
+    grown = CategoryView.build(second, Category.image_generation, before)
+    fresh = CategoryView.build(second, Category.image_generation)
+    assert [c.name for c in grown.candidates] == [c.name for c in fresh.candidates]
+    assert grown.candidates[0] is before.candidates[0]  # taken over, not read again
+    assert "Appended Two" in grown.models
+    for name in ("by_value", "by_tag", "tagged", "by_backend", "prefixed", "names_text"):
+        assert getattr(grown, name) == getattr(fresh, name), name
+    assert grown.line_starts == fresh.line_starts
+    assert grown.name_positions("appended") == fresh.name_positions("appended") != []

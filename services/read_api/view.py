@@ -202,6 +202,7 @@ class CategoryView:
     sort_cache: dict[tuple[str, bool], list[int]]
     needle_cache: dict[str, list[int]] = field(factory=dict)
     quantized_cache: list[Index] = field(factory=list)
+    aliases: Mapping[str, str] = field(factory=dict)  # v1 key -> record name (manifest)
 
     @property
     def quantized(self) -> Index:
@@ -236,51 +237,32 @@ class CategoryView:
         return found
 
     @classmethod
-    def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
+    def build(
+        cls, snapshot: Snapshot, category: Category, previous: CategoryView | None = None
+    ) -> CategoryView:
+        """The view of one category; when the file only gained records at its end since
+        `previous` (a create, the common publish), only those records are read."""
         files = snapshot.files
         block = snapshot.manifest["categories"][category.value]
         v2_bytes = files[v2_path(category)]
         v1_bytes = files.get(v1_path(category))
-        records = _records_with_bytes(v2_bytes)
         aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
-        spellings: dict[str, list[str]] = {}
-        for alias, name in aliases.items():
-            spellings.setdefault(name, []).append(alias.lower())
-        text = category is Category.text_generation
-        positions: dict[str, int] = {}
-        candidates: list[Candidate] = []
-        by_value: dict[tuple[str, Any], list[int]] = {}
-        by_tag: dict[str, list[int]] = {}
-        tagged: list[int] = []
-        by_backend: dict[str, list[int]] = {}
-        prefixed: list[int] = []
-        lines: list[str] = []
-        for pos, (name, (record, data)) in enumerate(records.items()):
-            positions[name] = pos
-            candidates.append(Candidate(category=category, name=name, data=data))
-            lines.append("\0".join([name.lower(), *spellings.get(name, ())]))
-            for f in ("nsfw", "baseline", "inpainting"):
-                if f in record:
-                    by_value.setdefault((f, record[f]), []).append(pos)
-            tags = record.get("tags")
-            if tags:
-                tagged.append(pos)
-                for tag in set(tags):
-                    by_tag.setdefault(tag, []).append(pos)
-            if text:
-                for backend in BACKENDS:
-                    if name.startswith(backend + "/"):
-                        by_backend.setdefault(backend, []).append(pos)
-                if has_backend_prefix(name):
-                    prefixed.append(pos)
-        for alias, name in aliases.items():
-            if name in positions:
-                positions.setdefault(alias, positions[name])  # the other spelling, same body
-        starts: list[int] = []
-        offset = 0
-        for line in lines:
-            starts.append(offset)
-            offset += len(line) + 1
+        builder = _IndexBuilder(category, aliases)
+        old = None if previous is None else previous.v2.data
+        if (
+            previous is not None
+            and old is not None
+            and len(old) > 2
+            and previous.aliases == aliases
+            and v2_bytes[len(old) - 1 : len(old)] == b","
+            and v2_bytes.startswith(old[:-1])
+        ):
+            builder.extend(previous)
+            records = _records_with_bytes(b"{" + v2_bytes[len(old) :])
+        else:
+            records = _records_with_bytes(v2_bytes)
+        for name, (record, data) in records.items():
+            builder.add(name, record, data)
         meta, legacy_meta = block["metadata"], block["legacy_metadata"]
         metadata_bodies = {
             "v2": Body.of(dumps(meta)),
@@ -292,25 +274,94 @@ class CategoryView:
                 dumps({"category": category.value, "last_updated": legacy_meta["last_updated"]})
             ),
         }
+        positions = builder.positions
+        for alias, name in aliases.items():
+            if name in positions:
+                positions.setdefault(alias, positions[name])  # the other spelling, same body
         return cls(
             category=category,
             v2=Body.of_file(snapshot, v2_path(category)),
             v1=None if v1_bytes is None else Body.of_file(snapshot, v1_path(category)),
-            models=ModelBodies(candidates, positions),
-            candidates=candidates,
+            models=ModelBodies(builder.candidates, positions),
+            candidates=builder.candidates,
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
-            by_value=_frozen_index(by_value),
-            by_tag=_frozen_index(by_tag),
-            tagged=frozenset(tagged),
-            by_backend=_frozen_index(by_backend),
-            prefixed=frozenset(prefixed),
-            names_text="\n".join(lines),
-            line_starts=starts,
+            by_value=_frozen_index(builder.by_value),
+            by_tag=_frozen_index(builder.by_tag),
+            tagged=frozenset(builder.tagged),
+            by_backend=_frozen_index(builder.by_backend),
+            prefixed=frozenset(builder.prefixed),
+            names_text=builder.names_text,
+            line_starts=builder.starts,
             metadata=meta,
             legacy_metadata=legacy_meta,
             metadata_bodies=metadata_bodies,
             sort_cache={},
+            aliases=aliases,
         )
+
+
+class _IndexBuilder:
+    """Collects a category's candidates and search indexes record by record, in file order."""
+
+    def __init__(self, category: Category, aliases: Mapping[str, str]) -> None:
+        self.category = category
+        self.text = category is Category.text_generation
+        self.spellings: dict[str, list[str]] = {}
+        for alias, name in aliases.items():
+            self.spellings.setdefault(name, []).append(alias.lower())
+        self.positions: dict[str, int] = {}
+        self.candidates: list[Candidate] = []
+        self.by_value: dict[tuple[str, Any], list[int]] = {}
+        self.by_tag: dict[str, list[int]] = {}
+        self.tagged: list[int] = []
+        self.by_backend: dict[str, list[int]] = {}
+        self.prefixed: list[int] = []
+        self.text_before: str | None = None  # names_text of the records extend() took
+        self.lines: list[str] = []
+        self.starts: list[int] = []
+        self.offset = 0
+
+    @property
+    def names_text(self) -> str:
+        if self.text_before is None:
+            return "\n".join(self.lines)
+        return "\n".join([self.text_before, *self.lines])
+
+    def extend(self, view: CategoryView) -> None:
+        """Start from every record of `view` (copies: the view stays as it is)."""
+        self.candidates = list(view.candidates)
+        self.positions = {c.name: pos for pos, c in enumerate(self.candidates)}
+        self.by_value = {k: list(v[0]) for k, v in view.by_value.items()}
+        self.by_tag = {k: list(v[0]) for k, v in view.by_tag.items()}
+        self.tagged = sorted(view.tagged)
+        self.by_backend = {k: list(v[0]) for k, v in view.by_backend.items()}
+        self.prefixed = sorted(view.prefixed)
+        self.text_before = view.names_text if view.candidates else None
+        self.starts = list(view.line_starts)
+        self.offset = len(view.names_text) + 1 if view.candidates else 0
+
+    def add(self, name: str, record: Json, data: bytes) -> None:
+        pos = len(self.candidates)
+        self.positions[name] = pos
+        self.candidates.append(Candidate(category=self.category, name=name, data=data))
+        line = "\0".join([name.lower(), *self.spellings.get(name, ())])
+        self.lines.append(line)
+        self.starts.append(self.offset)
+        self.offset += len(line) + 1
+        for f in ("nsfw", "baseline", "inpainting"):
+            if f in record:
+                self.by_value.setdefault((f, record[f]), []).append(pos)
+        tags = record.get("tags")
+        if tags:
+            self.tagged.append(pos)
+            for tag in set(tags):
+                self.by_tag.setdefault(tag, []).append(pos)
+        if self.text:
+            for backend in BACKENDS:
+                if name.startswith(backend + "/"):
+                    self.by_backend.setdefault(backend, []).append(pos)
+            if has_backend_prefix(name):
+                self.prefixed.append(pos)
 
 
 def _records_with_bytes(data: bytes) -> dict[str, tuple[Json, bytes]]:
@@ -398,8 +449,10 @@ class ReadModel:
     def build(cls, snapshot: Snapshot) -> ReadModel:
         global _views
         keys = {c: _view_key(snapshot, c) for c in ALL_CATEGORIES}
+        last = {view.category: view for view in _views.values()}
         categories = {
-            c: _views.get(key) or CategoryView.build(snapshot, c) for c, key in keys.items()
+            c: _views.get(key) or CategoryView.build(snapshot, c, last.get(c))
+            for c, key in keys.items()
         }
         _views = {key: categories[c] for c, key in keys.items()}
 
