@@ -134,7 +134,9 @@ class WriteQueue:
                 async with self.store.transaction():
                     await self.store.write_dataset(dataset)
                     await self.store.set_counter("dataset_version", version)
-            self.dataset = await self.store.read_dataset()
+                self.dataset = dataset  # what the store now holds: no need to read it back
+            else:
+                self.dataset = await self.store.read_dataset()
             await self._recover_applying()
             await self._publish_if_behind()
 
