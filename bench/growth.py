@@ -71,7 +71,7 @@ TITLE = "Growth: real dataset vs a synthetic one 100× larger"
 
 FACTOR = 100
 FALLBACK_FACTOR = 30
-BUILD_LIMIT_S = 60.0  # one N× build (import + publish) longer than this: fall back
+BUILD_LIMIT_S = 180.0  # one N× build (import + publish) longer than this: fall back
 SEED_TIMEOUT_S = 600.0
 READY_TIMEOUT_S = 120.0
 MAX_BUILDS = 3  # builds per scale (median); fewer when --repeats is lower
