@@ -88,7 +88,17 @@ def static_etag(sha256: str, size: int) -> str:
     return f'"{stamp_of(sha256):x}-{size:x}"'
 
 
-def _signature(path: Path) -> tuple[int, int, int, int] | None:
+_Signature = tuple[int, int, int, int] | None
+
+#: snapshots root -> sha256 -> (bytes, file signature) of the snapshot read or written last under
+#: that root in this process: the next read (a new publish, or another service of `hmr all`)
+#: takes an unchanged file from memory, one copy for every service of the process, when its file
+#: is still the inode it was verified or written as, untouched since (a write in place moves its
+#: mtime off its stamp, so it is read and verified again)
+_known: dict[str, dict[str, tuple[bytes, _Signature]]] = {}
+
+
+def _signature(path: Path) -> _Signature:
     try:
         st = os.stat(path)
     except OSError:
@@ -119,10 +129,10 @@ class SnapshotStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        #: sha256 -> (bytes, file signature) of the snapshot this store read or wrote last: the
-        #: next read takes an unchanged file from memory when its file is still the inode it was
-        #: verified from, untouched since (a write in place moves its mtime off its stamp)
-        self._known: dict[str, tuple[bytes, tuple[int, int, int, int] | None]] = {}
+
+    @property
+    def _known(self) -> dict[str, tuple[bytes, _Signature]]:
+        return _known.get(os.path.abspath(self.root), {})
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -186,7 +196,7 @@ class SnapshotStore:
         """Keep the verified bytes of the snapshot just read or written, with the signature of
         the file each came from, for the next read."""
         listing = manifest["files"]
-        self._known = {
+        _known[os.path.abspath(self.root)] = {
             listing[rel]["sha256"]: (data, _signature(directory / rel))
             for rel, data in files.items()
             if rel in listing
