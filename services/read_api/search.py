@@ -68,8 +68,11 @@ def _matches(view: CategoryView, q: SearchAllQuery, extra: list[Index] | None = 
     excluded: set[int] = set()
     if q.nsfw is not None:
         positive.append(view.by_value.get(("nsfw", q.nsfw), _NONE))
-    if q.tags_any:
-        union = sorted(set().union(*(view.by_tag.get(t, _NONE)[1] for t in q.tags_any)))
+    wanted = set(q.tags_any)
+    if len(wanted) == 1:
+        positive.append(view.by_tag.get(wanted.pop(), _NONE))  # the index itself: no copy
+    elif wanted:
+        union = sorted(set().union(*(view.by_tag.get(t, _NONE)[1] for t in wanted)))
         positive.append((union, frozenset(union)))
     for tag in dict.fromkeys(q.tags_all):
         positive.append(view.by_tag.get(tag, _NONE))

@@ -22,6 +22,7 @@ from horde_model_records import Category, legacy_to_v2, structure_record, unstru
 from horde_model_records.text import model_name_of
 from shared.dataset import Dataset, delete_record, import_legacy_dir, upsert_record
 from shared.errors import BadRequest, Forbidden, NotFound, ServiceError, Unavailable
+from shared.snapshot_watch import settle_heap
 from shared.wire import JsonObject
 
 from .audit import AuditReplay
@@ -139,6 +140,7 @@ class WriteQueue:
                 self.dataset = await self.store.read_dataset()
             await self._recover_applying()
             await self._publish_if_behind()
+            settle_heap()  # the dataset lives as long as the process: out of the GC's scans
 
     def _initial_dataset(self, seed_dir: Path | None) -> tuple[Dataset, int]:
         """The first dataset and its version: the live snapshot's, else a seed (version 0)."""
