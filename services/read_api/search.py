@@ -79,8 +79,7 @@ def _matches(view: CategoryView, q: SearchAllQuery, extra: list[Index] | None = 
     for tag in q.tags_none:
         excluded |= view.by_tag.get(tag, _NONE)[1]
     if q.name_contains is not None:
-        found = view.name_positions(q.name_contains.lower())
-        positive.append((found, frozenset(found)))
+        positive.append(view.name_index(q.name_contains.lower()))
     if not positive:
         return Matches(len(view.candidates), None, excluded=frozenset(excluded))
     positive.sort(key=lambda index: len(index[0]))

@@ -136,26 +136,32 @@ class Matches:
 
     def total(self) -> int:
         if self.driver is None and not self.required:
-            return self.size - len(self.excluded)
+            return self.size - len(self.excluded)  # excluded: positions of this category
         if self._simple():
             assert self.driver is not None
             return len(self.driver)
         return len(self.all())
 
     def all(self) -> list[int]:
-        source = range(self.size) if self.driver is None else self.driver
         if self._simple() and self.driver is not None:
             return self.driver
+        if self.driver is not None:
+            # set intersection runs in C: no Python step per position
+            kept = set(self.driver).intersection(*self.required)
+            kept.difference_update(self.excluded)
+            return sorted(kept)
         req, exc = self.required, self.excluded
-        return [p for p in source if p not in exc and all(p in s for s in req)]
+        return [p for p in range(self.size) if p not in exc and all(p in s for s in req)]
 
     def window(self, offset: int, limit: int) -> list[int]:
         """Positions offset .. offset+limit of the matches, visiting no more than it must."""
         if self._simple() and self.driver is not None:
             return self.driver[offset : offset + limit]
+        if self.driver is not None:
+            return self.all()[offset : offset + limit]
         out: list[int] = []
         skip = offset
-        source = range(self.size) if self.driver is None else self.driver
+        source = range(self.size)  # no driver: every record, minus the excluded
         req, exc = self.required, self.excluded
         for p in source:
             if p in exc or not all(p in s for s in req):
@@ -200,7 +206,7 @@ class CategoryView:
     legacy_metadata: Json
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
     sort_cache: dict[tuple[str, bool], list[int]]
-    needle_cache: dict[str, list[int]] = field(factory=dict)
+    needle_cache: dict[str, Index] = field(factory=dict)
     quantized_cache: list[Index] = field(factory=list)
     aliases: Mapping[str, str] = field(factory=dict)  # v1 key -> record name (manifest)
 
@@ -215,6 +221,10 @@ class CategoryView:
 
     def name_positions(self, needle: str) -> list[int]:
         """Positions of the records one of whose spellings contains `needle` (lowercase)."""
+        return self.name_index(needle)[0]
+
+    def name_index(self, needle: str) -> Index:
+        """name_positions as an Index (sorted positions and their set), remembered per needle."""
         hit = self.needle_cache.get(needle)
         if hit is not None:
             return hit
@@ -233,8 +243,8 @@ class CategoryView:
                 at = text.find(needle, starts[line + 1])
         if len(self.needle_cache) >= _NEEDLE_MEMO:
             self.needle_cache.clear()
-        self.needle_cache[needle] = found
-        return found
+        index = self.needle_cache[needle] = (found, frozenset(found))
+        return index
 
     @classmethod
     def build(
