@@ -47,7 +47,7 @@ EXPECTED_TARGETS: dict[str, list[str]] = {
     ],
     "write-queue": ["apply → visible on the reads ≤ 1 s"],
     "replica": ["worker library warm refresh receives 0 body bytes"],
-    "deployed": ["deployed topology: category reads ≥ 80% of nginx static"],
+    "deployed": ["deployed topology: category reads ≥ 95% of nginx static"],
 }
 
 

@@ -6,9 +6,10 @@ ports), plus one nginx serving the snapshot's files as static files
 (``deploy/nginx/bench-static.conf.template``, with the deployed nginx's worker count), then
 measures with wrk:
 
-- cached category reads: ``GET /v2/image_generation`` through the deployed nginx (its 1 s
-  micro-cache answers; the replicas see about one revalidation per second) against nginx static
-  serving the same bytes, identity and gzip. Target: ≥ 80 % of static.
+- category reads: ``GET /v2/image_generation`` through the deployed nginx (the static path: it
+  serves the live snapshot's file through ``snapshots/live``, with the read service's headers)
+  against nginx static serving the same bytes with nothing else configured, identity and gzip.
+  Target: ≥ 95 % of static (issue 16).
 - cache-busting reads: a search where every request has a distinct URL (a ``tags_none=`` tag
   no model has, with a counter, so the micro-cache never hits and every request reaches a replica)
   through nginx with ONE and with TWO read replicas; once as deployed (nginx also stores every
@@ -61,12 +62,14 @@ from bench.harness import (
 )
 
 NAME = "deployed"
-TITLE = "Deployed topology (make up): nginx micro-cache vs static, and read-replica scaling"
+TITLE = (
+    "Deployed topology (make up): the static path vs plain nginx static, and read-replica scaling"
+)
 
 LOCAL = REPO_ROOT / "deploy" / "local.py"
 STATIC_TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "bench-static.conf.template"
 
-CATEGORY_RATIO_TARGET = 0.80  # cached category read through nginx ≥ 80 % of nginx static
+CATEGORY_RATIO_TARGET = 0.95  # category read through the deployed nginx ≥ 95 % of nginx static
 
 CATEGORY = "/api/model_references/v2/image_generation"
 STATIC_CATEGORY = "/v2/image_generation.json"
@@ -337,7 +340,7 @@ def _replica_searches(dep: Deployment) -> list[float] | None:
 
 
 def _check(dep: Deployment, static_port: int) -> dict[str, object]:
-    """Same bytes and headers through the deployment as from static; the micro-cache answers."""
+    """Same bytes and headers through the deployment as from static; the static path answers."""
     facts: dict[str, object] = {}
     for label, headers in (("identity", {}), ("gzip", {"Accept-Encoding": "gzip"})):
         a = http_get(dep.port, CATEGORY, headers=headers)
@@ -568,9 +571,12 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Se
         "up during the whole bench; only one side is loaded at a time. The deployed nginx logs "
         "every request to a file (as deployed); the static nginx has access_log off. Both nginx "
         f"run `worker_processes {workers}`.",
-        "Category rows: the deployed nginx answers from its 1 s micro-cache "
-        f"(X-Cache after warm-up: identity {facts['X-Cache identity']}, gzip {facts['X-Cache gzip']}); "
-        "bytes, Content-Type and Content-Encoding checked identical to the static files first.",
+        "Category rows: the deployed nginx answers from the live snapshot's files, the static "
+        f"path (X-Cache: identity {facts['X-Cache identity']}, gzip {facts['X-Cache gzip']}), "
+        "with the read service's ETag, Cache-Control, Vary and X-Snapshot-Id added; bytes, "
+        "Content-Type and Content-Encoding checked identical to the static files first. The "
+        "deployed nginx's access log is its buffered default (`buffer=64k flush=1s`): the one "
+        "per-request log of this topology (the services run with `--access-log false`).",
         "Search rows: `" + SEARCH + "&tags_none=n-<run>-<thread>-<counter>` (a tag no model has), "
         "a URL never seen before on "
         f"every request (X-Cache {facts['X-Cache search']}), so every request is proxied to a "

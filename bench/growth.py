@@ -14,7 +14,13 @@ At 1× and at N× (same run, same machine), it measures:
 - the snapshot's size on disk;
 - ``hmr read-api``: process start → first 200 on a category read, and RSS once loaded
   (median of a few starts);
-- latency of a few reads (searches, single model) with wrk, one connection (median of runs).
+- latency of every documented search filter, the all-category search, a sort and single-model
+  reads with wrk, one connection (median of runs);
+- ``hmr all`` on the seeded data: start → first 200, RSS, then a few times propose, approve and
+  apply a new model and time the apply's answer and until the model answers on the reads;
+- issue 16's goals at N× against their bounds (search: p50 within 3× of the same run's 1×).
+
+Run it alone with ``python -m bench growth`` (``--repeats 1 --starts 1`` for a quicker pass).
 
 Per-model costs are marginal: (figure at N× − figure at 1×) / (models at N× − models at 1×).
 If the N× build takes more than ``BUILD_LIMIT_S``, the benchmark falls back to ``FALLBACK_FACTOR``
@@ -23,11 +29,13 @@ and says so in the report.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -42,7 +50,9 @@ from bench.harness import (
     Processes,
     Section,
     Settings,
+    Target,
     fmt_ms,
+    free_port,
     hmr_command,
     http_get,
     log,
@@ -50,16 +60,18 @@ from bench.harness import (
     median,
     rss_kib,
     run_wrk,
+    status,
     wait_until_ok,
 )
 from bench.read_api import READY_PATH, _start_read_api
+from bench.write_queue import _write_auth
 
 NAME = "growth"
 TITLE = "Growth: real dataset vs a synthetic one 100× larger"
 
 FACTOR = 100
 FALLBACK_FACTOR = 30
-BUILD_LIMIT_S = 60.0  # one N× build (import + publish) longer than this: fall back
+BUILD_LIMIT_S = 180.0  # one N× build (import + publish) longer than this: fall back
 SEED_TIMEOUT_S = 600.0
 READY_TIMEOUT_S = 120.0
 MAX_BUILDS = 3  # builds per scale (median); fewer when --repeats is lower
@@ -68,16 +80,44 @@ LATENCY_RUN_S = 2  # one wrk run of the latency figures (1 connection)
 
 V2 = "/api/model_references/v2"
 
-#: (label, path): the reads whose latency is measured at both scales
+#: (label, path): the reads whose latency is measured at both scales: every documented search
+#: filter (spec 02), the all-category search, a sort, and single-model reads
 READS = (
     (
         "search `image_generation?baseline=stable_diffusion_xl&limit=50`",
         f"{V2}/image_generation/search?baseline=stable_diffusion_xl&limit=50",
     ),
+    ("search `image_generation?nsfw=true`", f"{V2}/image_generation/search?nsfw=true"),
+    ("search `image_generation?inpainting=true`", f"{V2}/image_generation/search?inpainting=true"),
+    ("search `image_generation?tags_any=anime`", f"{V2}/image_generation/search?tags_any=anime"),
+    (
+        "search `image_generation?tags_all=anime&tags_all=character`",
+        f"{V2}/image_generation/search?tags_all=anime&tags_all=character",
+    ),
+    ("search `image_generation?tags_none=anime`", f"{V2}/image_generation/search?tags_none=anime"),
+    (
+        "search `image_generation?name_contains=diffusion`",
+        f"{V2}/image_generation/search?name_contains=diffusion",
+    ),
+    (
+        "search `image_generation?sort_by=name&limit=50`",
+        f"{V2}/image_generation/search?sort_by=name&limit=50",
+    ),
     (
         "search `text_generation?name_contains=llama&limit=50`",
         f"{V2}/text_generation/search?name_contains=llama&limit=50",
     ),
+    (
+        "search `text_generation?backend=koboldcpp`",
+        f"{V2}/text_generation/search?backend=koboldcpp",
+    ),
+    (
+        "search `text_generation?exclude_backend_variations=true`",
+        f"{V2}/text_generation/search?exclude_backend_variations=true",
+    ),
+    ("search `text_generation?quantized=true`", f"{V2}/text_generation/search?quantized=true"),
+    ("search all `?name_contains=mix`", f"{V2}/search?name_contains=mix"),
+    ("search all `?nsfw=false`", f"{V2}/search?nsfw=false"),
     (
         "single model `text_generation/acrastt/Marx-3B-V3`",
         f"{V2}/text_generation/model/acrastt/Marx-3B-V3",
@@ -87,6 +127,11 @@ READS = (
         f"{V2}/image_generation/model/Deliberate",
     ),
 )
+
+#: how many applies are timed on `hmr all` (apply answer -> the model answers on the reads)
+VISIBLE_SAMPLES = 3
+VISIBLE_TIMEOUT_S = 60.0
+POLL_INTERVAL_S = 0.005
 
 
 # ---------------------------------------------------------------- the synthetic dataset
@@ -214,6 +259,12 @@ class Scale:
     hwm_kib: int = 0
     latency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # p50, p99, rps
     answer_bytes: dict[str, int] = field(default_factory=dict)
+    # `hmr all` (the three services in one process) on the same data
+    all_ready_s: float = 0.0
+    all_rss_loaded: dict[str, int] = field(default_factory=dict)  # rss_kib() once answering
+    all_rss_after: dict[str, int] = field(default_factory=dict)  # after the applies
+    apply_ms: list[float] = field(default_factory=list)  # the apply calls' answers
+    visible_ms: list[float] = field(default_factory=list)  # apply answer -> model answers
 
     @property
     def build(self) -> Build:
@@ -345,7 +396,89 @@ def _measure_scale(
         f"in {scale.snapshot_files} files"
     )
     _measure_reads(settings, scale, data_dir, log_dir)
+    _measure_all(scale, data_dir, log_dir)
     return scale
+
+
+async def _apply_visible(base: str, requestor: str, approver: str, scale: Scale) -> None:
+    """Propose, approve and apply new image models one by one; time each apply's answer and
+    then until the model answers 200 on the reads of the same process."""
+    import aiohttp  # the bench's own dependency, not the services'
+
+    run = secrets.token_hex(3)
+    timeout = aiohttp.ClientTimeout(total=VISIBLE_TIMEOUT_S)
+    async with aiohttp.ClientSession(base, timeout=timeout) as session:
+
+        async def call(method: str, url: str, expect: int, key: str, body: object) -> object:
+            async with session.request(method, url, json=body, headers={"apikey": key}) as resp:
+                data = await resp.read()
+                if resp.status != expect:
+                    raise BenchError(f"{method} {url}: {resp.status}: {data[:300]!r}")
+                return json.loads(data)
+
+        for i in range(VISIBLE_SAMPLES):
+            name = f"bench-growth-{run}-{i}"
+            proposal = {"name": name, "baseline": "stable_diffusion_xl", "nsfw": False}
+            answer = await call("POST", f"{V2}/image_generation", 202, requestor, proposal)
+            assert isinstance(answer, dict)
+            change_id = answer["change_id"]
+            review = {"batch_title": f"growth {run} {i}", "approved_ids": [change_id]}
+            await call("POST", f"{V2}/pending_queue/batches", 200, approver, review)
+            t0 = time.perf_counter()
+            await call("POST", f"{V2}/pending_queue/changes/{change_id}/apply", 200, approver, {})
+            applied_at = time.perf_counter()
+            scale.apply_ms.append((applied_at - t0) * 1000)
+            model_url = f"{V2}/image_generation/model/{name}"
+            while True:
+                async with session.get(model_url) as resp:
+                    await resp.read()
+                    seen = time.perf_counter()
+                    if resp.status == 200:
+                        scale.visible_ms.append((seen - applied_at) * 1000)
+                        break
+                    if resp.status != 404:
+                        raise BenchError(f"GET {model_url}: {resp.status}")
+                if seen - applied_at > VISIBLE_TIMEOUT_S:
+                    raise BenchError(f"{name} not visible {VISIBLE_TIMEOUT_S:.0f} s after apply")
+                await asyncio.sleep(POLL_INTERVAL_S)
+            log(
+                f"{scale.factor}×: apply {i + 1}/{VISIBLE_SAMPLES}: answer "
+                f"{fmt_ms(scale.apply_ms[-1])}, visible {fmt_ms(scale.visible_ms[-1])} later"
+            )
+
+
+def _measure_all(scale: Scale, data_dir: Path, log_dir: Path) -> None:
+    """`hmr all` on the seeded data: start -> first 200, RSS, then apply -> visible."""
+    requestor, approver = _write_auth(log_dir / f"auth-{scale.factor}x.json")
+    port = free_port()
+    argv = [
+        *hmr_command(),
+        "all",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--auth-file",
+        str(log_dir / f"auth-{scale.factor}x.json"),
+        "--access-log",
+        "false",
+    ]
+    env = {**os.environ, "HMR_HORDE_URL": "off"}  # the stats poller stays off AI-Horde
+    with Processes(log_dir) as procs:
+        proc = procs.start(f"hmr-all-{scale.factor}x", argv, env=env, cwd=REPO_ROOT)
+        answered = wait_until_ok(port, READY_PATH, timeout=READY_TIMEOUT_S, proc=proc)
+        scale.all_ready_s = answered - proc.started_at
+        scale.all_rss_loaded = rss_kib(proc.pid)
+        log(
+            f"{scale.factor}×: hmr all: first 200 after {scale.all_ready_s * 1000:.0f} ms, "
+            f"RSS {scale.all_rss_loaded['VmRSS'] / 1024:.1f} MiB"
+        )
+        asyncio.run(_apply_visible(f"http://{LOOPBACK}:{port}", requestor, approver, scale))
+        scale.all_rss_after = rss_kib(proc.pid)
+        if not proc.alive():
+            raise BenchError(f"hmr all exited during the bench; log:\n{proc.log_tail()}")
 
 
 def _rmtree(path: Path) -> None:
@@ -433,7 +566,7 @@ def _render(settings: Settings, base: Scale, big: Scale, fallback_note: str | No
             ),
         ),
         (
-            "build: publish (encode, gzip -9, write, fsync)",
+            "build: publish (encode, gzip level 6 in pieces on 2 threads, write, fsync)",
             fmt_ms(median(b.publish_s for b in base.builds) * 1e3),
             fmt_ms(median(b.publish_s for b in big.builds) * 1e3),
             ratio(
@@ -488,6 +621,43 @@ def _render(settings: Settings, base: Scale, big: Scale, fallback_note: str | No
             "—",
         ),
     ]
+    rows += [
+        (
+            "`hmr all`: start → first 200 (one start)",
+            fmt_ms(base.all_ready_s * 1e3),
+            fmt_ms(big.all_ready_s * 1e3),
+            ratio(base.all_ready_s, big.all_ready_s),
+            per_k(base.all_ready_s * 1e3, big.all_ready_s * 1e3, "ms"),
+        ),
+        (
+            "`hmr all`: RSS once answering (VmRSS; of it anonymous / file-backed)",
+            _rss(base.all_rss_loaded),
+            _rss(big.all_rss_loaded),
+            ratio(base.all_rss_loaded["VmRSS"], big.all_rss_loaded["VmRSS"]),
+            per_k(base.all_rss_loaded["VmRSS"], big.all_rss_loaded["VmRSS"], "KiB"),
+        ),
+        (
+            f"`hmr all`: RSS after {VISIBLE_SAMPLES} applies (VmRSS; anonymous / file-backed)",
+            _rss(base.all_rss_after),
+            _rss(big.all_rss_after),
+            ratio(base.all_rss_after["VmRSS"], big.all_rss_after["VmRSS"]),
+            "—",
+        ),
+        (
+            f"`hmr all`: apply answer (one new image model), median of {VISIBLE_SAMPLES}",
+            fmt_ms(median(base.apply_ms)),
+            fmt_ms(median(big.apply_ms)),
+            ratio(median(base.apply_ms), median(big.apply_ms)),
+            "—",
+        ),
+        (
+            f"`hmr all`: apply answer → model answers on the reads, worst of {VISIBLE_SAMPLES}",
+            fmt_ms(max(base.visible_ms)),
+            fmt_ms(max(big.visible_ms)),
+            ratio(max(base.visible_ms), max(big.visible_ms)),
+            "—",
+        ),
+    ]
     table = markdown_table(
         (
             "figure",
@@ -524,6 +694,7 @@ def _render(settings: Settings, base: Scale, big: Scale, fallback_note: str | No
         ),
         lat_rows,
     )
+    goals = _goals(base, big)
     notes = [
         f"Synthetic dataset: every record of every real legacy file repeated {big.factor}× (copy 0 "
         "unchanged, copy k renamed `<name> #000k` for image files, `<org>/<model>-x000k` in "
@@ -539,7 +710,81 @@ def _render(settings: Settings, base: Scale, big: Scale, fallback_note: str | No
         f"first 200 arrived; latency: wrk 1 thread, 1 connection, {LATENCY_RUN_S} s per run, "
         f"median of {max(1, settings.repeats)} runs after 1 s warm-up, on the last started process.",
     ]
-    parts = [table, lat, "\n".join(f"- {n}" for n in notes)]
+    notes.append(
+        "`hmr all`: the three services in one process (`--access-log false`, AI-Horde off, a "
+        "development auth file) on the data `hmr seed` wrote; start → first 200 on the same read; "
+        f"then {VISIBLE_SAMPLES} times: propose a new image model, approve it, apply it, and poll "
+        f"its single-model read every {POLL_INTERVAL_S * 1000:.0f} ms until it answers 200."
+    )
+    goal_table = markdown_table(
+        ("goal (issue 16)", "measured", "target", "status"),
+        [(t.figure, t.measured, t.target, status(t.ok)) for t in goals],
+    )
+    parts = [goal_table, table, lat, "\n".join(f"- {n}" for n in notes)]
     if fallback_note:
         parts.insert(0, f"**{fallback_note}**")
-    return Section(NAME, TITLE.replace("100×", f"{big.factor}×"), "\n\n".join(parts), [])
+    failures = [f"{t.figure}: {t.measured} (target {t.target})" for t in goals if t.ok is False]
+    return Section(
+        NAME, TITLE.replace("100×", f"{big.factor}×"), "\n\n".join(parts), failures, goals
+    )
+
+
+def _rss(rss: dict[str, int]) -> str:
+    if not rss:
+        return "—"
+    return (
+        f"{rss['VmRSS'] / 1024:.1f} MiB ({rss.get('RssAnon', 0) / 1024:.1f} / "
+        f"{rss.get('RssFile', 0) / 1024:.1f})"
+    )
+
+
+def _goals(base: Scale, big: Scale) -> list[Target]:
+    """Issue 16's goals at N×, each against its bound (search: against the same-run 1×)."""
+    n = f"{big.factor}×"
+    goals = [
+        Target(
+            f"{n}: apply → visible on the reads (worst of {VISIBLE_SAMPLES})",
+            fmt_ms(max(big.visible_ms) + median(big.apply_ms)),
+            "≤ 1 s (apply answer included)",
+            max(big.visible_ms) + median(big.apply_ms) <= 1000,
+        ),
+        Target(
+            f"{n}: `hmr all` start → first 200",
+            fmt_ms(big.all_ready_s * 1e3),
+            "≤ 1.5 s",
+            big.all_ready_s <= 1.5,
+        ),
+        Target(
+            f"{n}: `hmr read-api` start → first 200",
+            fmt_ms(median(big.ready_s) * 1e3),
+            "≤ 1.5 s",
+            median(big.ready_s) <= 1.5,
+        ),
+        Target(
+            f"{n}: `hmr all` RSS once answering",
+            f"{big.all_rss_loaded['VmRSS'] / 1024:.0f} MiB",
+            "≤ 250 MiB",
+            big.all_rss_loaded["VmRSS"] <= 250 * 1024,
+        ),
+        Target(
+            f"{n}: `hmr all` RSS after {VISIBLE_SAMPLES} applies",
+            f"{big.all_rss_after['VmRSS'] / 1024:.0f} MiB",
+            "≤ 250 MiB",
+            big.all_rss_after["VmRSS"] <= 250 * 1024,
+        ),
+        Target(f"{n}: `hmr seed`", fmt_ms(big.seed_s * 1e3), "≤ 10 s", big.seed_s <= 10),
+    ]
+    worst = max(
+        (label for label, _ in READS if label.startswith("search")),
+        key=lambda label: big.latency[label][0] / base.latency[label][0],
+    )
+    r = big.latency[worst][0] / base.latency[worst][0]
+    goals.append(
+        Target(
+            f"{n}: search p50 ÷ 1× p50, worst filter ({worst.removeprefix('search ')})",
+            f"{r:.1f}×",
+            "≤ 3×",
+            r <= 3,
+        )
+    )
+    return goals

@@ -275,12 +275,12 @@ def wait_until_ok(
 
 
 def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM (KiB) of a process from /proc/<pid>/status."""
+    """VmRSS / VmHWM and RSS split in RssAnon / RssFile (KiB) from /proc/<pid>/status."""
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(value.split()[0])
     return out
 

@@ -27,7 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
+
 from services.cli import listen
+from services.read_api.config import Config as ReadConfig
 from shared.config import HORDE_OFF, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,9 +107,15 @@ def nginx_binary() -> str:
     return found
 
 
-def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: int) -> Path:
+def render_nginx(
+    run_dir: Path, port: int, reads: list[int], write: int, stats: int, data_dir: Path
+) -> Path:
     values = {
         "RUN_DIR": str(run_dir),
+        # whole categories are served from the live snapshot's files (the static path)
+        "SNAPSHOTS_DIR": str((data_dir / "snapshots").resolve()),
+        # the replicas run with the default (up passes them no HMR_CACHE_MAX_AGE)
+        "CACHE_MAX_AGE": str(attrs.fields(ReadConfig).cache_max_age.default),
         # buffered: a write per request cost nginx ~15% of its cached-read throughput (wrk)
         "ACCESS_LOG": f"{run_dir / 'nginx-access.log'} combined buffer=64k flush=1s",
         "LISTEN": f"127.0.0.1:{port}",
@@ -248,7 +257,7 @@ def up(options: argparse.Namespace) -> int:
             wait_ready(name, port, "/api/replicate_mode", procs[name], run_dir / f"{name}.log")
         wait_ready("stats", stats, "/api/heartbeat", procs["stats"], run_dir / "stats.log")
         write_openapi(run_dir, env)
-        conf = render_nginx(run_dir, options.port, reads, write, stats)
+        conf = render_nginx(run_dir, options.port, reads, write, stats, data_dir)
         procs["nginx"] = start("nginx", [nginx_binary(), "-c", str(conf)], env, run_dir)
         # nginx's answer, not that of whatever took the port since it was checked
         wait_ready(

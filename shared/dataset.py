@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 import weakref
@@ -25,13 +24,14 @@ from horde_model_records import (
     structure_record,
     unstructure_record,
 )
-from horde_model_records.convert import legacy_keys
+from horde_model_records.convert import legacy_keys, text_v1_view
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.serde import converter
 from horde_model_records.served import read_fields, stored_fields
 
+from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
-from .snapshot import Snapshot, SnapshotStore, v1_path, v2_path
+from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
 Json = dict[str, Any]
@@ -73,6 +73,8 @@ def _with_records(
         elif legacy_record is not None and category is not Category.text_generation:
             # a legacy-canonical write: the submitted legacy record is the v1 entry, verbatim
             legacy = {**legacy, key: legacy_record}
+        elif category is Category.text_generation:
+            legacy = _text_view_after(data.records.get(name), records.get(name), legacy, records)
         else:
             legacy = legacy_view(category, records, legacy, changed={name})
         legacy_meta = legacy_meta.after_operation(operation, name, now, len(legacy))
@@ -83,6 +85,32 @@ def _with_records(
         legacy_metadata=legacy_meta,
     )
     return evolve(dataset, categories={**dataset.categories, category: changed})
+
+
+def _text_view_after(
+    old: ModelRecord | None,
+    new: ModelRecord | None,
+    view: Mapping[str, Json],
+    records: Mapping[str, ModelRecord],
+) -> dict[str, Json]:
+    """The db.json view after one record changed from `old` to `new` (either may be None): the
+    changed record's entries are generated, every other entry is kept as is, in the order
+    `text_v1_view` gives. Generating all of them costs the whole category on every apply."""
+    old_entries = [] if old is None else list(text_v1_view([old]))
+    new_entries = {} if new is None else text_v1_view([new])
+    others = view.keys() - set(old_entries)
+    if others & new_entries.keys() or not all(k in view for k in old_entries):
+        return text_v1_view(records.values())  # names of two records meet: the slow, sure way
+    out: dict[str, Json] = {}
+    first = old_entries[0] if old_entries else None
+    for key, entry in view.items():
+        if key == first:
+            out.update(new_entries)  # an update keeps the record's place
+        elif key not in old_entries:
+            out[key] = entry
+    if first is None:
+        out.update(new_entries)  # a new record goes last, as it does in the records
+    return out
 
 
 def upsert_record(
@@ -128,34 +156,97 @@ def encode_v1(view: Mapping[str, Json]) -> bytes:
 
 
 def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=9, mtime=0)
+    return gzipped.gzip_bytes(data)
 
 
-#: id(CategoryData) -> (a weak reference to it, its files and manifest block): a dataset after
-#: an apply shares every untouched CategoryData with the one before, so publishing re-encodes
-#: (and re-gzips) only the categories a change touched
-_encoded: dict[int, tuple[weakref.ref[CategoryData], dict[str, bytes], Json, Json]] = {}
+class _Entries:
+    """The encoded entries of one category file, kept between publishes: an entry is encoded
+    again only when its value is another object than last time (records and v1 entries are
+    never mutated, so the same object means the same bytes). The file is the entries joined;
+    it is byte-identical to `encode_v2` / `encode_v1` of the whole mapping."""
+
+    def __init__(self, indent: bool) -> None:
+        self.indent = indent
+        self.context: object = None  # what else the bytes depend on (text: guidance assignments)
+        # `json.dumps(obj, indent=4)` writes an object as "{" NL+pad item ("," NL+pad item)* NL "}"
+        self.sep = b",\n    " if indent else b","
+        self.open, self.close = (b"{\n    ", b"\n}") if indent else (b"{", b"}")
+        self.cache: dict[str, tuple[object, bytes]] = {}
+        self.gz = gzipped.PieceCache()
+
+    def _encode(self, key: str, value: Any) -> bytes:
+        k = json.dumps(key, ensure_ascii=False)
+        if self.indent:
+            v = json.dumps(value, ensure_ascii=False, indent=4).replace("\n", "\n    ")
+            return self.sep + f"{k}: {v}".encode()
+        v = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return self.sep + f"{k}:{v}".encode()
+
+    def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
+        """The file as a list of parts, one per entry (`plain(key, value)` turns an entry into
+        JSON data); a change of `context` encodes every entry again."""
+        cache: dict[str, tuple[object, bytes]] = {}
+        out: list[bytes] = []
+        old = self.cache if context == self.context else {}
+        self.context = context
+        for key, value in items.items():
+            hit = old.get(key)
+            if hit is not None and hit[0] is value:
+                cache[key] = hit
+            else:
+                cache[key] = (value, self._encode(key, plain(key, value)))
+            out.append(cache[key][1])
+        self.cache = cache
+        if not out:
+            return [b"{}"]
+        out[0] = self.open + out[0][len(self.sep) :]
+        out.append(self.close)
+        return out
+
+    def files(
+        self, path: str, items: Mapping[str, Any], plain: Any, context: object = None
+    ) -> dict[str, bytes]:
+        parts = self.parts(items, plain, context)
+        return {path: b"".join(parts), path + ".gz": self.gz.gzip(parts)}
+
+
+#: per category: the encoded v2 and v1 entries of its last publish (see _Entries)
+_entries: dict[tuple[Category, str], _Entries] = {}
+
+
+def _entries_of(category: Category, version: str) -> _Entries:
+    key = (category, version)
+    if key not in _entries:
+        _entries[key] = _Entries(indent=version == "v1")
+    return _entries[key]
+
+
+#: id(CategoryData) -> (a weak reference to it, its files, their sha256, manifest block, the
+#: guidance assignments its text reads showed): a dataset after an apply shares every untouched
+#: CategoryData with the one before, so publishing re-encodes (and re-gzips) only the categories
+#: a change touched
+_encoded: dict[
+    int, tuple[weakref.ref[CategoryData], dict[str, bytes], dict[str, str], Json, Json | None]
+] = {}
 
 
 def _category_files(
     category: Category, data: CategoryData, assignments: Json
-) -> tuple[dict[str, bytes], Json]:
+) -> tuple[dict[str, bytes], dict[str, str], Json]:
     """`assignments`: the guidance catalog's, which text reads show (other categories ignore it)."""
+    shown = assignments if category is Category.text_generation else None
     cached = _encoded.get(id(data))
-    if (
-        cached is not None
-        and cached[0]() is data
-        and (category is not Category.text_generation or cached[3] == assignments)
-    ):
-        return cached[1], cached[2]
-    files: dict[str, bytes] = {}
-    v2 = encode_v2(data.records, assignments if category is Category.text_generation else None)
-    files[v2_path(category)] = v2
-    files[v2_path(category) + ".gz"] = _gzip(v2)
+    if cached is not None and cached[0]() is data and cached[4] == shown:
+        return cached[1], cached[2], cached[3]
+
+    def v2_entry(name: str, record: ModelRecord) -> Json:
+        return read_fields(category, unstructure_record(record), (shown or {}).get(name))
+
+    files = _entries_of(category, "v2").files(v2_path(category), data.records, v2_entry, shown)
     if data.legacy is not None:
-        v1 = encode_v1(data.legacy)
-        files[v1_path(category)] = v1
-        files[v1_path(category) + ".gz"] = _gzip(v1)
+        v1 = _entries_of(category, "v1").files(v1_path(category), data.legacy, _same)
+        files.update(v1)
+    hashes = dict(zip(files, gzipped.pool_map(sha256_hex, list(files.values())), strict=True))
     aliases = {}
     if data.legacy is not None and category is not Category.text_generation:
         # v1 keys that spell a record's name otherwise: reads resolve both
@@ -167,42 +258,84 @@ def _category_files(
         "metadata": converter.unstructure(data.metadata),
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
-    key = id(data)
-    _encoded[key] = (
-        weakref.ref(data, lambda _ref: _encoded.pop(key, None)),
-        files,
-        block,
-        assignments,
-    )
-    return files, block
+    _remember_encoding(data, files, hashes, block, shown)
+    return files, hashes, block
+
+
+def _same(_key: str, value: Json) -> Json:
+    return value
 
 
 def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     """Every file of a snapshot of this dataset, plus the manifest's per-category block."""
+    files, _hashes, extra = _snapshot_files(dataset)
+    return files, extra
+
+
+def _snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], dict[str, str], Json]:
     files: dict[str, bytes] = {}
+    hashes: dict[str, str] = {}
     categories: Json = {}
     for category in ALL_CATEGORIES:
-        category_files, block = _category_files(
+        category_files, category_hashes, block = _category_files(
             category, dataset.categories[category], dataset.catalogs.assignments
         )
         files.update(category_files)
+        hashes.update(category_hashes)
         categories[category.value] = block
     if not dataset.text_toolkit.empty:
         # only once there is something to keep: a dataset without toolkit data publishes the
         # same files as before the toolkit existed
         files.update(dataset.text_toolkit.snapshot_files())
     files.update(catalog_files(dataset.catalogs))
-    return files, {"categories": categories}
+    return files, hashes, {"categories": categories}
+
+
+def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
+    """Take `snapshot`'s files as the encoding of `dataset`, the dataset it was published from
+    (the writer at start, when the live snapshot holds its store's version): the next publish
+    then encodes only the categories a change touches, not every category once more."""
+    listing = snapshot.manifest["files"]
+    blocks = snapshot.manifest.get("categories", {})
+    for category, data in dataset.categories.items():
+        paths = [v2_path(category)]
+        if data.legacy is not None:
+            paths.append(v1_path(category))
+        paths += [p + ".gz" for p in paths]
+        block = blocks.get(category.value)
+        if block is None or any(p not in snapshot.files or p not in listing for p in paths):
+            continue
+        files = {p: snapshot.files[p] for p in paths}
+        hashes = {p: str(listing[p]["sha256"]) for p in paths}
+        shown = dataset.catalogs.assignments if category is Category.text_generation else None
+        _remember_encoding(data, files, hashes, dict(block), shown)
+
+
+def _remember_encoding(
+    data: CategoryData,
+    files: dict[str, bytes],
+    hashes: dict[str, str],
+    block: Json,
+    shown: Json | None,
+) -> None:
+    key = id(data)
+    _encoded[key] = (
+        weakref.ref(data, lambda _ref: _encoded.pop(key, None)),
+        files,
+        hashes,
+        block,
+        shown,
+    )
 
 
 def publish_dataset(
     store: SnapshotStore, dataset: Dataset, dataset_version: int | None = None
 ) -> Snapshot:
     """Publish the dataset; `dataset_version` lets the writer tell whether CURRENT is behind."""
-    files, extra = snapshot_files(dataset)
+    files, hashes, extra = _snapshot_files(dataset)
     if dataset_version is not None:
         extra["dataset_version"] = dataset_version
-    return store.publish(files, extra)
+    return store.publish(files, extra, hashes=hashes)
 
 
 def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:

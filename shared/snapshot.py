@@ -1,11 +1,15 @@
 """The snapshot directory format: atomic publish, verified read, retention.
 
 snapshots/CURRENT                 name of the live snapshot, replaced by rename
+snapshots/live                    symlink to that snapshot's directory (for nginx), follows CURRENT
 snapshots/000042-9f3c1a/          immutable: id + short content hash
     manifest.json                 id, parent, created_at, every file's sha256 and size, and
                                   per-category counts and metadata
     v2/<category>.json[.gz]       exact response bytes of the v2 category read
     v1/<category>.json[.gz]       exact response bytes of the v1 view
+
+Every file's mtime is stamped from its digest (stamp_of), so nginx's ETag for it
+("<mtime hex>-<size hex>") is a function of its bytes, the ETag the read service sends too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+LIVE = "live"  # symlink to the live snapshot directory, for static file servers
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^(\d{6,})-([0-9a-f]{6})$")
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
 
 
 def v2_path(category: str) -> str:
@@ -69,6 +76,36 @@ def snapshot_id_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def stamp_of(sha256: str) -> int:
+    """The mtime (Unix seconds) every published file gets, derived from its bytes' digest: the
+    same bytes carry the same mtime in every snapshot and on every host, so a static file server
+    whose ETag is mtime-size (nginx: `"<mtime hex>-<size hex>"`) gives one ETag per content."""
+    return int(sha256[:7], 16)
+
+
+def static_etag(sha256: str, size: int) -> str:
+    """The strong ETag nginx sends for a published file of this digest and size."""
+    return f'"{stamp_of(sha256):x}-{size:x}"'
+
+
+_Signature = tuple[int, int, int, int] | None
+
+#: snapshots root -> sha256 -> (bytes, file signature) of the snapshot read or written last under
+#: that root in this process: the next read (a new publish, or another service of `hmr all`)
+#: takes an unchanged file from memory, one copy for every service of the process, when its file
+#: is still the inode it was verified or written as, untouched since (a write in place moves its
+#: mtime off its stamp, so it is read and verified again)
+_known: dict[str, dict[str, tuple[bytes, _Signature]]] = {}
+
+
+def _signature(path: Path) -> _Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -77,11 +114,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, mtime: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
+        if mtime is not None:
+            os.utime(fh.fileno(), (mtime, mtime))
         os.fsync(fh.fileno())
 
 
@@ -90,6 +129,10 @@ class SnapshotStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def _known(self) -> dict[str, tuple[bytes, _Signature]]:
+        return _known.get(os.path.abspath(self.root), {})
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -130,15 +173,34 @@ class SnapshotStore:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise SnapshotError(f"{name}: unknown snapshot format")
         files: dict[str, bytes] = {}
+        known = self._known
         for rel, meta in manifest["files"].items():
+            path = directory / rel
+            hit = known.get(meta["sha256"])
+            if hit is not None and hit[1] == _signature(path):
+                files[rel] = hit[0]  # these very bytes were verified from this same inode
+                continue
             try:
-                data = (directory / rel).read_bytes()
+                data = path.read_bytes()
             except OSError as exc:
                 raise SnapshotError(f"{name}: file {rel} is missing: {exc}") from exc
             if len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
                 raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
             files[rel] = data
+        self._remember(directory, manifest, files)
         return Snapshot(name=name, manifest=manifest, files=files)
+
+    def _remember(
+        self, directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+    ) -> None:
+        """Keep the verified bytes of the snapshot just read or written, with the signature of
+        the file each came from, for the next read."""
+        listing = manifest["files"]
+        _known[os.path.abspath(self.root)] = {
+            listing[rel]["sha256"]: (data, _signature(directory / rel))
+            for rel, data in files.items()
+            if rel in listing
+        }
 
     def read_current(self) -> Snapshot | None:
         name = self.current_name()
@@ -147,12 +209,17 @@ class SnapshotStore:
     # --- writing -------------------------------------------------------------------------------
 
     def publish(
-        self, files: Mapping[str, bytes], extra: Mapping[str, Any], now: float | None = None
+        self,
+        files: Mapping[str, bytes],
+        extra: Mapping[str, Any],
+        now: float | None = None,
+        hashes: Mapping[str, str] | None = None,
     ) -> Snapshot:
         """Write a new snapshot aside, fsync it, rename it into place, then switch CURRENT.
 
         Files whose bytes equal the parent's are hard-linked, so a publish costs what changed.
-        A crash at any step leaves the previous snapshot live.
+        A crash at any step leaves the previous snapshot live. `hashes` (path -> sha256) spares
+        hashing files whose digest the caller already knows (the writer's unchanged categories).
         """
         self.root.mkdir(parents=True, exist_ok=True)
         parent = self.current_name()
@@ -160,8 +227,10 @@ class SnapshotStore:
         existing = [snapshot_id_of(n) or 0 for n in self.names()]
         new_id = max(existing, default=0) + 1
 
+        known = hashes or {}
         listing = {
-            rel: {"sha256": sha256_hex(data), "size": len(data)} for rel, data in files.items()
+            rel: {"sha256": known.get(rel) or sha256_hex(data), "size": len(data)}
+            for rel, data in files.items()
         }
         content = sha256_hex(
             json.dumps(sorted((rel, m["sha256"]) for rel, m in listing.items())).encode()
@@ -210,10 +279,20 @@ class SnapshotStore:
         listing = manifest["files"]
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=self.root))
         try:
-            for rel, data in files.items():
-                target = tmp / rel
-                if not self._link_from_parent(parent, parent_manifest, rel, listing[rel], target):
-                    _write_file(target, data)
+            # checking the parent's files is reading and hashing them: two threads (hashlib
+            # releases the GIL) on what may be most of the snapshot
+            linked = _pool.map(
+                lambda rel: self._link_from_parent(
+                    parent, parent_manifest, rel, listing[rel], tmp / rel
+                ),
+                list(files),
+            )
+            for (rel, data), was_linked in zip(files.items(), list(linked), strict=True):
+                stamp = stamp_of(listing[rel]["sha256"])
+                if not was_linked:
+                    _write_file(tmp / rel, data, stamp)
+                elif os.stat(tmp / rel).st_mtime != stamp:
+                    os.utime(tmp / rel, (stamp, stamp))  # a file published before stamping
             manifest_bytes = json.dumps(manifest, indent=1).encode()
             _write_file(tmp / MANIFEST, manifest_bytes)
             for sub in {tmp, *(p for p in tmp.rglob("*") if p.is_dir())}:
@@ -225,6 +304,7 @@ class SnapshotStore:
             raise
         _fsync_dir(self.root)
         self._switch_current(name)
+        self._remember(self.root / name, manifest, files)
         return Snapshot(name=name, manifest=manifest, files=dict(files))
 
     def _manifest_or_none(self, name: str | None) -> dict[str, Any] | None:
@@ -245,14 +325,20 @@ class SnapshotStore:
         target: Path,
     ) -> bool:
         """Hard-link an unchanged file from the parent, once its bytes are checked: a file damaged
-        in place after it was published is written afresh, never carried into a new snapshot."""
+        in place after it was published is written afresh, never carried into a new snapshot.
+
+        The check is a hash, unless this store verified or wrote those bytes from that very
+        inode and its size and stamped mtime are unchanged since (a write in place moves them)."""
         if parent is None or parent_manifest is None:
             return False
         if parent_manifest.get("files", {}).get(rel) != meta:
             return False
         source = self.root / parent / rel
+        known = self._known.get(meta["sha256"])
         try:
-            if sha256_hex(source.read_bytes()) != meta["sha256"]:
+            if (known is None or known[1] != _signature(source)) and sha256_hex(
+                source.read_bytes()
+            ) != meta["sha256"]:
                 logger.error("snapshot %s: file %s is damaged; writing it afresh", parent, rel)
                 return False
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -265,7 +351,18 @@ class SnapshotStore:
         tmp = self.root / f"{CURRENT}.tmp"
         _write_file(tmp, name.encode("ascii") + b"\n")
         os.replace(tmp, self.root / CURRENT)
+        self._switch_live(name)
         _fsync_dir(self.root)
+
+    def _switch_live(self, name: str) -> None:
+        """Point the `live` symlink at the snapshot CURRENT names (relative, replaced by rename):
+        a static file server (the deployed nginx) serves the live snapshot's files through it.
+        CURRENT stays the pointer of record; `live` follows it after every switch."""
+        tmp = self.root / f"{LIVE}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(name, tmp)
+        os.replace(tmp, self.root / LIVE)
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` snapshots; never the live one."""

@@ -149,6 +149,9 @@ def test_compose_nginx(compose: dict[str, Any]) -> None:
     assert env["HMR_RESOLVER"] == "127.0.0.11"  # Docker's embedded DNS
     openapi = _mounts(nginx)["openapi"]
     assert openapi["read_only"] is True
+    data = _mounts(nginx)["data"]  # the static path: whole categories from the live snapshot
+    assert data["read_only"] is True
+    assert _dockerfile_env("nginx.Dockerfile")["HMR_SNAPSHOTS_DIR"] == data["target"] + "/snapshots"
     assert _mounts(services["openapi"])["openapi"]["target"] == "/openapi"
     assert services["openapi"]["command"][-1] == "/openapi/openapi.json"
     assert (
@@ -290,6 +293,8 @@ def _values(tmp_path: Path, **upstreams: str) -> dict[str, str]:
         "HMR_READ_UPSTREAM": f"127.0.0.1:{free_port()}",
         "HMR_WRITE_UPSTREAM": f"127.0.0.1:{free_port()}",
         "HMR_STATS_UPSTREAM": f"127.0.0.1:{free_port()}",
+        "HMR_SNAPSHOTS_DIR": str(tmp_path / "snapshots"),
+        "HMR_CACHE_MAX_AGE": "60",
         "HMR_RESOLVER": "127.0.0.1",
         "HMR_RESOLVER_VALID": "10s",
     }

@@ -42,6 +42,8 @@ VARIABLES = (
     "HMR_READ_UPSTREAM",  # host:port of the read replicas (one DNS name for all of them)
     "HMR_WRITE_UPSTREAM",  # host:port of the write queue
     "HMR_STATS_UPSTREAM",  # host:port of the stats service
+    "HMR_SNAPSHOTS_DIR",  # the data volume's snapshots dir (whole categories served from it)
+    "HMR_CACHE_MAX_AGE",  # Cache-Control max-age of those files, as the read replicas send
     "HMR_RESOLVER",  # DNS server for run-time re-resolution (Docker: 127.0.0.11)
     "HMR_RESOLVER_VALID",  # how long a DNS answer is used, e.g. 10s
 )
@@ -77,6 +79,8 @@ def render(template: str, resolve: bool = True) -> str:
         "READ_SERVERS": "        server ${HMR_READ_UPSTREAM}" + suffix + ";",
         "WRITE_SERVER": "${HMR_WRITE_UPSTREAM}" + suffix,
         "STATS_SERVER": "${HMR_STATS_UPSTREAM}" + suffix,
+        "SNAPSHOTS_DIR": "${HMR_SNAPSHOTS_DIR}",
+        "CACHE_MAX_AGE": "${HMR_CACHE_MAX_AGE}",
     }
     for key, value in values.items():
         if "${" + key + "}" not in text:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from horde_model_records import RECORD_TYPES, Category, has_backend_prefix
-from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
+from horde_model_records import RECORD_TYPES, Category
 from shared.errors import BadRequest
 
-from .view import Candidate, CategoryView, ReadModel
+from .view import Candidate, CategoryView, Index, Matches, ReadModel
 from .wire import BACKENDS, SearchAllQuery, SearchQuery
 
 #: fields every record type has: the only sort keys of the all-category search
@@ -27,31 +26,6 @@ COMMON_FIELDS = (
 
 
 # --- filtering ------------------------------------------------------------------------------------
-
-
-def _tag_filters(q: SearchAllQuery, c: Candidate) -> bool:
-    tags = c.tags or frozenset()
-    if q.tags_any and not tags.intersection(q.tags_any):
-        return False
-    if q.tags_all and (not tags or not tags.issuperset(q.tags_all)):
-        return False
-    return not (q.tags_none and tags.intersection(q.tags_none))
-
-
-def _licensing_filters(q: SearchAllQuery, c: Candidate) -> bool:
-    # a snapshot published before schema 2.1.0 has records without it: they are unreviewed
-    licensing = c.record.get("licensing", UNKNOWN_LICENSING_JSON)
-    if q.license_id is not None and q.license_id not in licensing["license_ids"]:
-        return False
-    if q.commercial_use is not None and licensing["commercial_use"] != q.commercial_use:
-        return False
-    return q.redistribution is None or licensing["redistribution"] == q.redistribution
-
-
-def _common_filters(q: SearchAllQuery, c: Candidate) -> bool:
-    if q.name_contains is not None and not c.name_contains(q.name_contains.lower()):
-        return False
-    return _tag_filters(q, c) and _licensing_filters(q, c)
 
 
 def _check_fields(q: SearchQuery, view: CategoryView) -> None:
@@ -84,33 +58,71 @@ def _check_fields(q: SearchQuery, view: CategoryView) -> None:
         )
 
 
-def _category_matches(q: SearchQuery, view: CategoryView) -> list[int]:
-    """Positions (dataset order) of the records of one category that pass every filter."""
+_NONE: tuple[list[int], frozenset[int]] = ([], frozenset())
+
+
+def _matches(view: CategoryView, q: SearchAllQuery, extra: list[Index] | None = None) -> Matches:
+    """The filters every search has (nsfw, tags, name_contains, licensing), plus `extra` positive
+    indexes, as one Matches: the smallest positive index drives, the others are checked per
+    position."""
+    positive: list[Index] = list(extra or [])
+    excluded: set[int] = set()
+    if q.nsfw is not None:
+        positive.append(view.by_value.get(("nsfw", q.nsfw), _NONE))
+    wanted = set(q.tags_any)
+    if len(wanted) == 1:
+        positive.append(view.by_tag.get(wanted.pop(), _NONE))  # the index itself: no copy
+    elif wanted:
+        union = sorted(set().union(*(view.by_tag.get(t, _NONE)[1] for t in wanted)))
+        positive.append((union, frozenset(union)))
+    for tag in dict.fromkeys(q.tags_all):
+        positive.append(view.by_tag.get(tag, _NONE))
+    for tag in q.tags_none:
+        excluded |= view.by_tag.get(tag, _NONE)[1]
+    if q.name_contains is not None:
+        positive.append(view.name_index(q.name_contains.lower()))
+    for field, value in (
+        ("license_id", q.license_id),
+        ("commercial_use", q.commercial_use),
+        ("redistribution", q.redistribution),
+    ):
+        if value is not None:
+            positive.append(view.by_value.get((field, value), _NONE))
+    if not positive:
+        return Matches(len(view.candidates), None, excluded=frozenset(excluded))
+    positive.sort(key=lambda index: len(index[0]))
+    driver, *others = positive
+    return Matches(
+        len(view.candidates),
+        driver[0],
+        required=tuple(o[1] for o in others),
+        excluded=frozenset(excluded),
+    )
+
+
+def _category_matches(q: SearchQuery, view: CategoryView) -> Matches:
+    """The records of one category that pass every filter."""
     _check_fields(q, view)
-    positions: frozenset[int] | None = None
-    for field, value in (("nsfw", q.nsfw), ("baseline", q.baseline), ("inpainting", q.inpainting)):
-        if value is None:
-            continue
-        hits = view.by_value.get((field, value), frozenset())
-        positions = hits if positions is None else positions & hits
+    extra: list[Index] = []
+    for field, value in (("baseline", q.baseline), ("inpainting", q.inpainting)):
+        if value is not None:
+            extra.append(view.by_value.get((field, value), _NONE))
     text = view.category is Category.text_generation
     if text and q.backend is not None and q.backend not in BACKENDS:
         raise BadRequest(f"Unknown backend '{q.backend}'. Valid backends: {list(BACKENDS)}")
-    out = []
-    for pos, c in enumerate(view.candidates):
-        if positions is not None and pos not in positions:
-            continue
-        if not _common_filters(q, c):
-            continue
-        if text:
-            if q.backend is not None and not c.name.startswith(q.backend + "/"):
-                continue
-            if q.exclude_backend_variations and has_backend_prefix(c.name):
-                continue
-            if q.quantized is not None and c.quantized != q.quantized:
-                continue
-        out.append(pos)
-    return out
+    if text and q.backend is not None:
+        extra.append(view.by_backend.get(q.backend, _NONE))
+    if text and q.quantized is True:
+        extra.append(view.quantized)
+    matches = _matches(view, q, extra)
+    drop: frozenset[int] = frozenset()
+    if text and q.exclude_backend_variations:
+        drop |= view.prefixed
+    if text and q.quantized is False:
+        drop |= view.quantized[1]
+    if drop:
+        matches = Matches(matches.size, matches.driver, matches.required, matches.excluded | drop)
+    return matches
 
 
 # --- sorting --------------------------------------------------------------------------------------
@@ -150,27 +162,17 @@ def _check_sort_field(sort_by: str, valid: Iterable[str]) -> None:
 # --- the two searches -----------------------------------------------------------------------------
 
 
-def _dedupe(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
-    seen: set[str] = set()
-    for c in candidates:
-        if c.name not in seen:
-            seen.add(c.name)
-            yield c
-
-
-def _envelope(hits: list[Candidate], q: SearchAllQuery) -> bytes:
-    page = hits[q.offset : q.offset + q.limit]
-    total = len(hits)
+def _envelope(page: list[Candidate], total: int, q: SearchAllQuery) -> bytes:
     has_more = "true" if q.offset + q.limit < total else "false"
     return (
         b'{"results":['
-        + b",".join(c.data for c in page)
+        + b",".join(c.listed for c in page)
         + f'],"total":{total},"offset":{q.offset},"limit":{q.limit},"has_more":{has_more}}}'.encode()
     )
 
 
 def search_category(model: ReadModel, category: Category, q: SearchQuery) -> bytes:
-    """The SearchResponse bytes for one category."""
+    """The SearchResponse bytes for one category (names are unique within it: no dedupe)."""
     if q.source not in ("horde", "any"):
         raise BadRequest(
             f"Unknown source: No provider registered under source id '{q.source}'. "
@@ -180,35 +182,75 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, view.fields)
     if category in (Category.lora, Category.ti):
-        return _envelope([], q)  # managed elsewhere: always an empty page
+        return _envelope([], 0, q)  # managed elsewhere: always an empty page
     matches = _category_matches(q, view)
-    if q.sort_by is not None:
+    if q.sort_by is None:
+        total = matches.total()
+        page = matches.window(q.offset, q.limit)
+    else:
         key = (q.sort_by, q.sort_desc)
         order = view.sort_cache.get(key)
         if order is None:
             order = view.sort_cache[key] = _sorted_positions(view.candidates, *key)
-        wanted = set(matches)
-        matches = [pos for pos in order if pos in wanted]
-    hits = list(_dedupe(view.candidates[pos] for pos in matches))
-    return _envelope(hits, q)
+        if matches.driver is None and not matches.excluded and not matches.required:
+            total, page = len(order), order[q.offset : q.offset + q.limit]
+        else:
+            kept = [pos for pos in order if pos in matches]
+            total, page = len(kept), kept[q.offset : q.offset + q.limit]
+    return _envelope([view.candidates[pos] for pos in page], total, q)
 
 
 def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
-    """The SearchResponse bytes across every category but lora/ti (those are managed elsewhere)."""
+    """The SearchResponse bytes across every category but lora/ti (those are managed elsewhere);
+    a name found in several categories counts once, where it is found first."""
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, COMMON_FIELDS)
-    hits: list[Candidate] = []
-    for category, view in model.categories.items():
-        if category in (Category.lora, Category.ti):
-            continue
-        positions = None
-        if q.nsfw is not None:
-            positions = view.by_value.get(("nsfw", q.nsfw), frozenset())
-        for pos, c in enumerate(view.candidates):
-            if (positions is None or pos in positions) and _common_filters(q, c):
-                hits.append(c)
-    hits = list(_dedupe(iter(hits)))
+    found = [
+        (c, view, _matches(view, q))
+        for c, view in model.categories.items()
+        if c not in (Category.lora, Category.ti)
+    ]
     if q.sort_by is not None:
+        hits = list(_dedupe(view.candidates[p] for _, view, m in found for p in m.all()))
         order = _sorted_positions(hits, q.sort_by, q.sort_desc)
-        hits = [hits[i] for i in order]
-    return _envelope(hits, q)
+        return _envelope([hits[i] for i in order[q.offset : q.offset + q.limit]], len(hits), q)
+    # a name already matched in an earlier category is not counted again; such names are few
+    # (known per snapshot), so only they are looked at one by one
+    by_category: dict[Category, Matches] = {c: m for c, _, m in found}
+    dropped = [
+        {
+            p
+            for p, earlier in model.repeated.get(c, {}).items()
+            if p in m and any(e in by_category[ec] for ec, e in earlier)
+        }
+        for c, _, m in found
+    ]
+    total = sum(m.total() - len(d) for (_, _, m), d in zip(found, dropped, strict=True))
+    page: list[Candidate] = []
+    skip, room = q.offset, q.limit
+    for (_, view, m), d in zip(found, dropped, strict=True):
+        if room == 0:
+            break
+        count = m.total() - len(d)
+        if skip >= count:
+            skip -= count
+            continue
+        for p in m.window(0, skip + room + len(d)):
+            if p in d:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            page.append(view.candidates[p])
+            room -= 1
+            if room == 0:
+                break
+    return _envelope(page, total, q)
+
+
+def _dedupe(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+    seen: set[str] = set()
+    for c in candidates:
+        if c.name not in seen:
+            seen.add(c.name)
+            yield c

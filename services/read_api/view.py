@@ -1,27 +1,40 @@
 """A loaded snapshot, prepared for reading: response bodies, per-record bytes, search indexes.
 
 Everything here is computed once per snapshot, off the event loop; requests only look things up.
+A category whose files did not change since the previous snapshot keeps its prepared view.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-from attrs import define, frozen
+from attrs import define, field, frozen
 
-from horde_model_records import ALL_CATEGORIES, RECORD_TYPES, Category, is_quantized
+from horde_model_records import (
+    ALL_CATEGORIES,
+    RECORD_TYPES,
+    Category,
+    has_backend_prefix,
+    is_quantized,
+)
+from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from horde_model_records.records import wire_field_names
-from shared.snapshot import Snapshot, v1_path, v2_path
+from shared.snapshot import Snapshot, static_etag, v1_path, v2_path
+
+from .wire import BACKENDS
 
 if TYPE_CHECKING:
     from .catalog_view import CatalogView
     from .text_toolkit import ToolkitSlot
 
 Json = dict[str, Any]
+
+_NEEDLE_MEMO = 256  # name_contains answers remembered per category and snapshot
 
 
 def dumps(value: Any) -> bytes:
@@ -39,32 +52,164 @@ class Body:
     data: bytes
     gz: bytes | None
     etag: str
+    gz_tag: str | None = None  # the gzip copy's own ETag, when it has one
 
     @property
     def gz_etag(self) -> str:
         # a different content-coding is a different representation: a different strong ETag
-        return self.etag[:-1] + '-gzip"'
+        return self.gz_tag or self.etag[:-1] + '-gzip"'
 
     @classmethod
     def of(cls, data: bytes, gz: bytes | None = None) -> Body:
         return cls(data=data, gz=gz, etag=etag_of(data))
 
+    @classmethod
+    def of_file(cls, snapshot: Snapshot, path: str) -> Body:
+        """A snapshot file's body with the ETags a static file server gives the same bytes
+        (shared.snapshot.static_etag), so nginx serving the file answers like the service."""
+        listing = snapshot.manifest["files"]
+        meta, gz_meta = listing[path], listing.get(path + ".gz")
+        return cls(
+            data=snapshot.files[path],
+            gz=None if gz_meta is None else snapshot.files[path + ".gz"],
+            etag=static_etag(meta["sha256"], meta["size"]),
+            gz_tag=None if gz_meta is None else static_etag(gz_meta["sha256"], gz_meta["size"]),
+        )
+
 
 @frozen
 class Candidate:
-    """One record as search sees it."""
+    """One record as search sees it (no parsed record is kept: `record` parses its bytes)."""
 
     category: Category
     name: str
-    name_lower: str
-    record: Json
-    data: bytes  # the record's JSON bytes, reused in every envelope
-    tags: frozenset[str] | None  # None: the record has no tags field at all
-    quantized: bool  # text names with a quant marker (the search filter), parsed once at load
-    aliases_lower: tuple[str, ...] = ()  # other spellings of the name (a v1 key), lowercased
+    data: bytes  # the record's JSON bytes as a single-model read shows them
+    #: the bytes search envelopes show, when they differ from `data`: search shows text records
+    #: without their guidance status (as upstream)
+    search_data: bytes | None = None
 
-    def name_contains(self, needle: str) -> bool:
-        return needle in self.name_lower or any(needle in a for a in self.aliases_lower)
+    @property
+    def record(self) -> Json:
+        value: Json = json.loads(self.data)
+        return value
+
+    @property
+    def listed(self) -> bytes:
+        """The record's bytes in a search envelope."""
+        return self.data if self.search_data is None else self.search_data
+
+
+class _Records(Mapping[str, Json]):
+    """A category's records by name, each parsed from its bytes when asked for."""
+
+    def __init__(self, candidates: list[Candidate]) -> None:
+        self._candidates = {c.name: c for c in candidates}
+
+    def __getitem__(self, name: str) -> Json:
+        return self._candidates[name].record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._candidates)
+
+    def __len__(self) -> int:
+        return len(self._candidates)
+
+
+class ModelBodies(Mapping[str, Body]):
+    """Single-model bodies by name (or another spelling of it), each prepared on first read."""
+
+    def __init__(self, candidates: list[Candidate], positions: dict[str, int]) -> None:
+        self._candidates = candidates
+        self._positions = positions
+        self._bodies: dict[int, Body] = {}
+
+    def __getitem__(self, name: str) -> Body:
+        pos = self._positions[name]
+        body = self._bodies.get(pos)
+        if body is None:
+            body = self._bodies[pos] = Body.of(self._candidates[pos].data)
+        return body
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+
+@frozen
+class Matches:
+    """The positions (dataset order) a search's filters keep, without listing them all when a
+    total and one page are all that is asked: `driver` (sorted positions, None: every record)
+    minus the positions in `excluded`, each also in every set of `required`."""
+
+    size: int  # records in the category
+    driver: list[int] | None
+    required: tuple[frozenset[int], ...] = ()
+    excluded: frozenset[int] = frozenset()
+
+    def __contains__(self, pos: object) -> bool:
+        if not isinstance(pos, int) or not 0 <= pos < self.size:
+            return False
+        if self.driver is not None and not self._in_driver(pos):
+            return False
+        return pos not in self.excluded and all(pos in s for s in self.required)
+
+    def _in_driver(self, pos: int) -> bool:
+        assert self.driver is not None
+        at = bisect.bisect_left(self.driver, pos)
+        return at < len(self.driver) and self.driver[at] == pos
+
+    def _simple(self) -> bool:
+        return not self.required and (self.driver is None or not self.excluded)
+
+    def total(self) -> int:
+        if self.driver is None and not self.required:
+            return self.size - len(self.excluded)  # excluded: positions of this category
+        if self._simple():
+            assert self.driver is not None
+            return len(self.driver)
+        return len(self.all())
+
+    def all(self) -> list[int]:
+        if self._simple() and self.driver is not None:
+            return self.driver
+        if self.driver is not None:
+            # set intersection runs in C: no Python step per position
+            kept = set(self.driver).intersection(*self.required)
+            kept.difference_update(self.excluded)
+            return sorted(kept)
+        req, exc = self.required, self.excluded
+        return [p for p in range(self.size) if p not in exc and all(p in s for s in req)]
+
+    def window(self, offset: int, limit: int) -> list[int]:
+        """Positions offset .. offset+limit of the matches, visiting no more than it must."""
+        if self._simple() and self.driver is not None:
+            return self.driver[offset : offset + limit]
+        if self.driver is not None:
+            return self.all()[offset : offset + limit]
+        out: list[int] = []
+        skip = offset
+        source = range(self.size)  # no driver: every record, minus the excluded
+        req, exc = self.required, self.excluded
+        for p in source:
+            if p in exc or not all(p in s for s in req):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            out.append(p)
+            if len(out) == limit:
+                break
+        return out
+
+
+#: positions in dataset order, and the same as a set
+Index = tuple[list[int], frozenset[int]]
+
+
+def _frozen_index(index: dict[Any, list[int]]) -> dict[Any, Index]:
+    return {k: (v, frozenset(v)) for k, v in index.items()}
 
 
 @define
@@ -72,54 +217,92 @@ class CategoryView:
     category: Category
     v2: Body
     v1: Body | None  # None: no legacy view (no legacy format)
-    models: dict[str, Body]  # single-model bodies by name
+    models: Mapping[str, Body]  # single-model bodies by name
     candidates: list[Candidate]  # dataset order
     fields: frozenset[str]  # wire fields of the category's record type
-    by_value: dict[tuple[str, Any], frozenset[int]]  # (field, value) -> positions
+    #: (field, value) -> positions (sorted, and as a set) for nsfw, baseline, inpainting and
+    #: the licensing filters (license_id, commercial_use, redistribution)
+    by_value: dict[tuple[str, Any], Index]
+    by_tag: dict[str, Index]  # tag -> positions
+    tagged: frozenset[int]  # positions of records with at least one tag
+    #: text_generation: positions by backend prefix, of prefixed names, of quantized names
+    by_backend: dict[str, Index]
+    prefixed: frozenset[int]
+    #: every lowercased spelling of every name, one line per record: name_contains is a
+    #: substring search in C over one string, not a loop over the records
+    names_text: str
+    line_starts: list[int]
     metadata: Json
     legacy_metadata: Json
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
     sort_cache: dict[tuple[str, bool], list[int]]
+    needle_cache: dict[str, Index] = field(factory=dict)
+    quantized_cache: list[Index] = field(factory=list)
+    aliases: Mapping[str, str] = field(factory=dict)  # v1 key -> record name (manifest)
+
+    @property
+    def quantized(self) -> Index:
+        """Positions of quantized text names: parsing every name is the dearest index, and only
+        the `quantized` filter needs it, so it is built on that filter's first use."""
+        if not self.quantized_cache:
+            found = [p for p, c in enumerate(self.candidates) if is_quantized(c.name)]
+            self.quantized_cache.append((found, frozenset(found)))
+        return self.quantized_cache[0]
+
+    def name_positions(self, needle: str) -> list[int]:
+        """Positions of the records one of whose spellings contains `needle` (lowercase)."""
+        return self.name_index(needle)[0]
+
+    def name_index(self, needle: str) -> Index:
+        """name_positions as an Index (sorted positions and their set), remembered per needle."""
+        hit = self.needle_cache.get(needle)
+        if hit is not None:
+            return hit
+        found: list[int] = []
+        if not needle:
+            found = list(range(len(self.candidates)))
+        elif "\n" not in needle and "\0" not in needle:
+            text, starts = self.names_text, self.line_starts
+            at = text.find(needle)
+            while at >= 0:
+                line = bisect.bisect_right(starts, at) - 1
+                found.append(line)
+                if line + 1 >= len(starts):
+                    break
+                # the rest of this record's spellings cannot add it twice: skip to its next line
+                at = text.find(needle, starts[line + 1])
+        if len(self.needle_cache) >= _NEEDLE_MEMO:
+            self.needle_cache.clear()
+        index = self.needle_cache[needle] = (found, frozenset(found))
+        return index
 
     @classmethod
-    def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
+    def build(
+        cls, snapshot: Snapshot, category: Category, previous: CategoryView | None = None
+    ) -> CategoryView:
+        """The view of one category; when the file only gained records at its end since
+        `previous` (a create, the common publish), only those records are read."""
         files = snapshot.files
         block = snapshot.manifest["categories"][category.value]
         v2_bytes = files[v2_path(category)]
         v1_bytes = files.get(v1_path(category))
-        records: dict[str, Json] = json.loads(v2_bytes)
         aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
-        spellings: dict[str, list[str]] = {}
-        for alias, name in aliases.items():
-            spellings.setdefault(name, []).append(alias.lower())
-        models: dict[str, Body] = {}
-        candidates: list[Candidate] = []
-        by_value: dict[tuple[str, Any], set[int]] = {}
-        for pos, (name, record) in enumerate(records.items()):
-            data = dumps(record)
-            models[name] = Body.of(data)
-            tags = record.get("tags")
-            candidates.append(
-                Candidate(
-                    category=category,
-                    name=name,
-                    name_lower=name.lower(),
-                    record=record,
-                    # search shows text records without the guidance status (as upstream)
-                    data=dumps({k: v for k, v in record.items() if k != "guidance"})
-                    if "guidance" in record
-                    else data,
-                    tags=None if tags is None else frozenset(tags),
-                    quantized=category is Category.text_generation and is_quantized(name),
-                    aliases_lower=tuple(spellings.get(name, ())),
-                )
-            )
-            for field in ("nsfw", "baseline", "inpainting"):
-                if field in record:
-                    by_value.setdefault((field, record[field]), set()).add(pos)
-        for alias, name in aliases.items():
-            if name in models:
-                models.setdefault(alias, models[name])  # the other spelling reads the same body
+        builder = _IndexBuilder(category, aliases)
+        old = None if previous is None else previous.v2.data
+        if (
+            previous is not None
+            and old is not None
+            and len(old) > 2
+            and previous.aliases == aliases
+            and v2_bytes[len(old) - 1 : len(old)] == b","
+            and v2_bytes.startswith(old[:-1])
+        ):
+            builder.extend(previous)
+            records = _records_with_bytes(b"{" + v2_bytes[len(old) :])
+        else:
+            records = _records_with_bytes(v2_bytes)
+        for name, (record, data) in records.items():
+            builder.add(name, record, data)
         meta, legacy_meta = block["metadata"], block["legacy_metadata"]
         metadata_bodies = {
             "v2": Body.of(dumps(meta)),
@@ -131,21 +314,176 @@ class CategoryView:
                 dumps({"category": category.value, "last_updated": legacy_meta["last_updated"]})
             ),
         }
+        positions = builder.positions
+        for alias, name in aliases.items():
+            if name in positions:
+                positions.setdefault(alias, positions[name])  # the other spelling, same body
         return cls(
             category=category,
-            v2=Body.of(v2_bytes, files.get(v2_path(category) + ".gz")),
-            v1=None
-            if v1_bytes is None
-            else Body.of(v1_bytes, files.get(v1_path(category) + ".gz")),
-            models=models,
-            candidates=candidates,
+            v2=Body.of_file(snapshot, v2_path(category)),
+            v1=None if v1_bytes is None else Body.of_file(snapshot, v1_path(category)),
+            models=ModelBodies(builder.candidates, positions),
+            candidates=builder.candidates,
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
-            by_value={k: frozenset(v) for k, v in by_value.items()},
+            by_value=_frozen_index(builder.by_value),
+            by_tag=_frozen_index(builder.by_tag),
+            tagged=frozenset(builder.tagged),
+            by_backend=_frozen_index(builder.by_backend),
+            prefixed=frozenset(builder.prefixed),
+            names_text=builder.names_text,
+            line_starts=builder.starts,
             metadata=meta,
             legacy_metadata=legacy_meta,
             metadata_bodies=metadata_bodies,
             sort_cache={},
+            aliases=aliases,
         )
+
+
+class _IndexBuilder:
+    """Collects a category's candidates and search indexes record by record, in file order."""
+
+    def __init__(self, category: Category, aliases: Mapping[str, str]) -> None:
+        self.category = category
+        self.text = category is Category.text_generation
+        self.spellings: dict[str, list[str]] = {}
+        for alias, name in aliases.items():
+            self.spellings.setdefault(name, []).append(alias.lower())
+        self.positions: dict[str, int] = {}
+        self.candidates: list[Candidate] = []
+        self.by_value: dict[tuple[str, Any], list[int]] = {}
+        self.by_tag: dict[str, list[int]] = {}
+        self.tagged: list[int] = []
+        self.by_backend: dict[str, list[int]] = {}
+        self.prefixed: list[int] = []
+        self.text_before: str | None = None  # names_text of the records extend() took
+        self.lines: list[str] = []
+        self.starts: list[int] = []
+        self.offset = 0
+
+    @property
+    def names_text(self) -> str:
+        if self.text_before is None:
+            return "\n".join(self.lines)
+        return "\n".join([self.text_before, *self.lines])
+
+    def extend(self, view: CategoryView) -> None:
+        """Start from every record of `view` (copies: the view stays as it is)."""
+        self.candidates = list(view.candidates)
+        self.positions = {c.name: pos for pos, c in enumerate(self.candidates)}
+        self.by_value = {k: list(v[0]) for k, v in view.by_value.items()}
+        self.by_tag = {k: list(v[0]) for k, v in view.by_tag.items()}
+        self.tagged = sorted(view.tagged)
+        self.by_backend = {k: list(v[0]) for k, v in view.by_backend.items()}
+        self.prefixed = sorted(view.prefixed)
+        self.text_before = view.names_text if view.candidates else None
+        self.starts = list(view.line_starts)
+        self.offset = len(view.names_text) + 1 if view.candidates else 0
+
+    def add(self, name: str, record: Json, data: bytes) -> None:
+        pos = len(self.candidates)
+        self.positions[name] = pos
+        self.candidates.append(
+            Candidate(
+                category=self.category,
+                name=name,
+                data=data,
+                search_data=_without_guidance(record, data) if "guidance" in record else None,
+            )
+        )
+        line = "\0".join([name.lower(), *self.spellings.get(name, ())])
+        self.lines.append(line)
+        self.starts.append(self.offset)
+        self.offset += len(line) + 1
+        for f in ("nsfw", "baseline", "inpainting"):
+            if f in record:
+                self.by_value.setdefault((f, record[f]), []).append(pos)
+        # a snapshot published before schema 2.1.0 has records without it: they are unreviewed
+        licensing = record.get("licensing") or UNKNOWN_LICENSING_JSON
+        for f in ("commercial_use", "redistribution"):
+            self.by_value.setdefault((f, licensing.get(f)), []).append(pos)
+        for license_id in dict.fromkeys(licensing.get("license_ids") or ()):
+            self.by_value.setdefault(("license_id", license_id), []).append(pos)
+        tags = record.get("tags")
+        if tags:
+            self.tagged.append(pos)
+            for tag in set(tags):
+                self.by_tag.setdefault(tag, []).append(pos)
+        if self.text:
+            for backend in BACKENDS:
+                if name.startswith(backend + "/"):
+                    self.by_backend.setdefault(backend, []).append(pos)
+            if has_backend_prefix(name):
+                self.prefixed.append(pos)
+
+
+def _without_guidance(record: Json, data: bytes) -> bytes:
+    """`data` without its record's `guidance` member: cut off the end, where reads add it, or
+    (any other layout) the record encoded again without it."""
+    tail = b',"guidance":' + dumps(record["guidance"]) + b"}"
+    if data.endswith(tail):
+        return data[: -len(tail)] + b"}"
+    return dumps({k: v for k, v in record.items() if k != "guidance"})
+
+
+def _records_with_bytes(data: bytes) -> dict[str, tuple[Json, bytes]]:
+    """name -> (record, the record's own JSON bytes) of a category file, in file order.
+
+    The bytes are the record's span of the file (what encoding it alone gives, for the compact
+    files the writer publishes), found while decoding: no record is encoded again."""
+    text = data.decode()
+    out: dict[str, tuple[Json, bytes]] = {}
+    decode = _decoder.raw_decode
+    end = _skip(text, 0)
+    if text[end : end + 1] != "{":
+        raise ValueError("a category file is a JSON object")
+    end = _skip(text, end + 1)
+    if text[end : end + 1] == "}":
+        return out
+    while True:
+        if text[end : end + 1] != '"':
+            raise ValueError(f"expected a name at {end}")
+        name, end = _scanstring(text, end + 1)
+        end = _skip(text, end)
+        if text[end : end + 1] != ":":
+            raise ValueError(f"expected ':' at {end}")
+        start = _skip(text, end + 1)
+        record, end = decode(text, start)
+        out[name] = (record, text[start:end].encode())
+        end = _skip(text, end)
+        if text[end : end + 1] == ",":
+            end = _skip(text, end + 1)
+            continue
+        if text[end : end + 1] == "}":
+            return out
+        raise ValueError(f"expected ',' or '}}' at {end}")
+
+
+_decoder = json.JSONDecoder()
+_scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009 -- not in the stubs
+_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+def _skip(text: str, at: int) -> int:
+    match = _WS.match(text, at)
+    return at if match is None else match.end()
+
+
+def _view_key(snapshot: Snapshot, category: Category) -> str:
+    """What a category's view is made of: its files' digests and its manifest block."""
+    listing = snapshot.manifest["files"]
+    digests = [
+        (path, listing.get(path, {}).get("sha256"))
+        for path in (v2_path(category), v1_path(category))
+        for path in (path, path + ".gz")
+    ]
+    block = snapshot.manifest["categories"][category.value]
+    return json.dumps([category.value, digests, block], sort_keys=True)
+
+
+#: the views of the snapshot built last, by _view_key: the next snapshot reuses every view whose
+#: files and block did not change, so loading a publish costs the categories it touched
+_views: dict[str, CategoryView] = {}
 
 
 @frozen
@@ -161,9 +499,12 @@ class ReadModel:
     v2_last_updated: Body
     v1_last_updated: Body
     empty_object: Body
+    #: per searchable category: position -> where the same name is in earlier categories (the
+    #: all-category search counts a name once, where it comes first)
+    repeated: Mapping[Category, dict[int, list[tuple[Category, int]]]]
     text_toolkit: ToolkitSlot  # the text toolkit's answers, built on first use
     snapshot: Snapshot  # the catalogs are prepared from it on first use
-    _catalogs: list[CatalogView] = attrs.field(factory=list)  # [] until the first catalog read
+    _catalogs: list[CatalogView] = field(factory=list)  # [] until the first catalog read
 
     @property
     def catalogs(self) -> CatalogView:
@@ -183,7 +524,14 @@ class ReadModel:
     def build(cls, snapshot: Snapshot) -> ReadModel:
         from .text_toolkit import ToolkitSlot  # it builds on this module's Body
 
-        categories = {c: CategoryView.build(snapshot, c) for c in ALL_CATEGORIES}
+        global _views
+        keys = {c: _view_key(snapshot, c) for c in ALL_CATEGORIES}
+        last = {view.category: view for view in _views.values()}
+        categories = {
+            c: _views.get(key) or CategoryView.build(snapshot, c, last.get(c))
+            for c, key in keys.items()
+        }
+        _views = {key: categories[c] for c, key in keys.items()}
 
         def last_updated(version: str) -> Body:
             stamps = [
@@ -205,9 +553,25 @@ class ReadModel:
             v2_last_updated=last_updated("v2"),
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
+            repeated=_repeated(categories),
             text_toolkit=ToolkitSlot.of(
-                snapshot,
-                {c.name: c.record for c in categories[Category.text_generation].candidates},
+                snapshot, _Records(categories[Category.text_generation].candidates)
             ),
             snapshot=snapshot,
         )
+
+
+def _repeated(
+    views: Mapping[Category, CategoryView],
+) -> dict[Category, dict[int, list[tuple[Category, int]]]]:
+    first: dict[str, list[tuple[Category, int]]] = {}
+    out: dict[Category, dict[int, list[tuple[Category, int]]]] = {}
+    for category, view in views.items():
+        if category in (Category.lora, Category.ti):
+            continue
+        for pos, c in enumerate(view.candidates):
+            earlier = first.setdefault(c.name, [])
+            if earlier:
+                out.setdefault(category, {})[pos] = list(earlier)
+            earlier.append((category, pos))
+    return out

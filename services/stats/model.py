@@ -25,14 +25,25 @@ class StatsModel:
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> StatsModel:
+        global _parsed
+        listing = snapshot.manifest["files"]
+        digests = {c: listing[v2_path(c)]["sha256"] for c in ALL_CATEGORIES}
+        records = {
+            c: _parsed.get(d) or list(json.loads(snapshot.files[v2_path(c)]).values())
+            for c, d in digests.items()
+        }
+        _parsed = {d: records[c] for c, d in digests.items()}
         return cls(
             snapshot_name=snapshot.name,
             snapshot_id=snapshot.id,
             created_at=int(snapshot.manifest.get("created_at", 0)),
-            records={
-                c: list(json.loads(snapshot.files[v2_path(c)]).values()) for c in ALL_CATEGORIES
-            },
+            records=records,
         )
+
+
+#: v2 file digest -> its records, parsed for the snapshot built last: a publish re-parses only
+#: the categories it changed (the lists are never mutated)
+_parsed: dict[str, list[Json]] = {}
 
 
 @define

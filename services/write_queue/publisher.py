@@ -7,7 +7,7 @@ from typing import Protocol
 
 from attrs import define
 
-from shared.dataset import Dataset, dataset_from_snapshot, publish_dataset
+from shared.dataset import Dataset, adopt_snapshot, dataset_from_snapshot, publish_dataset
 from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,10 @@ class Publisher(Protocol):
 
     def publish(self, dataset: Dataset, version: int) -> str:
         """Publish `dataset` as the live snapshot; the snapshot's name."""
+        ...
+
+    def adopt(self, dataset: Dataset) -> None:
+        """`dataset` is what the live snapshot holds: reuse its files in the next publish."""
         ...
 
 
@@ -57,6 +61,14 @@ class SnapshotPublisher:
             return None
         logger.info("importing snapshot %s into the write store", current.name)
         return dataset_from_snapshot(current), int(current.manifest.get("dataset_version", 0))
+
+    def adopt(self, dataset: Dataset) -> None:
+        try:
+            current = self.snapshots.read_current()
+        except SnapshotError:
+            return  # the next publish encodes everything, as it would have anyway
+        if current is not None:
+            adopt_snapshot(dataset, current)
 
     def publish(self, dataset: Dataset, version: int) -> str:
         snapshot = publish_dataset(self.snapshots, dataset, version)

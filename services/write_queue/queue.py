@@ -32,6 +32,7 @@ from shared.errors import (
     ServiceError,
     Unavailable,
 )
+from shared.snapshot_watch import settle_heap
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject
 
@@ -147,9 +148,12 @@ class WriteQueue:
                 async with self.store.transaction():
                     await self.store.write_dataset(dataset)
                     await self.store.set_counter("dataset_version", version)
-            self.dataset = await self.store.read_dataset()
+                self.dataset = dataset  # what the store now holds: no need to read it back
+            else:
+                self.dataset = await self.store.read_dataset()
             await self._recover_applying()
             await self._publish_if_behind()
+            settle_heap()  # the dataset lives as long as the process: out of the GC's scans
 
     def _initial_dataset(self, seed_dir: Path | None) -> tuple[Dataset, int]:
         """The first dataset and its version: the live snapshot's, else a seed (version 0)."""
@@ -182,6 +186,8 @@ class WriteQueue:
             await self._apublish(self.version)
         else:
             self.published_version = self.version
+            assert self.dataset is not None
+            await asyncio.to_thread(self.publisher.adopt, self.dataset)
 
     async def _apublish(self, version: int) -> None:
         assert self.dataset is not None
@@ -676,7 +682,9 @@ class WriteQueue:
         applied: list[Change] = []
         async with self.store.transaction():
             for category in touched:
-                await self.store.write_category(category, dataset.categories[category])
+                await self.store.write_category_changes(
+                    category, before.categories[category], dataset.categories[category]
+                )
             if dataset.catalogs is not before.catalogs:
                 await self.store.write_catalogs(dataset.catalogs)
             for change in changes:

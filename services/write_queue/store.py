@@ -293,6 +293,68 @@ class Store:
             ),
         )
 
+    async def write_category_changes(
+        self, category: Category, before: CategoryData, after: CategoryData
+    ) -> None:
+        """Write what changed in one category from `before` (what the store holds) to `after`:
+        the rows of the records and v1 entries that are other objects, and the metadata; call
+        inside a transaction. An apply then costs its own rows, not the category's."""
+        await self._write_rows("records", category, before.records, after.records, True)
+        if after.legacy is not None and category is not Category.text_generation:
+            await self._write_rows(
+                "legacy_records", category, before.legacy or {}, after.legacy, False
+            )
+        await self.db.execute(
+            "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
+            (
+                category.value,
+                _dumps(converter.unstructure(after.metadata)),
+                _dumps(converter.unstructure(after.legacy_metadata)),
+                int(after.legacy is not None),
+            ),
+        )
+
+    async def _write_rows(
+        self,
+        table: str,
+        category: Category,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        records: bool,
+    ) -> None:
+        def encode(value: Any) -> str:
+            return _dumps(converter.unstructure(value) if records else value)
+
+        kept = [k for k in before if k in after]
+        added = [k for k in after if k not in before]
+        if list(after) != kept + added:
+            # the change reordered entries: positions are rewritten with the rest
+            await self.db.execute(f"DELETE FROM {table} WHERE category = ?", (category.value,))
+            await self.db.executemany(
+                f"INSERT INTO {table} (category, name, position, data) VALUES (?, ?, ?, ?)",
+                [(category.value, k, pos, encode(v)) for pos, (k, v) in enumerate(after.items())],
+            )
+            return
+        await self.db.executemany(
+            f"DELETE FROM {table} WHERE category = ? AND name = ?",
+            [(category.value, k) for k in before if k not in after],
+        )
+        await self.db.executemany(
+            f"UPDATE {table} SET data = ? WHERE category = ? AND name = ?",
+            [(encode(after[k]), category.value, k) for k in kept if after[k] is not before[k]],
+        )
+        if added:
+            async with self.db.execute(
+                f"SELECT COALESCE(MAX(position), -1) FROM {table} WHERE category = ?",
+                (category.value,),
+            ) as cur:
+                row = await cur.fetchone()
+            last = int(row[0]) if row else -1
+            await self.db.executemany(
+                f"INSERT INTO {table} (category, name, position, data) VALUES (?, ?, ?, ?)",
+                [(category.value, k, last + 1 + i, encode(after[k])) for i, k in enumerate(added)],
+            )
+
     async def read_dataset(self) -> Dataset:
         records: dict[Category, dict[str, ModelRecord]] = {c: {} for c in ALL_CATEGORIES}
         async with self.db.execute(
