@@ -23,8 +23,6 @@ def dumps_indent4(value: Any, newline: str = "\n") -> str:
     """`json.dumps(value, ensure_ascii=False, indent=4)` with every "\\n" replaced by `newline`
     (pass "\\n" plus padding to place the text one level deeper)."""
     kind = type(value)
-    if kind is str:
-        return encode_basestring(value)
     if kind is dict:
         if not value:
             return "{}"
@@ -33,22 +31,27 @@ def dumps_indent4(value: Any, newline: str = "\n") -> str:
         for key, item in value.items():
             if type(key) is not str:
                 return _fallback(value, newline)
-            parts.append(f"{encode_basestring(key)}: {dumps_indent4(item, inner)}")
+            parts.append(f"{encode_basestring(key)}: {_leaf(item) or dumps_indent4(item, inner)}")
         return "{" + inner + ("," + inner).join(parts) + newline + "}"
     if kind is list:
         if not value:
             return "[]"
         inner = newline + _PAD
-        return (
-            "["
-            + inner
-            + ("," + inner).join([dumps_indent4(v, inner) for v in value])
-            + newline
-            + "]"
-        )
-    if kind is int or kind is bool or kind is float or value is None:
+        items = [_leaf(v) or dumps_indent4(v, inner) for v in value]
+        return "[" + inner + ("," + inner).join(items) + newline + "]"
+    return _leaf(value) or _fallback(value, newline)
+
+
+def _leaf(value: Any) -> str:
+    """A string, number, boolean or null as JSON; "" for anything else (never valid JSON)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)  # what json writes for an int
+    if value is None or kind is bool or kind is float:
         return _compact(value)
-    return _fallback(value, newline)
+    return ""
 
 
 def _fallback(value: Any, newline: str) -> str:
