@@ -6,6 +6,7 @@ import json
 import time
 import weakref
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from horde_model_records.served import read_fields, stored_fields
 
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
+from .json_indent import dumps_indent4
 from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -155,6 +157,10 @@ def encode_v1(view: Mapping[str, Json]) -> bytes:
     return json.dumps(view, ensure_ascii=False, indent=4).encode()
 
 
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_NL_PAD = "\n    "
+
+
 def _gzip(data: bytes) -> bytes:
     return gzipped.gzip_bytes(data)
 
@@ -175,12 +181,12 @@ class _Entries:
         self.gz = gzipped.PieceCache()
 
     def _encode(self, key: str, value: Any) -> bytes:
-        k = json.dumps(key, ensure_ascii=False)
+        # one encoder for every entry (json.dumps builds one per call) and the C string encoder
+        # for the key; the v1 entries' indentation without the pure-Python indent encoder
+        k = encode_basestring(key)
         if self.indent:
-            v = json.dumps(value, ensure_ascii=False, indent=4).replace("\n", "\n    ")
-            return self.sep + f"{k}: {v}".encode()
-        v = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return self.sep + f"{k}:{v}".encode()
+            return self.sep + f"{k}: {dumps_indent4(value, _NL_PAD)}".encode()
+        return self.sep + f"{k}:{_compact(value)}".encode()
 
     def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
         """The file as a list of parts, one per entry (`plain(key, value)` turns an entry into

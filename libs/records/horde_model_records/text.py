@@ -196,6 +196,14 @@ def auto_display_name(model_name: str) -> str:
 
 def db_entries(record: TextGenerationRecord) -> Iterator[LegacyTextRecord]:
     """The three db.json entries of one v2 text record: base, aphrodite/, koboldcpp/."""
+    base = db_base_entry(record)
+    for variant in variant_names(record.name):
+        yield attrs.evolve(base, name=variant)
+
+
+def db_base_entry(record: TextGenerationRecord) -> LegacyTextRecord:
+    """The db.json entry of one v2 text record under its own name; its backend variants differ
+    from it in `name` only (see `db_entries`)."""
     model_name = model_name_of(record.name)
     tags = set(record.tags or ()) | {size_tag(record.parameters_count / 1_000_000_000)}
     if record.style:
@@ -215,5 +223,4 @@ def db_entries(record: TextGenerationRecord) -> Iterator[LegacyTextRecord]:
         instruct_format=record.instruct_format or None,
         settings=record.settings or None,
     )
-    for variant in variant_names(record.name):
-        yield attrs.evolve(base, name=variant)
+    return base

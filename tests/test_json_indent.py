@@ -1,0 +1,68 @@
+"""shared.json_indent writes exactly what json.dumps(..., ensure_ascii=False, indent=4) writes."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from horde_model_records.convert import text_v1_view
+from horde_model_records.records import TextGenerationRecord
+from horde_model_records.serde import converter
+from horde_model_records.text import db_entries
+from shared.dataset import Dataset
+from shared.json_indent import dumps_indent4
+
+VALUES: list[Any] = [
+    {},
+    [],
+    "plain",
+    'quote " backslash \\ newline \n tab \t nul \x00 unicode é 漢字 \u2028',
+    0,
+    -12,
+    10**30,
+    1.5,
+    1e-07,
+    1e16,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    {"a": [], "b": {}, "c": [1, [2, [3, {}]], {"d": None}], "é": "ü"},
+    [{"x": 1}, [], [[]], "s", 2.25, None, True],
+    {1: "int key", "s": "str key"},  # non-str keys: json.dumps converts them
+    {"t": (1, 2), "o": OrderedDict(a=1)},  # tuple and a dict subclass
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+@pytest.mark.parametrize("newline", ["\n", "\n    "])
+def test_matches_json_dumps(value: Any, newline: str) -> None:
+    expected = json.dumps(value, ensure_ascii=False, indent=4).replace("\n", newline)
+    assert dumps_indent4(value, newline) == expected
+
+
+def test_matches_json_dumps_on_every_legacy_file(legacy_dir: Path, dataset: Dataset) -> None:
+    raw = [json.loads(p.read_bytes()) for p in sorted((legacy_dir / "image").glob("*.json"))]
+    raw += [d.legacy for d in dataset.categories.values() if d.legacy is not None]
+    for value in raw:
+        assert dumps_indent4(value) == json.dumps(value, ensure_ascii=False, indent=4)
+
+
+def test_text_v1_view_is_every_db_entry_unstructured(dataset: Dataset) -> None:
+    """The v1 text view copies the base entry per variant: the same as unstructuring each."""
+    records = [
+        r
+        for d in dataset.categories.values()
+        for r in d.records.values()
+        if isinstance(r, TextGenerationRecord)
+    ]
+    assert records
+    expected = {e.name: converter.unstructure(e) for r in records for e in db_entries(r)}
+    view = text_v1_view(records)
+    assert list(view) == list(expected)
+    assert json.dumps(view) == json.dumps(expected)
