@@ -170,3 +170,6 @@ async def test_search_shows_text_records_without_guidance(client: TestClient) ->
     page = await (await client.get(f"{V2}/text_generation/search?limit=5")).json()
     assert page["results"] and not any("guidance" in r for r in page["results"])
     assert all("licensing" in r for r in page["results"])
+    for found in page["results"]:  # the single-model read, less its guidance status
+        one = await (await client.get(f"{V2}/text_generation/model/{found['name']}")).json()
+        assert "guidance" in one and {k: v for k, v in one.items() if k != "guidance"} == found

@@ -84,9 +84,10 @@ class Candidate:
     category: Category
     name: str
     data: bytes  # the record's JSON bytes as a single-model read shows them
-    #: the bytes search envelopes show, when they differ from `data`: search shows text records
-    #: without their guidance status (as upstream)
-    search_data: bytes | None = None
+    #: search shows text records without their guidance status (as upstream): True when it is
+    #: the last member of `data` (as reads add it) and is cut off there when a search lists it
+    guidance_last: bool = False
+    search_data: bytes | None = None  # the bytes search shows, for any other layout
 
     @property
     def record(self) -> Json:
@@ -96,6 +97,8 @@ class Candidate:
     @property
     def listed(self) -> bytes:
         """The record's bytes in a search envelope."""
+        if self.guidance_last:
+            return self.data[: self.data.rfind(b',"guidance":')] + b"}"
         return self.data if self.search_data is None else self.search_data
 
 
@@ -383,12 +386,14 @@ class _IndexBuilder:
     def add(self, name: str, record: Json, data: bytes) -> None:
         pos = len(self.candidates)
         self.positions[name] = pos
+        last = _guidance_last(record, data)
         self.candidates.append(
             Candidate(
                 category=self.category,
                 name=name,
                 data=data,
-                search_data=_without_guidance(record, data) if "guidance" in record else None,
+                guidance_last=last,
+                search_data=None if last or "guidance" not in record else _without(record),
             )
         )
         line = "\0".join([name.lower(), *self.spellings.get(name, ())])
@@ -417,12 +422,13 @@ class _IndexBuilder:
                 self.prefixed.append(pos)
 
 
-def _without_guidance(record: Json, data: bytes) -> bytes:
-    """`data` without its record's `guidance` member: cut off the end, where reads add it, or
-    (any other layout) the record encoded again without it."""
-    tail = b',"guidance":' + dumps(record["guidance"]) + b"}"
-    if data.endswith(tail):
-        return data[: -len(tail)] + b"}"
+def _guidance_last(record: Json, data: bytes) -> bool:
+    """Whether `guidance` is the record's last member (where reads add it) and not its only one."""
+    return len(record) > 1 and next(reversed(record)) == "guidance" and b',"guidance":' in data
+
+
+def _without(record: Json) -> bytes:
+    """The record encoded again without `guidance` (a layout the cut at the end cannot do)."""
     return dumps({k: v for k, v in record.items() if k != "guidance"})
 
 
