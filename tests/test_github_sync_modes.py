@@ -165,6 +165,7 @@ async def test_watch_follows_a_v2_canonical_primary(primary: Primary, gh: FakeGi
     assert resp.status == 503
     runner, stop, task, session = await _watch(primary, gh)
     try:
+        await _until(lambda: runner.polls >= 1)  # the watch has seen the PRIMARY as it was
         assert runner.status.runs == 0  # an unchanged PRIMARY: the first poll only records
         await primary.publish(primary.upsert(Category.image_generation, _model("Watched XL")))
         await _until(lambda: len(gh.repos[IMAGE].pulls) == 1)

@@ -65,6 +65,7 @@ class Runner:
         self.config = config
         self.syncer = syncer
         self.status = SyncStatus()
+        self.polls = 0  # metadata polls a watch has made (answered or not)
         self._clock = clock
 
     async def once(self) -> RunReport:
@@ -96,6 +97,7 @@ class Runner:
         first = True
         while not stop.is_set():
             current = await self._poll()
+            self.polls += 1
             if first and not config.watch_startup_sync and current is not None:
                 stored, last_ok = current, self._clock()  # the starting point, as upstream
                 due = False
