@@ -168,6 +168,37 @@ async def test_licensing_writes_are_audited(hmr: TestClient) -> None:
     assert event.payload["record_kind"] == "license_definition"
 
 
+async def test_the_audit_view_lists_licensing_writes(hmr: TestClient) -> None:
+    """`/pending_queue/audit/licensing` shows each direct write, newest first, paged by cursor;
+    readers need a key like the other audit views."""
+    assert (await hmr.post(f"{L}/licenses", json=ZLIB, headers=EDITOR)).status == 201
+    assert (await hmr.post(f"{L}/assets", json=NODE, headers=EDITOR)).status == 201
+    assert (
+        await hmr.delete(f"{L}/assets/custom_node/example/nodes pack", headers=EDITOR)
+    ).status == 204
+    view = f"{V2}/pending_queue/audit/licensing"
+    assert (await hmr.get(view)).status == 401
+    resp = await hmr.get(view, headers=REQ)
+    assert resp.status == 200, await resp.text()
+    page = await resp.json()
+    assert page["domain"] == "v2" and page["next_cursor"] is None
+    got = [(e["operation"], e["record_kind"], e["record_key"]) for e in page["events"]]
+    assert got == [
+        ("delete", "licensed_asset", "custom_node:example/nodes pack"),
+        ("create", "licensed_asset", "custom_node:example/nodes pack"),
+        ("create", "license_definition", "Zlib"),
+    ]
+    newest, _, first = page["events"]
+    assert newest["editor_id"] == "400" and newest["after"] is None
+    assert newest["before"]["display_name"] == "Example nodes"
+    assert first["before"] is None and first["after"]["metadata"]["revision"] == 1
+    page = await (await hmr.get(view, params={"limit": 2}, headers=REQ)).json()
+    assert len(page["events"]) == 2 and page["next_cursor"] == page["events"][1]["event_id"]
+    rest = await (await hmr.get(view, params={"cursor": page["next_cursor"]}, headers=REQ)).json()
+    assert [e["record_key"] for e in rest["events"]] == ["Zlib"]
+    assert (await hmr.get(view, params={"limit": 0}, headers=REQ)).status == 422
+
+
 async def test_a_model_conclusion_must_name_defined_licences(hmr: TestClient) -> None:
     """A proposed model's licensing naming an unknown id is a 422; clearing it with null too;
     a valid one is queued with the model."""
