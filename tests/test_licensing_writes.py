@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from services.write_queue.auth import HordeAuthenticator
 from services.write_queue.keys import write_queue_key
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
@@ -219,6 +220,54 @@ async def test_a_model_conclusion_must_name_defined_licences(hmr: TestClient) ->
     resp = await hmr.post(f"{V2}/image_generation", json={**base, "licensing": mit}, headers=REQ)
     assert resp.status == 202, await resp.text()
     assert (await resp.json())["payload"]["licensing"]["license_ids"] == ["MIT"]
+
+
+async def test_a_write_without_licensing_stores_a_noassertion_conclusion(
+    hmr: TestClient,
+) -> None:
+    """A create without `licensing` queues NOASSERTION noting none was supplied (spec 06 §1.2);
+    an update of a record that never had one still queues none (reads show the default)."""
+    base = {"name": "Unlicensed", "baseline": "stable_diffusion_xl", "nsfw": False}
+    resp = await hmr.post(f"{V2}/image_generation", json=base, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    stored = (await resp.json())["payload"]["licensing"]
+    assert stored == {
+        **UNKNOWN_LICENSING_JSON,
+        "notes": "No licensing conclusion was supplied when this model was created.",
+    }
+    seeded = "Example Photoreal"
+    body = {"name": seeded, "baseline": "flux_1", "nsfw": True}
+    resp = await hmr.put(f"{V2}/image_generation/model/{seeded}", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    assert "licensing" not in (await resp.json())["payload"]
+
+
+async def test_explicit_model_licensing_can_be_required(
+    make_system: Any, tmp_path: Path, auth_file: Path
+) -> None:
+    """HMR_REQUIRE_EXPLICIT_MODEL_LICENSING=true refuses a create without a conclusion; one with
+    a conclusion, and an update without one, still go through."""
+    client = await make_system(
+        tmp_path / "data", HMR_AUTH_FILE=auth_file, HMR_REQUIRE_EXPLICIT_MODEL_LICENSING="true"
+    )
+    base = {"name": "Unlicensed", "baseline": "stable_diffusion_xl", "nsfw": False}
+    resp = await client.post(f"{V2}/image_generation", json=base, headers=REQ)
+    assert resp.status == 422
+    assert (await resp.json())["detail"] == (
+        "New v2 model records require an explicit licensing conclusion."
+    )
+    mit = {
+        "license_expression": "MIT",
+        "license_ids": ["MIT"],
+        "commercial_use": "allowed",
+        "redistribution": "allowed",
+    }
+    resp = await client.post(f"{V2}/image_generation", json={**base, "licensing": mit}, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    seeded = "Example Photoreal"
+    body = {"name": seeded, "baseline": "flux_1", "nsfw": True}
+    resp = await client.put(f"{V2}/image_generation/model/{seeded}", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
 
 
 async def test_an_empty_editor_list_fails_closed() -> None:

@@ -18,7 +18,11 @@ from horde_model_records import (
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
-from horde_model_records.licensing import ModelLicensing
+from horde_model_records.licensing import (
+    CREATED_WITHOUT_NOTES,
+    UNKNOWN_LICENSING_JSON,
+    ModelLicensing,
+)
 from horde_model_records.records import ImageGenerationRecord, ModelRecord
 from horde_model_records.serde import catalog_converter
 from horde_model_records.served import stored_fields
@@ -178,6 +182,14 @@ def _check_target(
     return live
 
 
+def _created_licensing(request: web.Request) -> JsonObject:
+    """What a create without `licensing` stores (spec 06 §1.2): a NOASSERTION conclusion noting
+    none was supplied, or a 422 when the deployment requires an explicit one."""
+    if request.config_dict[write_config_key].require_explicit_model_licensing:
+        raise InvalidInput("New v2 model records require an explicit licensing conclusion.")
+    return {**UNKNOWN_LICENSING_JSON, "notes": CREATED_WITHOUT_NOTES}
+
+
 def _check_prefix(category: Category, name: str, what: str) -> None:
     if category is Category.text_generation and has_backend_prefix(name):
         raise BadRequest(_PREFIX_MSG.format(name=name, what=what))
@@ -211,7 +223,10 @@ async def _propose(
         payload = live
     if operation == "update" and payload is not None:
         payload = keep_creation(payload, live)
-        if "licensing" not in payload and live is not None and "licensing" in live:
+    if payload is not None and "licensing" not in payload:
+        if operation == "create":
+            payload["licensing"] = _created_licensing(request)
+        elif live is not None and "licensing" in live:
             payload["licensing"] = live["licensing"]  # omitted: the conclusion stays
     if category is Category.image_generation and payload is not None:
         _check_catalogued(payload, queue.live().catalogs.baselines)
