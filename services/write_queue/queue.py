@@ -547,6 +547,7 @@ class WriteQueue:
             done: list[Change] = []
             refused: list[Refusal] = []
             failure: ApplyFailure | None = None
+            queued: set[str] | None = None  # baselines queued model changes name, when needed
             for cid in change_ids:
                 try:
                     change = self._needs_apply(await self.store.get_change(cid), cid, job)
@@ -556,7 +557,9 @@ class WriteQueue:
                     if _own([change], who):
                         refused += _own([change], who)
                         continue
-                    dataset = self._applied(dataset, change, who)
+                    if change.resource_kind == catalogs.IMAGE_BASELINE and queued is None:
+                        queued = await self.aqueued_baselines()
+                    dataset = self._applied(dataset, change, who, queued or set())
                 except ApplyFailure as exc:
                     failure = exc
                     break
@@ -575,11 +578,28 @@ class WriteQueue:
             raise Forbidden(TWO_PERSON_RULE)
         return ApplyOutcome(applied=done, failure=failure, split=split, refused=refused)
 
-    def _applied(self, dataset: Dataset, change: Change, who: Identity) -> Dataset:
-        """The dataset with one change applied (pure; raises ApplyFailure)."""
+    async def aqueued_baselines(self) -> set[str]:
+        """Baselines named by image model changes still in the queue (pending, approved or
+        applying): a baseline delete must not pull the baseline from under them."""
+        changes = await self.store.list_changes(statuses=("pending", "approved", "applying"))
+        return catalogs.referenced_baselines(
+            [],
+            [
+                c.payload
+                for c in changes
+                if c.category is Category.image_generation
+                and c.resource_kind == catalogs.MODEL_REFERENCE
+            ],
+        )
+
+    def _applied(
+        self, dataset: Dataset, change: Change, who: Identity, queued: set[str]
+    ) -> Dataset:
+        """The dataset with one change applied (pure; raises ApplyFailure); `queued`: the
+        baselines queued model changes name."""
         now = self.clock()
         if change.resource_kind != catalogs.MODEL_REFERENCE:
-            return self._catalog_applied(dataset, change, who, now)
+            return self._catalog_applied(dataset, change, who, now, queued)
         category = change.category
         if change.operation == "delete":
             if change.model_name not in dataset.categories[category].records:
@@ -610,7 +630,7 @@ class WriteQueue:
         return upsert_record(dataset, category, record, now, legacy_record)
 
     def _catalog_applied(
-        self, dataset: Dataset, change: Change, who: Identity, now: int
+        self, dataset: Dataset, change: Change, who: Identity, now: int, queued: set[str]
     ) -> Dataset:
         """The dataset with a catalog change set applied on live data: refused (503, back to
         approved) with the dry run's message when it no longer holds."""
@@ -627,7 +647,7 @@ class WriteQueue:
             baselines = catalogs.applied_catalog(
                 dataset.catalogs.baselines,
                 payload,
-                catalogs.referenced_baselines(images, []),
+                catalogs.referenced_baselines(images, []) | queued,
                 who.user_id,
                 now,
             )
