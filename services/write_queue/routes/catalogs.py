@@ -97,9 +97,10 @@ async def submit_baseline_change_set(request: web.Request) -> web.StreamResponse
 async def submit_guidance_change_set(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     change_set = await read_body(request, GuidanceChangeSet)
+    payload = guidance.normalized_change_set(change_set)  # the body's shape: 422 before auth
     who = await aidentify(request, "requestor")
     require_primary(request)
-    payload = guidance.normalized_change_set(change_set)
+    guidance.check_settings(payload)
     queue = request.config_dict[write_queue_key]
     dataset = queue.live()
     texts = set(dataset.categories[Category.text_generation].records)
