@@ -535,11 +535,16 @@ async def test_nsfw_not_bool_is_422(system: TestClient) -> None:
 
 
 async def test_unknown_baseline_is_422(system: TestClient) -> None:
-    """An unknown image baseline is 422 at body.baseline."""
-    resp = await system.post(
-        f"{V2}/image_generation", json={**NEW_IMAGE, "baseline": "sd_99"}, headers=REQ
+    """An image baseline the catalog does not have is a 422 pointing at the baseline change sets
+    (spec 06 §2.2), checked after the key: an unauthorised caller gets a 401."""
+    body = {**NEW_IMAGE, "baseline": "sd_99"}
+    resp = await system.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert await detail(resp, 422) == (
+        "Unknown baseline 'sd_99'. Publish it through /model_references/v2/image_generation/"
+        "baselines/change-sets before submitting models that use it."
     )
-    assert locs(await detail(resp, 422)) == [["body", "baseline"]]
+    resp = await system.post(f"{V2}/image_generation", json=body, headers={"apikey": "nobody"})
+    assert resp.status == 401
 
 
 async def test_missing_baseline_is_422(system: TestClient) -> None:
