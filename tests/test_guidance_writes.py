@@ -153,6 +153,12 @@ async def test_a_profile_and_assignment_are_published(hmr: TestClient) -> None:
     }
     assignments = await (await hmr.get(f"{G}/assignments?profile_id=tool-calling")).json()
     assert [a["model_name"] for a in assignments["items"]] == [model]
+    group = await (
+        await hmr.get(f"{V2}/text_generation/group?name={one['text_model_group']}")
+    ).json()
+    member = next(m for m in group["members"] if m["name"] == model)
+    assert member["guidance"] == one["guidance"]  # spec 06 §3.2: the group view too
+    assert group["guidance_coverage"]["published"] == 1
 
 
 async def test_applying_an_already_applied_change_set_is_a_no_op(hmr: TestClient) -> None:
