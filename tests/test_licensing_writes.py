@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from horde_model_records import Category
 from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from services.write_queue.auth import HordeAuthenticator
+from services.write_queue.diff import field_diffs, is_critical
 from services.write_queue.keys import write_queue_key
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
 
@@ -283,3 +285,15 @@ async def test_an_empty_editor_list_fails_closed() -> None:
             license_editor_ids=frozenset({"7"}),
         )
         assert auth.role_configured("license_editor")
+
+
+@pytest.mark.parametrize("category", list(Category))
+def test_licensing_and_downloads_are_critical_in_every_category(category: Category) -> None:
+    """Spec 06 §1.2 (amending 03 §10): a licensing change, and so a config.download change, is
+    critical whatever the category; a description change alone is not."""
+    before = {"description": "a", "config": {"download": []}}
+    licensed = {**before, "licensing": {"license_expression": "MIT", "license_ids": ["MIT"]}}
+    downloads = {**before, "config": {"download": [{"file_name": "x.safetensors"}]}}
+    assert is_critical(category, field_diffs(before, licensed))
+    assert is_critical(category, field_diffs(before, downloads))
+    assert not is_critical(category, field_diffs(before, {**before, "description": "b"}))
