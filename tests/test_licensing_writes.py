@@ -244,6 +244,20 @@ async def test_a_write_without_licensing_stores_a_noassertion_conclusion(
     assert "licensing" not in (await resp.json())["payload"]
 
 
+async def test_clearing_licensing_is_refused_after_the_guards(hmr: TestClient) -> None:
+    """`"licensing": null` is a 422 only once the key and the model's existence are checked
+    (spec 06 §1.2): no key is a 401, a create of an existing model a 409."""
+    body = {"name": "Cleared", "baseline": "stable_diffusion_xl", "nsfw": False, "licensing": None}
+    assert (await hmr.post(f"{V2}/image_generation", json=body)).status == 401
+    seeded = {**body, "name": "Example Photoreal"}
+    assert (await hmr.post(f"{V2}/image_generation", json=seeded, headers=REQ)).status == 409
+    resp = await hmr.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert resp.status == 422
+    assert (await resp.json())["detail"] == (
+        "licensing cannot be explicitly cleared; omit it to preserve the current conclusion."
+    )
+
+
 async def test_explicit_model_licensing_can_be_required(
     make_system: Any, tmp_path: Path, auth_file: Path
 ) -> None:

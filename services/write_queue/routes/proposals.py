@@ -200,13 +200,10 @@ async def _propose(
     category = path_category(request, "model_category_name")
     path_name = request.match_info.get("model_name")
     payload = None
+    cleared = False
     if operation != "delete":
         body = await read_json(request)
-        if isinstance(body, dict) and "licensing" in body and body["licensing"] is None:
-            raise InvalidInput(
-                "licensing cannot be explicitly cleared; omit it to preserve the current "
-                "conclusion."
-            )
+        cleared = isinstance(body, dict) and "licensing" in body and body["licensing"] is None
         payload = _validated(category, body)
         if typed_put and payload["name"] != path_name:
             raise BadRequest("Model name in the path must match the payload when queuing updates.")
@@ -217,6 +214,10 @@ async def _propose(
     assert name is not None
     queue = request.config_dict[write_queue_key]
     live = _check_target(queue, category, operation, name, missing="not found in")
+    if cleared:  # spec 06 §1.2: after the existence checks
+        raise InvalidInput(
+            "licensing cannot be explicitly cleared; omit it to preserve the current conclusion."
+        )
     if operation == "delete":
         payload = live
     if operation == "update" and payload is not None:
