@@ -170,6 +170,16 @@ async def test_a_baseline_delete_is_refused_at_apply_when_a_model_change_names_i
     assert (await served(system, f"{B}/anima"))["name"] == "anima"
 
 
+async def test_beta_models_ignore_change_sets(system: TestClient) -> None:
+    """A queued baseline change set is no beta model (spec 06 §4): /pending stays empty."""
+    await served(system, f"{B}/")
+    await submit(
+        system, change_set({"operation": "upsert", "name": "hypernova_1", "record": NEW_BASELINE})
+    )
+    resp = await system.get(f"{V2}/image_generation/pending", headers=READ)
+    assert resp.status == 200 and await resp.json() == {}
+
+
 async def test_malformed_change_sets_are_422(system: TestClient) -> None:
     """No changes, a record whose name differs, an unknown key, a reserved name: 422 each."""
     await served(system, f"{B}/")

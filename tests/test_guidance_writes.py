@@ -159,6 +159,11 @@ async def test_a_profile_and_assignment_are_published(hmr: TestClient) -> None:
     member = next(m for m in group["members"] if m["name"] == model)
     assert member["guidance"] == one["guidance"]  # spec 06 §3.2: the group view too
     assert group["guidance_coverage"]["published"] == 1
+    edit = {**one, "description": "Reviewed."}
+    resp = await hmr.put(f"{V2}/text_generation/model/{model}", json=edit, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    pending = await (await hmr.get(f"{V2}/text_generation/pending", headers=READ)).json()
+    assert pending[model]["guidance"] == one["guidance"]  # beta models show it as reads do
 
 
 async def test_applying_an_already_applied_change_set_is_a_no_op(hmr: TestClient) -> None:

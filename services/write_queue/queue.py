@@ -280,12 +280,16 @@ class WriteQueue:
         return data
 
     async def _beta_models(self, category: Category) -> dict[str, JsonObject]:
-        """Create/update payloads still pending or approved, as v2 records; the newest change
-        per name wins (by updated_at, then change_id)."""
+        """Create/update payloads still pending or approved, as v2 records (text guidance as
+        the live catalog assigns it); the newest change per name wins (by updated_at, then
+        change_id). Catalog change sets are no models (spec 06 §4)."""
         latest: dict[str, JsonObject] = {}
         order: dict[str, tuple[int, int]] = {}
+        assignments = self.live().catalogs.guidance.get("assignments", {})
         for change in await self.store.list_changes(statuses=["pending", "approved"]):
             if change.category is not category or change.operation == "delete":
+                continue
+            if change.resource_kind != catalogs.MODEL_REFERENCE:
                 continue
             key = (change.updated_at, change.change_id)
             if change.payload is None or key <= order.get(change.model_name, (-1, -1)):
@@ -294,7 +298,8 @@ class WriteQueue:
             payload = change.payload
             if change.is_legacy:
                 payload = unstructure_record(legacy_to_v2(category, payload))
-            latest[change.model_name] = read_fields(category, payload)
+            assignment = assignments.get(change.model_name)
+            latest[change.model_name] = read_fields(category, payload, assignment)
         return latest
 
     async def areplay(self, domain: str) -> AuditReplay:
