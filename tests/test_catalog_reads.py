@@ -227,6 +227,16 @@ async def test_guidance_catalog_starts_empty(client: TestClient) -> None:
     assert missing == {"detail": "Guidance profile 'chatml' not found."}
 
 
+@pytest.mark.parametrize("path", ["/profiles", "/assignments", "/export"])
+async def test_guidance_lists_carry_a_revision_etag(client: TestClient, path: str) -> None:
+    """Guidance lists and the export are tagged W/"text-guidance-<revision>" (spec 06 §0) and
+    honour If-None-Match."""
+    resp = await client.get(f"{G}{path}")
+    assert resp.status == 200 and resp.headers["ETag"] == 'W/"text-guidance-1"'
+    again = await client.get(f"{G}{path}", headers={"If-None-Match": 'W/"text-guidance-1"'})
+    assert again.status == 304
+
+
 async def test_guidance_of_one_model(client: TestClient) -> None:
     """A model with an instruct_format resolves to legacy_label; prefixed or unknown names are
     404; a missing name is a 422."""

@@ -173,3 +173,32 @@ async def test_search_shows_text_records_without_guidance(client: TestClient) ->
     for found in page["results"]:  # the single-model read, less its guidance status
         one = await (await client.get(f"{V2}/text_generation/model/{found['name']}")).json()
         assert "guidance" in one and {k: v for k, v in one.items() if k != "guidance"} == found
+
+
+@pytest.mark.parametrize(
+    ("requirements", "expected"),
+    [
+        ({"karras": True, "clip_skip": 2}, {"clip_skip": 2, "schedulers": ["karras"]}),
+        ({"karras": False}, {"schedulers": ["normal"]}),
+        ({"karras": True, "schedulers": ["simple"]}, {"schedulers": ["simple"]}),
+        ({"karras": "yes"}, {}),
+        ({"schedulers": ["karras"]}, {"schedulers": ["karras"]}),
+    ],
+)
+def test_the_karras_flag_reads_as_schedulers(
+    requirements: dict[str, object], expected: dict[str, object]
+) -> None:
+    """`requirements.karras` (a bool) becomes `requirements.schedulers`; an explicit list wins."""
+    data = {"name": "Old", "baseline": "stable_diffusion_1", "nsfw": False}
+    record = structure_record(Category.image_generation, {**data, "requirements": requirements})
+    assert unstructure_record(record)["requirements"] == expected
+
+
+def test_unknown_scheduler_is_kept_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """An unknown schedule is kept as written, with a warning naming it."""
+    data = {"name": "X", "baseline": "stable_diffusion_1", "nsfw": False}
+    requirements = {"schedulers": ["karras", "warp_drive_15b"]}
+    with caplog.at_level(logging.WARNING, logger="horde_model_records"):
+        record = structure_record(Category.image_generation, {**data, "requirements": requirements})
+    assert unstructure_record(record)["requirements"] == requirements
+    assert "warp_drive_15b" in caplog.text and "'karras'" not in caplog.text

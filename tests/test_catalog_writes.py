@@ -148,6 +148,38 @@ async def test_deleting_a_baseline_a_model_uses_is_refused(system: TestClient) -
     }
 
 
+async def test_a_baseline_delete_is_refused_at_apply_when_a_model_change_names_it_since(
+    system: TestClient,
+) -> None:
+    """A model change naming the baseline, queued after the delete was proposed, makes the apply
+    a 503 with the dry run's message; the delete goes back to approved (spec 06 §2.3, §4)."""
+    anima = await served(system, f"{B}/anima")
+    queued = await submit(
+        system, change_set({"operation": "delete", "name": "anima", "expected_before": anima})
+    )
+    body = {"name": "Late Anima", "baseline": "anima", "nsfw": False}
+    resp = await system.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    resp = await approve_and_apply(system, queued["change_id"])
+    assert resp.status == 503
+    assert (await resp.json())["detail"] == (
+        "Baseline 'anima' is still named by a canonical image model."
+    )
+    change = await (await system.get(f"{Q}/changes/{queued['change_id']}", headers=READ)).json()
+    assert change["status"] == "approved"
+    assert (await served(system, f"{B}/anima"))["name"] == "anima"
+
+
+async def test_beta_models_ignore_change_sets(system: TestClient) -> None:
+    """A queued baseline change set is no beta model (spec 06 §4): /pending stays empty."""
+    await served(system, f"{B}/")
+    await submit(
+        system, change_set({"operation": "upsert", "name": "hypernova_1", "record": NEW_BASELINE})
+    )
+    resp = await system.get(f"{V2}/image_generation/pending", headers=READ)
+    assert resp.status == 200 and await resp.json() == {}
+
+
 async def test_malformed_change_sets_are_422(system: TestClient) -> None:
     """No changes, a record whose name differs, an unknown key, a reserved name: 422 each."""
     await served(system, f"{B}/")

@@ -153,6 +153,17 @@ async def test_a_profile_and_assignment_are_published(hmr: TestClient) -> None:
     }
     assignments = await (await hmr.get(f"{G}/assignments?profile_id=tool-calling")).json()
     assert [a["model_name"] for a in assignments["items"]] == [model]
+    group = await (
+        await hmr.get(f"{V2}/text_generation/group?name={one['text_model_group']}")
+    ).json()
+    member = next(m for m in group["members"] if m["name"] == model)
+    assert member["guidance"] == one["guidance"]  # spec 06 §3.2: the group view too
+    assert group["guidance_coverage"]["published"] == 1
+    edit = {**one, "description": "Reviewed."}
+    resp = await hmr.put(f"{V2}/text_generation/model/{model}", json=edit, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    pending = await (await hmr.get(f"{V2}/text_generation/pending", headers=READ)).json()
+    assert pending[model]["guidance"] == one["guidance"]  # beta models show it as reads do
 
 
 async def test_applying_an_already_applied_change_set_is_a_no_op(hmr: TestClient) -> None:
@@ -259,5 +270,34 @@ async def test_guidance_writes_need_a_requestor(hmr: TestClient) -> None:
     """No key is a 401, a reader's key a 403, for change sets and the preview alike."""
     assert (await hmr.post(f"{G}/migration/preview")).status == 401
     assert (await hmr.post(f"{G}/migration/preview", headers=READ)).status == 403
-    body = {"title": "x", "profile_changes": []}
+    body = {"title": "x", "profile_changes": [{"operation": "deprecate", "profile_id": "x"}]}
     assert (await hmr.post(f"{G}/change-sets", json=body, headers=READ)).status == 403
+
+
+async def test_guidance_change_set_guards_run_in_spec_order(
+    make_system: Any, tmp_path: Path, auth_file: Path
+) -> None:
+    """Spec 06 §0: the body's shape (422) before the key (401/403), the key before REPLICA
+    (503), REPLICA before the settings keys (422)."""
+    hmr = await make_system(tmp_path / "p", HMR_AUTH_FILE=auth_file)
+    empty = {"title": "x", "profile_changes": []}
+    resp = await hmr.post(f"{G}/change-sets", json=empty, headers=READ)
+    assert resp.status == 422
+    assert (await resp.json())[
+        "detail"
+    ] == "A guidance change set must contain at least one change."
+    html = {**CHATML, "summary": "<b>x</b>"}
+    bad_shape = {
+        "title": "x",
+        "profile_changes": [{"operation": "create", "profile_id": "chatml", "profile": html}],
+    }
+    assert (await hmr.post(f"{G}/change-sets", json=bad_shape, headers=READ)).status == 422
+    zest = {**CHATML, "recommended_settings": {"zest": 1}}
+    bad_settings = {
+        "title": "x",
+        "profile_changes": [{"operation": "create", "profile_id": "chatml", "profile": zest}],
+    }
+    assert (await hmr.post(f"{G}/change-sets", json=bad_settings, headers=READ)).status == 403
+    replica = await make_system(tmp_path / "r", HMR_AUTH_FILE=auth_file, HMR_MODE="REPLICA")
+    resp = await replica.post(f"{G}/change-sets", json=bad_settings, headers=REQ)
+    assert resp.status == 503

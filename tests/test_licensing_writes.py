@@ -12,7 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from horde_model_records import Category
+from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from services.write_queue.auth import HordeAuthenticator
+from services.write_queue.diff import field_diffs, is_critical
 from services.write_queue.keys import write_queue_key
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
 
@@ -168,6 +171,37 @@ async def test_licensing_writes_are_audited(hmr: TestClient) -> None:
     assert event.payload["record_kind"] == "license_definition"
 
 
+async def test_the_audit_view_lists_licensing_writes(hmr: TestClient) -> None:
+    """`/pending_queue/audit/licensing` shows each direct write, newest first, paged by cursor;
+    readers need a key like the other audit views."""
+    assert (await hmr.post(f"{L}/licenses", json=ZLIB, headers=EDITOR)).status == 201
+    assert (await hmr.post(f"{L}/assets", json=NODE, headers=EDITOR)).status == 201
+    assert (
+        await hmr.delete(f"{L}/assets/custom_node/example/nodes pack", headers=EDITOR)
+    ).status == 204
+    view = f"{V2}/pending_queue/audit/licensing"
+    assert (await hmr.get(view)).status == 401
+    resp = await hmr.get(view, headers=REQ)
+    assert resp.status == 200, await resp.text()
+    page = await resp.json()
+    assert page["domain"] == "v2" and page["next_cursor"] is None
+    got = [(e["operation"], e["record_kind"], e["record_key"]) for e in page["events"]]
+    assert got == [
+        ("delete", "licensed_asset", "custom_node:example/nodes pack"),
+        ("create", "licensed_asset", "custom_node:example/nodes pack"),
+        ("create", "license_definition", "Zlib"),
+    ]
+    newest, _, first = page["events"]
+    assert newest["editor_id"] == "400" and newest["after"] is None
+    assert newest["before"]["display_name"] == "Example nodes"
+    assert first["before"] is None and first["after"]["metadata"]["revision"] == 1
+    page = await (await hmr.get(view, params={"limit": 2}, headers=REQ)).json()
+    assert len(page["events"]) == 2 and page["next_cursor"] == page["events"][1]["event_id"]
+    rest = await (await hmr.get(view, params={"cursor": page["next_cursor"]}, headers=REQ)).json()
+    assert [e["record_key"] for e in rest["events"]] == ["Zlib"]
+    assert (await hmr.get(view, params={"limit": 0}, headers=REQ)).status == 422
+
+
 async def test_a_model_conclusion_must_name_defined_licences(hmr: TestClient) -> None:
     """A proposed model's licensing naming an unknown id is a 422; clearing it with null too;
     a valid one is queued with the model."""
@@ -190,6 +224,68 @@ async def test_a_model_conclusion_must_name_defined_licences(hmr: TestClient) ->
     assert (await resp.json())["payload"]["licensing"]["license_ids"] == ["MIT"]
 
 
+async def test_a_write_without_licensing_stores_a_noassertion_conclusion(
+    hmr: TestClient,
+) -> None:
+    """A create without `licensing` queues NOASSERTION noting none was supplied (spec 06 §1.2);
+    an update of a record that never had one still queues none (reads show the default)."""
+    base = {"name": "Unlicensed", "baseline": "stable_diffusion_xl", "nsfw": False}
+    resp = await hmr.post(f"{V2}/image_generation", json=base, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    stored = (await resp.json())["payload"]["licensing"]
+    assert stored == {
+        **UNKNOWN_LICENSING_JSON,
+        "notes": "No licensing conclusion was supplied when this model was created.",
+    }
+    seeded = "Example Photoreal"
+    body = {"name": seeded, "baseline": "flux_1", "nsfw": True}
+    resp = await hmr.put(f"{V2}/image_generation/model/{seeded}", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    assert "licensing" not in (await resp.json())["payload"]
+
+
+async def test_clearing_licensing_is_refused_after_the_guards(hmr: TestClient) -> None:
+    """`"licensing": null` is a 422 only once the key and the model's existence are checked
+    (spec 06 §1.2): no key is a 401, a create of an existing model a 409."""
+    body = {"name": "Cleared", "baseline": "stable_diffusion_xl", "nsfw": False, "licensing": None}
+    assert (await hmr.post(f"{V2}/image_generation", json=body)).status == 401
+    seeded = {**body, "name": "Example Photoreal"}
+    assert (await hmr.post(f"{V2}/image_generation", json=seeded, headers=REQ)).status == 409
+    resp = await hmr.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert resp.status == 422
+    assert (await resp.json())["detail"] == (
+        "licensing cannot be explicitly cleared; omit it to preserve the current conclusion."
+    )
+
+
+async def test_explicit_model_licensing_can_be_required(
+    make_system: Any, tmp_path: Path, auth_file: Path
+) -> None:
+    """HMR_REQUIRE_EXPLICIT_MODEL_LICENSING=true refuses a create without a conclusion; one with
+    a conclusion, and an update without one, still go through."""
+    client = await make_system(
+        tmp_path / "data", HMR_AUTH_FILE=auth_file, HMR_REQUIRE_EXPLICIT_MODEL_LICENSING="true"
+    )
+    base = {"name": "Unlicensed", "baseline": "stable_diffusion_xl", "nsfw": False}
+    resp = await client.post(f"{V2}/image_generation", json=base, headers=REQ)
+    assert resp.status == 422
+    assert (await resp.json())["detail"] == (
+        "New v2 model records require an explicit licensing conclusion."
+    )
+    mit = {
+        "license_expression": "MIT",
+        "license_ids": ["MIT"],
+        "commercial_use": "allowed",
+        "redistribution": "allowed",
+    }
+    resp = await client.post(f"{V2}/image_generation", json={**base, "licensing": mit}, headers=REQ)
+    assert resp.status == 202, await resp.text()
+    seeded = "Example Photoreal"
+    body = {"name": seeded, "baseline": "flux_1", "nsfw": True}
+    resp = await client.put(f"{V2}/image_generation/model/{seeded}", json=body, headers=REQ)
+    assert resp.status == 202, await resp.text()
+
+
 async def test_an_empty_editor_list_fails_closed() -> None:
     """With no editor ids, the role is not configured (a 401 before AI-Horde is asked)."""
     async with aiohttp.ClientSession() as session:
@@ -203,3 +299,15 @@ async def test_an_empty_editor_list_fails_closed() -> None:
             license_editor_ids=frozenset({"7"}),
         )
         assert auth.role_configured("license_editor")
+
+
+@pytest.mark.parametrize("category", list(Category))
+def test_licensing_and_downloads_are_critical_in_every_category(category: Category) -> None:
+    """Spec 06 §1.2 (amending 03 §10): a licensing change, and so a config.download change, is
+    critical whatever the category; a description change alone is not."""
+    before = {"description": "a", "config": {"download": []}}
+    licensed = {**before, "licensing": {"license_expression": "MIT", "license_ids": ["MIT"]}}
+    downloads = {**before, "config": {"download": [{"file_name": "x.safetensors"}]}}
+    assert is_critical(category, field_diffs(before, licensed))
+    assert is_critical(category, field_diffs(before, downloads))
+    assert not is_critical(category, field_diffs(before, {**before, "description": "b"}))

@@ -132,6 +132,14 @@ async def test_popular_text_merges_backend_variants(stats: TestClient, names: An
     assert top["record"]["parameters"] > 0
 
 
+async def test_popular_records_carry_licensing_but_no_guidance(stats: TestClient) -> None:
+    """Popular records are v2 reads without the text `guidance` status (spec 06 §3.2) but with
+    the licensing default (§1.2)."""
+    body = await get_json(stats, f"{V2}/text_generation/popular", limit=100)
+    assert body and not any("guidance" in m["record"] for m in body)
+    assert all(m["record"]["licensing"]["license_expression"] == "NOASSERTION" for m in body)
+
+
 async def test_popular_with_workers_matches_prefixed_names(stats: TestClient) -> None:
     """include_workers attaches summaries; text workers advertise backend-prefixed names."""
     body = await get_json(stats, f"{V2}/text_generation/popular", include_workers="true", limit=100)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
+from horde_model_records.licensing import CREATED_WITHOUT_NOTES, UNKNOWN_LICENSING_JSON
 from horde_model_records.served import stored_fields
 from tests.conftest import APPROVER_KEY, READER_KEY, REQUESTOR_KEY
 from tests.helpers import wait_for_json, wait_for_status
@@ -179,6 +179,7 @@ async def test_create_returns_pending_change_record(system: TestClient) -> None:
         "showcases": [],
         "trigger": [],
         "nsfw": False,
+        "licensing": {**UNKNOWN_LICENSING_JSON, "notes": CREATED_WITHOUT_NOTES},
     }
 
 
@@ -534,11 +535,16 @@ async def test_nsfw_not_bool_is_422(system: TestClient) -> None:
 
 
 async def test_unknown_baseline_is_422(system: TestClient) -> None:
-    """An unknown image baseline is 422 at body.baseline."""
-    resp = await system.post(
-        f"{V2}/image_generation", json={**NEW_IMAGE, "baseline": "sd_99"}, headers=REQ
+    """An image baseline the catalog does not have is a 422 pointing at the baseline change sets
+    (spec 06 §2.2), checked after the key: an unauthorised caller gets a 401."""
+    body = {**NEW_IMAGE, "baseline": "sd_99"}
+    resp = await system.post(f"{V2}/image_generation", json=body, headers=REQ)
+    assert await detail(resp, 422) == (
+        "Unknown baseline 'sd_99'. Publish it through /model_references/v2/image_generation/"
+        "baselines/change-sets before submitting models that use it."
     )
-    assert locs(await detail(resp, 422)) == [["body", "baseline"]]
+    resp = await system.post(f"{V2}/image_generation", json=body, headers={"apikey": "nobody"})
+    assert resp.status == 401
 
 
 async def test_missing_baseline_is_422(system: TestClient) -> None:
@@ -725,13 +731,14 @@ async def pending(client: TestClient, category: str) -> dict[str, Any]:
 
 
 async def test_beta_models_list_pending_create(system: TestClient) -> None:
-    """A pending create is served, keyed by name, with its queued payload as a read shows it
-    (the licensing default added)."""
+    """A pending create is served, keyed by name, with its queued payload (a create without a
+    conclusion queues the NOASSERTION one noting none was supplied)."""
     change = await accepted(
         await system.post(f"{V2}/image_generation", json=NEW_IMAGE, headers=REQ)
     )
     served = await pending(system, "image_generation")
-    assert served == {NEW_IMAGE["name"]: {**change["payload"], "licensing": UNKNOWN_LICENSING_JSON}}
+    assert change["payload"]["licensing"]["notes"] == CREATED_WITHOUT_NOTES
+    assert served == {NEW_IMAGE["name"]: change["payload"]}
     assert stored_fields(served[NEW_IMAGE["name"]]) == change["payload"]
 
 

@@ -432,8 +432,9 @@ async def test_diff_of_update_of_a_missing_model_is_added(hmr: TestClient, q: st
     assert diff["current_state"] is None
 
 
-async def test_diff_of_non_critical_category_is_never_critical(hmr: TestClient, q: str) -> None:
-    """miscellaneous is not in the critical list, even for config.download changes."""
+async def test_diff_of_downloads_is_critical_in_every_category(hmr: TestClient, q: str) -> None:
+    """miscellaneous has no critical fields of its own, yet a config.download change is critical
+    (spec 06 §1.2 amends 03 §10: licensing and downloads are critical in every category)."""
     resp = await hmr.get(f"{V2}/miscellaneous/model/example_layers_sd1")
     body = {**(await resp.json()), "config": {"download": DOWNLOAD}}
     resp = await hmr.put(f"{V2}/miscellaneous/model/example_layers_sd1", json=body, headers=REQ)
@@ -441,7 +442,7 @@ async def test_diff_of_non_critical_category_is_never_critical(hmr: TestClient, 
     cid = (await resp.json())["change_id"]
     diff = await get_json(hmr, f"{q}/changes/{cid}/diff")
     assert diff["field_diffs"]
-    assert diff["is_critical"] is False
+    assert diff["is_critical"] is True
 
 
 async def test_diff_unknown_change_is_404(hmr: TestClient, q: str) -> None:

@@ -172,8 +172,14 @@ def _count(counts: dict[str, int], value: str | None) -> None:
 
 
 def _guidance(record: Json) -> GuidanceSummary:
+    shown = record.get("guidance")  # what the v2 read derived from the guidance catalog
+    if isinstance(shown, dict) and shown.get("status") in ("published", "legacy_label"):
+        return GuidanceSummary(
+            status=shown["status"],
+            primary_profile_id=shown.get("primary_profile_id"),
+            supplemental_profile_ids=list(shown.get("supplemental_profile_ids") or []),
+        )
     label = record.get("instruct_format")
-    # the text-guidance catalogue is not part of this service: nothing is `published`
     status = "legacy_label" if isinstance(label, str) and label.strip() else "undocumented"
     return GuidanceSummary(status=status)  # type: ignore[arg-type]  # -- one of the two literals
 

@@ -17,6 +17,7 @@ from .wire import (
     BatchNetChange,
     BatchSummary,
     Domain,
+    LicensingAuditEvent,
     ModelNetChange,
     NetOperation,
 )
@@ -171,6 +172,31 @@ class AuditReplay:
             domain=domain,
             changes=[self.changes[c] for c in members if c in self.changes],
         )
+
+    def licensing_page(
+        self, cursor: int | None, limit: int
+    ) -> tuple[list[LicensingAuditEvent], int | None]:
+        """Direct licensing writes (category `licensing`), newest first, ids below `cursor`."""
+        found = [
+            e
+            for e in reversed(self.model_events)
+            if e.category == "licensing" and (cursor is None or e.event_id < cursor)
+        ]
+        page = found[:limit]
+        next_cursor = page[-1].event_id if len(found) > limit else None
+        return [
+            LicensingAuditEvent(
+                event_id=e.event_id,
+                timestamp=e.timestamp,
+                editor_id=e.logical_user_id,
+                operation=e.operation,  # type: ignore[arg-type]
+                record_kind=e.payload.get("record_kind"),  # type: ignore[arg-type]
+                record_key=e.model_name,
+                before=e.payload.get("before"),
+                after=e.payload.get("after"),
+            )
+            for e in page
+        ], next_cursor
 
     def _state(self, category: str, model: str, upto: int) -> JsonObject | None:
         """A model's record as the model events say, counting events with id < upto.

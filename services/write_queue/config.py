@@ -33,6 +33,7 @@ class Config(ServiceConfig):
     requestor_ids: frozenset[str] = frozenset()
     approver_ids: frozenset[str] = frozenset()
     license_editor_ids: frozenset[str] = frozenset()
+    require_explicit_model_licensing: bool = False
     horde_url: str = DEFAULT_HORDE_URL
     auth_timeout: float = 10.0
     auth_cache_ttl: float = 60.0
@@ -68,6 +69,9 @@ class Config(ServiceConfig):
             requestor_ids=frozenset(get_json_list(env, "HMR_REQUESTOR_IDS")),
             approver_ids=frozenset(get_json_list(env, "HMR_APPROVER_IDS")),
             license_editor_ids=frozenset(get_json_list(env, "HMR_LICENSE_EDITOR_IDS")),
+            require_explicit_model_licensing=get_bool(
+                env, "HMR_REQUIRE_EXPLICIT_MODEL_LICENSING", False
+            ),
             horde_url=get_str(env, "HMR_HORDE_URL", DEFAULT_HORDE_URL),
             auth_timeout=get_float(env, "HMR_AUTH_TIMEOUT", 10.0, minimum=0.01),
             auth_cache_ttl=get_float(env, "HMR_AUTH_CACHE_TTL", 60.0),

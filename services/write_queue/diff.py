@@ -72,10 +72,9 @@ def field_diffs(
 
 def is_critical(category: Category, diffs: list[FieldDiff]) -> bool:
     """Whether a diff touches a field that decides what workers download or how a model is
-    shown and charged: downloads always, plus each category's own critical fields."""
-    fields = _CRITICAL.get(category)
-    if fields is None:
-        return False
+    shown and charged: the licensing conclusion and downloads in every category (spec 06 §1.2
+    amends 03 §10), plus each category's own critical fields."""
+    fields = ("licensing", *_CRITICAL.get(category, ()))
     for d in diffs:
         path = d.field_path
         if path.startswith("config.download"):

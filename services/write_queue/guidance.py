@@ -87,12 +87,23 @@ def _settings_keys(profile: JsonObject) -> set[str]:
     return keys
 
 
+def check_settings(payload: JsonObject) -> None:
+    """Every settings key of the normalized change set's profiles (recommended settings, AI-Horde
+    example parameters) is a text generation setting (422 naming the others)."""
+    unknown: set[str] = set()
+    for change in payload["profile_changes"]:
+        if change["profile"] is not None:
+            unknown |= _settings_keys(change["profile"]) - GENERATION_PARAMS
+    if unknown:
+        raise InvalidInput(f"Unknown text generation settings: {', '.join(sorted(unknown))}")
+
+
 def normalized_change_set(change_set: GuidanceChangeSet) -> JsonObject:
-    """The change set as queued: profiles and assignments in full shape; settings keys checked."""
+    """The change set as queued: profiles and assignments in full shape (422 when one is not);
+    settings keys are checked later (check_settings, after authentication)."""
     if not change_set.profile_changes and not change_set.assignment_changes:
         raise InvalidInput("A guidance change set must contain at least one change.")
     profiles = []
-    unknown: set[str] = set()
     for i, change in enumerate(change_set.profile_changes):
         loc: list[str | int] = ["body", "profile_changes", i]
         out: JsonObject = {"operation": change.operation, "profile_id": change.profile_id}
@@ -104,11 +115,7 @@ def normalized_change_set(change_set: GuidanceChangeSet) -> JsonObject:
             if change.expected_before is None
             else _profile(change.expected_before, [*loc, "expected_before"])
         )
-        if out["profile"] is not None:
-            unknown |= _settings_keys(out["profile"]) - GENERATION_PARAMS
         profiles.append(out)
-    if unknown:
-        raise InvalidInput(f"Unknown text generation settings: {', '.join(sorted(unknown))}")
     assignments = []
     for i, a in enumerate(change_set.assignment_changes):
         loc = ["body", "assignment_changes", i]

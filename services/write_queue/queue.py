@@ -280,12 +280,16 @@ class WriteQueue:
         return data
 
     async def _beta_models(self, category: Category) -> dict[str, JsonObject]:
-        """Create/update payloads still pending or approved, as v2 records; the newest change
-        per name wins (by updated_at, then change_id)."""
+        """Create/update payloads still pending or approved, as v2 records (text guidance as
+        the live catalog assigns it); the newest change per name wins (by updated_at, then
+        change_id). Catalog change sets are no models (spec 06 §4)."""
         latest: dict[str, JsonObject] = {}
         order: dict[str, tuple[int, int]] = {}
+        assignments = self.live().catalogs.guidance.get("assignments", {})
         for change in await self.store.list_changes(statuses=["pending", "approved"]):
             if change.category is not category or change.operation == "delete":
+                continue
+            if change.resource_kind != catalogs.MODEL_REFERENCE:
                 continue
             key = (change.updated_at, change.change_id)
             if change.payload is None or key <= order.get(change.model_name, (-1, -1)):
@@ -294,7 +298,8 @@ class WriteQueue:
             payload = change.payload
             if change.is_legacy:
                 payload = unstructure_record(legacy_to_v2(category, payload))
-            latest[change.model_name] = read_fields(category, payload)
+            assignment = assignments.get(change.model_name)
+            latest[change.model_name] = read_fields(category, payload, assignment)
         return latest
 
     async def areplay(self, domain: str) -> AuditReplay:
@@ -547,6 +552,7 @@ class WriteQueue:
             done: list[Change] = []
             refused: list[Refusal] = []
             failure: ApplyFailure | None = None
+            queued: set[str] | None = None  # baselines queued model changes name, when needed
             for cid in change_ids:
                 try:
                     change = self._needs_apply(await self.store.get_change(cid), cid, job)
@@ -556,7 +562,9 @@ class WriteQueue:
                     if _own([change], who):
                         refused += _own([change], who)
                         continue
-                    dataset = self._applied(dataset, change, who)
+                    if change.resource_kind == catalogs.IMAGE_BASELINE and queued is None:
+                        queued = await self.aqueued_baselines()
+                    dataset = self._applied(dataset, change, who, queued or set())
                 except ApplyFailure as exc:
                     failure = exc
                     break
@@ -575,11 +583,28 @@ class WriteQueue:
             raise Forbidden(TWO_PERSON_RULE)
         return ApplyOutcome(applied=done, failure=failure, split=split, refused=refused)
 
-    def _applied(self, dataset: Dataset, change: Change, who: Identity) -> Dataset:
-        """The dataset with one change applied (pure; raises ApplyFailure)."""
+    async def aqueued_baselines(self) -> set[str]:
+        """Baselines named by image model changes still in the queue (pending, approved or
+        applying): a baseline delete must not pull the baseline from under them."""
+        changes = await self.store.list_changes(statuses=("pending", "approved", "applying"))
+        return catalogs.referenced_baselines(
+            [],
+            [
+                c.payload
+                for c in changes
+                if c.category is Category.image_generation
+                and c.resource_kind == catalogs.MODEL_REFERENCE
+            ],
+        )
+
+    def _applied(
+        self, dataset: Dataset, change: Change, who: Identity, queued: set[str]
+    ) -> Dataset:
+        """The dataset with one change applied (pure; raises ApplyFailure); `queued`: the
+        baselines queued model changes name."""
         now = self.clock()
         if change.resource_kind != catalogs.MODEL_REFERENCE:
-            return self._catalog_applied(dataset, change, who, now)
+            return self._catalog_applied(dataset, change, who, now, queued)
         category = change.category
         if change.operation == "delete":
             if change.model_name not in dataset.categories[category].records:
@@ -610,7 +635,7 @@ class WriteQueue:
         return upsert_record(dataset, category, record, now, legacy_record)
 
     def _catalog_applied(
-        self, dataset: Dataset, change: Change, who: Identity, now: int
+        self, dataset: Dataset, change: Change, who: Identity, now: int, queued: set[str]
     ) -> Dataset:
         """The dataset with a catalog change set applied on live data: refused (503, back to
         approved) with the dry run's message when it no longer holds."""
@@ -627,7 +652,7 @@ class WriteQueue:
             baselines = catalogs.applied_catalog(
                 dataset.catalogs.baselines,
                 payload,
-                catalogs.referenced_baselines(images, []),
+                catalogs.referenced_baselines(images, []) | queued,
                 who.user_id,
                 now,
             )

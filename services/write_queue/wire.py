@@ -128,6 +128,17 @@ class BatchesQuery:
     )
 
 
+@frozen(kw_only=True)
+class LicensingAuditQuery:
+    cursor: int | None = integer(
+        ge=1, le=MAX_ID, default=None, description="Only event ids below this."
+    )
+    limit: int = integer(ge=1, le=100, default=20, description="Page size, 1–100.")
+    domain_override: Domain | None = documented(
+        "Whose audit log to read (default: the canonical format).", default=None
+    )
+
+
 # --- bodies ------------------------------------------------------------------------------------------
 
 
@@ -463,6 +474,31 @@ class AuditBatchPage:
 
     domain: Domain
     batches: list[BatchSummary]
+    next_cursor: int | None = documented("Pass as `cursor` for the next page; null on the last.")
+
+
+@frozen(kw_only=True)
+class LicensingAuditEvent:
+    """One direct licensing write (spec 06 §1.4): what the editor wrote, before and after."""
+
+    event_id: int
+    timestamp: int = documented(_TIME)
+    editor_id: str | None
+    operation: Literal["create", "update", "delete"]
+    record_kind: Literal["license_definition", "licensed_asset"]
+    record_key: str = documented(
+        "A licence id, or `<asset_kind>:<asset_identifier>`.", example="MIT"
+    )
+    before: JsonObject | None
+    after: JsonObject | None
+
+
+@frozen(kw_only=True)
+class LicensingAuditPage:
+    """Direct licensing writes, newest first."""
+
+    domain: Domain
+    events: list[LicensingAuditEvent]
     next_cursor: int | None = documented("Pass as `cursor` for the next page; null on the last.")
 
 

@@ -189,6 +189,24 @@ IMAGE_STYLES: frozenset[str] = frozenset(
     {"generalist", "anime", "furry", "artistic", "other", "realistic"}
 )
 
+#: the sigma schedules an image model may require (`requirements.schedulers`); others are kept
+#: with a warning (spec 06 §5)
+IMAGE_SCHEDULERS: frozenset[str] = frozenset(
+    {
+        "normal",
+        "karras",
+        "exponential",
+        "sgm_uniform",
+        "simple",
+        "ddim_uniform",
+        "beta",
+        "linear_quadratic",
+        "kl_optimal",
+        "align_your_steps",
+        "gits",
+    }
+)
+
 CONTROLNET_STYLES: frozenset[str] = frozenset(
     {
         "control_seg",

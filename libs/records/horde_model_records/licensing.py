@@ -16,6 +16,8 @@ NOASSERTION = "NOASSERTION"
 
 #: the notes of the conclusion a read shows for a record that has none
 UNREVIEWED_NOTES = "No reviewed licensing conclusion is currently available."
+#: the notes a model create stores when it supplies no conclusion (spec 06 §1.2)
+CREATED_WITHOUT_NOTES = "No licensing conclusion was supplied when this model was created."
 
 
 class PermissionStatus(enum.StrEnum):

@@ -9,6 +9,7 @@ from attrs import Factory, field, frozen
 
 from .categories import (
     CATEGORY_INFO,
+    IMAGE_SCHEDULERS,
     IMAGE_STYLES,
     KNOWN_BASELINES,
     Category,
@@ -175,6 +176,28 @@ def _image_style(_inst: object, attr: attrs.Attribute[str | None], value: str | 
         report_unknown("image style", value)
 
 
+def _schedulers(requirements: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The legacy `karras` flag as a `schedulers` list (true: karras, false: normal); an explicit
+    `schedulers` list wins, and a non-boolean flag is dropped (spec 06 §5)."""
+    if requirements is None or "karras" not in requirements:
+        return requirements
+    out = dict(requirements)
+    flag = out.pop("karras")
+    if "schedulers" not in out and isinstance(flag, bool):
+        out["schedulers"] = ["karras" if flag else "normal"]
+    return out
+
+
+def _known_schedulers(
+    _inst: object, attr: attrs.Attribute[dict[str, Any] | None], value: dict[str, Any] | None
+) -> None:
+    schedulers = (value or {}).get("schedulers")
+    if isinstance(schedulers, list):
+        for scheduler in schedulers:
+            if str(scheduler) not in IMAGE_SCHEDULERS:
+                report_unknown("image scheduler", str(scheduler))
+
+
 @frozen(kw_only=True)
 class ImageGenerationRecord(ModelRecord):
     CATEGORY: ClassVar[Category] = Category.image_generation
@@ -189,7 +212,9 @@ class ImageGenerationRecord(ModelRecord):
     homepage: str | None = None
     nsfw: bool
     style: str | None = field(default=None, converter=_strip_opt, validator=_image_style)
-    requirements: dict[str, Any] | None = None
+    requirements: dict[str, Any] | None = field(
+        default=None, converter=_schedulers, validator=_known_schedulers
+    )
 
 
 @frozen(kw_only=True)

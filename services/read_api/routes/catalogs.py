@@ -300,7 +300,9 @@ async def list_profiles(request: web.Request) -> web.StreamResponse:
         if query.include_deprecated or not p.get("deprecated", False)
     ]
     body = {"items": items, "total": len(items), "metadata": guidance["metadata"]}
-    return respond_json(model, dumps(body))
+    return _respond_revision(
+        request, model, Body.of(dumps(body)), "text-guidance", cat.guidance_revision
+    )
 
 
 @routes.api("GET", _GUIDANCE + "/profiles/{profile_id}")
@@ -346,7 +348,9 @@ async def list_assignments(request: web.Request) -> web.StreamResponse:
         )
     ]
     body = {"items": items, "total": len(items), "metadata": guidance["metadata"]}
-    return respond_json(model, dumps(body))
+    return _respond_revision(
+        request, model, Body.of(dumps(body)), "text-guidance", cat.guidance_revision
+    )
 
 
 @routes.api("GET", _GUIDANCE + "/model")

@@ -194,7 +194,8 @@ async def list_popular(request: web.Request) -> web.Response:
         return [
             {
                 "name": r["name"],
-                "record": r,
+                # a v2 read without the text guidance status (spec 06 §3.2: not in popular)
+                "record": {k: v for k, v in r.items() if k != "guidance"},
                 "stats": without_nulls(
                     unstructure(model_stats(s, include_workers=include_workers))
                 ),

@@ -25,6 +25,8 @@ from ..wire import (
     BatchesQuery,
     BatchNetChange,
     Domain,
+    LicensingAuditPage,
+    LicensingAuditQuery,
 )
 
 routes = ApiRoutes()
@@ -114,3 +116,13 @@ async def get_batch_net_changes(request: web.Request) -> web.StreamResponse:
     """What a batch did to each model"""
     now = int(time.time())
     return await _batch_view(request, lambda replay, b, d: replay.net_changes(b, d, now))
+
+
+@routes.api("GET", AUDIT + "/licensing", versions=("v2",))
+@_docs(LicensingAuditPage, query=LicensingAuditQuery)
+async def list_licensing_writes(request: web.Request) -> web.StreamResponse:
+    """Direct licensing writes (licence definitions, assets), newest first"""
+    query = read_query(request, LicensingAuditQuery)
+    domain, replay = await _replay(request, query.domain_override)
+    events, next_cursor = replay.licensing_page(query.cursor, query.limit)
+    return respond(LicensingAuditPage(domain=domain, events=events, next_cursor=next_cursor))

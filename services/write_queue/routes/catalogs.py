@@ -19,20 +19,9 @@ from ..guards import aidentify, require_primary, require_queue
 from ..keys import write_queue_key
 from ..models import Change, Proposal
 from ..openapi import NO_QUEUE, REPLICA, SECURITY, authenticated
-from ..queue import WriteQueue
 from ..wire import compact
 
 routes = ApiRoutes()
-
-
-def _queued_baselines(queue: WriteQueue, changes: list[Change]) -> list[object]:
-    return [
-        c.payload
-        for c in changes
-        if c.category is Category.image_generation
-        and c.resource_kind == catalogs.MODEL_REFERENCE
-        and c.status in ("pending", "approved", "applying")
-    ]
 
 
 @routes.api("POST", "/image_generation/baselines/change-sets")
@@ -63,11 +52,7 @@ async def submit_baseline_change_set(request: web.Request) -> web.StreamResponse
     queue = require_queue(request)
     dataset = queue.live()
     images = dataset.categories[Category.image_generation].records.values()
-    queued = await queue.alist()
-    referenced = catalogs.referenced_baselines(
-        images,
-        [p for p in _queued_baselines(queue, queued) if isinstance(p, dict)],
-    )
+    referenced = catalogs.referenced_baselines(images, []) | await queue.aqueued_baselines()
     catalogs.baseline_dry_run(
         dataset.catalogs.baselines, payload, referenced, who.user_id, queue.clock()
     )
@@ -112,9 +97,10 @@ async def submit_baseline_change_set(request: web.Request) -> web.StreamResponse
 async def submit_guidance_change_set(request: web.Request) -> web.StreamResponse:
     api_key_of(request)
     change_set = await read_body(request, GuidanceChangeSet)
+    payload = guidance.normalized_change_set(change_set)  # the body's shape: 422 before auth
     who = await aidentify(request, "requestor")
     require_primary(request)
-    payload = guidance.normalized_change_set(change_set)
+    guidance.check_settings(payload)
     queue = request.config_dict[write_queue_key]
     dataset = queue.live()
     texts = set(dataset.categories[Category.text_generation].records)

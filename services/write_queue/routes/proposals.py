@@ -18,7 +18,11 @@ from horde_model_records import (
 from horde_model_records import text_model_group as group_of
 from horde_model_records.categories import IMAGE_STYLES, KNOWN_BASELINES
 from horde_model_records.convert import ConversionError
-from horde_model_records.licensing import ModelLicensing
+from horde_model_records.licensing import (
+    CREATED_WITHOUT_NOTES,
+    UNKNOWN_LICENSING_JSON,
+    ModelLicensing,
+)
 from horde_model_records.records import ImageGenerationRecord, ModelRecord
 from horde_model_records.serde import catalog_converter
 from horde_model_records.served import stored_fields
@@ -73,7 +77,7 @@ def _validated(category: Category, body: Any) -> JsonObject:
     payload = unstructure_record(record)
     if category is Category.image_generation:
         # alternative spellings (SDXL, SD15...) are stored as the canonical baseline
-        payload["baseline"] = KNOWN_BASELINES[payload["baseline"]]
+        payload["baseline"] = KNOWN_BASELINES.get(payload["baseline"], payload["baseline"])
     if category is Category.text_generation and not payload.get("text_model_group"):
         payload["text_model_group"] = group_of(record.name)
     if category is Category.text_generation:
@@ -100,11 +104,9 @@ def _check_known(record: ModelRecord) -> None:
         validation_item("extra_forbidden", ["body", key], "Unknown field", None)
         for key in sorted(record.unknown_fields)
     ]
+    # an unknown baseline is not a body error: the catalog check after the guards refuses it
+    # (spec 06 §2.2)
     if isinstance(record, ImageGenerationRecord):
-        if record.baseline not in KNOWN_BASELINES:
-            known = sorted(set(KNOWN_BASELINES.values()))
-            message = f"Unknown baseline '{record.baseline}'. Known: {known}"
-            problems.append(validation_item("enum", ["body", "baseline"], message, record.baseline))
         if record.style is not None and record.style not in IMAGE_STYLES:
             message = f"Unknown style '{record.style}'. Known: {sorted(IMAGE_STYLES)}"
             problems.append(validation_item("enum", ["body", "style"], message, record.style))
@@ -178,6 +180,14 @@ def _check_target(
     return live
 
 
+def _created_licensing(request: web.Request) -> JsonObject:
+    """What a create without `licensing` stores (spec 06 §1.2): a NOASSERTION conclusion noting
+    none was supplied, or a 422 when the deployment requires an explicit one."""
+    if request.config_dict[write_config_key].require_explicit_model_licensing:
+        raise InvalidInput("New v2 model records require an explicit licensing conclusion.")
+    return {**UNKNOWN_LICENSING_JSON, "notes": CREATED_WITHOUT_NOTES}
+
+
 def _check_prefix(category: Category, name: str, what: str) -> None:
     if category is Category.text_generation and has_backend_prefix(name):
         raise BadRequest(_PREFIX_MSG.format(name=name, what=what))
@@ -190,13 +200,10 @@ async def _propose(
     category = path_category(request, "model_category_name")
     path_name = request.match_info.get("model_name")
     payload = None
+    cleared = False
     if operation != "delete":
         body = await read_json(request)
-        if isinstance(body, dict) and "licensing" in body and body["licensing"] is None:
-            raise InvalidInput(
-                "licensing cannot be explicitly cleared; omit it to preserve the current "
-                "conclusion."
-            )
+        cleared = isinstance(body, dict) and "licensing" in body and body["licensing"] is None
         payload = _validated(category, body)
         if typed_put and payload["name"] != path_name:
             raise BadRequest("Model name in the path must match the payload when queuing updates.")
@@ -207,11 +214,18 @@ async def _propose(
     assert name is not None
     queue = request.config_dict[write_queue_key]
     live = _check_target(queue, category, operation, name, missing="not found in")
+    if cleared:  # spec 06 §1.2: after the existence checks
+        raise InvalidInput(
+            "licensing cannot be explicitly cleared; omit it to preserve the current conclusion."
+        )
     if operation == "delete":
         payload = live
     if operation == "update" and payload is not None:
         payload = keep_creation(payload, live)
-        if "licensing" not in payload and live is not None and "licensing" in live:
+    if payload is not None and "licensing" not in payload:
+        if operation == "create":
+            payload["licensing"] = _created_licensing(request)
+        elif live is not None and "licensing" in live:
             payload["licensing"] = live["licensing"]  # omitted: the conclusion stays
     if category is Category.image_generation and payload is not None:
         _check_catalogued(payload, queue.live().catalogs.baselines)
