@@ -346,6 +346,9 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     server = logging.getLogger("aiohttp.server")
     if _MALFORMED not in server.filters:
         server.addFilter(_MALFORMED)
+    # no line shows the thread or process: do not look them up for every record (the logging
+    # HOWTO's "Optimization"; a fifth of the cost of making an access record)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in root.handlers:
         old.close()
