@@ -351,6 +351,7 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in root.handlers:
-        old.close()
+        if isinstance(old, BufferedLineHandler):  # ours from an earlier call: stop its flusher
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)
