@@ -13,4 +13,5 @@ BENCHMARKS: dict[str, str] = {
     "growth": "bench.growth",
     "peer": "bench.peer",
     "deployed": "bench.deployed",
+    "access-log": "bench.access_log",
 }

@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import TextIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -192,43 +195,150 @@ class _MalformedRequestFilter(logging.Filter):
 _MALFORMED = _MalformedRequestFilter()
 
 
+#: access records carry their JSON fields ready-made here (the formatter's fast path)
+_FIELDS = "hmr_fields"
+
+
 class AccessLogger(AbstractAccessLogger):
-    """One structured record per request: method, path, status, duration and request id."""
+    """One structured record per request: method, path, status, duration and request id.
+
+    Cheap on purpose (it runs on the event loop once per request): the record is made without
+    `Logger.info`'s caller lookup, its message is formatted once here, and it carries its JSON
+    fields ready-made, so the JSON formatter does not scan the record for extras."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if response.status < 400 and request.get(quiet_key, False):
             return
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
         # the path as sent (percent-encoded): a decoded one could carry line breaks into the log
-        self.logger.info(
-            "%s %s %s",
-            request.method,
-            request.raw_path,
-            response.status,
-            extra={
-                "method": request.method,
-                "path": request.raw_path,
-                "status": response.status,
-                "duration_ms": round(time * 1000, 3),
-                "request_id": response.headers.get("X-Request-Id"),
-                "remote": request.remote,
-            },
+        method, path, status = request.method, request.raw_path, response.status
+        request_id = response.headers.get("X-Request-Id")
+        fields = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(time * 1000, 3),
+            "request_id": request_id,
+            "remote": request.remote,
+        }
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            "",
+            0,
+            f"{method} {path} {status}",
+            (),
+            None,
+            extra={**fields, _FIELDS: fields},
         )
+        logger.handle(record)
+
+
+class _JsonLines(logging.Formatter):
+    """python-json-logger's JSON lines; access records (which carry their fields) take a fast
+    path with the same keys, values and order, a third of the cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pythonjsonlogger.json import JsonFormatter
+
+        self._full = JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._stamp = self._full.formatTime(record).rsplit(",", 1)[0]
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, _FIELDS, None)
+        if fields is None or record.exc_info or record.stack_info:
+            return self._full.format(record)
+        line = {
+            "time": self._time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": fields["request_id"],
+        }
+        line.update(fields)
+        return json.dumps(line)  # str, int, float and None only: the encoder's fast path
+
+
+class BufferedLineHandler(logging.StreamHandler[TextIO]):
+    """Lines written in batches, not one `write` per line: a batch goes out when it reaches
+    `max_bytes`, when a record of `flush_level` or worse arrives (a warning is never held back),
+    and at the latest `max_delay` seconds after its first line (a daemon thread checks)."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        max_bytes: int = 64 * 1024,
+        max_delay: float = 0.5,
+        flush_level: int = logging.WARNING,
+    ) -> None:
+        super().__init__(stream)
+        self.max_bytes, self.max_delay, self.flush_level = max_bytes, max_delay, flush_level
+        self._lines: list[str] = []
+        self._size = 0
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="log-flush", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging's contract: a bad record is reported, not raised
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        self._size += len(line) + 1
+        if record.levelno >= self.flush_level or self._size >= self.max_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            lines, self._lines, self._size = self._lines, [], 0
+            try:
+                if lines:
+                    self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream is gone (closed at exit): drop the lines
+                pass
+        finally:
+            self.release()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.max_delay):
+            if self._lines:
+                self.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
+        super().close()
 
 
 def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Log to stderr as JSON lines (default) or plain text, each record with its request id."""
-    from pythonjsonlogger.json import JsonFormatter
+    """Log to stderr as JSON lines (default) or plain text, each record with its request id.
 
-    handler = logging.StreamHandler(sys.stderr)
+    Lines are written in batches (BufferedLineHandler): at most half a second late, a warning or
+    worse at once; `logging.shutdown` (at exit) writes what is left."""
+    handler = BufferedLineHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                timestamp=False,
-            )
-        )
+        handler.setFormatter(_JsonLines())
     else:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
@@ -236,6 +346,12 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     server = logging.getLogger("aiohttp.server")
     if _MALFORMED not in server.filters:
         server.addFilter(_MALFORMED)
+    # no line shows the thread or process: do not look them up for every record (the logging
+    # HOWTO's "Optimization"; a fifth of the cost of making an access record)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, BufferedLineHandler):  # ours from an earlier call: stop its flusher
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from shared.observability import AccessLogger, configure_logging
+from shared.observability import AccessLogger, BufferedLineHandler, configure_logging
 from tests.conftest import REQUESTOR_KEY, system_app
 from tests.helpers import wait_for_status
 
@@ -80,11 +81,13 @@ def test_json_log_lines_carry_the_request_id(capsys: pytest.CaptureFixture[str])
         logging.getLogger("aiohttp.access").info(
             "GET /x 200", extra={"status": 200, "request_id": "rid-7", "method": "GET"}
         )
+        logging.getLogger().handlers[0].flush()  # lines are written in batches
         line = capsys.readouterr().err.strip().splitlines()[-1]
         record = json.loads(line)
         assert record["request_id"] == "rid-7" and record["status"] == 200
         assert record["level"] == "INFO" and record["logger"] == "aiohttp.access"
     finally:
+        logging.getLogger().handlers[0].close()
         logging.getLogger().handlers[:] = []
 
 
@@ -106,6 +109,7 @@ async def test_a_malformed_request_is_a_400_and_one_warning_without_traceback(
         await asyncio.sleep(0.05)  # the server logs after answering
     finally:
         await server.close()
+        logging.getLogger().handlers[0].close()
         logging.getLogger().handlers[:] = []
     records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     server_records = [r for r in records if r["logger"] == "aiohttp.server"]
@@ -142,3 +146,88 @@ async def test_replica_polling_leaves_no_access_log_lines(
         "GET /api/replicate_mode 200",
         "GET /api/no%0Aline 404",  # as sent: a decoded line break would forge a log line
     ]
+
+
+async def test_an_access_line_has_every_field_once_as_json(
+    tmp_path: Path, auth_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The access log's fast path writes the same JSON line python-json-logger would: time, level,
+    logger, message, request id, method, path as sent, status, duration and remote address."""
+    configure_logging("json")
+    app = system_app(tmp_path / "data", HMR_AUTH_FILE=auth_file)
+    server = TestServer(app)
+    await server.start_server(
+        access_log_class=AccessLogger, access_log=logging.getLogger("aiohttp.access")
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_for_status(session, str(server.make_url("/readyz")))
+            async with session.get(
+                server.make_url("/api/no%0Aline"), headers={"X-Request-Id": "rid-access-1"}
+            ) as r:
+                assert r.status == 404
+    finally:
+        await server.close()
+        logging.getLogger().handlers[0].close()  # writes what is buffered
+        logging.getLogger().handlers[:] = []
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    [line] = [r for r in records if r.get("request_id") == "rid-access-1"]
+    assert list(line) == [
+        "time",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "remote",
+    ]
+    assert line["logger"] == "aiohttp.access" and line["level"] == "INFO"
+    assert line["message"] == "GET /api/no%0Aline 404"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/api/no%0Aline", 404)
+    assert line["remote"] == "127.0.0.1" and line["duration_ms"] >= 0
+    assert len(line["time"].split(",")[-1]) == 3  # milliseconds, as python-json-logger writes
+
+
+def test_log_lines_are_written_in_batches_but_a_warning_at_once() -> None:
+    """INFO lines wait in the handler's buffer (no write per line); a WARNING writes the batch
+    with itself, in order; a full buffer and close() write what waits."""
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, max_delay=3600, max_bytes=200)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("buffer-test")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info("one")
+        logger.info("two")
+        assert stream.getvalue() == ""
+        logger.warning("three")
+        assert stream.getvalue() == "INFO one\nINFO two\nWARNING three\n"
+        logger.info("x" * 300)  # past max_bytes
+        assert stream.getvalue().endswith("x" * 300 + "\n")
+        logger.info("last")
+        assert not stream.getvalue().endswith("last\n")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert stream.getvalue().endswith("INFO last\n")
+
+
+async def test_a_buffered_line_is_written_without_further_logging() -> None:
+    """An idle service does not hold its last lines: the handler's flusher writes them after
+    max_delay."""
+    stream = io.StringIO()
+    handler = BufferedLineHandler(stream, max_delay=0.05)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        handler.handle(logging.makeLogRecord({"msg": "idle", "levelno": logging.INFO}))
+        for _ in range(200):
+            if stream.getvalue():
+                break
+            await asyncio.sleep(0.05)
+        assert stream.getvalue() == "idle\n"
+    finally:
+        handler.close()
