@@ -13,24 +13,19 @@ from typing import Any
 from attrs import frozen
 
 from horde_model_records.categories import has_backend_prefix
-from horde_model_records.text import auto_display_name, model_name_of, size_tag, variant_names
+from horde_model_records.text import (
+    CSV_COLUMNS,
+    auto_display_name,
+    model_name_of,
+    size_tag,
+    variant_names,
+)
 
 from .legacy_json import canonical
 
 Json = dict[str, Any]
 
-COLUMNS = (
-    "name",
-    "parameters_bn",
-    "display_name",
-    "url",
-    "baseline",
-    "description",
-    "style",
-    "tags",
-    "instruct_format",
-    "settings",
-)
+COLUMNS = CSV_COLUMNS  # models.csv's columns, as the records package writes them
 #: the durable text metadata columns EXPORT_TEXT_METADATA_COLUMNS adds after COLUMNS, each a JSON
 #: object; the repository's converter does not know them, so they are off by default (spec 08 §6.2)
 METADATA_COLUMNS = ("context_window", "interaction_modes", "capabilities")

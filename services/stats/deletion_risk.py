@@ -48,12 +48,14 @@ def _entry(
     day: int,
     month: int,
     total: int,
-    category_month: int,
+    share: float,
     size_gb: float | None,
     facts: Json,
+    trend: Json | None = None,
 ) -> Json:
     """A risk entry from its flags and figures; `facts` are the record's own fields (baseline,
-    nsfw, description, downloads, backend variations) in answer order."""
+    nsfw, description, downloads, backend variations) in answer order. `share`: percent of the
+    category's month usage; `trend`: the usage ratios, computed from the usages when None."""
     if category is Category.text_generation:
         critical = month < TEXT_CRITICAL_USAGE and workers < TEXT_CRITICAL_WORKERS
     else:
@@ -70,8 +72,9 @@ def _entry(
         "usage_total": total,
         "usage_hour": None,
         "usage_minute": None,
-        "usage_percentage_of_category": _share(month, category_month),
-        "usage_trend": {
+        "usage_percentage_of_category": share,
+        "usage_trend": trend
+        or {
             "day_to_month_ratio": round(day / month, 4) if month else 0.0,
             "month_to_total_ratio": round(month / total, 4) if total else 0.0,
         },
@@ -140,7 +143,7 @@ def _model_entry(
         day=day,
         month=month,
         total=total,
-        category_month=category_month,
+        share=_share(month, category_month),
         size_gb=size_gb,
         facts={
             "baseline": record.get("baseline"),
@@ -174,40 +177,29 @@ def _group_entry(category: Category, name: str, members: list[Json]) -> Json:
     sizes = [m["size_gb"] for m in members if m["size_gb"] is not None]
     size_gb = round(sum(sizes) / len(sizes), 2) if sizes and sum(sizes) > 0 else None
     first = members[0]
-    if category is Category.text_generation:
-        critical = month < TEXT_CRITICAL_USAGE and workers < TEXT_CRITICAL_WORKERS
-    else:
-        critical = month == 0 and workers == 0
-    return {
-        "name": name,
-        "category": category.value,
-        "deletion_risk_flags": flags,
-        "at_risk": any(flags.values()),
-        "risk_score": sum(flags.values()),
-        "worker_count": workers,
-        "usage_day": day,
-        "usage_month": month,
-        "usage_total": total,
-        "usage_hour": None,
-        "usage_minute": None,
-        "usage_percentage_of_category": round(
-            sum(m["usage_percentage_of_category"] for m in members), 4
-        ),
-        "usage_trend": {
+    return _entry(
+        category,
+        name,
+        flags,
+        workers=workers,
+        day=day,
+        month=month,
+        total=total,
+        share=round(sum(m["usage_percentage_of_category"] for m in members), 4),
+        size_gb=size_gb,
+        facts={
+            "baseline": first["baseline"],
+            "nsfw": first["nsfw"],
+            "has_description": all(m["has_description"] for m in members),
+            "download_count": sum(m["download_count"] for m in members),
+            "download_hosts": list(dict.fromkeys(h for m in members for h in m["download_hosts"])),
+            "backend_variations": None,
+        },
+        trend={
             "day_to_month_ratio": _weighted_ratio(members, "day_to_month_ratio", month),
             "month_to_total_ratio": _weighted_ratio(members, "month_to_total_ratio", month),
         },
-        "cost_benefit_score": round(month / size_gb, 2) if size_gb else None,
-        "size_gb": size_gb,
-        "baseline": first["baseline"],
-        "nsfw": first["nsfw"],
-        "has_description": all(m["has_description"] for m in members),
-        "download_count": sum(m["download_count"] for m in members),
-        "download_hosts": list(dict.fromkeys(h for m in members for h in m["download_hosts"])),
-        "backend_variations": None,
-        "is_critical": critical,
-        "has_warning": any(flags[f] for f in _HOST_FLAGS),
-    }
+    )
 
 
 def group_entries(category: Category, entries: list[Json]) -> list[Json]:
