@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import json
 import os
 import signal
 import socket
@@ -126,6 +127,37 @@ def running(
         yield proc
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def running_hmr_all(
+    tmp_path: Path,
+    auth_users: Mapping[str, Any],
+    *,
+    seed_dir: Path | None = None,
+    within: float = 10.0,
+) -> Iterator[str]:
+    """A real `hmr all` process on a fresh data dir and a free port (seeded from `seed_dir`, else
+    the bundled sample), with a file auth of `auth_users` and no outbound traffic; its base URL."""
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps(auth_users))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [*HMR, "all", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    command += ["--auth-file", str(auth), "--access-log", "false"]
+    if seed_dir is not None:
+        command += ["--seed-dir", str(seed_dir)]
+    # AI-Horde (stats polling) points at a closed local port
+    env = {**os.environ, "HMR_HORDE_URL": "http://127.0.0.1:9/api/", "HMR_STARTUP_POLL_WAIT": "0"}
+    with running(
+        command,
+        ready_url=f"{base}/api/model_references/v2/image_generation",  # the seeded snapshot is read
+        ready=lambda status: status == 200,
+        log=tmp_path / "hmr.log",
+        env=env,
+        within=within,
+    ):
+        yield base
 
 
 # --- polling a served app --------------------------------------------------------------------------

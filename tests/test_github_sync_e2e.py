@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
 from tests.fakes.github_api import IMAGE, TEXT, FakeGitHubApi, start_fake_github_api
 from tests.github_sync_helpers import entries
-from tests.helpers import HMR, clean_env, free_port, running
+from tests.helpers import HMR, clean_env, running_hmr_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
 
@@ -27,33 +26,7 @@ Q = f"{V2}/pending_queue"
 @pytest.fixture
 def hmr_all(tmp_path: Path, legacy_dir: Path) -> Iterator[str]:
     """A real `hmr all` seeded from the real legacy files; its /api base URL."""
-    auth = tmp_path / "auth.json"
-    auth.write_text(json.dumps(AUTH_USERS))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [
-        *HMR,
-        "all",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--port",
-        str(port),
-        "--auth-file",
-        str(auth),
-        "--seed-dir",
-        str(legacy_dir),
-        "--access-log",
-        "false",
-    ]
-    env = {**os.environ, "HMR_HORDE_URL": "http://127.0.0.1:9/api/", "HMR_STARTUP_POLL_WAIT": "0"}
-    with running(
-        command,
-        ready_url=f"{base}{V2}/image_generation",
-        ready=lambda status: status == 200,
-        log=tmp_path / "hmr.log",
-        env=env,
-        within=60,
-    ):
+    with running_hmr_all(tmp_path, AUTH_USERS, seed_dir=legacy_dir, within=60) as base:
         yield f"{base}/api"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import APPROVER_KEY, AUTH_USERS, REQUESTOR_KEY
-from tests.helpers import HMR, free_port, running, wait_for_status
+from tests.helpers import running_hmr_all, wait_for_status
 
 #: a real `hmr all` process, driven over HTTP like a client would
 pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
@@ -28,31 +27,7 @@ NAME = "E2E Vista"
 @pytest.fixture
 def hmr_all(tmp_path: Path) -> Iterator[str]:
     """A real `hmr all` process on a fresh data dir and a free port; its base URL."""
-    auth = tmp_path / "auth.json"
-    auth.write_text(json.dumps(AUTH_USERS))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [
-        *HMR,
-        "all",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--port",
-        str(port),
-        "--auth-file",
-        str(auth),
-        "--access-log",
-        "false",
-    ]
-    # no outbound traffic: AI-Horde (stats polling) points at a closed local port
-    env = {**os.environ, "HMR_HORDE_URL": "http://127.0.0.1:9/api/", "HMR_STARTUP_POLL_WAIT": "0"}
-    with running(
-        command,
-        ready_url=f"{base}{V2}/image_generation",  # serving: the seeded snapshot is read
-        ready=lambda status: status == 200,
-        log=tmp_path / "hmr.log",
-        env=env,
-    ):
+    with running_hmr_all(tmp_path, AUTH_USERS) as base:
         yield base
 
 
