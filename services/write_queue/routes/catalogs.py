@@ -4,21 +4,23 @@ changes; the legacy instruct-format migration preview."""
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from aiohttp import web
 
 from horde_model_records import Category
 from shared.http import ApiRoutes
 from shared.openapi import docs
-from shared.wire import read_body, respond
+from shared.wire import JsonObject, read_body, respond
 
 from .. import catalogs, guidance
 from ..auth import api_key_of
 from ..catalog_wire import BaselineChangeSet, GuidanceChangeSet
 from ..guards import aidentify, require_primary, require_queue
 from ..keys import write_queue_key
-from ..models import Change, Proposal
+from ..models import Change, Identity, Proposal
 from ..openapi import NO_QUEUE, REPLICA, SECURITY, authenticated
+from ..queue import WriteQueue
 from ..wire import compact
 
 routes = ApiRoutes()
@@ -56,19 +58,43 @@ async def submit_baseline_change_set(request: web.Request) -> web.StreamResponse
     catalogs.baseline_dry_run(
         dataset.catalogs.baselines, payload, referenced, who.user_id, queue.clock()
     )
-    resource_id = str(uuid.uuid4())
     names = catalogs.affected(payload)
+    return await _enqueue_change_set(
+        queue,
+        who,
+        Category.image_generation,
+        "image_baseline",
+        payload,
+        change_set.title,
+        {"affected_baselines": names},
+        names,
+    )
+
+
+async def _enqueue_change_set(
+    queue: WriteQueue,
+    who: Identity,
+    category: Category,
+    kind: Literal["image_baseline", "text_guidance"],
+    payload: JsonObject,
+    title: str,
+    affected: JsonObject,
+    related: list[str],
+) -> web.StreamResponse:
+    """Queue a catalog change set as one change (named `<catalog>:<uuid>`) for review: 202."""
+    resource_id = str(uuid.uuid4())
+    catalog = kind.split("_", 1)[1]  # baseline, guidance
     proposal = Proposal(
-        category=Category.image_generation,
+        category=category,
         operation="update",
-        name=f"baseline:{resource_id}",
+        name=f"{catalog}:{resource_id}",
         payload=payload,
-        route="submit_image_baseline_change_set",
-        resource_kind="image_baseline",
+        route=f"submit_{kind}_change_set",
+        resource_kind=kind,
         resource_id=resource_id,
-        notes=change_set.title,
-        request_metadata={"title": change_set.title, "affected_baselines": names},
-        related_models=names,
+        notes=title,
+        request_metadata={"title": title, **affected},
+        related_models=related,
     )
     change = await queue.aenqueue(who, proposal)
     return respond(compact(change), status=202)
@@ -105,23 +131,17 @@ async def submit_guidance_change_set(request: web.Request) -> web.StreamResponse
     dataset = queue.live()
     texts = set(dataset.categories[Category.text_generation].records)
     guidance.guidance_dry_run(dataset.catalogs.guidance, payload, texts, who.user_id, queue.clock())
-    queue = require_queue(request)
-    resource_id = str(uuid.uuid4())
     models = guidance.affected_models(payload)
-    proposal = Proposal(
-        category=Category.text_generation,
-        operation="update",
-        name=f"guidance:{resource_id}",
-        payload=payload,
-        route="submit_text_guidance_change_set",
-        resource_kind="text_guidance",
-        resource_id=resource_id,
-        notes=change_set.title,
-        request_metadata={"title": change_set.title, "affected_models": models},
-        related_models=models,
+    return await _enqueue_change_set(
+        require_queue(request),
+        who,
+        Category.text_generation,
+        "text_guidance",
+        payload,
+        change_set.title,
+        {"affected_models": models},
+        models,
     )
-    change = await queue.aenqueue(who, proposal)
-    return respond(compact(change), status=202)
 
 
 @routes.api("POST", "/text_generation/guidance/migration/preview")
