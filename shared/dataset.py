@@ -33,6 +33,7 @@ from horde_model_records.served import read_fields, stored_fields
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .json_indent import dumps_indent4
+from .read_index import Facts, RecordIndex, facts_of, index_path
 from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -169,45 +170,61 @@ class _Entries:
     """The encoded entries of one category file, kept between publishes: an entry is encoded
     again only when its value is another object than last time (records and v1 entries are
     never mutated, so the same object means the same bytes). The file is the entries joined;
-    it is byte-identical to `encode_v2` / `encode_v1` of the whole mapping."""
+    it is byte-identical to `encode_v2` / `encode_v1` of the whole mapping. An `indexed` file
+    (v2) also keeps each entry's index facts, for the record index published beside it."""
 
-    def __init__(self, indent: bool) -> None:
+    def __init__(self, indent: bool, indexed: bool = False) -> None:
         self.indent = indent
+        self.indexed = indexed
         self.context: object = None  # what else the bytes depend on (text: guidance assignments)
         # `json.dumps(obj, indent=4)` writes an object as "{" NL+pad item ("," NL+pad item)* NL "}"
         self.sep = b",\n    " if indent else b","
         self.open, self.close = (b"{\n    ", b"\n}") if indent else (b"{", b"}")
-        self.cache: dict[str, tuple[object, bytes]] = {}
+        #: key -> (value, the entry's part of the file, bytes before its JSON value, its facts)
+        self.cache: dict[str, tuple[object, bytes, int, Facts | None]] = {}
         self.gz = gzipped.PieceCache()
 
-    def _encode(self, key: str, value: Any) -> bytes:
+    def _encode(self, key: str, value: Any) -> tuple[bytes, int, Facts | None]:
         # one encoder for every entry (json.dumps builds one per call) and the C string encoder
         # for the key; the v1 entries' indentation without the pure-Python indent encoder
-        k = encode_basestring(key)
+        k = encode_basestring(key).encode()
         if self.indent:
-            return self.sep + f"{k}: {dumps_indent4(value, _NL_PAD)}".encode()
-        return self.sep + f"{k}:{_compact(value)}".encode()
+            part = self.sep + k + b": " + dumps_indent4(value, _NL_PAD).encode()
+            return part, len(self.sep) + len(k) + 2, None
+        encoded = _compact(value).encode()
+        facts = facts_of(value, encoded) if self.indexed else None
+        return self.sep + k + b":" + encoded, len(self.sep) + len(k) + 1, facts
 
     def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
         """The file as a list of parts, one per entry (`plain(key, value)` turns an entry into
         JSON data); a change of `context` encodes every entry again."""
-        cache: dict[str, tuple[object, bytes]] = {}
+        cache: dict[str, tuple[object, bytes, int, Facts | None]] = {}
         out: list[bytes] = []
         old = self.cache if context == self.context else {}
         self.context = context
         for key, value in items.items():
             hit = old.get(key)
-            if hit is not None and hit[0] is value:
-                cache[key] = hit
-            else:
-                cache[key] = (value, self._encode(key, plain(key, value)))
-            out.append(cache[key][1])
+            if hit is None or hit[0] is not value:
+                hit = (value, *self._encode(key, plain(key, value)))
+            cache[key] = hit
+            out.append(hit[1])
         self.cache = cache
         if not out:
             return [b"{}"]
         out[0] = self.open + out[0][len(self.sep) :]
         out.append(self.close)
         return out
+
+    def index(self) -> RecordIndex:
+        """The record index of the file the last `parts` call made (the opening part is as long
+        as the separator it replaces, in the compact layout an indexed file has)."""
+        entries = []
+        offset = 0
+        for key, (_value, part, head, facts) in self.cache.items():
+            assert facts is not None
+            entries.append((key, offset + head, offset + len(part), facts))
+            offset += len(part)
+        return RecordIndex.of(entries)
 
     def files(
         self, path: str, items: Mapping[str, Any], plain: Any, context: object = None
@@ -223,7 +240,7 @@ _entries: dict[tuple[Category, str], _Entries] = {}
 def _entries_of(category: Category, version: str) -> _Entries:
     key = (category, version)
     if key not in _entries:
-        _entries[key] = _Entries(indent=version == "v1")
+        _entries[key] = _Entries(indent=version == "v1", indexed=version == "v2")
     return _entries[key]
 
 
@@ -248,7 +265,9 @@ def _category_files(
     def v2_entry(name: str, record: ModelRecord) -> Json:
         return read_fields(category, unstructure_record(record), (shown or {}).get(name))
 
-    files = _entries_of(category, "v2").files(v2_path(category), data.records, v2_entry, shown)
+    v2 = _entries_of(category, "v2")
+    files = v2.files(v2_path(category), data.records, v2_entry, shown)
+    files[index_path(category)] = v2.index().encode()
     if data.legacy is not None:
         v1 = _entries_of(category, "v1").files(v1_path(category), data.legacy, _same)
         files.update(v1)
@@ -308,6 +327,7 @@ def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
         if data.legacy is not None:
             paths.append(v1_path(category))
         paths += [p + ".gz" for p in paths]
+        paths.append(index_path(category))  # a snapshot without it: encoded at the next publish
         block = blocks.get(category.value)
         if block is None or any(p not in snapshot.files or p not in listing for p in paths):
             continue

@@ -172,21 +172,26 @@ class SnapshotStore:
             raise SnapshotError(f"{name}: manifest is unreadable: {exc}") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise SnapshotError(f"{name}: unknown snapshot format")
-        files: dict[str, bytes] = {}
         known = self._known
-        for rel, meta in manifest["files"].items():
+
+        def verified(rel: str) -> bytes:
+            meta = manifest["files"][rel]
             path = directory / rel
             hit = known.get(meta["sha256"])
             if hit is not None and hit[1] == _signature(path):
-                files[rel] = hit[0]  # these very bytes were verified from this same inode
-                continue
+                return hit[0]  # these very bytes were verified from this same inode
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise SnapshotError(f"{name}: file {rel} is missing: {exc}") from exc
             if len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
                 raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
-            files[rel] = data
+            return data
+
+        # reading and hashing release the GIL: both cores verify, largest files first
+        listing = sorted(manifest["files"], key=lambda rel: -int(manifest["files"][rel]["size"]))
+        loaded = dict(zip(listing, _pool.map(verified, listing), strict=True))
+        files = {rel: loaded[rel] for rel in manifest["files"]}
         self._remember(directory, manifest, files)
         return Snapshot(name=name, manifest=manifest, files=files)
 

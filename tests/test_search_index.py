@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attrs import evolve
 
-from horde_model_records import Category, has_backend_prefix, is_quantized
+from horde_model_records import ALL_CATEGORIES, Category, has_backend_prefix, is_quantized
 from services.read_api.search import search_all, search_category
 from services.read_api.view import CategoryView, ReadModel, dumps
 from services.read_api.wire import SearchAllQuery, SearchQuery
-from shared.dataset import Dataset, publish_dataset
-from shared.snapshot import SnapshotStore
+from shared.dataset import Dataset, delete_record, publish_dataset, upsert_record
+from shared.read_index import index_path
+from shared.snapshot import Snapshot, SnapshotStore
 from tests.helpers import with_model
 
 
@@ -144,22 +146,70 @@ def test_a_record_body_is_its_span_of_the_category_file(model: ReadModel) -> Non
             assert c.data == dumps(records[c.name])
 
 
-def test_a_view_grown_by_appended_records_is_the_view_built_afresh(
+def _without_indexes(snapshot: Snapshot) -> Snapshot:
+    """The snapshot as a writer from before record indexes published it."""
+    keep = {p: d for p, d in snapshot.files.items() if not p.startswith("index/")}
+    listing = {p: m for p, m in snapshot.manifest["files"].items() if p in keep}
+    manifest = {**snapshot.manifest, "files": listing}
+    return Snapshot(name=snapshot.name, manifest=manifest, files=keep)
+
+
+def _same_view(a: CategoryView, b: CategoryView) -> None:
+    assert len(a.candidates) == len(b.candidates)
+    for x, y in zip(a.candidates, b.candidates, strict=True):
+        assert (x.name, x.data, x.guidance, x.listed) == (y.name, y.data, y.guidance, y.listed)
+    for name in ("by_value", "by_tag", "tagged", "by_backend", "prefixed", "names_text"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.line_starts == b.line_starts
+    assert dict(a.models.items()) == dict(b.models.items())
+
+
+def test_the_published_record_index_is_what_decoding_the_file_finds(
     tmp_path: Path, dataset: Dataset
 ) -> None:
-    """After a create (records appended at the end of the file) the view built from the previous
-    one has the same candidates, indexes and answers as one built from nothing."""
+    """A view loaded from the writer's record index equals one indexed by decoding the file,
+    in every category, after a create, an update, a delete and a guidance change (the writer's
+    cached entries and the ones it encodes again)."""
     store = SnapshotStore(tmp_path / "snapshots")
-    first = publish_dataset(store, dataset)
-    before = CategoryView.build(first, Category.image_generation)
-    changed = with_model(with_model(dataset, "Appended One"), "Appended Two")
-    second = publish_dataset(store, changed)
-    grown = CategoryView.build(second, Category.image_generation, before)
-    fresh = CategoryView.build(second, Category.image_generation)
-    assert [c.name for c in grown.candidates] == [c.name for c in fresh.candidates]
-    assert grown.candidates[0] is before.candidates[0]  # taken over, not read again
-    assert "Appended Two" in grown.models
-    for name in ("by_value", "by_tag", "tagged", "by_backend", "prefixed", "names_text"):
-        assert getattr(grown, name) == getattr(fresh, name), name
-    assert grown.line_starts == fresh.line_starts
-    assert grown.name_positions("appended") == fresh.name_positions("appended") != []
+    text = dataset.categories[Category.text_generation].records
+    first_text, last_text = next(iter(text)), list(text)[-1]
+    changed = upsert_record(
+        with_model(dataset, "Appended One"),
+        Category.text_generation,
+        evolve(text[first_text], description="changed in place"),
+        now=1_700_000_100,
+    )
+    changed = delete_record(changed, Category.text_generation, last_text, now=1_700_000_200)
+    assignments = {first_text: {"primary_profile_id": "chatml"}}
+    guidance = {**changed.catalogs.guidance, "assignments": assignments}
+    guided = evolve(changed, catalogs=changed.catalogs.replace(guidance=guidance))
+    for version in (dataset, changed, guided):
+        snapshot = publish_dataset(store, version)
+        old_style = _without_indexes(snapshot)
+        for category in ALL_CATEGORIES:
+            assert index_path(category) in snapshot.files
+            _same_view(
+                CategoryView.build(snapshot, category), CategoryView.build(old_style, category)
+            )
+    view = CategoryView.build(snapshot, Category.text_generation)
+    assert view.candidates[0].name == first_text
+    record = json.loads(view.candidates[0].data)
+    assert record["description"] == "changed in place"
+    assert record["guidance"]["primary_profile_id"] == "chatml"
+    assert last_text not in view.models
+    assert "Appended One" in CategoryView.build(snapshot, Category.image_generation).models
+
+
+def test_a_damaged_or_unknown_record_index_falls_back_to_decoding(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """An index of a format this reader does not know (a newer writer) is not trusted: the
+    category is indexed by decoding its file, with the same answers."""
+    snapshot = publish_dataset(SnapshotStore(tmp_path / "snapshots"), dataset)
+    path = index_path(Category.image_generation)
+    files = {**snapshot.files, path: b'{"format": 99}'}
+    odd = Snapshot(name=snapshot.name, manifest=snapshot.manifest, files=files)
+    _same_view(
+        CategoryView.build(odd, Category.image_generation),
+        CategoryView.build(snapshot, Category.image_generation),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from horde_model_records import RECORD_TYPES, Category
@@ -137,7 +137,7 @@ def _value_at(record: dict[str, Any], path: list[str]) -> Any:
     return value
 
 
-def _sorted_positions(candidates: list[Candidate], sort_by: str, desc: bool) -> list[int]:
+def _sorted_positions(candidates: Sequence[Candidate], sort_by: str, desc: bool) -> list[int]:
     """Stable order of all candidates by a field path; nulls last ascending, first descending."""
     path = sort_by.split("__")
     values = [_value_at(c.record, path) for c in candidates]

@@ -1,7 +1,10 @@
 """A loaded snapshot, prepared for reading: response bodies, per-record bytes, search indexes.
 
 Everything here is computed once per snapshot, off the event loop; requests only look things up.
-A category whose files did not change since the previous snapshot keeps its prepared view.
+A category's view is made from its file and the record index the writer published beside it
+(shared.read_index): positions, spans and filter postings are loaded, not computed, and a record
+is cut from the file when a request needs it. A category whose files did not change since the
+previous snapshot keeps its prepared view.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 from attrs import define, field, frozen
 
@@ -22,8 +25,14 @@ from horde_model_records import (
     has_backend_prefix,
     is_quantized,
 )
-from horde_model_records.licensing import UNKNOWN_LICENSING_JSON
 from horde_model_records.records import wire_field_names
+from shared.read_index import (
+    GUIDANCE_INSIDE,
+    GUIDANCE_LAST,
+    NO_GUIDANCE,
+    RecordIndex,
+    index_path,
+)
 from shared.snapshot import Snapshot, static_etag, v1_path, v2_path
 
 from .wire import BACKENDS
@@ -31,6 +40,8 @@ from .wire import BACKENDS
 if TYPE_CHECKING:
     from .catalog_view import CatalogView
     from .text_toolkit import ToolkitSlot
+
+logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -84,10 +95,9 @@ class Candidate:
     category: Category
     name: str
     data: bytes  # the record's JSON bytes as a single-model read shows them
-    #: search shows text records without their guidance status (as upstream): True when it is
-    #: the last member of `data` (as reads add it) and is cut off there when a search lists it
-    guidance_last: bool = False
-    search_data: bytes | None = None  # the bytes search shows, for any other layout
+    #: search shows text records without their guidance status (as upstream): where `data` has
+    #: it (read_index.GUIDANCE_LAST: its last member, where reads add it, cut off there)
+    guidance: int = NO_GUIDANCE
 
     @property
     def record(self) -> Json:
@@ -97,31 +107,71 @@ class Candidate:
     @property
     def listed(self) -> bytes:
         """The record's bytes in a search envelope."""
-        if self.guidance_last:
+        if self.guidance == GUIDANCE_LAST:
             return self.data[: self.data.rfind(b',"guidance":')] + b"}"
-        return self.data if self.search_data is None else self.search_data
+        if self.guidance == GUIDANCE_INSIDE:
+            return dumps({k: v for k, v in self.record.items() if k != "guidance"})
+        return self.data
 
 
-class _Records(Mapping[str, Json]):
-    """A category's records by name, each parsed from its bytes when asked for."""
+class Candidates(Sequence[Candidate]):
+    """A category's records in file order, each made from its span of the file when asked for:
+    a view holds the file and the index, not a second copy of every record."""
 
-    def __init__(self, candidates: list[Candidate]) -> None:
-        self._candidates = {c.name: c for c in candidates}
-
-    def __getitem__(self, name: str) -> Json:
-        return self._candidates[name].record
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._candidates)
+    def __init__(self, category: Category, data: bytes, index: RecordIndex) -> None:
+        self._category = category
+        self._data = data
+        self._index = index
+        self._range = range(len(index.names))
 
     def __len__(self) -> int:
-        return len(self._candidates)
+        return len(self._range)
+
+    @property
+    def names(self) -> list[str]:
+        """Every record's name, in file order (no candidate is made)."""
+        return self._index.names
+
+    @overload
+    def __getitem__(self, pos: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, pos: slice) -> Sequence[Candidate]: ...
+
+    def __getitem__(self, pos: int | slice) -> Candidate | Sequence[Candidate]:
+        if isinstance(pos, slice):
+            return [self[p] for p in self._range[pos]]
+        pos = self._range[pos]  # IndexError out of range; a negative position counts from the end
+        index = self._index
+        start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
+        if pos in index.guidance_last:
+            guidance = GUIDANCE_LAST
+        else:
+            guidance = GUIDANCE_INSIDE if pos in index.guidance_inside else NO_GUIDANCE
+        return Candidate(self._category, index.names[pos], self._data[start:end], guidance)
+
+
+class Records(Mapping[str, Json]):
+    """A category's records by name, each parsed from its bytes when asked for."""
+
+    def __init__(self, candidates: Candidates, positions: Mapping[str, int]) -> None:
+        self._candidates = candidates
+        self.positions = positions  # name -> position
+
+    def __getitem__(self, name: str) -> Json:
+        return self._candidates[self.positions[name]].record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
 
 
 class ModelBodies(Mapping[str, Body]):
     """Single-model bodies by name (or another spelling of it), each prepared on first read."""
 
-    def __init__(self, candidates: list[Candidate], positions: dict[str, int]) -> None:
+    def __init__(self, candidates: Candidates, positions: dict[str, int]) -> None:
         self._candidates = candidates
         self._positions = positions
         self._bodies: dict[int, Body] = {}
@@ -221,7 +271,8 @@ class CategoryView:
     v2: Body
     v1: Body | None  # None: no legacy view (no legacy format)
     models: Mapping[str, Body]  # single-model bodies by name
-    candidates: list[Candidate]  # dataset order
+    candidates: Candidates  # dataset order
+    records: Records  # by name, parsed when asked for
     fields: frozenset[str]  # wire fields of the category's record type
     #: (field, value) -> positions (sorted, and as a set) for nsfw, baseline, inpainting and
     #: the licensing filters (license_id, commercial_use, redistribution)
@@ -280,32 +331,31 @@ class CategoryView:
         return index
 
     @classmethod
-    def build(
-        cls, snapshot: Snapshot, category: Category, previous: CategoryView | None = None
-    ) -> CategoryView:
-        """The view of one category; when the file only gained records at its end since
-        `previous` (a create, the common publish), only those records are read."""
+    def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
+        """The view of one category, from the record index the writer published beside its
+        file (a snapshot without one is indexed by decoding the file)."""
         files = snapshot.files
         block = snapshot.manifest["categories"][category.value]
         v2_bytes = files[v2_path(category)]
         v1_bytes = files.get(v1_path(category))
+        index = _record_index(snapshot, category)
         aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
-        builder = _IndexBuilder(category, aliases)
-        old = None if previous is None else previous.v2.data
-        if (
-            previous is not None
-            and old is not None
-            and len(old) > 2
-            and previous.aliases == aliases
-            and v2_bytes[len(old) - 1 : len(old)] == b","
-            and v2_bytes.startswith(old[:-1])
-        ):
-            builder.extend(previous)
-            records = _records_with_bytes(b"{" + v2_bytes[len(old) :])
-        else:
-            records = _records_with_bytes(v2_bytes)
-        for name, (record, data) in records.items():
-            builder.add(name, record, data)
+        by_name = {name: pos for pos, name in enumerate(index.names)}
+        positions = dict(by_name)
+        for alias, name in aliases.items():
+            if name in by_name:
+                positions.setdefault(alias, by_name[name])  # the other spelling, same body
+        candidates = Candidates(category, v2_bytes, index)
+        names_text, line_starts = _names_text(index.names, aliases)
+        by_backend: dict[str, list[int]] = {}
+        prefixed: list[int] = []
+        if category is Category.text_generation:
+            for pos, name in enumerate(index.names):
+                backend = name.partition("/")[0]
+                if backend in BACKENDS and "/" in name:
+                    by_backend.setdefault(backend, []).append(pos)
+                if has_backend_prefix(name):
+                    prefixed.append(pos)
         meta, legacy_meta = block["metadata"], block["legacy_metadata"]
         metadata_bodies = {
             "v2": Body.of(dumps(meta)),
@@ -317,24 +367,21 @@ class CategoryView:
                 dumps({"category": category.value, "last_updated": legacy_meta["last_updated"]})
             ),
         }
-        positions = builder.positions
-        for alias, name in aliases.items():
-            if name in positions:
-                positions.setdefault(alias, positions[name])  # the other spelling, same body
         return cls(
             category=category,
             v2=Body.of_file(snapshot, v2_path(category)),
             v1=None if v1_bytes is None else Body.of_file(snapshot, v1_path(category)),
-            models=ModelBodies(builder.candidates, positions),
-            candidates=builder.candidates,
+            models=ModelBodies(candidates, positions),
+            candidates=candidates,
+            records=Records(candidates, by_name),
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
-            by_value=_frozen_index(builder.by_value),
-            by_tag=_frozen_index(builder.by_tag),
-            tagged=frozenset(builder.tagged),
-            by_backend=_frozen_index(builder.by_backend),
-            prefixed=frozenset(builder.prefixed),
-            names_text=builder.names_text,
-            line_starts=builder.starts,
+            by_value=_frozen_index(index.by_value),
+            by_tag=_frozen_index(index.by_tag),
+            tagged=frozenset(index.tagged),
+            by_backend=_frozen_index(by_backend),
+            prefixed=frozenset(prefixed),
+            names_text=names_text,
+            line_starts=line_starts,
             metadata=meta,
             legacy_metadata=legacy_meta,
             metadata_bodies=metadata_bodies,
@@ -343,136 +390,37 @@ class CategoryView:
         )
 
 
-class _IndexBuilder:
-    """Collects a category's candidates and search indexes record by record, in file order."""
-
-    def __init__(self, category: Category, aliases: Mapping[str, str]) -> None:
-        self.category = category
-        self.text = category is Category.text_generation
-        self.spellings: dict[str, list[str]] = {}
-        for alias, name in aliases.items():
-            self.spellings.setdefault(name, []).append(alias.lower())
-        self.positions: dict[str, int] = {}
-        self.candidates: list[Candidate] = []
-        self.by_value: dict[tuple[str, Any], list[int]] = {}
-        self.by_tag: dict[str, list[int]] = {}
-        self.tagged: list[int] = []
-        self.by_backend: dict[str, list[int]] = {}
-        self.prefixed: list[int] = []
-        self.text_before: str | None = None  # names_text of the records extend() took
-        self.lines: list[str] = []
-        self.starts: list[int] = []
-        self.offset = 0
-
-    @property
-    def names_text(self) -> str:
-        if self.text_before is None:
-            return "\n".join(self.lines)
-        return "\n".join([self.text_before, *self.lines])
-
-    def extend(self, view: CategoryView) -> None:
-        """Start from every record of `view` (copies: the view stays as it is)."""
-        self.candidates = list(view.candidates)
-        self.positions = {c.name: pos for pos, c in enumerate(self.candidates)}
-        self.by_value = {k: list(v[0]) for k, v in view.by_value.items()}
-        self.by_tag = {k: list(v[0]) for k, v in view.by_tag.items()}
-        self.tagged = sorted(view.tagged)
-        self.by_backend = {k: list(v[0]) for k, v in view.by_backend.items()}
-        self.prefixed = sorted(view.prefixed)
-        self.text_before = view.names_text if view.candidates else None
-        self.starts = list(view.line_starts)
-        self.offset = len(view.names_text) + 1 if view.candidates else 0
-
-    def add(self, name: str, record: Json, data: bytes) -> None:
-        pos = len(self.candidates)
-        self.positions[name] = pos
-        last = _guidance_last(record, data)
-        self.candidates.append(
-            Candidate(
-                category=self.category,
-                name=name,
-                data=data,
-                guidance_last=last,
-                search_data=None if last or "guidance" not in record else _without(record),
+def _record_index(snapshot: Snapshot, category: Category) -> RecordIndex:
+    """The category's published record index, else (an older snapshot) one found by decoding."""
+    stored = snapshot.files.get(index_path(category))
+    if stored is not None:
+        try:
+            return RecordIndex.decode(stored)
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning(
+                "snapshot %s: %s: %s; indexing by decoding",
+                snapshot.name,
+                index_path(category),
+                exc,
             )
-        )
-        line = "\0".join([name.lower(), *self.spellings.get(name, ())])
-        self.lines.append(line)
-        self.starts.append(self.offset)
-        self.offset += len(line) + 1
-        for f in ("nsfw", "baseline", "inpainting"):
-            if f in record:
-                self.by_value.setdefault((f, record[f]), []).append(pos)
-        # a snapshot published before schema 2.1.0 has records without it: they are unreviewed
-        licensing = record.get("licensing") or UNKNOWN_LICENSING_JSON
-        for f in ("commercial_use", "redistribution"):
-            self.by_value.setdefault((f, licensing.get(f)), []).append(pos)
-        for license_id in dict.fromkeys(licensing.get("license_ids") or ()):
-            self.by_value.setdefault(("license_id", license_id), []).append(pos)
-        tags = record.get("tags")
-        if tags:
-            self.tagged.append(pos)
-            for tag in set(tags):
-                self.by_tag.setdefault(tag, []).append(pos)
-        if self.text:
-            for backend in BACKENDS:
-                if name.startswith(backend + "/"):
-                    self.by_backend.setdefault(backend, []).append(pos)
-            if has_backend_prefix(name):
-                self.prefixed.append(pos)
+    return RecordIndex.by_decoding(snapshot.files[v2_path(category)])
 
 
-def _guidance_last(record: Json, data: bytes) -> bool:
-    """Whether `guidance` is the record's last member (where reads add it) and not its only one."""
-    return len(record) > 1 and next(reversed(record)) == "guidance" and b',"guidance":' in data
-
-
-def _without(record: Json) -> bytes:
-    """The record encoded again without `guidance` (a layout the cut at the end cannot do)."""
-    return dumps({k: v for k, v in record.items() if k != "guidance"})
-
-
-def _records_with_bytes(data: bytes) -> dict[str, tuple[Json, bytes]]:
-    """name -> (record, the record's own JSON bytes) of a category file, in file order.
-
-    The bytes are the record's span of the file (what encoding it alone gives, for the compact
-    files the writer publishes), found while decoding: no record is encoded again."""
-    text = data.decode()
-    out: dict[str, tuple[Json, bytes]] = {}
-    decode = _decoder.raw_decode
-    end = _skip(text, 0)
-    if text[end : end + 1] != "{":
-        raise ValueError("a category file is a JSON object")
-    end = _skip(text, end + 1)
-    if text[end : end + 1] == "}":
-        return out
-    while True:
-        if text[end : end + 1] != '"':
-            raise ValueError(f"expected a name at {end}")
-        name, end = _scanstring(text, end + 1)
-        end = _skip(text, end)
-        if text[end : end + 1] != ":":
-            raise ValueError(f"expected ':' at {end}")
-        start = _skip(text, end + 1)
-        record, end = decode(text, start)
-        out[name] = (record, text[start:end].encode())
-        end = _skip(text, end)
-        if text[end : end + 1] == ",":
-            end = _skip(text, end + 1)
-            continue
-        if text[end : end + 1] == "}":
-            return out
-        raise ValueError(f"expected ',' or '}}' at {end}")
-
-
-_decoder = json.JSONDecoder()
-_scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009 -- not in the stubs
-_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
-
-
-def _skip(text: str, at: int) -> int:
-    match = _WS.match(text, at)
-    return at if match is None else match.end()
+def _names_text(names: list[str], aliases: Mapping[str, str]) -> tuple[str, list[int]]:
+    """Every lowercased spelling of every name, one line per record, and where each line starts."""
+    spellings: dict[str, list[str]] = {}
+    for alias, name in aliases.items():
+        spellings.setdefault(name, []).append(alias.lower())
+    lines = [
+        "\0".join([name.lower(), *spellings[name]]) if name in spellings else name.lower()
+        for name in names
+    ]
+    starts: list[int] = []
+    offset = 0
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    return "\n".join(lines), starts
 
 
 def _view_key(snapshot: Snapshot, category: Category) -> str:
@@ -482,7 +430,7 @@ def _view_key(snapshot: Snapshot, category: Category) -> str:
         (path, listing.get(path, {}).get("sha256"))
         for path in (v2_path(category), v1_path(category))
         for path in (path, path + ".gz")
-    ]
+    ] + [(index_path(category), listing.get(index_path(category), {}).get("sha256"))]
     block = snapshot.manifest["categories"][category.value]
     return json.dumps([category.value, digests, block], sort_keys=True)
 
@@ -532,10 +480,8 @@ class ReadModel:
 
         global _views
         keys = {c: _view_key(snapshot, c) for c in ALL_CATEGORIES}
-        last = {view.category: view for view in _views.values()}
         categories = {
-            c: _views.get(key) or CategoryView.build(snapshot, c, last.get(c))
-            for c, key in keys.items()
+            c: _views.get(key) or CategoryView.build(snapshot, c) for c, key in keys.items()
         }
         _views = {key: categories[c] for c, key in keys.items()}
 
@@ -560,9 +506,7 @@ class ReadModel:
             v1_last_updated=last_updated("v1"),
             empty_object=Body.of(b"{}"),
             repeated=_repeated(categories),
-            text_toolkit=ToolkitSlot.of(
-                snapshot, _Records(categories[Category.text_generation].candidates)
-            ),
+            text_toolkit=ToolkitSlot.of(snapshot, categories[Category.text_generation].records),
             snapshot=snapshot,
         )
 
@@ -570,14 +514,18 @@ class ReadModel:
 def _repeated(
     views: Mapping[Category, CategoryView],
 ) -> dict[Category, dict[int, list[tuple[Category, int]]]]:
-    first: dict[str, list[tuple[Category, int]]] = {}
+    """Names found in more than one category are few: each category's names are intersected
+    (in C) with every earlier category's, not walked one by one."""
     out: dict[Category, dict[int, list[tuple[Category, int]]]] = {}
+    earlier: list[tuple[Category, Mapping[str, int]]] = []
     for category, view in views.items():
         if category in (Category.lora, Category.ti):
             continue
-        for pos, c in enumerate(view.candidates):
-            earlier = first.setdefault(c.name, [])
-            if earlier:
-                out.setdefault(category, {})[pos] = list(earlier)
-            earlier.append((category, pos))
+        mine = view.records.positions
+        for other, theirs in earlier:
+            for name in mine.keys() & theirs.keys():
+                out.setdefault(category, {}).setdefault(mine[name], []).append(
+                    (other, theirs[name])
+                )
+        earlier.append((category, mine))
     return out
