@@ -6,6 +6,7 @@ import json
 import time
 import weakref
 from collections.abc import Mapping
+from itertools import accumulate
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from horde_model_records.served import read_fields, stored_fields
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .json_indent import dumps_indent4
-from .read_index import Facts, RecordIndex, facts_of, index_path
+from .read_index import NO_FACTS, Facts, RecordIndex, facts_of, index_path
 from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -181,24 +182,24 @@ class _Entries:
         self.sep = b",\n    " if indent else b","
         self.open, self.close = (b"{\n    ", b"\n}") if indent else (b"{", b"}")
         #: key -> (value, the entry's part of the file, bytes before its JSON value, its facts)
-        self.cache: dict[str, tuple[object, bytes, int, Facts | None]] = {}
+        self.cache: dict[str, tuple[object, bytes, int, Facts]] = {}
         self.gz = gzipped.PieceCache()
 
-    def _encode(self, key: str, value: Any) -> tuple[bytes, int, Facts | None]:
+    def _encode(self, key: str, value: Any) -> tuple[bytes, int, Facts]:
         # one encoder for every entry (json.dumps builds one per call) and the C string encoder
         # for the key; the v1 entries' indentation without the pure-Python indent encoder
         k = encode_basestring(key).encode()
         if self.indent:
             part = self.sep + k + b": " + dumps_indent4(value, _NL_PAD).encode()
-            return part, len(self.sep) + len(k) + 2, None
+            return part, len(self.sep) + len(k) + 2, NO_FACTS
         encoded = _compact(value).encode()
-        facts = facts_of(value, encoded) if self.indexed else None
+        facts = facts_of(value, encoded) if self.indexed else NO_FACTS
         return self.sep + k + b":" + encoded, len(self.sep) + len(k) + 1, facts
 
     def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
         """The file as a list of parts, one per entry (`plain(key, value)` turns an entry into
         JSON data); a change of `context` encodes every entry again."""
-        cache: dict[str, tuple[object, bytes, int, Facts | None]] = {}
+        cache: dict[str, tuple[object, bytes, int, Facts]] = {}
         out: list[bytes] = []
         old = self.cache if context == self.context else {}
         self.context = context
@@ -218,13 +219,10 @@ class _Entries:
     def index(self) -> RecordIndex:
         """The record index of the file the last `parts` call made (the opening part is as long
         as the separator it replaces, in the compact layout an indexed file has)."""
-        entries = []
-        offset = 0
-        for key, (_value, part, head, facts) in self.cache.items():
-            assert facts is not None
-            entries.append((key, offset + head, offset + len(part), facts))
-            offset += len(part)
-        return RecordIndex.of(entries)
+        entries = self.cache.values()
+        ends = list(accumulate(len(part) for _value, part, _head, _facts in entries))
+        starts = [end - len(e[1]) + e[2] for end, e in zip(ends, entries, strict=True)]
+        return RecordIndex.of(list(self.cache), starts, ends, [e[3] for e in entries])
 
     def files(
         self, path: str, items: Mapping[str, Any], plain: Any, context: object = None

@@ -38,13 +38,16 @@ def index_path(category: Category) -> str:
     return f"index/v2/{category.value}.json"
 
 
-@frozen
+@frozen(cache_hash=True)
 class Facts:
     """What the index keeps of one record: its filter values, its tags, where its guidance is."""
 
     values: tuple[tuple[str, Any], ...]
     tags: tuple[str, ...]  # distinct
     guidance: int
+
+
+NO_FACTS = Facts((), (), NO_GUIDANCE)  # what an entry of an unindexed file (v1) keeps
 
 
 def facts_of(record: Json, data: bytes) -> Facts:
@@ -59,7 +62,12 @@ def facts_of(record: Json, data: bytes) -> Facts:
         last = len(record) > 1 and next(reversed(record)) == "guidance"
         guidance = GUIDANCE_LAST if last and b',"guidance":' in data else GUIDANCE_INSIDE
     tags = record.get("tags")
-    return Facts(tuple(values), tuple(dict.fromkeys(tags)) if tags else (), guidance)
+    facts = Facts(tuple(values), tuple(dict.fromkeys(tags)) if tags else (), guidance)
+    # one object per distinct facts (records share few): grouping by them is then by identity
+    return _interned.setdefault(facts, facts)
+
+
+_interned: dict[Facts, Facts] = {}
 
 
 @frozen
@@ -75,25 +83,35 @@ class RecordIndex:
     guidance_inside: frozenset[int]
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[str, int, int, Facts]]) -> RecordIndex:
-        """The index of (name, start, end, facts) entries in file order."""
-        names: list[str] = []
-        spans: list[int] = []
+    def of(
+        cls, names: list[str], starts: Iterable[int], ends: Iterable[int], facts: Iterable[Facts]
+    ) -> RecordIndex:
+        """The index of records in file order: their names, spans and facts. Records share few
+        distinct facts, so positions are grouped by facts first, and each group joins the
+        postings of its facts at once (one step per record, not one per record and filter)."""
+        groups: dict[Facts, list[int]] = {}
+        for pos, fact in enumerate(facts):
+            group = groups.get(fact)
+            if group is None:
+                groups[fact] = [pos]
+            else:
+                group.append(pos)
         by_value: dict[tuple[str, Any], list[int]] = {}
         by_tag: dict[str, list[int]] = {}
         tagged: list[int] = []
         guidance: tuple[list[int], list[int]] = ([], [])
-        for pos, (name, start, end, facts) in enumerate(entries):
-            names.append(name)
-            spans += (start, end)
-            for key in facts.values:
-                by_value.setdefault(key, []).append(pos)
-            if facts.tags:
-                tagged.append(pos)
-                for tag in facts.tags:
-                    by_tag.setdefault(tag, []).append(pos)
-            if facts.guidance:
-                guidance[facts.guidance - 1].append(pos)
+        for fact, positions in groups.items():
+            for key in fact.values:
+                by_value.setdefault(key, []).extend(positions)
+            if fact.tags:
+                tagged += positions
+                for tag in fact.tags:
+                    by_tag.setdefault(tag, []).extend(positions)
+            if fact.guidance:
+                guidance[fact.guidance - 1].extend(positions)
+        for postings in (*by_value.values(), *by_tag.values(), tagged):
+            postings.sort()
+        spans = [at for span in zip(starts, ends, strict=True) for at in span]
         return cls(
             names=names,
             spans=spans,
@@ -139,10 +157,16 @@ class RecordIndex:
     @classmethod
     def by_decoding(cls, data: bytes) -> RecordIndex:
         """The index of a category file found by decoding it (a snapshot without index files)."""
-        return cls.of(
-            (name, start, end, facts_of(record, data[start:end]))
-            for name, record, start, end in records_with_spans(data)
-        )
+        names: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        facts: list[Facts] = []
+        for name, record, start, end in records_with_spans(data):
+            names.append(name)
+            starts.append(start)
+            ends.append(end)
+            facts.append(facts_of(record, data[start:end]))
+        return cls.of(names, starts, ends, facts)
 
 
 def records_with_spans(data: bytes) -> Iterator[tuple[str, Json, int, int]]:
