@@ -177,11 +177,12 @@ async def list_popular(request: web.Request) -> web.Response:
     data = request.config_dict[poller_key].data
     if not _polled(data, category):
         return _json([])  # not polled yet: an empty list, as upstream's docs promise
+    records = await model.arecords(category)
 
     def compute() -> list[Json]:
         index = HordeIndex.build(data, category)
         rows = []
-        for record in model.records[category]:
+        for record in records:
             stats = index.merge(record["name"])
             metric = {
                 "worker_count": stats.worker_count(include_workers),
@@ -225,7 +226,7 @@ async def get_statistics(request: web.Request) -> web.Response:
     query = read_query(request, StatisticsQuery)
     grouped, limit, offset = query.group_text_models, query.limit, query.offset
     model = _model(request)
-    records = model.records[category]
+    records = await model.arecords(category)
     if not records:
         raise NotFound(f"Category '{category.value}' not found or has no models")
     encoded = _cached(
@@ -263,7 +264,7 @@ async def list_models_with_stats(request: web.Request) -> web.Response:
     query = read_query(request, WithStatsQuery)
     _horde_category(category)
     model = _model(request)
-    records = model.records[category]
+    records = await model.arecords(category)
     if not records:
         raise NotFound(f"Category '{category.value}' not found")
     _horde_ready(request, category)
@@ -312,7 +313,7 @@ async def get_deletion_risk(request: web.Request) -> web.Response:
     model = _model(request)
     _horde_ready(request, category)
     data = request.config_dict[poller_key].data
-    records = model.records[category]
+    records = await model.arecords(category)
     entries = _cached(
         request,
         model,
