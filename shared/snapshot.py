@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,11 @@ _Signature = tuple[int, int, int, int] | None
 _known: dict[str, dict[str, tuple[bytes, _Signature]]] = {}
 
 
+#: snapshots root -> what to call after this process moved its CURRENT (from any thread): the
+#: services of `hmr all` load a publish of their own writer at once instead of at their next poll
+_switch_listeners: dict[str, list[Callable[[], None]]] = {}
+
+
 def _signature(path: Path) -> _Signature:
     try:
         st = os.stat(path)
@@ -133,6 +138,13 @@ class SnapshotStore:
     @property
     def _known(self) -> dict[str, tuple[bytes, _Signature]]:
         return _known.get(os.path.abspath(self.root), {})
+
+    def on_switch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (in the publishing thread) whenever this process switches CURRENT
+        under this root; returns the function that stops it."""
+        listeners = _switch_listeners.setdefault(os.path.abspath(self.root), [])
+        listeners.append(callback)
+        return lambda: listeners.remove(callback)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -358,6 +370,8 @@ class SnapshotStore:
         os.replace(tmp, self.root / CURRENT)
         self._switch_live(name)
         _fsync_dir(self.root)
+        for callback in list(_switch_listeners.get(os.path.abspath(self.root), ())):
+            callback()
 
     def _switch_live(self, name: str) -> None:
         """Point the `live` symlink at the snapshot CURRENT names (relative, replaced by rename):

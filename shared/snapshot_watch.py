@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -137,10 +138,24 @@ class SnapshotHolder(Generic[M]):
         return self.name_of(self.current) if self.current is not None else "nothing"
 
     async def awatch(self, interval: float) -> None:
-        """Poll CURRENT (a stat) every `interval` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.arefresh()
-            except Exception:
-                logger.exception("snapshot refresh failed")
+        """Poll CURRENT (a stat) every `interval` seconds until cancelled; a publish by this
+        process (the writer of `hmr all`) is loaded at once, not at the next poll."""
+        loop = asyncio.get_running_loop()
+        published = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(published.set)
+
+        stop = self.store.on_switch(wake)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(published.wait(), interval)
+                published.clear()
+                try:
+                    await self.arefresh()
+                except Exception:
+                    logger.exception("snapshot refresh failed")
+        finally:
+            stop()

@@ -32,6 +32,20 @@ async def test_new_snapshot_is_served_within_a_second(
     assert resp.headers["X-Snapshot-Id"] == "2"
 
 
+async def test_a_publish_by_this_process_is_served_before_the_next_poll(
+    make_client: Any, tmp_path: Path, dataset: Dataset
+) -> None:
+    """`hmr all`: the writer publishes in the reader's process, which loads the snapshot at once
+    rather than at its next poll (here a minute away)."""
+    store = SnapshotStore(tmp_path / "snapshots")
+    publish_dataset(store, dataset)
+    client = await make_client(tmp_path, HMR_SNAPSHOT_POLL_INTERVAL="60")
+    assert (await client.get(f"{V2}/image_generation/model/Woken")).status == 404
+    # published from a worker thread, as the writer does
+    await asyncio.to_thread(publish_dataset, store, with_model(dataset, "Woken"))
+    await wait_for_status(client, f"{V2}/image_generation/model/Woken", 200, within=5.0)
+
+
 async def test_in_flight_requests_survive_publishes(
     make_client: Any, tmp_path: Path, dataset: Dataset
 ) -> None:
