@@ -7,6 +7,7 @@ snapshots/000042-9f3c1a/          immutable: id + short content hash
                                   per-category counts and metadata
     v2/<category>.json[.gz]       exact response bytes of the v2 category read
     v1/<category>.json[.gz]       exact response bytes of the v1 view
+    index/v2/<category>.json      the record index of the v2 file (shared.read_index)
 
 Every file's mtime is stamped from its digest (stamp_of), so nginx's ETag for it
 ("<mtime hex>-<size hex>") is a function of its bytes, the ETag the read service sends too.
@@ -23,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,67 @@ class SnapshotError(Exception):
 
 @frozen
 class Snapshot:
-    """A verified snapshot read into memory: its manifest and every file's bytes."""
+    """A verified snapshot: its manifest and every file's bytes (a snapshot read from disk reads
+    its large files when they are first asked for: see SnapshotFiles)."""
 
     name: str
     manifest: dict[str, Any]
     files: Mapping[str, bytes]
+    directory: Path | None = None  # where its files are on disk, if they are
 
     @property
     def id(self) -> int:
         return int(self.manifest["id"])
+
+    def path(self, rel: str) -> Path | None:
+        """A verified file's path on disk, for a reader that serves it from there."""
+        if self.directory is None or rel not in self.manifest["files"]:
+            return None
+        return self.directory / rel
+
+
+class SnapshotFiles(Mapping[str, bytes]):
+    """The files of a snapshot verified on disk, by path: the small ones were read while being
+    verified, a large one (LARGE_FILE) is read when it is first asked for, so that a reader which
+    serves it from disk never holds it. A file whose inode, size or mtime moved since it was
+    verified is verified again."""
+
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        listing: Mapping[str, Any],
+        loaded: dict[str, bytes],
+        signatures: Mapping[str, _Signature],
+    ) -> None:
+        self._name = name
+        self._directory = directory
+        self._listing = listing
+        self._loaded = loaded
+        self._signatures = signatures
+
+    def __getitem__(self, rel: str) -> bytes:
+        data = self._loaded.get(rel)
+        if data is not None:
+            return data
+        meta = self._listing[rel]  # KeyError: not a file of this snapshot
+        path = self._directory / rel
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SnapshotError(f"{self._name}: file {rel} is missing: {exc}") from exc
+        if len(data) != meta["size"] or (
+            _signature(path) != self._signatures.get(rel) and sha256_hex(data) != meta["sha256"]
+        ):
+            raise SnapshotError(f"{self._name}: file {rel} does not match its recorded hash")
+        self._loaded[rel] = data
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._listing)
+
+    def __len__(self) -> int:
+        return len(self._listing)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -90,12 +143,16 @@ def static_etag(sha256: str, size: int) -> str:
 
 _Signature = tuple[int, int, int, int] | None
 
-#: snapshots root -> sha256 -> (bytes, file signature) of the snapshot read or written last under
-#: that root in this process: the next read (a new publish, or another service of `hmr all`)
-#: takes an unchanged file from memory, one copy for every service of the process, when its file
-#: is still the inode it was verified or written as, untouched since (a write in place moves its
-#: mtime off its stamp, so it is read and verified again)
-_known: dict[str, dict[str, tuple[bytes, _Signature]]] = {}
+#: snapshots root -> sha256 -> (bytes or None, file signature) of the snapshot read or written
+#: last under that root in this process: the next read (a new publish, or another service of
+#: `hmr all`) takes an unchanged file as verified, and from memory when it was held (one copy
+#: for every service of the process), when its file is still the inode it was verified or
+#: written as, untouched since (a write in place moves its mtime off its stamp, so it is read
+#: and verified again)
+_known: dict[str, dict[str, tuple[bytes | None, _Signature]]] = {}
+
+#: files larger than this are verified by streaming them and read only when asked for
+LARGE_FILE = 1 << 20
 
 
 #: snapshots root -> what to call after this process moved its CURRENT (from any thread): the
@@ -136,7 +193,7 @@ class SnapshotStore:
         self.root = root
 
     @property
-    def _known(self) -> dict[str, tuple[bytes, _Signature]]:
+    def _known(self) -> dict[str, tuple[bytes | None, _Signature]]:
         return _known.get(os.path.abspath(self.root), {})
 
     def on_switch(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -185,33 +242,48 @@ class SnapshotStore:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
             raise SnapshotError(f"{name}: unknown snapshot format")
         known = self._known
+        listing: dict[str, Any] = manifest["files"]
 
-        def verified(rel: str) -> bytes:
-            meta = manifest["files"][rel]
+        def verified(rel: str) -> tuple[bytes | None, _Signature]:
+            """(the bytes, unless a large file, and the file's signature) once it verifies."""
+            meta = listing[rel]
             path = directory / rel
+            signature = _signature(path)
             hit = known.get(meta["sha256"])
-            if hit is not None and hit[1] == _signature(path):
-                return hit[0]  # these very bytes were verified from this same inode
+            if hit is not None and signature is not None and hit[1] == signature:
+                return hit[0], signature  # verified (or written) from this same inode before
+            data = None
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as fh:
+                    if meta["size"] > LARGE_FILE:
+                        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                        size = os.fstat(fh.fileno()).st_size
+                    else:
+                        data = fh.read()
+                        digest, size = sha256_hex(data), len(data)
             except OSError as exc:
                 raise SnapshotError(f"{name}: file {rel} is missing: {exc}") from exc
-            if len(data) != meta["size"] or sha256_hex(data) != meta["sha256"]:
+            if size != meta["size"] or digest != meta["sha256"]:
                 raise SnapshotError(f"{name}: file {rel} does not match its recorded hash")
-            return data
+            return data, signature
 
         # reading and hashing release the GIL: both cores verify, largest files first
-        listing = sorted(manifest["files"], key=lambda rel: -int(manifest["files"][rel]["size"]))
-        loaded = dict(zip(listing, _pool.map(verified, listing), strict=True))
-        files = {rel: loaded[rel] for rel in manifest["files"]}
-        self._remember(directory, manifest, files)
-        return Snapshot(name=name, manifest=manifest, files=files)
+        order = sorted(listing, key=lambda rel: -int(listing[rel]["size"]))
+        found = dict(zip(order, _pool.map(verified, order), strict=True))
+        loaded = {rel: data for rel, (data, _) in found.items() if data is not None}
+        signatures = {rel: signature for rel, (_, signature) in found.items()}
+        _known[os.path.abspath(self.root)] = {
+            listing[rel]["sha256"]: (loaded.get(rel), signature)
+            for rel, signature in signatures.items()
+        }
+        files = SnapshotFiles(name, directory, listing, loaded, signatures)
+        return Snapshot(name=name, manifest=manifest, files=files, directory=directory)
 
     def _remember(
         self, directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
     ) -> None:
-        """Keep the verified bytes of the snapshot just read or written, with the signature of
-        the file each came from, for the next read."""
+        """Keep the bytes of the snapshot just written, with the signature of the file each
+        went to, for the next read."""
         listing = manifest["files"]
         _known[os.path.abspath(self.root)] = {
             listing[rel]["sha256"]: (data, _signature(directory / rel))
@@ -322,7 +394,7 @@ class SnapshotStore:
         _fsync_dir(self.root)
         self._switch_current(name)
         self._remember(self.root / name, manifest, files)
-        return Snapshot(name=name, manifest=manifest, files=dict(files))
+        return Snapshot(name=name, manifest=manifest, files=dict(files), directory=self.root / name)
 
     def _manifest_or_none(self, name: str | None) -> dict[str, Any] | None:
         if name is None:

@@ -543,21 +543,22 @@ def v1_with_groups(view: Mapping[str, Json]) -> dict[str, Json]:
 @define
 class ToolkitSlot:
     """What a snapshot keeps for the toolkit until it is first asked for: references to data the
-    read model holds anyway (records, the v1 bytes) and the small store files."""
+    read model holds anyway (records, the snapshot's files, where the v1 view is read from when
+    the view is built) and the small store files."""
 
     records: Mapping[str, Json]
-    v1_bytes: bytes | None
+    files: Mapping[str, bytes]
     store_files: Mapping[str, bytes]
     _view: TextToolkitView | None = None
     _lock: threading.Lock = Factory(threading.Lock)
 
     @classmethod
     def of(cls, snapshot: Snapshot, records: Mapping[str, Json]) -> ToolkitSlot:
-        files = snapshot.files
+        files = snapshot.files  # iterated by name: a large file is read only when asked for
         return cls(
             records=records,
-            v1_bytes=files.get(v1_path(Category.text_generation)),
-            store_files={k: v for k, v in files.items() if k.startswith(SNAPSHOT_DIR + "/")},
+            files=files,
+            store_files={k: files[k] for k in files if k.startswith(SNAPSHOT_DIR + "/")},
         )
 
     def view(self, replica: bool) -> TextToolkitView:
@@ -572,7 +573,8 @@ class ToolkitSlot:
                         if replica
                         else ToolkitStores.from_snapshot_files(self.store_files)
                     )
-                    self._view = TextToolkitView.build(self.records, self.v1_bytes, stores)
+                    v1_bytes = self.files.get(v1_path(Category.text_generation))
+                    self._view = TextToolkitView.build(self.records, v1_bytes, stores)
         return self._view
 
     async def aview(self, replica: bool) -> TextToolkitView:

@@ -13,8 +13,11 @@ import bisect
 import hashlib
 import json
 import logging
+import mmap
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
 from attrs import define, field, frozen
 
@@ -33,7 +36,14 @@ from shared.read_index import (
     RecordIndex,
     index_path,
 )
-from shared.snapshot import Snapshot, static_etag, v1_path, v2_path
+from shared.snapshot import (
+    LARGE_FILE,
+    Snapshot,
+    SnapshotError,
+    static_etag,
+    v1_path,
+    v2_path,
+)
 
 from .wire import BACKENDS
 
@@ -75,17 +85,69 @@ class Body:
         return cls(data=data, gz=gz, etag=etag_of(data))
 
     @classmethod
-    def of_file(cls, snapshot: Snapshot, path: str) -> Body:
+    def of_file(cls, snapshot: Snapshot, path: str) -> Body | FileBody:
         """A snapshot file's body with the ETags a static file server gives the same bytes
-        (shared.snapshot.static_etag), so nginx serving the file answers like the service."""
+        (shared.snapshot.static_etag), so nginx serving the file answers like the service.
+        A large file on disk is sent from there (FileBody), not held."""
         listing = snapshot.manifest["files"]
         meta, gz_meta = listing[path], listing.get(path + ".gz")
+        etag = static_etag(meta["sha256"], meta["size"])
+        gz_tag = None if gz_meta is None else static_etag(gz_meta["sha256"], gz_meta["size"])
+        on_disk = snapshot.path(path)
+        if on_disk is not None and meta["size"] > LARGE_FILE:
+            gz_path = snapshot.path(path + ".gz")
+            return FileBody(
+                file=SnapshotFile.open(on_disk, meta["size"]),
+                gz=None if gz_path is None else SnapshotFile.open(gz_path, gz_meta["size"]),
+                etag=etag,
+                gz_tag=gz_tag,
+            )
         return cls(
             data=snapshot.files[path],
             gz=None if gz_meta is None else snapshot.files[path + ".gz"],
-            etag=static_etag(meta["sha256"], meta["size"]),
-            gz_tag=None if gz_meta is None else static_etag(gz_meta["sha256"], gz_meta["size"]),
+            etag=etag,
+            gz_tag=gz_tag,
         )
+
+
+@frozen
+class SnapshotFile:
+    """A verified snapshot file kept open: it can be sent (sendfile) while its snapshot lives,
+    and after the directory is pruned too, and mapped for reading parts of it."""
+
+    handle: BinaryIO
+    size: int
+
+    @classmethod
+    def open(cls, path: Path, size: int) -> SnapshotFile:
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            raise SnapshotError(f"{path}: cannot open a verified file: {exc}") from exc
+        file = cls(handle=handle, size=size)
+        # closed when the last view (or response) using it is dropped: which one is last is
+        # not known where a view is replaced, as requests may still be sending the file
+        weakref.finalize(file, handle.close)
+        return file
+
+    def mapped(self) -> mmap.mmap:
+        """The file mapped read-only: slices are read from the page cache, shared by every
+        process serving the snapshot; only the pages read count in this one's memory."""
+        return mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+@frozen
+class FileBody:
+    """A large category file (and its gzip copy) answered from disk, with Body's ETags."""
+
+    file: SnapshotFile
+    gz: SnapshotFile | None
+    etag: str
+    gz_tag: str | None = None
+
+    @property
+    def gz_etag(self) -> str:
+        return self.gz_tag or self.etag[:-1] + '-gzip"'
 
 
 @frozen
@@ -118,7 +180,7 @@ class Candidates(Sequence[Candidate]):
     """A category's records in file order, each made from its span of the file when asked for:
     a view holds the file and the index, not a second copy of every record."""
 
-    def __init__(self, category: Category, data: bytes, index: RecordIndex) -> None:
+    def __init__(self, category: Category, data: bytes | mmap.mmap, index: RecordIndex) -> None:
         self._category = category
         self._data = data
         self._index = index
@@ -268,8 +330,8 @@ def _frozen_index(index: dict[Any, list[int]]) -> dict[Any, Index]:
 @define
 class CategoryView:
     category: Category
-    v2: Body
-    v1: Body | None  # None: no legacy view (no legacy format)
+    v2: Body | FileBody
+    v1: Body | FileBody | None  # None: no legacy view (no legacy format)
     models: Mapping[str, Body]  # single-model bodies by name
     candidates: Candidates  # dataset order
     records: Records  # by name, parsed when asked for
@@ -334,10 +396,11 @@ class CategoryView:
     def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
         """The view of one category, from the record index the writer published beside its
         file (a snapshot without one is indexed by decoding the file)."""
-        files = snapshot.files
         block = snapshot.manifest["categories"][category.value]
-        v2_bytes = files[v2_path(category)]
-        v1_bytes = files.get(v1_path(category))
+        v2 = Body.of_file(snapshot, v2_path(category))
+        has_v1 = v1_path(category) in snapshot.manifest["files"]
+        # records are cut from the file: a large one mapped, not read into this process
+        v2_bytes = v2.file.mapped() if isinstance(v2, FileBody) else v2.data
         index = _record_index(snapshot, category)
         aliases: dict[str, str] = block.get("aliases", {})  # v1 key -> record name
         by_name = {name: pos for pos, name in enumerate(index.names)}
@@ -369,8 +432,8 @@ class CategoryView:
         }
         return cls(
             category=category,
-            v2=Body.of_file(snapshot, v2_path(category)),
-            v1=None if v1_bytes is None else Body.of_file(snapshot, v1_path(category)),
+            v2=v2,
+            v1=Body.of_file(snapshot, v1_path(category)) if has_v1 else None,
             models=ModelBodies(candidates, positions),
             candidates=candidates,
             records=Records(candidates, by_name),

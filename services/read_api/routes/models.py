@@ -14,21 +14,21 @@ from shared.wire import read_query
 
 from ..categories import v1_category, v2_category
 from ..openapi import CATEGORY, LEGACY_CATEGORY, MODEL_NAME, V1_CATEGORY, cached_docs
-from ..responses import read_model, respond
-from ..view import Body, ReadModel
+from ..responses import read_model, respond, respond_file
+from ..view import Body, FileBody, ReadModel
 from ..wire import TextGenerationQuery
 from .text_toolkit import toolkit_view
 
 routes = ApiRoutes()
 
 
-def _v1_body(model: ReadModel, category: Category) -> Body | None:
+def _v1_body(model: ReadModel, category: Category) -> Body | FileBody | None:
     """The category's legacy view; None when it has none or it is `{}`."""
     body = model.categories[category].v1
-    return None if body is None or body.data == b"{}" else body
+    return None if body is None or (isinstance(body, Body) and body.data == b"{}") else body
 
 
-def _found(body: Body | None, missing: str) -> Body:
+def _found(body: Body | FileBody | None, missing: str) -> Body | FileBody:
     """`body`; a 404 saying `missing` when there is none."""
     if body is None:
         raise NotFound(missing)
@@ -45,11 +45,11 @@ def _found(body: Body | None, missing: str) -> Body:
     query=TextGenerationQuery,
     errors={404: "No text models.", 422: "include_group is not a boolean."},
 )
-async def get_v1_text_generation(request: web.Request) -> web.Response:
+async def get_v1_text_generation(request: web.Request) -> web.StreamResponse:
     """The db.json view; with `include_group`, each entry's group and group summary too."""
     model = read_model(request)
     query = read_query(request, TextGenerationQuery)
-    body = _found(
+    body: Body | FileBody = _found(
         _v1_body(model, Category.text_generation), "Text generation models not found or empty"
     )
     if query.include_group:
@@ -57,7 +57,7 @@ async def get_v1_text_generation(request: web.Request) -> web.Response:
         toolkit = await toolkit_view(request, model)
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(None, toolkit.v1_grouped)
-    return respond(request, model, body)
+    return respond_file(request, model, body)
 
 
 @routes.api("GET", "/{category}", versions=("v1",))
@@ -72,13 +72,13 @@ async def get_v1_text_generation(request: web.Request) -> web.Response:
         422: "Not a category (string detail).",
     },
 )
-async def get_v1_category(request: web.Request) -> web.Response:
+async def get_v1_category(request: web.Request) -> web.StreamResponse:
     model = read_model(request)
     category = v1_category(request.match_info["category"])
     if category in (Category.lora, Category.ti):
         return respond(request, model, model.empty_object)
     missing = f"Model category '{category.value}' not found or is empty"
-    return respond(request, model, _found(_v1_body(model, category), missing))
+    return respond_file(request, model, _found(_v1_body(model, category), missing))
 
 
 @routes.api("GET", "/{category}/model/{model_name:.+}")
@@ -92,12 +92,14 @@ async def get_v1_category(request: web.Request) -> web.Response:
     path={"category": CATEGORY, "model_name": MODEL_NAME},
     errors={404: "No such model in the category.", 422: "Not a category."},
 )
-async def get_model(request: web.Request) -> web.Response:
+async def get_model(request: web.Request) -> web.StreamResponse:
     model = read_model(request)
     category = v2_category(request.match_info["category"])
     name = request.match_info["model_name"]
     missing = f"Model '{name}' not found in category '{category.value}'"
-    return respond(request, model, _found(model.categories[category].models.get(name), missing))
+    return respond_file(
+        request, model, _found(model.categories[category].models.get(name), missing)
+    )
 
 
 @routes.api("GET", "/{category}")
@@ -110,7 +112,7 @@ async def get_model(request: web.Request) -> web.Response:
     path={"category": CATEGORY},
     errors={422: "Not a category."},
 )
-async def get_v2_category(request: web.Request) -> web.Response:
+async def get_v2_category(request: web.Request) -> web.StreamResponse:
     model = read_model(request)
     category = v2_category(request.match_info["category"])
-    return respond(request, model, model.categories[category].v2)
+    return respond_file(request, model, model.categories[category].v2)
