@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import weakref
 from collections.abc import Mapping
@@ -35,8 +36,18 @@ from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .json_indent import dumps_indent4
 from .read_index import NO_FACTS, Facts, RecordIndex, facts_of, index_path
-from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
+from .snapshot import (
+    LARGE_FILE,
+    Snapshot,
+    SnapshotStore,
+    UnlinkableFile,
+    sha256_hex,
+    v1_path,
+    v2_path,
+)
 from .text_toolkit import ToolkitStores
+
+logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -242,23 +253,47 @@ def _entries_of(category: Category, version: str) -> _Entries:
     return _entries[key]
 
 
-#: id(CategoryData) -> (a weak reference to it, its files, their sha256, manifest block, the
-#: guidance assignments its text reads showed): a dataset after an apply shares every untouched
-#: CategoryData with the one before, so publishing re-encodes (and re-gzips) only the categories
-#: a change touched
-_encoded: dict[
-    int, tuple[weakref.ref[CategoryData], dict[str, bytes], dict[str, str], Json, Json | None]
-] = {}
+@frozen
+class _Encoding:
+    """A category's published files: the bytes of the small ones (a large one is None: the
+    snapshot keeps it, and the next publish links it), every file's sha256 and size, the
+    manifest block, and the guidance assignments its text reads showed."""
+
+    files: dict[str, bytes | None]
+    hashes: dict[str, str]
+    sizes: dict[str, int]
+    block: Json
+    shown: Json | None
+
+    @classmethod
+    def of(
+        cls, files: Mapping[str, bytes], hashes: dict[str, str], block: Json, shown: Json | None
+    ) -> _Encoding:
+        return cls(
+            files={p: None if len(d) > LARGE_FILE else d for p, d in files.items()},
+            hashes=hashes,
+            sizes={p: len(d) for p, d in files.items()},
+            block=block,
+            shown=shown,
+        )
+
+
+#: id(CategoryData) -> (a weak reference to it, its encoding): a dataset after an apply shares
+#: every untouched CategoryData with the one before, so publishing re-encodes (and re-gzips)
+#: only the categories a change touched, and links the others' large files from the snapshot
+_encoded: dict[int, tuple[weakref.ref[CategoryData], _Encoding]] = {}
 
 
 def _category_files(
-    category: Category, data: CategoryData, assignments: Json
-) -> tuple[dict[str, bytes], dict[str, str], Json]:
-    """`assignments`: the guidance catalog's, which text reads show (other categories ignore it)."""
+    category: Category, data: CategoryData, assignments: Json, fresh: bool = False
+) -> tuple[Mapping[str, bytes | None], _Encoding]:
+    """`assignments`: the guidance catalog's, which text reads show (other categories ignore it).
+    `fresh`: every file's bytes, encoded again where the last encoding did not keep them."""
     shown = assignments if category is Category.text_generation else None
     cached = _encoded.get(id(data))
-    if cached is not None and cached[0]() is data and cached[4] == shown:
-        return cached[1], cached[2], cached[3]
+    if cached is not None and cached[0]() is data and cached[1].shown == shown:
+        if not fresh or None not in cached[1].files.values():
+            return cached[1].files, cached[1]
 
     def v2_entry(name: str, record: ModelRecord) -> Json:
         return read_fields(category, unstructure_record(record), (shown or {}).get(name))
@@ -281,8 +316,9 @@ def _category_files(
         "metadata": converter.unstructure(data.metadata),
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
-    _remember_encoding(data, files, hashes, block, shown)
-    return files, hashes, block
+    encoding = _Encoding.of(files, hashes, block, shown)
+    _remember_encoding(data, encoding)
+    return files, encoding
 
 
 def _same(_key: str, value: Json) -> Json:
@@ -291,33 +327,38 @@ def _same(_key: str, value: Json) -> Json:
 
 def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     """Every file of a snapshot of this dataset, plus the manifest's per-category block."""
-    files, _hashes, extra = _snapshot_files(dataset)
-    return files, extra
+    files, _hashes, _sizes, extra = _snapshot_files(dataset, fresh=True)
+    return {p: d for p, d in files.items() if d is not None}, extra
 
 
-def _snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], dict[str, str], Json]:
-    files: dict[str, bytes] = {}
+def _snapshot_files(
+    dataset: Dataset, fresh: bool = False
+) -> tuple[dict[str, bytes | None], dict[str, str], dict[str, int], Json]:
+    files: dict[str, bytes | None] = {}
     hashes: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     categories: Json = {}
     for category in ALL_CATEGORIES:
-        category_files, category_hashes, block = _category_files(
-            category, dataset.categories[category], dataset.catalogs.assignments
+        category_files, encoding = _category_files(
+            category, dataset.categories[category], dataset.catalogs.assignments, fresh
         )
         files.update(category_files)
-        hashes.update(category_hashes)
-        categories[category.value] = block
+        hashes.update(encoding.hashes)
+        sizes.update(encoding.sizes)
+        categories[category.value] = encoding.block
     if not dataset.text_toolkit.empty:
         # only once there is something to keep: a dataset without toolkit data publishes the
         # same files as before the toolkit existed
         files.update(dataset.text_toolkit.snapshot_files())
     files.update(catalog_files(dataset.catalogs))
-    return files, hashes, {"categories": categories}
+    return files, hashes, sizes, {"categories": categories}
 
 
 def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
     """Take `snapshot`'s files as the encoding of `dataset`, the dataset it was published from
     (the writer at start, when the live snapshot holds its store's version): the next publish
-    then encodes only the categories a change touches, not every category once more."""
+    then encodes only the categories a change touches, not every category once more. Large
+    files are not read: the next publish links them."""
     listing = snapshot.manifest["files"]
     blocks = snapshot.manifest.get("categories", {})
     for category, data in dataset.categories.items():
@@ -327,39 +368,40 @@ def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
         paths += [p + ".gz" for p in paths]
         paths.append(index_path(category))  # a snapshot without it: encoded at the next publish
         block = blocks.get(category.value)
-        if block is None or any(p not in snapshot.files or p not in listing for p in paths):
+        if block is None or any(p not in listing for p in paths):
             continue
-        files = {p: snapshot.files[p] for p in paths}
-        hashes = {p: str(listing[p]["sha256"]) for p in paths}
         shown = dataset.catalogs.assignments if category is Category.text_generation else None
-        _remember_encoding(data, files, hashes, dict(block), shown)
+        encoding = _Encoding(
+            files={
+                p: None if listing[p]["size"] > LARGE_FILE else snapshot.files[p] for p in paths
+            },
+            hashes={p: str(listing[p]["sha256"]) for p in paths},
+            sizes={p: int(listing[p]["size"]) for p in paths},
+            block=dict(block),
+            shown=shown,
+        )
+        _remember_encoding(data, encoding)
 
 
-def _remember_encoding(
-    data: CategoryData,
-    files: dict[str, bytes],
-    hashes: dict[str, str],
-    block: Json,
-    shown: Json | None,
-) -> None:
+def _remember_encoding(data: CategoryData, encoding: _Encoding) -> None:
     key = id(data)
-    _encoded[key] = (
-        weakref.ref(data, lambda _ref: _encoded.pop(key, None)),
-        files,
-        hashes,
-        block,
-        shown,
-    )
+    _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), encoding)
 
 
 def publish_dataset(
     store: SnapshotStore, dataset: Dataset, dataset_version: int | None = None
 ) -> Snapshot:
     """Publish the dataset; `dataset_version` lets the writer tell whether CURRENT is behind."""
-    files, hashes, extra = _snapshot_files(dataset)
+    files, hashes, sizes, extra = _snapshot_files(dataset)
     if dataset_version is not None:
         extra["dataset_version"] = dataset_version
-    return store.publish(files, extra, hashes=hashes)
+    try:
+        return store.publish(files, extra, hashes=hashes, sizes=sizes)
+    except UnlinkableFile as exc:
+        # the live snapshot lost (or damaged) a file this dataset did not change: encode it again
+        logger.warning("publishing every file again: %s", exc)
+        files, hashes, sizes, _ = _snapshot_files(dataset, fresh=True)
+        return store.publish(files, extra, hashes=hashes, sizes=sizes)
 
 
 def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:

@@ -55,6 +55,10 @@ class SnapshotError(Exception):
     """A snapshot that is missing, damaged or not of this format."""
 
 
+class UnlinkableFile(SnapshotError):
+    """A publish was asked to keep a file of the parent snapshot that is gone or damaged."""
+
+
 @frozen
 class Snapshot:
     """A verified snapshot: its manifest and every file's bytes (a snapshot read from disk reads
@@ -279,18 +283,6 @@ class SnapshotStore:
         files = SnapshotFiles(name, directory, listing, loaded, signatures)
         return Snapshot(name=name, manifest=manifest, files=files, directory=directory)
 
-    def _remember(
-        self, directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
-    ) -> None:
-        """Keep the bytes of the snapshot just written, with the signature of the file each
-        went to, for the next read."""
-        listing = manifest["files"]
-        _known[os.path.abspath(self.root)] = {
-            listing[rel]["sha256"]: (data, _signature(directory / rel))
-            for rel, data in files.items()
-            if rel in listing
-        }
-
     def read_current(self) -> Snapshot | None:
         name = self.current_name()
         return None if name is None else self.read(name)
@@ -299,16 +291,20 @@ class SnapshotStore:
 
     def publish(
         self,
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | None],
         extra: Mapping[str, Any],
         now: float | None = None,
         hashes: Mapping[str, str] | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> Snapshot:
         """Write a new snapshot aside, fsync it, rename it into place, then switch CURRENT.
 
         Files whose bytes equal the parent's are hard-linked, so a publish costs what changed.
         A crash at any step leaves the previous snapshot live. `hashes` (path -> sha256) spares
         hashing files whose digest the caller already knows (the writer's unchanged categories).
+        A file given as None is the parent's, unchanged (its digest in `hashes`, its size in
+        `sizes`): it is linked, and UnlinkableFile is raised when the parent's copy is gone or
+        damaged, so that the caller encodes it again.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         parent = self.current_name()
@@ -318,7 +314,11 @@ class SnapshotStore:
 
         known = hashes or {}
         listing = {
-            rel: {"sha256": known.get(rel) or sha256_hex(data), "size": len(data)}
+            rel: (
+                {"sha256": known[rel], "size": (sizes or {})[rel]}
+                if data is None
+                else {"sha256": known.get(rel) or sha256_hex(data), "size": len(data)}
+            )
             for rel, data in files.items()
         }
         content = sha256_hex(
@@ -360,7 +360,7 @@ class SnapshotStore:
         self,
         name: str,
         manifest: dict[str, Any],
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | None],
         parent: str | None,
         parent_manifest: dict[str, Any] | None,
     ) -> Snapshot:
@@ -379,6 +379,8 @@ class SnapshotStore:
             for (rel, data), was_linked in zip(files.items(), list(linked), strict=True):
                 stamp = stamp_of(listing[rel]["sha256"])
                 if not was_linked:
+                    if data is None:
+                        raise UnlinkableFile(f"{parent}: {rel} is gone or damaged")
                     _write_file(tmp / rel, data, stamp)
                 elif os.stat(tmp / rel).st_mtime != stamp:
                     os.utime(tmp / rel, (stamp, stamp))  # a file published before stamping
@@ -393,8 +395,24 @@ class SnapshotStore:
             raise
         _fsync_dir(self.root)
         self._switch_current(name)
-        self._remember(self.root / name, manifest, files)
-        return Snapshot(name=name, manifest=manifest, files=dict(files), directory=self.root / name)
+        directory = self.root / name
+        signatures = {rel: _signature(directory / rel) for rel in files}
+        # what a later read of this process takes as verified: large files by signature only
+        held = {rel: data for rel, data in files.items() if data is not None}
+        _known[os.path.abspath(self.root)] = {
+            listing[rel]["sha256"]: (
+                None if len(held.get(rel) or b"") > LARGE_FILE else held.get(rel),
+                signature,
+            )
+            for rel, signature in signatures.items()
+        }
+        small = {rel: data for rel, data in held.items() if len(data) <= LARGE_FILE}
+        return Snapshot(
+            name=name,
+            manifest=manifest,
+            files=SnapshotFiles(name, directory, listing, small, signatures),
+            directory=directory,
+        )
 
     def _manifest_or_none(self, name: str | None) -> dict[str, Any] | None:
         if name is None:

@@ -22,7 +22,7 @@ from shared.dataset import (
     snapshot_files,
     upsert_record,
 )
-from shared.snapshot import SnapshotStore, v1_path, v2_path
+from shared.snapshot import LARGE_FILE, Snapshot, SnapshotStore, v1_path, v2_path
 from tests.conftest import LEGACY_DIR
 from tests.helpers import with_model
 
@@ -123,18 +123,48 @@ def test_a_writer_adopts_the_live_snapshot_as_its_encoding(
     tmp_path: Path, dataset: Dataset
 ) -> None:
     """After adopting the snapshot its dataset was published as, the next publish takes every
-    untouched category's files from it (no category is encoded again) and they still verify."""
+    untouched category's files from it (no category is encoded again: small files are the
+    snapshot's bytes, large ones are not even read but linked) and they still verify."""
     store = SnapshotStore(tmp_path / "snapshots")
     published = publish_dataset(store, dataset)
     fresh = import_legacy_dir(LEGACY_DIR, now=1)[0]  # the same data, other objects (as at start)
     snapshot = SnapshotStore(tmp_path / "snapshots").read(published.name)
     adopt_snapshot(fresh, snapshot)
-    files, _ = snapshot_files(fresh)
+    files, _ = snapshot_files(fresh)  # every file's bytes: a large one is encoded for this
+    large = [p for p, d in files.items() if len(d) > LARGE_FILE]
+    assert large == [v1_path(Category.text_generation)]  # the real data's only large file
+    text = Category.text_generation.value
     for path, data in files.items():
-        if path.startswith("catalogs/"):  # a few kB, encoded again: the same bytes
+        # catalogs (a few kB) and the category of the large file are encoded again
+        if path.startswith("catalogs/") or path.rsplit("/", 1)[-1].startswith(text + "."):
             assert data == snapshot.files[path], path
         else:
             assert data is snapshot.files[path], path
-    changed = with_model(fresh, "Adopted Then Changed")
+    changed = with_model(adopted(fresh, snapshot), "Adopted Then Changed")
     again = publish_dataset(store, changed)
     assert store.read(again.name).files["v2/blip.json"] == snapshot.files["v2/blip.json"]
+    old, new = tmp_path / "snapshots" / published.name, tmp_path / "snapshots" / again.name
+    for path in (*large, v2_path(Category.text_generation), "v2/blip.json"):
+        assert (new / path).stat().st_ino == (old / path).stat().st_ino, path  # linked
+
+
+def adopted(dataset: Dataset, snapshot: Snapshot) -> Dataset:
+    """`dataset` adopting `snapshot` again (snapshot_files replaced its encoding by a full one)."""
+    adopt_snapshot(dataset, snapshot)
+    return dataset
+
+
+def test_a_publish_encodes_again_a_large_file_the_live_snapshot_lost(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """An unchanged large file is linked from the live snapshot, not held: when the live copy
+    is gone, the publish encodes it again instead of failing, with the same bytes."""
+    store = SnapshotStore(tmp_path / "snapshots")
+    first = publish_dataset(store, with_model(dataset, "Before The Loss"))
+    path = v1_path(Category.text_generation)
+    expected = (tmp_path / "snapshots" / first.name / path).read_bytes()
+    assert len(expected) > LARGE_FILE
+    (tmp_path / "snapshots" / first.name / path).unlink()
+    again = publish_dataset(store, with_model(with_model(dataset, "Before The Loss"), "After"))
+    assert (tmp_path / "snapshots" / again.name / path).read_bytes() == expected
+    assert store.read(again.name).files[path] == expected

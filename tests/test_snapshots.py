@@ -167,6 +167,10 @@ def test_a_change_re_encodes_only_the_categories_it_touched(dataset: Dataset) ->
     for path, data in after.items():
         if "image_generation" in path or "stable_diffusion" in path:
             assert data is not before[path]
+        elif "text_generation" in path:
+            # a category with a large file keeps no bytes between publishes (a publish links
+            # the file); snapshot_files, which returns every byte, encodes it again, the same
+            assert data == before[path], path
         else:
             assert data is before[path], path
     assert b"Reencoded" in after["v2/image_generation.json"]
