@@ -115,8 +115,6 @@ def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: 
     values = {
         # also where live.conf is: the static path's snapshot directory and id (live_follow)
         "RUN_DIR": str(run_dir),
-        # the replicas run with the default (up passes them no HMR_CACHE_MAX_AGE)
-        "CACHE_MAX_AGE": str(attrs.fields(ReadConfig).cache_max_age.default),
         # buffered: a write per request cost nginx ~15% of its cached-read throughput (wrk)
         "ACCESS_LOG": f"{run_dir / 'nginx-access.log'} combined buffer=64k flush=1s",
         "LISTEN": f"127.0.0.1:{port}",
@@ -148,7 +146,11 @@ def live_follow(
     snapshots = str((data_dir / "snapshots").resolve())
     include = str(run_dir / "live.conf")
     follow_env = dict(
-        env, HMR_NGINX=nginx_binary(), HMR_NGINX_ERROR_LOG=str(run_dir / "nginx-error.log")
+        env,
+        HMR_NGINX=nginx_binary(),
+        HMR_NGINX_ERROR_LOG=str(run_dir / "nginx-error.log"),
+        # the replicas run with the default (up passes them no HMR_CACHE_MAX_AGE)
+        HMR_CACHE_MAX_AGE=str(attrs.fields(ReadConfig).cache_max_age.default),
     )
     if mode == "once":
         with open(run_dir / "live_follow.log", "ab") as log:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,9 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from horde_model_records import ALL_CATEGORIES
 from tests.helpers import clean_env, free_port, running
-
-pytestmark = [pytest.mark.e2e, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
 PATH = "/api/model_references/v2/blip"
@@ -109,6 +109,21 @@ class Served:
         )
 
 
+def test_every_category_has_an_exact_static_location() -> None:
+    """hmr.conf.template serves each category of the records library from the live snapshot's
+    file, in an exact location (no regex per request) whose body is the follower's include."""
+    template = local.TEMPLATE.read_text()
+    found = re.findall(
+        r"^\s*location = /api/model_references/v2/(\w+) \{ include \$\{RUN_DIR\}/live\.conf; "
+        r"try_files /v2/(\w+)\.json @api; \}$",
+        template,
+        re.M,
+    )
+    assert all(a == b for a, b in found)
+    assert sorted(a for a, _ in found) == sorted(c.value for c in ALL_CATEGORIES)
+    assert "$realpath_root" not in template
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     data_dir = tmp_path / "data"
@@ -137,6 +152,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
             follower.wait(timeout=10)
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_no_snapshot_falls_back_then_every_publish_is_served_within_a_second(
     served: Served,
 ) -> None:
@@ -151,6 +168,8 @@ def test_no_snapshot_falls_back_then_every_publish_is_served_within_a_second(
     assert served.follower.poll() is None
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_a_bad_current_never_breaks_nginx(served: Served) -> None:
     good = served.publish(1)
     served.wait_serving(1)
@@ -182,6 +201,8 @@ def test_a_bad_current_never_breaks_nginx(served: Served) -> None:
     assert served.follower.poll() is None
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_a_config_nginx_t_refuses_is_never_left_in_place(served: Served) -> None:
     served.publish(1)
     served.wait_serving(1)

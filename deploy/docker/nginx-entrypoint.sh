@@ -12,10 +12,10 @@
 #   HMR_LIVE_FOLLOW     the static path's follower (default /usr/local/bin/hmr-live-follow, a
 #                       copy of deploy/nginx/live-follow.sh)
 #
-# The static path: before `nginx -t`, the follower writes HMR_NGINX_RUN_DIR/live.conf (the live
-# snapshot's directory and id, included by the config). When the command is nginx, the follower
-# then keeps following HMR_SNAPSHOTS_DIR/CURRENT in the background, rewriting live.conf and
-# reloading nginx gracefully on every publish.
+# The static path: before `nginx -t`, the follower writes HMR_NGINX_RUN_DIR/live.conf (the body
+# of the category locations: the live snapshot's directory and id, HMR_CACHE_MAX_AGE). When the
+# command is nginx, the follower then keeps following HMR_SNAPSHOTS_DIR/CURRENT in the
+# background, rewriting live.conf and reloading nginx gracefully on every publish.
 set -eu
 
 VARS="HMR_NGINX_USER HMR_NGINX_RUN_DIR HMR_LISTEN HMR_ACCESS_LOG HMR_ERROR_LOG HMR_OPENAPI_FILE HMR_READ_UPSTREAM HMR_WRITE_UPSTREAM HMR_STATS_UPSTREAM HMR_SNAPSHOTS_DIR HMR_CACHE_MAX_AGE HMR_RESOLVER HMR_RESOLVER_VALID"

@@ -45,13 +45,14 @@ VARIABLES = (
     "HMR_SNAPSHOTS_DIR",  # the data volume's snapshots dir (the follower writes the live one's
     # path into HMR_NGINX_RUN_DIR/live.conf, which the template includes: not a placeholder)
     "HMR_CACHE_MAX_AGE",  # Cache-Control max-age of those files, as the read replicas send
+    # (written into live.conf by the follower too: not a placeholder)
     "HMR_RESOLVER",  # DNS server for run-time re-resolution (Docker: 127.0.0.11)
     "HMR_RESOLVER_VALID",  # how long a DNS answer is used, e.g. 10s
 )
 
 RESOLVE_ONLY = ("HMR_RESOLVER", "HMR_RESOLVER_VALID")
 #: required by the entrypoint but not in the template: deploy/nginx/live-follow.sh uses them
-ENTRYPOINT_ONLY = ("HMR_SNAPSHOTS_DIR",)
+ENTRYPOINT_ONLY = ("HMR_SNAPSHOTS_DIR", "HMR_CACHE_MAX_AGE")
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -82,7 +83,6 @@ def render(template: str, resolve: bool = True) -> str:
         "READ_SERVERS": "        server ${HMR_READ_UPSTREAM}" + suffix + ";",
         "WRITE_SERVER": "${HMR_WRITE_UPSTREAM}" + suffix,
         "STATS_SERVER": "${HMR_STATS_UPSTREAM}" + suffix,
-        "CACHE_MAX_AGE": "${HMR_CACHE_MAX_AGE}",
     }
     for key, value in values.items():
         if "${" + key + "}" not in text:

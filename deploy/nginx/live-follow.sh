@@ -2,12 +2,16 @@
 # The static path's follower: keeps nginx serving whole v2 categories from the snapshot that
 # snapshots/CURRENT names, without resolving a symlink on every request.
 #
-# It writes an nginx include (hmr.conf.template includes it in the static location) naming the
-# live snapshot's directory and id as literals:
+# It writes an nginx include, the body of every static category location of hmr.conf.template,
+# naming the live snapshot's directory and id as literals:
 #
 #     # live snapshot: 000042-9f3c1a
 #     root "/srv/hmr/snapshots/000042-9f3c1a";
+#     error_page 404 405 = @api;
+#     etag on; gzip_static on; gzip_vary on;
+#     add_header Cache-Control "public, max-age=60";
 #     add_header X-Snapshot-Id 42;
+#     add_header X-Cache STATIC always;
 #
 # and, in `follow` mode, rewrites it whenever CURRENT moves, checks the whole config with
 # `nginx -t`, and reloads nginx gracefully (`nginx -s reload`: old workers finish what they are
@@ -22,6 +26,8 @@
 #   live-follow.sh follow SNAPSHOTS_DIR INCLUDE NGINX_CONF   ...then follow CURRENT until killed
 #
 # Environment:
+#   HMR_CACHE_MAX_AGE       Cache-Control max-age of the files, as the read replicas send
+#                           (default 60)
 #   HMR_LIVE_POLL_INTERVAL  seconds between looks at CURRENT (default 0.2; a publish reaches
 #                           nginx within about this plus a reload, well under a second)
 #   HMR_NGINX               the nginx binary (default: nginx on PATH)
@@ -54,6 +60,10 @@ case $snapshots in
         say "refusing snapshots directory $snapshots: it cannot be written into an nginx config"
         exit 64 ;;
 esac
+max_age=${HMR_CACHE_MAX_AGE:-60}
+case $max_age in
+    "" | *[!0-9]*) say "HMR_CACHE_MAX_AGE must be a number of seconds, not $max_age"; exit 64 ;;
+esac
 interval=${HMR_LIVE_POLL_INTERVAL:-0.2}
 nginx=${HMR_NGINX:-nginx}
 errlog=${HMR_NGINX_ERROR_LOG:-/dev/stderr}
@@ -75,24 +85,29 @@ live_name() {
     return 0
 }
 
-# write the include for snapshot $1 ("" = none) to $2
+# write the include for snapshot $1 ("" = none) to $2: the body of every static category
+# location of hmr.conf.template (its `try_files /v2/<category>.json @api` is there)
 render() {
-    if [ -n "$1" ]; then
-        num=${1%%-*}
-        id=${num#"${num%%[!0]*}"}
-        {
-            echo "# live snapshot: $1"
-            echo "# written by deploy/nginx/live-follow.sh; nginx is reloaded after every change"
+    {
+        echo "# live snapshot: ${1:-none}"
+        echo "# written by deploy/nginx/live-follow.sh; nginx is reloaded after every change"
+        if [ -n "$1" ]; then
+            num=${1%%-*}
+            id=${num#"${num%%[!0]*}"}
             echo "root \"$snapshots/$1\";"
-            echo "add_header X-Snapshot-Id ${id:-0};"
-        } > "$2"
-    else
-        {
-            echo "# live snapshot: none"
+        else
             echo "# no valid snapshot yet: nothing is there, so category reads go to the read replicas"
             echo "root \"$snapshots/.no-live-snapshot\";"
-        } > "$2"
-    fi
+        fi
+        echo "# the static handler's 405 is a write; a 404 a file pruned under an old worker"
+        echo "error_page 404 405 = @api;"
+        echo "etag on;"
+        echo "gzip_static on;"
+        echo "gzip_vary on;"
+        echo "add_header Cache-Control \"public, max-age=$max_age\";"
+        [ -z "$1" ] || echo "add_header X-Snapshot-Id ${id:-0};"
+        echo "add_header X-Cache STATIC always;"
+    } > "$2"
 }
 
 # the snapshot the include on disk names ("none", or "" when there is no include)
