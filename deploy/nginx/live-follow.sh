@@ -8,6 +8,7 @@
 #     # live snapshot: 000042-9f3c1a
 #     root "/srv/hmr/snapshots/000042-9f3c1a";
 #     error_page 404 405 = @api;
+#     open_file_cache max=128 inactive=60s;
 #     etag on; gzip_static on; gzip_vary on;
 #     add_header Cache-Control "public, max-age=60";
 #     add_header X-Snapshot-Id 42;
@@ -101,6 +102,9 @@ render() {
         fi
         echo "# the static handler's 405 is a write; a 404 a file pruned under an old worker"
         echo "error_page 404 405 = @api;"
+        echo "# a snapshot's files never change under their path: keep them open (no open, stat"
+        echo "# and close per request); a missing file is not remembered, so it still falls back"
+        echo "open_file_cache max=128 inactive=60s;"
         echo "etag on;"
         echo "gzip_static on;"
         echo "gzip_vary on;"
