@@ -189,5 +189,6 @@ while :; do
             [ "$failed_looks" -lt "$retry_looks" ] || failed=""
         fi
     fi
-    sleep "$interval"
+    # a sleep without fractions (a minimal busybox) must not turn this into a busy loop
+    sleep "$interval" 2> /dev/null || sleep 1
 done
