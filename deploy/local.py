@@ -137,12 +137,12 @@ def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: 
 
 
 def live_follow(
-    mode: str, data_dir: Path, run_dir: Path, env: dict[str, str]
+    mode: str, data_dir: Path, run_dir: Path, env: dict[str, str], nginx_pid: int | None = None
 ) -> subprocess.Popen[bytes] | None:
     """The static path's follower (deploy/nginx/live-follow.sh) on this data dir: `once` writes
     run/live.conf for the snapshot CURRENT names and returns None (before nginx starts: its
     config includes the file); `follow` starts it in the background, rewriting live.conf and
-    reloading nginx on every publish."""
+    reloading nginx on every publish, until it is stopped or nginx (`nginx_pid`) is gone."""
     snapshots = str((data_dir / "snapshots").resolve())
     include = str(run_dir / "live.conf")
     follow_env = dict(
@@ -164,6 +164,8 @@ def live_follow(
         if done.returncode != 0:
             raise SystemExit(f"up: could not write {include}; see {run_dir / 'live_follow.log'}")
         return None
+    if nginx_pid is not None:
+        follow_env["HMR_LIVE_WATCH_PID"] = str(nginx_pid)
     conf = str(run_dir / "nginx.conf")
     args = ["sh", str(LIVE_FOLLOW), "follow", snapshots, include, conf]
     return start("live_follow", args, follow_env, run_dir)
@@ -295,7 +297,7 @@ def up(options: argparse.Namespace) -> int:
         procs["nginx"] = start("nginx", [nginx_binary(), "-c", str(conf)], env, run_dir)
         # from here on every publish reaches nginx's static path (within HMR_LIVE_POLL_INTERVAL
         # and a reload); a publish since `once` is caught up at the follower's first look
-        follower = live_follow("follow", data_dir, run_dir, env)
+        follower = live_follow("follow", data_dir, run_dir, env, procs["nginx"].pid)
         assert follower is not None
         procs["live_follow"] = follower
         # nginx's answer, not that of whatever took the port since it was checked

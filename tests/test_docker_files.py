@@ -390,7 +390,8 @@ def test_container_nginx_serves(tmp_path: Path) -> None:
         within=15.0,
         env=env,
         new_session=True,
-    ):
+    ) as proc:
+        follower = _follower_of(proc.pid)
         status, body = http_get(f"{base}/api/openapi.json")
         assert status == 200 and b'"openapi"' in body
         status, _ = http_get(f"{base}/api/internal/snapshots/current")
@@ -411,6 +412,26 @@ def test_container_nginx_serves(tmp_path: Path) -> None:
             assert time.monotonic() - published < 1.0, f"nginx still answers {status}"
             time.sleep(0.02)
             status, body = http_get(category)
+    # nginx is gone (stopped and reaped): its follower stops by itself
+    deadline = time.monotonic() + 5.0
+    while Path(f"/proc/{follower}").exists():
+        assert time.monotonic() < deadline, "the follower outlived nginx"
+        time.sleep(0.05)
+
+
+def _follower_of(nginx: int) -> int:
+    """The pid of the live-follow.sh that the entrypoint left beside nginx (its child)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == nginx and any(a.endswith(b"live-follow.sh") for a in args):
+            return int(entry.name)
+    raise AssertionError("no live-follow.sh beside nginx")
 
 
 # --- health check -------------------------------------------------------------------------------

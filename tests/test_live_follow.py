@@ -142,8 +142,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         log=run_dir / "nginx.log",
         env=env,
         new_session=True,
-    ):
-        follower = local.live_follow("follow", data_dir, run_dir, env)
+    ) as nginx:
+        follower = local.live_follow("follow", data_dir, run_dir, env, nginx.pid)
         assert follower is not None
         try:
             yield Served(data_dir, port, follower)

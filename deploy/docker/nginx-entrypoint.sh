@@ -49,8 +49,9 @@ nginx -t -q -e "$HMR_ERROR_LOG" -c "$HMR_NGINX_CONF"
 
 if [ "${1:-}" = "nginx" ]; then
     shift
-    # stays behind as a child of nginx (PID 1 after the exec); it goes when the container does
-    sh "$HMR_LIVE_FOLLOW" follow "$HMR_SNAPSHOTS_DIR" "$live_include" "$HMR_NGINX_CONF" &
+    # this shell's pid is nginx's after the exec: the follower stops when nginx does
+    HMR_LIVE_WATCH_PID=$$ sh "$HMR_LIVE_FOLLOW" follow "$HMR_SNAPSHOTS_DIR" "$live_include" \
+        "$HMR_NGINX_CONF" &
     exec nginx -e "$HMR_ERROR_LOG" -c "$HMR_NGINX_CONF" "$@"
 fi
 exec "$@"

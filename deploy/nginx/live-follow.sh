@@ -35,6 +35,8 @@
 #   HMR_NGINX_ERROR_LOG     nginx's -e for `nginx -t` and `nginx -s reload` (default: stderr)
 #   HMR_LIVE_RETRY_LOOKS    looks at CURRENT before a snapshot `nginx -t` refused is tried again
 #                           (default 50, about 10 s)
+#   HMR_LIVE_WATCH_PID      nginx's master: the follower stops when that process is gone
+#                           (unset: it runs until it is killed)
 #
 # POSIX sh only (the nginx image has no python): deploy/local.py runs it for `make up`, the nginx
 # image's entrypoint (deploy/docker/nginx-entrypoint.sh) in the container.
@@ -138,7 +140,12 @@ warned=""
 reload_pending=""
 failed_looks=0
 retry_looks=${HMR_LIVE_RETRY_LOOKS:-50}
+watch=${HMR_LIVE_WATCH_PID:-}
 while :; do
+    if [ -n "$watch" ] && ! kill -0 "$watch" 2> /dev/null; then
+        say "nginx (pid $watch) is gone: stopping"
+        exit 0
+    fi
     live_name
     if [ -n "$reload_pending" ]; then
         # the include is in place but nginx did not take it yet (not running, or starting)
