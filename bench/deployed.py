@@ -478,6 +478,8 @@ def _measure(
     # nginx CPU (its master and workers, user + system) per request of the category reads: the
     # cost of each side without wrk's, steadier than req/s when other work shares the cores
     nginx_us: dict[tuple[str, str], list[float]] = {}
+    # and wrk's (the bench's children: only wrk runs during a run), which the ratio mixes in
+    wrk_us: dict[tuple[str, str], list[float]] = {}
     spread: dict[str, list[float]] = {}
     for rep in range(settings.repeats):
         for pair, sides in pairs.items():
@@ -492,6 +494,7 @@ def _measure(
                 else:
                     pids = dep.pids("nginx")
                 n0 = _cpu_seconds(pids)
+                w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if dep is None:
                     r = go(settings.duration_s)
                 else:
@@ -500,6 +503,9 @@ def _measure(
                 if pair.startswith("category") and r.requests:
                     used = _cpu_seconds(pids) - n0
                     nginx_us.setdefault((pair, side), []).append(used / r.requests * 1e6)
+                    w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    wrk = w1.ru_utime + w1.ru_stime - w0.ru_utime - w0.ru_stime
+                    wrk_us.setdefault((pair, side), []).append(wrk / r.requests * 1e6)
                 if before is not None:
                     after = _replica_searches(dep)
                     if after is not None:
@@ -527,10 +533,13 @@ def _measure(
     }
     sides = {pair: (first[0], second[0]) for pair, (first, second) in pairs.items()}
     nginx_median = {k: median(v) for k, v in nginx_us.items()}
-    return sides, medians, ratios, cpu_median, spread, nginx_median
+    wrk_median = {k: median(v) for k, v in wrk_us.items()}
+    return sides, medians, ratios, cpu_median, spread, nginx_median, wrk_median
 
 
-def _render(settings, workers, facts, sides, medians, ratios, cpu, spread, nginx_us) -> Section:
+def _render(
+    settings, workers, facts, sides, medians, ratios, cpu, spread, nginx_us, wrk_us
+) -> Section:
     failures: list[str] = []
     rows = []
     errors = []
@@ -587,11 +596,24 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread, nginx
     for pair, (first, second) in sides.items():
         if (pair, first) in nginx_us and (pair, second) in nginx_us:
             a_us, b_us = nginx_us[(pair, first)], nginx_us[(pair, second)]
+            a_wrk, b_wrk = wrk_us.get((pair, first), 0.0), wrk_us.get((pair, second), 0.0)
             us_rows.append(
-                (pair, f"{a_us:.1f}", f"{b_us:.1f}", f"{b_us / a_us:.1%}" if a_us else "—")
+                (
+                    pair,
+                    f"{a_us:.1f}",
+                    f"{b_us:.1f}",
+                    f"{b_us / a_us:.1%}" if a_us else "—",
+                    f"{a_wrk:.1f} / {b_wrk:.1f}",
+                )
             )
     us_table = markdown_table(
-        ("reads", "nginx (deployed) µs/request", "nginx static µs/request", "static / deployed"),
+        (
+            "reads",
+            "nginx (deployed) µs/request",
+            "nginx static µs/request",
+            "static / deployed",
+            "wrk µs/request (deployed / static)",
+        ),
         us_rows,
     )
 
