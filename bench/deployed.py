@@ -7,7 +7,8 @@ ports), plus one nginx serving the snapshot's files as static files
 measures with wrk:
 
 - category reads: ``GET /v2/image_generation`` through the deployed nginx (the static path: it
-  serves the live snapshot's file through ``snapshots/live``, with the read service's headers)
+  serves the live snapshot's file, named in the include deploy/nginx/live-follow.sh keeps current,
+  with the read service's headers)
   against nginx static serving the same bytes with nothing else configured, identity and gzip.
   Target: ≥ 95 % of static (issue 16).
 - cache-busting reads: a search where every request has a distinct URL (a ``tags_none=`` tag
@@ -280,7 +281,7 @@ def _wrk_script(
     return parse_wrk(done.stdout)
 
 
-def _start_static(procs: Processes, prefix: Path, root: Path, workers: str) -> int:
+def _start_static(procs: Processes, prefix: Path, root: Path, workers: str) -> tuple[int, int]:
     """nginx serving the snapshot's files (bench-static template) with `workers` workers."""
     port = free_port()
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
@@ -309,7 +310,7 @@ def _start_static(procs: Processes, prefix: Path, root: Path, workers: str) -> i
         raise BenchError(f"static nginx -t failed: {check.stderr}")
     proc = procs.start("static-nginx", base)
     wait_until_ok(port, STATIC_CATEGORY, timeout=15.0, proc=proc)
-    return port
+    return port, proc.pid
 
 
 def _deployed_workers() -> str:
@@ -401,10 +402,12 @@ def run(settings: Settings, workdir: Path) -> Section:
             static_root = workdir / "static"
             static_root.mkdir()
             os.symlink(two.data_dir / "snapshots" / current / "v2", static_root / "v2")
-            static_port = _start_static(procs, workdir / "static-nginx", static_root, workers)
+            static_port, static_pid = _start_static(
+                procs, workdir / "static-nginx", static_root, workers
+            )
             facts = _check(two, static_port)
             log(f"same bytes through nginx and static; {facts}")
-            measured = _measure(settings, one, two, static_port, script)
+            measured = _measure(settings, one, two, static_port, static_pid, script)
     finally:
         errors = []
         for dep in (two, one):
@@ -417,7 +420,14 @@ def run(settings: Settings, workdir: Path) -> Section:
     return _render(settings, workers, facts, *measured)
 
 
-def _measure(settings: Settings, one: Deployment, two: Deployment, static_port: int, script: Path):
+def _measure(
+    settings: Settings,
+    one: Deployment,
+    two: Deployment,
+    static_port: int,
+    static_pid: int,
+    script: Path,
+):
     def category(port: int, path: str, gzip: bool):
         headers = {"Accept-Encoding": "gzip"} if gzip else {}
         url = f"http://{LOOPBACK}:{port}{path}"
@@ -465,6 +475,11 @@ def _measure(settings: Settings, one: Deployment, two: Deployment, static_port: 
 
     runs: dict[tuple[str, str], list[WrkResult]] = {}
     cpu: dict[tuple[str, str], list[CpuUse]] = {}
+    # nginx CPU (its master and workers, user + system) per request of the category reads: the
+    # cost of each side without wrk's, steadier than req/s when other work shares the cores
+    nginx_us: dict[tuple[str, str], list[float]] = {}
+    # and wrk's (the bench's children: only wrk runs during a run), which the ratio mixes in
+    wrk_us: dict[tuple[str, str], list[float]] = {}
     spread: dict[str, list[float]] = {}
     for rep in range(settings.repeats):
         for pair, sides in pairs.items():
@@ -473,11 +488,24 @@ def _measure(settings: Settings, one: Deployment, two: Deployment, static_port: 
                 before = (
                     _replica_searches(dep) if dep is two and pair.startswith("search") else None
                 )
+                # nginx's own CPU around the run (both sides of the category rows)
+                if dep is None:
+                    pids = [static_pid, *_children(static_pid)]
+                else:
+                    pids = dep.pids("nginx")
+                n0 = _cpu_seconds(pids)
+                w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if dep is None:
                     r = go(settings.duration_s)
                 else:
                     r, use = _measured(dep, lambda go=go: go(settings.duration_s))
                     cpu.setdefault((pair, side), []).append(use)
+                if pair.startswith("category") and r.requests:
+                    used = _cpu_seconds(pids) - n0
+                    nginx_us.setdefault((pair, side), []).append(used / r.requests * 1e6)
+                    w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    wrk = w1.ru_utime + w1.ru_stime - w0.ru_utime - w0.ru_stime
+                    wrk_us.setdefault((pair, side), []).append(wrk / r.requests * 1e6)
                 if before is not None:
                     after = _replica_searches(dep)
                     if after is not None:
@@ -504,10 +532,14 @@ def _measure(settings: Settings, one: Deployment, two: Deployment, static_port: 
         for k, v in cpu.items()
     }
     sides = {pair: (first[0], second[0]) for pair, (first, second) in pairs.items()}
-    return sides, medians, ratios, cpu_median, spread
+    nginx_median = {k: median(v) for k, v in nginx_us.items()}
+    wrk_median = {k: median(v) for k, v in wrk_us.items()}
+    return sides, medians, ratios, cpu_median, spread, nginx_median, wrk_median
 
 
-def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Section:
+def _render(
+    settings, workers, facts, sides, medians, ratios, cpu, spread, nginx_us, wrk_us
+) -> Section:
     failures: list[str] = []
     rows = []
     errors = []
@@ -560,6 +592,31 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Se
         ("run", "read replicas (cores)", "nginx (cores)", "wrk (cores)", "machine busy"), cpu_rows
     )
 
+    us_rows = []
+    for pair, (first, second) in sides.items():
+        if (pair, first) in nginx_us and (pair, second) in nginx_us:
+            a_us, b_us = nginx_us[(pair, first)], nginx_us[(pair, second)]
+            a_wrk, b_wrk = wrk_us.get((pair, first), 0.0), wrk_us.get((pair, second), 0.0)
+            us_rows.append(
+                (
+                    pair,
+                    f"{a_us:.1f}",
+                    f"{b_us:.1f}",
+                    f"{b_us / a_us:.1%}" if a_us else "—",
+                    f"{a_wrk:.1f} / {b_wrk:.1f}",
+                )
+            )
+    us_table = markdown_table(
+        (
+            "reads",
+            "nginx (deployed) µs/request",
+            "nginx static µs/request",
+            "static / deployed",
+            "wrk µs/request (deployed / static)",
+        ),
+        us_rows,
+    )
+
     notes = [
         f"wrk {settings.threads} thread, {settings.connections} connections, {settings.duration_s} s "
         f"per run, median of {settings.repeats} rounds (after {settings.warmup_s} s warm-up per "
@@ -575,6 +632,8 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Se
         f"path (X-Cache: identity {facts['X-Cache identity']}, gzip {facts['X-Cache gzip']}), "
         "with the read service's ETag, Cache-Control, Vary and X-Snapshot-Id added; bytes, "
         "Content-Type and Content-Encoding checked identical to the static files first. The "
+        "deployed category locations keep the files open (`open_file_cache`: a snapshot's files "
+        "never change under their path); the static reference is plain (no cache). The "
         "deployed nginx's access log is its buffered default (`buffer=64k flush=1s`): the one "
         "per-request log of this topology (the services run with `--access-log false`).",
         "Search rows: `" + SEARCH + "&tags_none=n-<run>-<thread>-<counter>` (a tag no model has), "
@@ -596,6 +655,9 @@ def _render(settings, workers, facts, sides, medians, ratios, cpu, spread) -> Se
         [
             table,
             "CPU used during the runs (cores busy on average; 1.00 = one core):\n\n" + cpu_table,
+            "nginx CPU per request of the category reads (master and workers, user + system, "
+            "median of the rounds; the deployed nginx includes its access log): the cost of "
+            "each side without wrk's, steadier than req/s on a shared machine:\n\n" + us_table,
             "\n".join(f"- {n}" for n in notes),
         ]
     )

@@ -1,7 +1,8 @@
 """`make up` / `make down`: the production topology on this machine, without containers.
 
 nginx (Debian's package, our config) in front of two read replicas, one write queue and one stats
-service, all on 127.0.0.1. `up` refuses at once when its port is taken and returns once every
+service, all on 127.0.0.1, with the static path's follower (deploy/nginx/live-follow.sh) next to
+nginx: it points nginx at the live snapshot's files and reloads it on every publish. `up` refuses at once when its port is taken and returns once every
 service answers; `down` stops exactly the processes `up` started (their pids are in
 DATA_DIR/run/state.json). `check` is what `make run` does before it starts anything.
 
@@ -35,6 +36,9 @@ from shared.config import HORDE_OFF, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "nginx" / "hmr.conf.template"
+#: the static path's follower: writes run/live.conf (the live snapshot's directory and id, which
+#: the config includes) and reloads nginx whenever snapshots/CURRENT moves
+LIVE_FOLLOW = REPO / "deploy" / "nginx" / "live-follow.sh"
 HMR = [sys.executable, "-m", "services.cli"]
 READY_TIMEOUT = 30.0
 
@@ -107,15 +111,10 @@ def nginx_binary() -> str:
     return found
 
 
-def render_nginx(
-    run_dir: Path, port: int, reads: list[int], write: int, stats: int, data_dir: Path
-) -> Path:
+def render_nginx(run_dir: Path, port: int, reads: list[int], write: int, stats: int) -> Path:
     values = {
+        # also where live.conf is: the static path's snapshot directory and id (live_follow)
         "RUN_DIR": str(run_dir),
-        # whole categories are served from the live snapshot's files (the static path)
-        "SNAPSHOTS_DIR": str((data_dir / "snapshots").resolve()),
-        # the replicas run with the default (up passes them no HMR_CACHE_MAX_AGE)
-        "CACHE_MAX_AGE": str(attrs.fields(ReadConfig).cache_max_age.default),
         # buffered: a write per request cost nginx ~15% of its cached-read throughput (wrk)
         "ACCESS_LOG": f"{run_dir / 'nginx-access.log'} combined buffer=64k flush=1s",
         "LISTEN": f"127.0.0.1:{port}",
@@ -135,6 +134,41 @@ def render_nginx(
     conf = run_dir / "nginx.conf"
     conf.write_text(text)
     return conf
+
+
+def live_follow(
+    mode: str, data_dir: Path, run_dir: Path, env: dict[str, str], nginx_pid: int | None = None
+) -> subprocess.Popen[bytes] | None:
+    """The static path's follower (deploy/nginx/live-follow.sh) on this data dir: `once` writes
+    run/live.conf for the snapshot CURRENT names and returns None (before nginx starts: its
+    config includes the file); `follow` starts it in the background, rewriting live.conf and
+    reloading nginx on every publish, until it is stopped or nginx (`nginx_pid`) is gone."""
+    snapshots = str((data_dir / "snapshots").resolve())
+    include = str(run_dir / "live.conf")
+    follow_env = dict(
+        env,
+        HMR_NGINX=nginx_binary(),
+        HMR_NGINX_ERROR_LOG=str(run_dir / "nginx-error.log"),
+        # the replicas run with the default (up passes them no HMR_CACHE_MAX_AGE)
+        HMR_CACHE_MAX_AGE=str(attrs.fields(ReadConfig).cache_max_age.default),
+    )
+    if mode == "once":
+        with open(run_dir / "live_follow.log", "ab") as log:
+            done = subprocess.run(
+                ["sh", str(LIVE_FOLLOW), "once", snapshots, include],
+                env=follow_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise SystemExit(f"up: could not write {include}; see {run_dir / 'live_follow.log'}")
+        return None
+    if nginx_pid is not None:
+        follow_env["HMR_LIVE_WATCH_PID"] = str(nginx_pid)
+    conf = str(run_dir / "nginx.conf")
+    args = ["sh", str(LIVE_FOLLOW), "follow", snapshots, include, conf]
+    return start("live_follow", args, follow_env, run_dir)
 
 
 def hmr(*args: str, env: dict[str, str]) -> None:
@@ -167,10 +201,11 @@ def auth_warning(options: argparse.Namespace) -> str | None:
 def start(
     name: str, args: list[str], env: dict[str, str], run_dir: Path
 ) -> subprocess.Popen[bytes]:
-    log = open(run_dir / f"{name}.log", "ab")
-    return subprocess.Popen(
-        args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    # the child keeps its own copy of the log's descriptor
+    with open(run_dir / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 #: what `make up GITHUB_SYNC=...` may ask for; off unless given
@@ -257,8 +292,14 @@ def up(options: argparse.Namespace) -> int:
             wait_ready(name, port, "/api/replicate_mode", procs[name], run_dir / f"{name}.log")
         wait_ready("stats", stats, "/api/heartbeat", procs["stats"], run_dir / "stats.log")
         write_openapi(run_dir, env)
-        conf = render_nginx(run_dir, options.port, reads, write, stats, data_dir)
+        conf = render_nginx(run_dir, options.port, reads, write, stats)
+        live_follow("once", data_dir, run_dir, env)
         procs["nginx"] = start("nginx", [nginx_binary(), "-c", str(conf)], env, run_dir)
+        # from here on every publish reaches nginx's static path (within HMR_LIVE_POLL_INTERVAL
+        # and a reload); a publish since `once` is caught up at the follower's first look
+        follower = live_follow("follow", data_dir, run_dir, env, procs["nginx"].pid)
+        assert follower is not None
+        procs["live_follow"] = follower
         # nginx's answer, not that of whatever took the port since it was checked
         wait_ready(
             "nginx",
@@ -330,8 +371,13 @@ def down(options: argparse.Namespace) -> int:
         print("down: nothing is up here", file=sys.stderr)
         return 0
     state = json.loads(state_file.read_text())
-    # nginx first, so no request reaches a service that is going away
-    order = sorted(state["pids"].items(), key=lambda item: item[0] != "nginx")
+    # the follower first (it would reload nginx), then nginx, so no request reaches a service
+    # that is going away
+    first = ("live_follow", "nginx")
+    order = sorted(
+        state["pids"].items(),
+        key=lambda item: first.index(item[0]) if item[0] in first else len(first),
+    )
     for _name, pid in order:
         _stop(int(pid))
     state_file.unlink()

@@ -18,6 +18,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "deploy" / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENTRYPOINT = DOCKER / "nginx-entrypoint.sh"
+LIVE_FOLLOW = REPO / "deploy" / "nginx" / "live-follow.sh"
 LONG_RUNNING = ("write_queue", "read_api", "stats", "nginx", "read_api_remote")
 
 
@@ -273,7 +275,11 @@ def test_renderer_derives_from_the_local_template() -> None:
     assert len(re.findall(r" resolve[ ;]", rendered)) == 3
     assert rendered.count("zone upstream_") == 3
     assert "resolver ${HMR_RESOLVER} valid=${HMR_RESOLVER_VALID}" in rendered
-    locations = re.findall(r"^\s*location .*$", source, re.M)
+    # (the static category locations include ${RUN_DIR}/live.conf: the container's run dir)
+    locations = [
+        line.replace("${RUN_DIR}", "${HMR_NGINX_RUN_DIR}")
+        for line in re.findall(r"^\s*location .*$", source, re.M)
+    ]
     assert locations and locations == re.findall(r"^\s*location .*$", rendered, re.M)
     plain = render_nginx.render(source, resolve=False)
     assert not re.findall(r" resolve[ ;]", plain) and "resolver " not in plain
@@ -312,6 +318,7 @@ def _entrypoint_env(tmp_path: Path, nginx: str, values: dict[str, str]) -> dict[
     env = clean_env(**values)
     env["HMR_NGINX_TEMPLATE"] = str(template)
     env["HMR_NGINX_CONF"] = str(tmp_path / "nginx.conf")
+    env["HMR_LIVE_FOLLOW"] = str(LIVE_FOLLOW)  # the image's /usr/local/bin/hmr-live-follow
     env["PATH"] = f"{Path(nginx).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
@@ -331,6 +338,11 @@ def test_container_config_passes_nginx_t(tmp_path: Path) -> None:
         )
         conf = tmp_path / "nginx.conf"
         conf.write_text(text)
+        (tmp_path / "run").mkdir()
+        live = tmp_path / "run" / "live.conf"
+        subprocess.run(
+            ["sh", str(LIVE_FOLLOW), "once", values["HMR_SNAPSHOTS_DIR"], str(live)], check=True
+        )
         done = subprocess.run(
             [nginx, "-t", "-e", values["HMR_ERROR_LOG"], "-c", str(conf), "-p", str(tmp_path)],
             capture_output=True,
@@ -378,13 +390,48 @@ def test_container_nginx_serves(tmp_path: Path) -> None:
         within=15.0,
         env=env,
         new_session=True,
-    ):
+    ) as proc:
+        follower = _follower_of(proc.pid)
         status, body = http_get(f"{base}/api/openapi.json")
         assert status == 200 and b'"openapi"' in body
         status, _ = http_get(f"{base}/api/internal/snapshots/current")
         assert status == 404  # replicas pull from the writer directly, never through nginx
         status, body = http_get(f"{base}/api/heartbeat")  # nothing listens on the stats port
         assert status == 503 and b'"detail"' in body
+        # the static path: no snapshot yet, so the read replicas (none here) answer ...
+        category = f"{base}/api/model_references/v2/blip"
+        status, body = http_get(category)
+        assert status == 503 and b'"detail"' in body
+        # ... and the entrypoint's follower brings a publish to nginx within a second
+        snapshots = Path(values["HMR_SNAPSHOTS_DIR"])
+        (snapshots / "000007-abcdef" / "v2").mkdir(parents=True)
+        (snapshots / "000007-abcdef" / "v2" / "blip.json").write_text("[7]")
+        (snapshots / "CURRENT").write_text("000007-abcdef\n")
+        published = time.monotonic()
+        while (status, body) != (200, b"[7]"):
+            assert time.monotonic() - published < 1.0, f"nginx still answers {status}"
+            time.sleep(0.02)
+            status, body = http_get(category)
+    # nginx is gone (stopped and reaped): its follower stops by itself
+    deadline = time.monotonic() + 5.0
+    while Path(f"/proc/{follower}").exists():
+        assert time.monotonic() < deadline, "the follower outlived nginx"
+        time.sleep(0.05)
+
+
+def _follower_of(nginx: int) -> int:
+    """The pid of the live-follow.sh that the entrypoint left beside nginx (its child)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == nginx and any(a.endswith(b"live-follow.sh") for a in args):
+            return int(entry.name)
+    raise AssertionError("no live-follow.sh beside nginx")
 
 
 # --- health check -------------------------------------------------------------------------------

@@ -9,8 +9,10 @@
 # Build time: deploy/docker/render_nginx.py turns hmr.conf.template into a template of
 # ${HMR_...} placeholders (a python stage: the nginx image has no python).
 # Start: deploy/docker/nginx-entrypoint.sh fills them from the environment (envsubst, only
-# those variables), runs `nginx -t`, then nginx. /api/openapi.json is the file the compose
-# `openapi` one-shot writes into a shared volume mounted at /usr/share/hmr/openapi.
+# those variables), writes the static path's live.conf (deploy/nginx/live-follow.sh), runs
+# `nginx -t`, then nginx, with the follower reloading it on every publish. /api/openapi.json
+# is the file the compose `openapi` one-shot writes into a shared volume mounted at
+# /usr/share/hmr/openapi.
 #
 # nginx >= 1.27.3 is needed for run-time re-resolution of the upstream names (`resolve`);
 # with an older NGINX_IMAGE build with --build-arg RENDER_ARGS=--no-resolve (names are then
@@ -49,6 +51,7 @@ ENV HMR_NGINX_USER=nginx \
 
 COPY --from=conf /out/nginx.conf.template /etc/nginx/hmr/nginx.conf.template
 COPY --chmod=0755 deploy/docker/nginx-entrypoint.sh /usr/local/bin/hmr-nginx-entrypoint
+COPY --chmod=0755 deploy/nginx/live-follow.sh /usr/local/bin/hmr-live-follow
 
 # the image's sample site is not ours. Render and `nginx -t` the config once at build time: an
 # nginx without `resolve` support fails here, not at start. (With `resolve` no name is looked

@@ -42,13 +42,17 @@ VARIABLES = (
     "HMR_READ_UPSTREAM",  # host:port of the read replicas (one DNS name for all of them)
     "HMR_WRITE_UPSTREAM",  # host:port of the write queue
     "HMR_STATS_UPSTREAM",  # host:port of the stats service
-    "HMR_SNAPSHOTS_DIR",  # the data volume's snapshots dir (whole categories served from it)
+    "HMR_SNAPSHOTS_DIR",  # the data volume's snapshots dir (the follower writes the live one's
+    # path into HMR_NGINX_RUN_DIR/live.conf, which the template includes: not a placeholder)
     "HMR_CACHE_MAX_AGE",  # Cache-Control max-age of those files, as the read replicas send
+    # (written into live.conf by the follower too: not a placeholder)
     "HMR_RESOLVER",  # DNS server for run-time re-resolution (Docker: 127.0.0.11)
     "HMR_RESOLVER_VALID",  # how long a DNS answer is used, e.g. 10s
 )
 
 RESOLVE_ONLY = ("HMR_RESOLVER", "HMR_RESOLVER_VALID")
+#: required by the entrypoint but not in the template: deploy/nginx/live-follow.sh uses them
+ENTRYPOINT_ONLY = ("HMR_SNAPSHOTS_DIR", "HMR_CACHE_MAX_AGE")
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -79,8 +83,6 @@ def render(template: str, resolve: bool = True) -> str:
         "READ_SERVERS": "        server ${HMR_READ_UPSTREAM}" + suffix + ";",
         "WRITE_SERVER": "${HMR_WRITE_UPSTREAM}" + suffix,
         "STATS_SERVER": "${HMR_STATS_UPSTREAM}" + suffix,
-        "SNAPSHOTS_DIR": "${HMR_SNAPSHOTS_DIR}",
-        "CACHE_MAX_AGE": "${HMR_CACHE_MAX_AGE}",
     }
     for key, value in values.items():
         if "${" + key + "}" not in text:
@@ -111,7 +113,9 @@ def render(template: str, resolve: bool = True) -> str:
     )
     text = header + text
     left = set(re.findall(r"\$\{(\w+)\}", text))
-    expected = set(VARIABLES) if resolve else set(VARIABLES) - set(RESOLVE_ONLY)
+    expected = set(VARIABLES) - set(ENTRYPOINT_ONLY)
+    if not resolve:
+        expected -= set(RESOLVE_ONLY)
     if left != expected:
         raise SystemExit(
             f"render_nginx: placeholders {sorted(left)} differ from the expected {sorted(expected)}"
