@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -355,14 +355,26 @@ class Store:
                 [(category.value, k, last + 1 + i, encode(after[k])) for i, k in enumerate(added)],
             )
 
-    async def read_dataset(self) -> Dataset:
+    async def count_records(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM records") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read_dataset(
+        self, progress: Callable[[int], None] | None = None, every: int = 1000
+    ) -> Dataset:
+        """The whole dataset; `progress(n)` is called after every `every` records read."""
         records: dict[Category, dict[str, ModelRecord]] = {c: {} for c in ALL_CATEGORIES}
+        count = 0
         async with self.db.execute(
             "SELECT category, name, data FROM records ORDER BY category, position"
         ) as cur:
             async for row in cur:
                 category = Category(row["category"])
                 records[category][row["name"]] = structure_record(category, json.loads(row["data"]))
+                count += 1
+                if progress is not None and count % every == 0:
+                    progress(count)
         legacy: dict[Category, dict[str, JsonObject]] = {c: {} for c in ALL_CATEGORIES}
         async with self.db.execute(
             "SELECT category, name, data FROM legacy_records ORDER BY category, position"
