@@ -27,6 +27,7 @@ from .keys import (
     write_config_key,
     write_loader_key,
     write_queue_key,
+    write_start_key,
 )
 from .models import STATUSES
 from .openapi import setup_write_docs
@@ -73,8 +74,10 @@ async def horde_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _aload(app: web.Application, queue: WriteQueue, seed_dir: Path | None) -> None:
-    """Load the dataset in the background; a failure ends the serving process (never a server
-    left half alive), an app in process keeps answering 503 and /readyz says why."""
+    """Load the dataset in the background once the app has started; a failure ends the serving
+    process (never a server left half alive), an app in process keeps answering 503 and
+    /readyz says why."""
+    await app[write_start_key].wait()
     start = time.perf_counter()
     try:
         await queue.astart(seed_dir)
@@ -110,6 +113,7 @@ async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
         queue = app[write_queue_key] = WriteQueue(
             store=store, publisher=publisher, domain=config.canonical_format
         )
+        app[write_start_key] = asyncio.Event()
         loader = app[write_loader_key] = asyncio.create_task(_aload(app, queue, config.seed_dir))
         try:
             yield
@@ -121,6 +125,12 @@ async def write_queue_ctx(app: web.Application) -> AsyncIterator[None]:
                 await loader
     finally:
         await store.aclose()
+
+
+async def _start_loading(app: web.Application) -> None:
+    """After every cleanup context has entered (aiohttp runs on_startup handlers after them):
+    the server listens next, and the write service loads its dataset."""
+    app[write_start_key].set()
 
 
 def _observe(obs: Observability) -> None:
@@ -160,6 +170,7 @@ def setup(app: web.Application, config: Config, publisher: Publisher | None = No
         app[publisher_key] = publisher
     app.cleanup_ctx.append(horde_session_ctx)
     app.cleanup_ctx.append(write_queue_ctx)
+    app.on_startup.append(_start_loading)
     # literal paths first: /me/roles before {category}, /audit before /changes/{change_id}
     for module in (
         me,

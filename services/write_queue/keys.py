@@ -19,6 +19,9 @@ write_config_key = web.AppKey("write_config_key", Config)
 write_queue_key = web.AppKey("write_queue_key", WriteQueue)
 #: the task that loads the dataset in the background while the server answers
 write_loader_key = web.AppKey("write_loader_key", asyncio.Task[None])
+#: set once every part of the app has started: the load waits for it, so it never competes
+#: for the CPU with the other services' own start (their snapshot loads) in `hmr all`
+write_start_key = web.AppKey("write_start_key", asyncio.Event)
 #: where committed datasets go, when not the snapshots directory of the config (tests)
 publisher_key = web.AppKey("publisher_key", Publisher)
 authenticator_key = web.AppKey("authenticator_key", Authenticator)
