@@ -110,6 +110,16 @@ def _lock(path: Path) -> int:
     return fd
 
 
+def _encoded_rows(
+    category: Category, entries: Mapping[str, Any], records: bool
+) -> list[tuple[str, str, int, str]]:
+    """(category, name, position, JSON) rows of a category's records or v1 entries."""
+    return [
+        (category.value, name, pos, _dumps(converter.unstructure(value) if records else value))
+        for pos, (name, value) in enumerate(entries.items())
+    ]
+
+
 def _decode_records(
     rows: Iterable[aiosqlite.Row], into: dict[Category, dict[str, ModelRecord]]
 ) -> None:
@@ -307,21 +317,17 @@ class Store:
         """Replace one category's records, legacy view and metadata; call inside a transaction."""
         await self.db.execute("DELETE FROM records WHERE category = ?", (category.value,))
         await self.db.execute("DELETE FROM legacy_records WHERE category = ?", (category.value,))
+        # encoded in a worker thread: a whole category at 100x the real data is seconds of CPU
+        # that would stop the event loop (the first start imports every category this way)
         await self.db.executemany(
             "INSERT INTO records (category, name, position, data) VALUES (?, ?, ?, ?)",
-            [
-                (category.value, name, pos, _dumps(converter.unstructure(rec)))
-                for pos, (name, rec) in enumerate(data.records.items())
-            ],
+            await asyncio.to_thread(_encoded_rows, category, data.records, True),
         )
         if data.legacy is not None and category is not Category.text_generation:
             # the text view is generated from the records; JSON views carry legacy-only fields
             await self.db.executemany(
                 "INSERT INTO legacy_records (category, name, position, data) VALUES (?, ?, ?, ?)",
-                [
-                    (category.value, name, pos, _dumps(rec))
-                    for pos, (name, rec) in enumerate(data.legacy.items())
-                ],
+                await asyncio.to_thread(_encoded_rows, category, data.legacy, False),
             )
         await self.db.execute(
             "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
