@@ -277,6 +277,8 @@ def run(settings: Settings, workdir: Path) -> Section:
         log(f"hmr all on :{port} (pid {proc.pid}) ready after {ready - proc.started_at:.1f} s")
         # the first read of a category (or the write store's first import) must not count
         wait_until_ok(port, f"{V2}/image_generation", timeout=READY_TIMEOUT_S, proc=proc)
+        # writes answer 503 until the write service has loaded its dataset in the background
+        wait_until_ok(port, "/readyz", timeout=READY_TIMEOUT_S, proc=proc)
         rss_before = rss_kib(proc.pid)
         try:
             figures = asyncio.run(

@@ -275,10 +275,12 @@ def up(options: argparse.Namespace) -> int:
         procs["write_queue"] = start(
             "write_queue", [*HMR, "write-queue", "--port", str(write)], env, run_dir
         )
+        # ready once its dataset is loaded (in the background, after the port listens): it
+        # has then published the first snapshot of an empty data dir, and takes writes
         wait_ready(
             "write_queue",
             write,
-            "/api/model_references/v2/pending_queue/changes",
+            "/readyz",
             procs["write_queue"],
             run_dir / "write_queue.log",
         )

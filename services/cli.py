@@ -21,6 +21,7 @@ import shared
 from shared.config import ConfigError, get_bool, get_choice, get_int, get_path
 from shared.http import SERVER_HANDLER_ARGS
 from shared.observability import AccessLogger, configure_logging
+from shared.service import ProcessExit, ServiceFailed, process_exit_key
 from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger("hmr")
@@ -282,6 +283,7 @@ def _serve(name: str, build: AppBuilder, env: Mapping[str, str], default_port: i
     url = f"http://{host}:{sockets[0].getsockname()[1]}/api/"
     try:
         app = build(env)
+        app[process_exit_key] = process_exit = ProcessExit()
         web.run_app(
             app,
             sock=sockets,
@@ -298,6 +300,8 @@ def _serve(name: str, build: AppBuilder, env: Mapping[str, str], default_port: i
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+    if process_exit.failure is not None:
+        raise process_exit.failure  # after the server stopped cleanly: one line, exit 2
     return 0
 
 
@@ -608,7 +612,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     run: Callable[[dict[str, str], argparse.Namespace], int] = args.run
     try:
         return run(env, args)
-    except (ConfigError, SnapshotError, OSError) as exc:
+    except (ConfigError, SnapshotError, OSError, ServiceFailed) as exc:
         print(f"hmr: error: {exc}", file=sys.stderr)
         return 2
 

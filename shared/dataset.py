@@ -35,6 +35,7 @@ from horde_model_records.served import read_fields, stored_fields
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .json_indent import dumps_indent4
+from .json_members import json_members, loads_object
 from .read_index import NO_FACTS, Facts, RecordIndex, facts_of, index_path
 from .snapshot import (
     LARGE_FILE,
@@ -405,16 +406,19 @@ def publish_dataset(
 
 
 def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
-    """Rebuild the dataset a snapshot was published from (v2 records, v1 views, metadata)."""
+    """Rebuild the dataset a snapshot was published from (v2 records, v1 views, metadata).
+
+    The writer imports it on its first start while the server already answers: files are
+    decoded member by member, so the event loop keeps its turns (see json_members)."""
     categories: dict[Category, CategoryData] = {}
     blocks = snapshot.manifest["categories"]
     for category in ALL_CATEGORIES:
-        raw = json.loads(snapshot.files[v2_path(category)])
         records = {
-            name: structure_record(category, stored_fields(rec)) for name, rec in raw.items()
+            name: structure_record(category, stored_fields(rec))
+            for name, rec in json_members(snapshot.files[v2_path(category)])
         }
         v1 = snapshot.files.get(v1_path(category))
-        legacy = None if v1 is None else json.loads(v1)
+        legacy = None if v1 is None else loads_object(v1)
         block = blocks[category.value]
         categories[category] = CategoryData(
             records=records,

@@ -3,10 +3,13 @@ and the standalone application around a setup()."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
+from attrs import define
 
 from .config import ServiceConfig
 from .http import setup_http
@@ -25,6 +28,42 @@ class SnapshotModel(Protocol):
 
 
 M = TypeVar("M", bound=SnapshotModel)
+
+
+class ServiceFailed(Exception):
+    """A part a service cannot serve without failed after the server started (e.g. the write
+    service's dataset would not load): the serving process ends with it."""
+
+
+def _graceful_exit() -> None:
+    raise GracefulExit  # what aiohttp's own SIGTERM handler raises: run_app stops cleanly
+
+
+@define
+class ProcessExit:
+    """How a service ends the process that serves it; `hmr` sets one on every app it serves.
+
+    A failure is kept for `hmr` to report once the server has stopped (cleanup contexts run, the
+    port closes), so a part that fails in the background never leaves a half-alive server.
+    """
+
+    failure: ServiceFailed | None = None
+
+    def fail(self, failure: ServiceFailed) -> None:
+        if self.failure is None:
+            self.failure = failure
+            asyncio.get_running_loop().call_soon(_graceful_exit)
+
+
+process_exit_key = web.AppKey("process_exit_key", ProcessExit)
+
+
+def fail_service(app: web.Application, failure: ServiceFailed) -> None:
+    """End the process serving `app` with `failure`; an app served in process (tests) has no
+    ProcessExit and keeps running, its readiness and answers saying what failed."""
+    process_exit = app.get(process_exit_key)
+    if process_exit is not None:
+        process_exit.fail(failure)
 
 
 def standalone_app(

@@ -19,6 +19,7 @@ from services.read_api.app import setup as read_setup
 from services.read_api.config import Config
 from services.write_queue.app import setup as write_setup
 from services.write_queue.config import Config as WriteConfig
+from services.write_queue.keys import write_loader_key
 from shared.dataset import Dataset, import_legacy_dir, publish_dataset
 from shared.http import SERVER_HANDLER_ARGS
 from shared.snapshot import SnapshotStore
@@ -52,10 +53,13 @@ def real_data_dir(tmp_path_factory: pytest.TempPathFactory, legacy_dir: Path) ->
     return data_dir
 
 
-async def serve(app: web.Application) -> TestServer:
-    """A real server on 127.0.0.1 with the same HTTP parser limits as production."""
+async def serve(app: web.Application, *, write_loaded: bool = True) -> TestServer:
+    """A real server on 127.0.0.1 with the same HTTP parser limits as production; with a write
+    service on it, returned once its dataset has loaded (unless `write_loaded` is false)."""
     server = TestServer(app)
     await server.start_server(**SERVER_HANDLER_ARGS)
+    if write_loaded and write_loader_key in app:
+        await app[write_loader_key]  # the background load: writes answer from here on
     return server
 
 

@@ -138,7 +138,8 @@ def running_hmr_all(
     within: float = 10.0,
 ) -> Iterator[str]:
     """A real `hmr all` process on a fresh data dir and a free port (seeded from `seed_dir`, else
-    the bundled sample), with a file auth of `auth_users` and no outbound traffic; its base URL."""
+    the bundled sample), with a file auth of `auth_users` and no outbound traffic; its base URL,
+    once every service is ready (the write service's dataset loaded)."""
     auth = tmp_path / "auth.json"
     auth.write_text(json.dumps(auth_users))
     port = free_port()
@@ -151,7 +152,8 @@ def running_hmr_all(
     env = {**os.environ, "HMR_HORDE_URL": "http://127.0.0.1:9/api/", "HMR_STARTUP_POLL_WAIT": "0"}
     with running(
         command,
-        ready_url=f"{base}/api/model_references/v2/image_generation",  # the seeded snapshot is read
+        # the seeded snapshot is served and the write service has loaded it in the background
+        ready_url=f"{base}/readyz",
         ready=lambda status: status == 200,
         log=tmp_path / "hmr.log",
         env=env,

@@ -47,7 +47,17 @@ def require_v2_canonical(request: web.Request, category: Category) -> None:
         )
 
 
+def loaded_queue(request: web.Request) -> WriteQueue:
+    """The write queue, once its dataset is loaded; a 503 with Retry-After until then.
+
+    The one way routes reach the queue (its dataset, its store): the start loads it in the
+    background while the server already answers."""
+    queue = request.config_dict[write_queue_key]
+    queue.require_loaded()
+    return queue
+
+
 def require_queue(request: web.Request) -> WriteQueue:
     if not request.config_dict[write_config_key].queue_enabled:
         raise Unavailable(QUEUE_DISABLED)
-    return request.config_dict[write_queue_key]
+    return loaded_queue(request)

@@ -61,8 +61,12 @@ REPLICA = "the deployment is a REPLICA"
 NO_QUEUE = "the queue is disabled"
 
 
+#: every route that reaches the queue: the start loads the dataset in the background
+LOADING = "the write service is still loading its dataset just after its start (with `Retry-After`)"
+
+
 def unavailable(*reasons: str) -> str:
-    return "Unavailable: " + "; or ".join((AUTH_DOWN, *reasons)) + "."
+    return "Unavailable: " + "; or ".join((AUTH_DOWN, *reasons, LOADING)) + "."
 
 
 def authenticated(role: str | None, *reasons: str) -> dict[int, str]:

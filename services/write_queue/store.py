@@ -6,10 +6,11 @@ transactions. Nothing here knows about HTTP; the queue module decides what to wr
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,55 @@ def _lock(path: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _encoded_rows(
+    category: Category, entries: Mapping[str, Any], records: bool
+) -> list[tuple[str, str, int, str]]:
+    """(category, name, position, JSON) rows of a category's records or v1 entries."""
+    return [
+        (category.value, name, pos, _dumps(converter.unstructure(value) if records else value))
+        for pos, (name, value) in enumerate(entries.items())
+    ]
+
+
+def _decode_records(
+    rows: Iterable[aiosqlite.Row], into: dict[Category, dict[str, ModelRecord]]
+) -> None:
+    for row in rows:
+        category = Category(row["category"])
+        into[category][row["name"]] = structure_record(category, json.loads(row["data"]))
+
+
+def _decode_legacy(
+    rows: Iterable[aiosqlite.Row], into: dict[Category, dict[str, JsonObject]]
+) -> None:
+    for row in rows:
+        into[Category(row["category"])][row["name"]] = json.loads(row["data"])
+
+
+def _categories(
+    metadata: Iterable[aiosqlite.Row],
+    records: dict[Category, dict[str, ModelRecord]],
+    legacy: dict[Category, dict[str, JsonObject]],
+) -> dict[Category, CategoryData]:
+    categories: dict[Category, CategoryData] = {}
+    for row in metadata:
+        category = Category(row["category"])
+        view: Mapping[str, JsonObject] | None = None
+        if row["has_legacy"]:
+            view = legacy[category]
+            if category is Category.text_generation:
+                view = legacy_view(category, records[category])
+        categories[category] = CategoryData(
+            records=records[category],
+            legacy=view,
+            metadata=converter.structure(json.loads(row["metadata"]), CategoryMetadata),
+            legacy_metadata=converter.structure(
+                json.loads(row["legacy_metadata"]), CategoryMetadata
+            ),
+        )
+    return categories
 
 
 class Store:
@@ -267,21 +317,17 @@ class Store:
         """Replace one category's records, legacy view and metadata; call inside a transaction."""
         await self.db.execute("DELETE FROM records WHERE category = ?", (category.value,))
         await self.db.execute("DELETE FROM legacy_records WHERE category = ?", (category.value,))
+        # encoded in a worker thread: a whole category at 100x the real data is seconds of CPU
+        # that would stop the event loop (the first start imports every category this way)
         await self.db.executemany(
             "INSERT INTO records (category, name, position, data) VALUES (?, ?, ?, ?)",
-            [
-                (category.value, name, pos, _dumps(converter.unstructure(rec)))
-                for pos, (name, rec) in enumerate(data.records.items())
-            ],
+            await asyncio.to_thread(_encoded_rows, category, data.records, True),
         )
         if data.legacy is not None and category is not Category.text_generation:
             # the text view is generated from the records; JSON views carry legacy-only fields
             await self.db.executemany(
                 "INSERT INTO legacy_records (category, name, position, data) VALUES (?, ?, ?, ?)",
-                [
-                    (category.value, name, pos, _dumps(rec))
-                    for pos, (name, rec) in enumerate(data.legacy.items())
-                ],
+                await asyncio.to_thread(_encoded_rows, category, data.legacy, False),
             )
         await self.db.execute(
             "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
@@ -355,37 +401,41 @@ class Store:
                 [(category.value, k, last + 1 + i, encode(after[k])) for i, k in enumerate(added)],
             )
 
-    async def read_dataset(self) -> Dataset:
+    async def count_records(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM records") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read_dataset(
+        self, progress: Callable[[int], None] | None = None, every: int = 1000
+    ) -> Dataset:
+        """The whole dataset; `progress(n)` is called on the event loop after every `every`
+        rows read (`n`: the records read so far).
+
+        Rows are fetched `every` at a time and decoded in a worker thread: at 100x the real data
+        the decoding is seconds of CPU, which on the event loop would stop every other request
+        for as long (in a thread the loop takes its turn every few milliseconds)."""
         records: dict[Category, dict[str, ModelRecord]] = {c: {} for c in ALL_CATEGORIES}
+        count = 0
         async with self.db.execute(
             "SELECT category, name, data FROM records ORDER BY category, position"
         ) as cur:
-            async for row in cur:
-                category = Category(row["category"])
-                records[category][row["name"]] = structure_record(category, json.loads(row["data"]))
+            while rows := list(await cur.fetchmany(every)):
+                await asyncio.to_thread(_decode_records, rows, records)
+                count += len(rows)
+                if progress is not None:
+                    progress(count)
         legacy: dict[Category, dict[str, JsonObject]] = {c: {} for c in ALL_CATEGORIES}
         async with self.db.execute(
             "SELECT category, name, data FROM legacy_records ORDER BY category, position"
         ) as cur:
-            async for row in cur:
-                legacy[Category(row["category"])][row["name"]] = json.loads(row["data"])
-        categories: dict[Category, CategoryData] = {}
+            while legacy_rows := list(await cur.fetchmany(every)):
+                await asyncio.to_thread(_decode_legacy, legacy_rows, legacy)
+                if progress is not None:
+                    progress(count)
         async with self.db.execute("SELECT * FROM category_metadata") as cur:
-            async for row in cur:
-                category = Category(row["category"])
-                view: Mapping[str, JsonObject] | None = None
-                if row["has_legacy"]:
-                    view = legacy[category]
-                    if category is Category.text_generation:
-                        view = legacy_view(category, records[category])
-                categories[category] = CategoryData(
-                    records=records[category],
-                    legacy=view,
-                    metadata=converter.structure(json.loads(row["metadata"]), CategoryMetadata),
-                    legacy_metadata=converter.structure(
-                        json.loads(row["legacy_metadata"]), CategoryMetadata
-                    ),
-                )
+            metadata = list(await cur.fetchall())
+        categories = await asyncio.to_thread(_categories, metadata, records, legacy)
         return Dataset(
             categories=categories,
             text_toolkit=await self.read_toolkit(),

@@ -16,8 +16,7 @@ from shared.wire import JsonObject, read_body, respond
 from .. import catalogs, guidance
 from ..auth import api_key_of
 from ..catalog_wire import BaselineChangeSet, GuidanceChangeSet
-from ..guards import aidentify, require_primary, require_queue
-from ..keys import write_queue_key
+from ..guards import aidentify, loaded_queue, require_primary, require_queue
 from ..models import Change, Identity, Proposal
 from ..openapi import NO_QUEUE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
@@ -127,7 +126,7 @@ async def submit_guidance_change_set(request: web.Request) -> web.StreamResponse
     who = await aidentify(request, "requestor")
     require_primary(request)
     guidance.check_settings(payload)
-    queue = request.config_dict[write_queue_key]
+    queue = loaded_queue(request)
     dataset = queue.live()
     texts = set(dataset.categories[Category.text_generation].records)
     guidance.guidance_dry_run(dataset.catalogs.guidance, payload, texts, who.user_id, queue.clock())
@@ -160,6 +159,6 @@ async def preview_guidance_migration(request: web.Request) -> web.StreamResponse
     api_key_of(request)
     await aidentify(request, "requestor")
     require_primary(request)
-    dataset = request.config_dict[write_queue_key].live()
+    dataset = loaded_queue(request).live()
     records = dataset.categories[Category.text_generation].records.values()
     return respond(guidance.migration_preview(dataset.catalogs.guidance, records))

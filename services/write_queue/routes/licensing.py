@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from horde_model_records.licensing import LicensedAsset, LicensedAssetKind, LicenseDefinition
+from shared.dataset import Dataset
 from shared.errors import InvalidInput, validation_item
 from shared.http import ApiRoutes, Handler
 from shared.openapi import docs
@@ -15,8 +16,7 @@ from shared.wire import read_json, respond
 
 from .. import licensing
 from ..auth import api_key_of
-from ..guards import aidentify, require_primary
-from ..keys import write_queue_key
+from ..guards import aidentify, loaded_queue, require_primary
 from ..openapi import REPLICA, SECURITY, authenticated
 
 routes = ApiRoutes()
@@ -46,8 +46,10 @@ async def _editor_write(request: web.Request, write: Any) -> Any:
     """REPLICA, then the editor's key, then the write (store errors 404/409/422)."""
     require_primary(request)
     who = await aidentify(request, "license_editor")
-    queue = request.config_dict[write_queue_key]
-    return await queue.alicensing_write(who, lambda data, now: write(data, now, who.user_id))
+    queue = loaded_queue(request)
+    return await queue.alicensing_write(
+        who, lambda data, now, dataset: write(data, now, who.user_id, dataset)
+    )
 
 
 async def _definition_body(request: web.Request) -> Any:
@@ -73,8 +75,8 @@ def _asset_key(request: web.Request) -> str:
     return f"{kind}:{request.match_info['asset_identifier']}"
 
 
-def _models(request: web.Request) -> list[Any]:
-    dataset = request.config_dict[write_queue_key].live()
+def _models(dataset: Dataset) -> list[Any]:
+    """Every model of the dataset the write runs on (the live one, under the queue's lock)."""
     return [r for data in dataset.categories.values() for r in data.records.values()]
 
 
@@ -88,8 +90,8 @@ async def create_license(request: web.Request) -> web.StreamResponse:
     body = await _definition_body(request)
     written = await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_definition(
-            data, "create", None, body, editor, now, _models(request)
+        lambda data, now, editor, dataset: licensing.write_definition(
+            data, "create", None, body, editor, now, _models(dataset)
         ),
     )
     return respond(written, status=201)
@@ -108,8 +110,8 @@ async def replace_license(request: web.Request) -> web.StreamResponse:
     path_id = request.match_info["license_id"]
     written = await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_definition(
-            data, "update", path_id, body, editor, now, _models(request)
+        lambda data, now, editor, dataset: licensing.write_definition(
+            data, "update", path_id, body, editor, now, _models(dataset)
         ),
     )
     return respond(written)
@@ -127,8 +129,8 @@ async def delete_license(request: web.Request) -> web.StreamResponse:
     path_id = request.match_info["license_id"]
     await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_definition(
-            data, "delete", path_id, None, editor, now, _models(request)
+        lambda data, now, editor, dataset: licensing.write_definition(
+            data, "delete", path_id, None, editor, now, _models(dataset)
         ),
     )
     return web.Response(status=204)
@@ -150,7 +152,7 @@ async def create_asset(request: web.Request) -> web.StreamResponse:
     body = await _asset_body(request)
     written = await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_asset(data, "create", None, body, editor, now),
+        lambda data, now, editor, _: licensing.write_asset(data, "create", None, body, editor, now),
     )
     return respond(written, status=201)
 
@@ -168,7 +170,7 @@ async def replace_asset(request: web.Request) -> web.StreamResponse:
     body = await _asset_body(request)
     written = await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_asset(data, "update", key, body, editor, now),
+        lambda data, now, editor, _: licensing.write_asset(data, "update", key, body, editor, now),
     )
     return respond(written)
 
@@ -185,6 +187,6 @@ async def delete_asset(request: web.Request) -> web.StreamResponse:
     key = _asset_key(request)
     await _editor_write(
         request,
-        lambda data, now, editor: licensing.write_asset(data, "delete", key, None, editor, now),
+        lambda data, now, editor, _: licensing.write_asset(data, "delete", key, None, editor, now),
     )
     return web.Response(status=204)

@@ -42,12 +42,13 @@ from shared.wire import JsonObject, read_json, respond
 from ..auth import api_key_of
 from ..guards import (
     aidentify,
+    loaded_queue,
     path_category,
     require_primary,
     require_queue,
     require_v2_canonical,
 )
-from ..keys import write_config_key, write_queue_key
+from ..keys import write_config_key
 from ..licensing import check_model_licensing
 from ..models import Change, Identity, Operation, Proposal, keep_creation, name_problem
 from ..openapi import CATEGORY, MODEL_NAME, NO_QUEUE, REPLICA, SECURITY, authenticated
@@ -212,7 +213,7 @@ async def _propose(
     require_v2_canonical(request, category)
     name = path_name if payload is None else payload["name"]
     assert name is not None
-    queue = request.config_dict[write_queue_key]
+    queue = loaded_queue(request)
     live = _check_target(queue, category, operation, name, missing="not found in")
     if cleared:  # spec 06 §1.2: after the existence checks
         raise InvalidInput(
@@ -412,7 +413,7 @@ async def legacy_write(request: web.Request) -> web.StreamResponse:
     else:
         payload = _validated_legacy(category, await read_json(request))
         name = str(payload["name"])
-    queue = request.config_dict[write_queue_key]
+    queue = loaded_queue(request)
     _check_target(queue, category, operation, name, missing="does not exist in")
     if operation == "delete":
         payload = queue.live_legacy_record(category, name)

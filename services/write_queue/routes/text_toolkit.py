@@ -37,8 +37,13 @@ from shared.wire import JsonObject, path_segment, read_body, read_query, respond
 
 from .. import text_toolkit as ops
 from ..auth import api_key_of
-from ..guards import aidentify, require_primary, require_queue, require_v2_canonical
-from ..keys import write_queue_key
+from ..guards import (
+    aidentify,
+    loaded_queue,
+    require_primary,
+    require_queue,
+    require_v2_canonical,
+)
 from ..models import Identity, Proposal
 from ..openapi import MODEL_NAME, NO_QUEUE, NO_STORE, REPLICA, SECURITY, authenticated
 from ..queue import WriteQueue
@@ -70,7 +75,7 @@ async def _edit(
     """Check the caller and the mode, then apply `edit` to the stores (the body is read first)."""
     who = await aidentify(request, "requestor")
     require_primary(request)
-    queue = request.config_dict[write_queue_key]
+    queue = loaded_queue(request)
     return await queue.aupdate_toolkit(who, edit, request_id=request_id_var.get())
 
 
@@ -335,7 +340,7 @@ async def put_group_common_fields(request: web.Request) -> web.StreamResponse:
     group = read_query(request, GroupQuery).name
     body = await read_body(request, CommonFieldsUpdate)
     who = await _queued_caller(request)
-    queue: WriteQueue = request.config_dict[write_queue_key]
+    queue: WriteQueue = loaded_queue(request)
     records = queue.live().categories[Category.text_generation].records
     members = [name for name, r in records.items() if getattr(r, "text_model_group", None) == group]
     if not members:
@@ -394,7 +399,7 @@ async def put_name_exception(request: web.Request) -> web.StreamResponse:
     name = request.match_info["model_name"]
     body = await read_body(request, NameExceptionBody)
     who = await _queued_caller(request)
-    queue: WriteQueue = request.config_dict[write_queue_key]
+    queue: WriteQueue = loaded_queue(request)
     record = queue.live_record(Category.text_generation, name)
     if record is None:
         raise NotFound(f"Model '{name}' not found in text_generation category")
