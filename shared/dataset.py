@@ -32,7 +32,7 @@ from horde_model_records.served import read_fields, stored_fields
 
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
-from .json_indent import dumps_indent4
+from .json_indent import Indent4
 from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -179,13 +179,14 @@ class _Entries:
         self.open, self.close = (b"{\n    ", b"\n}") if indent else (b"{", b"}")
         self.cache: dict[str, tuple[object, bytes]] = {}
         self.gz = gzipped.PieceCache()
+        self.indent4 = Indent4(_NL_PAD)  # reuses the text a v1 text entry shares with the last
 
     def _encode(self, key: str, value: Any) -> bytes:
         # one encoder for every entry (json.dumps builds one per call) and the C string encoder
         # for the key; the v1 entries' indentation without the pure-Python indent encoder
         k = encode_basestring(key)
         if self.indent:
-            return self.sep + f"{k}: {dumps_indent4(value, _NL_PAD)}".encode()
+            return self.sep + f"{k}: {self.indent4.encode(value)}".encode()
         return self.sep + f"{k}:{_compact(value)}".encode()
 
     def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
