@@ -32,7 +32,9 @@ from horde_model_records.convert import (
     merge_legacy,
 )
 from horde_model_records.legacy import TextCsvRow
-from horde_model_records.text import parse_models_csv
+from horde_model_records.records import TextGenerationRecord
+from horde_model_records.serde import converter
+from horde_model_records.text import db_base_entry, db_base_json, parse_models_csv
 from shared.dataset import import_legacy_dir
 
 JSON_CATEGORIES = [c for c in LEGACY_CATEGORIES if c is not Category.text_generation]
@@ -365,3 +367,25 @@ def test_odd_csv_rows_give_what_the_converter_gives(changes: dict[str, Any]) -> 
         assert describe_validation_error(raised.value) == describe_validation_error(exc)
     else:
         assert csv_row_to_v2(row) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"style": "roleplay", "tags": ["roleplay", "7B", " x "], "nsfw": True},
+        {"description": None, "version": None, "baseline": None, "display_name": None},
+        {"settings": {"stop_sequence": ["a", ["b"]], "n": {"k": 1}}, "instruct_format": "ChatML"},
+        {"parameters": 0, "url": "", "settings": {}},
+    ],
+    ids=str,
+)
+def test_db_base_json_is_the_unstructured_db_entry(fields: dict[str, Any]) -> None:
+    data = {"name": "org/Model-7B", "parameters": 7_000_000_000, **fields}
+    record = structure_record(Category.text_generation, data)
+    assert isinstance(record, TextGenerationRecord)
+    made = db_base_json(record)
+    expected = converter.unstructure(db_base_entry(record))
+    assert json.dumps(made) == json.dumps(expected)
+    if record.settings:
+        assert made["settings"] is not record.settings  # a copy, as unstructuring makes

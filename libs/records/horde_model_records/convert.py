@@ -37,7 +37,7 @@ from .records import (
 from .serde import converter
 from .text import (
     auto_display_name,
-    db_base_entry,
+    db_base_json,
     model_name_of,
     parse_models_csv,
     size_tag,
@@ -517,9 +517,9 @@ def text_v1_view(records: Iterable[ModelRecord]) -> dict[str, Json]:
     view: dict[str, Json] = {}
     for record in records:
         assert isinstance(record, TextGenerationRecord)
-        # the variants differ from the base entry in `name` only (see db_entries): unstructure
+        # the variants differ from the base entry in `name` only (see db_entries): make it
         # once and copy, which keeps the key order (the bulk of a large import's v1 view)
-        base = converter.unstructure(db_base_entry(record))
+        base = db_base_json(record)
         for variant in variant_names(record.name):
             view[variant] = {**base, "name": variant}
     return view
