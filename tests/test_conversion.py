@@ -25,10 +25,12 @@ from horde_model_records import (
     variant_names,
 )
 from horde_model_records.convert import (
+    _legacy_to_v2_fields,
     csv_row_to_v2,
     describe_validation_error,
     generate_legacy,
     legacy_keys,
+    legacy_record_to_v2,
     merge_legacy,
 )
 from horde_model_records.legacy import TextCsvRow
@@ -389,3 +391,48 @@ def test_db_base_json_is_the_unstructured_db_entry(fields: dict[str, Any]) -> No
     assert json.dumps(made) == json.dumps(expected)
     if record.settings:
         assert made["settings"] is not record.settings  # a copy, as unstructuring makes
+
+
+@pytest.mark.parametrize("category", JSON_CATEGORIES, ids=str)
+def test_legacy_records_made_directly_equal_the_structured_ones(
+    legacy_dir: Path, category: Category
+) -> None:
+    """legacy_record_to_v2 makes the v2 record without structuring the converted fields again:
+    every record of the real files is the one the converter makes of them."""
+    raw = json.loads(legacy_file(legacy_dir, category).read_bytes())
+    for entry in raw.values():
+        fields = _legacy_to_v2_fields(category, entry)
+        expected = structure_record(
+            category, {**fields, "config": converter.unstructure(fields["config"])}
+        )
+        made = legacy_record_to_v2(category, entry)
+        assert made == expected
+        assert json.dumps(unstructure_record(made)) == json.dumps(unstructure_record(expected))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": "bad\\name"},
+        {"name": "  "},
+        {"baseline": "stable_diffusion_xl", "style": " anime "},
+    ],
+    ids=str,
+)
+def test_odd_legacy_records_give_what_the_converter_gives(
+    legacy_dir: Path, changes: dict[str, Any]
+) -> None:
+    category = Category.image_generation
+    entry = {**next(iter(json.loads(legacy_file(legacy_dir, category).read_bytes()).values()))}
+    entry.update(changes)
+    fields = _legacy_to_v2_fields(category, entry)
+    try:
+        expected = structure_record(
+            category, {**fields, "config": converter.unstructure(fields["config"])}
+        )
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)) as raised:
+            legacy_record_to_v2(category, entry)
+        assert describe_validation_error(raised.value) == describe_validation_error(exc)
+    else:
+        assert legacy_record_to_v2(category, entry) == expected

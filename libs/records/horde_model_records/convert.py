@@ -109,32 +109,33 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
 
 
 def _legacy_to_v2_fields(category: Category, raw: Json) -> Json:
+    """The v2 fields of a legacy record, `config` as the DownloadConfig it converts to."""
     if category is Category.image_generation:
         legacy = converter.structure(raw, LegacyImageRecord)
         return {
             "name": legacy.name,
             "description": legacy.description,
             "version": legacy.version,
-            "config": converter.unstructure(_download_config(legacy.config)),
+            "config": _download_config(legacy.config),
             "size_on_disk_bytes": legacy.size_on_disk_bytes,
             "inpainting": bool(legacy.inpainting),
             "baseline": LEGACY_TO_V2_BASELINE.get(legacy.baseline, legacy.baseline),
             "optimization": legacy.optimization,
-            "tags": legacy.tags or [],
-            "showcases": legacy.showcases or [],
+            "tags": list(legacy.tags or []),
+            "showcases": list(legacy.showcases or []),
             "min_bridge_version": legacy.min_bridge_version,
-            "trigger": legacy.trigger or [],
+            "trigger": list(legacy.trigger or []),
             "homepage": legacy.homepage,
             "nsfw": bool(legacy.nsfw),
             "style": legacy.style,
-            "requirements": legacy.requirements,
+            "requirements": None if legacy.requirements is None else dict(legacy.requirements),
         }
     rec = converter.structure(raw, LegacyRecord)
     fields: Json = {
         "name": rec.name,
         "description": rec.description,
         "version": rec.version,
-        "config": converter.unstructure(_download_config(rec.config)),
+        "config": _download_config(rec.config),
     }
     if category is Category.clip:
         fields["pretrained_name"] = rec.pretrained_name
@@ -148,7 +149,21 @@ def legacy_record_to_v2(category: Category, raw: Any) -> ModelRecord:
     if not isinstance(raw, dict):
         raise ConversionError(None, f"expected an object, got {type(raw).__name__}")
     fields = _legacy_to_v2_fields(category, raw)
-    return structure_record(category, fields)
+    record = _made_directly(category, fields)
+    if record is not None:
+        return record
+    return structure_record(category, {**fields, "config": converter.unstructure(fields["config"])})
+
+
+def _made_directly(category: Category, fields: Json) -> ModelRecord | None:
+    """The record structure_record makes of `fields`, made without the converter: they come
+    from a legacy record the converter has just checked, with the types the record's fields
+    have (structuring them again costs most of a large import). None when the record's own
+    validators refuse them: the converter's way then gives the error that names the field."""
+    try:
+        return RECORD_TYPES[category](**{k: v for k, v in fields.items() if v is not None})
+    except (TypeError, ValueError):
+        return None
 
 
 def convert_legacy_json(
