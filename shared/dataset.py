@@ -32,7 +32,7 @@ from horde_model_records.served import read_fields, stored_fields
 
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
-from .json_indent import Indent4
+from .json_indent import Indent4, dumps_compact
 from .snapshot import Snapshot, SnapshotStore, sha256_hex, v1_path, v2_path
 from .text_toolkit import ToolkitStores
 
@@ -157,7 +157,7 @@ def encode_v1(view: Mapping[str, Json]) -> bytes:
     return json.dumps(view, ensure_ascii=False, indent=4).encode()
 
 
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_compact = dumps_compact
 _NL_PAD = "\n    "
 
 

@@ -10,15 +10,44 @@ Anything unusual (non-str keys, types other than the JSON ones) falls back to js
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import islice
 from json.encoder import encode_basestring  # the C function when _json is there
 from operator import is_
 from typing import Any
 
-__all__ = ["Indent4", "dumps_indent4"]
+__all__ = ["Indent4", "dumps_compact", "dumps_indent4"]
 
 _PAD = "    "
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+def _c_compact_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` runs, made
+    once: JSONEncoder.encode makes a new one (and a dict of the containers seen) on every call.
+    No check for cycles, which JSON data (trees) never have."""
+    try:
+        from _json import make_encoder
+    except ImportError:  # no C accelerator: json's own way
+        return None
+    return make_encoder(None, _not_json, encode_basestring, None, ":", ",", False, False, True)
+
+
+_c_compact = _c_compact_encoder()
+_py_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps_compact(value: Any) -> str:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`."""
+    if _c_compact is None:
+        return _py_compact(value)
+    return "".join(_c_compact(value, 0))
+
+
+_compact = dumps_compact
 
 
 def dumps_indent4(value: Any, newline: str = "\n") -> str:
@@ -33,7 +62,14 @@ def dumps_indent4(value: Any, newline: str = "\n") -> str:
         for key, item in value.items():
             if type(key) is not str:
                 return _fallback(value, newline)
-            parts.append(f"{encode_basestring(key)}: {_leaf(item) or dumps_indent4(item, inner)}")
+            kind = type(item)
+            if kind is str:  # most values: no call to _leaf
+                text = encode_basestring(item)
+            elif kind is dict or kind is list:
+                text = dumps_indent4(item, inner)
+            else:
+                text = _leaf(item) or dumps_indent4(item, inner)
+            parts.append(f"{encode_basestring(key)}: {text}")
         return "{" + inner + ("," + inner).join(parts) + newline + "}"
     if kind is list:
         if not value:
@@ -51,7 +87,11 @@ def _leaf(value: Any) -> str:
         return encode_basestring(value)
     if kind is int:
         return int.__repr__(value)  # what json writes for an int
-    if value is None or kind is bool or kind is float:
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
         return _compact(value)
     return ""
 

@@ -14,7 +14,7 @@ from horde_model_records.records import TextGenerationRecord
 from horde_model_records.serde import converter
 from horde_model_records.text import db_entries
 from shared.dataset import Dataset
-from shared.json_indent import Indent4, dumps_indent4
+from shared.json_indent import Indent4, dumps_compact, dumps_indent4
 
 VALUES: list[Any] = [
     {},
@@ -44,6 +44,16 @@ VALUES: list[Any] = [
 def test_matches_json_dumps(value: Any, newline: str) -> None:
     expected = json.dumps(value, ensure_ascii=False, indent=4).replace("\n", newline)
     assert dumps_indent4(value, newline) == expected
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+def test_compact_matches_json_dumps(value: Any) -> None:
+    assert dumps_compact(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_compact_refuses_what_json_dumps_refuses() -> None:
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
+        dumps_compact({"a": [object()]})
 
 
 def test_matches_json_dumps_on_every_legacy_file(legacy_dir: Path, dataset: Dataset) -> None:
