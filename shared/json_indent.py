@@ -139,7 +139,7 @@ class Indent4:
 def _same_but_first(value: dict[str, Any], last: dict[str, Any]) -> bool:
     """The same key objects in the same order, and the same value objects after the first."""
     return (
-        len(value) == len(last)
-        and all(map(is_, value, last))
+        len(value) == len(last)  # values first: another model's entry differs in its second
         and all(map(is_, islice(value.values(), 1, None), islice(last.values(), 1, None)))
+        and all(map(is_, value, last))
     )
