@@ -41,6 +41,8 @@ _SIZE = (
     re.compile(r"(?<![a-zA-Z])(\d++\.?+\d*+[BMK]\d*)(?![a-zA-Z])", _I),
     re.compile(r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])", _I),
 )
+# a change to _VERSION, _QUANT, _VARIANT or _DATE needs its quick test below to follow
+# (tests/test_text_names.py checks none of them says no where a pattern matches)
 _VERSION = (
     re.compile(r"(?<![a-zA-Z0-9])([vV]\d+(?:\.\d+)+)(?![a-zA-Z0-9])", _I),
     re.compile(r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])", _I),
