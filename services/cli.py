@@ -639,8 +639,11 @@ def entry() -> None:
     code = main()
     if _EXIT_AT_ONCE:
         logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a closed pipe: the status the interpreter's own exit would give
+            code = code or 120
         os._exit(code)
     sys.exit(code)
 
