@@ -34,7 +34,7 @@ from horde_model_records.served import read_fields, stored_fields
 
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
-from .json_indent import dumps_indent4
+from .json_indent import Indent4, dumps_compact
 from .json_members import json_members, loads_object
 from .read_index import NO_FACTS, Facts, RecordIndex, facts_of, index_path
 from .snapshot import (
@@ -171,7 +171,7 @@ def encode_v1(view: Mapping[str, Json]) -> bytes:
     return json.dumps(view, ensure_ascii=False, indent=4).encode()
 
 
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_compact = dumps_compact
 _NL_PAD = "\n    "
 
 
@@ -196,13 +196,14 @@ class _Entries:
         #: key -> (value, the entry's part of the file, bytes before its JSON value, its facts)
         self.cache: dict[str, tuple[object, bytes, int, Facts]] = {}
         self.gz = gzipped.PieceCache()
+        self.indent4 = Indent4(_NL_PAD)  # reuses the text a v1 text entry shares with the last
 
     def _encode(self, key: str, value: Any) -> tuple[bytes, int, Facts]:
         # one encoder for every entry (json.dumps builds one per call) and the C string encoder
         # for the key; the v1 entries' indentation without the pure-Python indent encoder
         k = encode_basestring(key).encode()
         if self.indent:
-            part = self.sep + k + b": " + dumps_indent4(value, _NL_PAD).encode()
+            part = self.sep + k + b": " + self.indent4.encode(value).encode()
             return part, len(self.sep) + len(k) + 2, NO_FACTS
         encoded = _compact(value).encode()
         facts = facts_of(value, encoded) if self.indexed else NO_FACTS

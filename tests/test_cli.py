@@ -409,3 +409,24 @@ def test_seed_refuses_a_data_dir_with_a_write_store(tmp_path: Path) -> None:
     (data_dir / "write_queue.sqlite3").write_bytes(b"")
     result = run_hmr("seed", "--data-dir", str(data_dir), "--force", cwd=tmp_path)
     assert result.returncode == 1 and "write store" in result.stderr
+
+
+def test_seed_output_arrives_whole_through_pipes(tmp_path: Path) -> None:
+    """`hmr seed` ends without the interpreter's teardown: its report on stdout and its warnings
+    on stderr still arrive whole, and the exit status is the command's."""
+    legacy = tmp_path / "legacy"
+    (legacy / "image").mkdir(parents=True)
+    sample = json.loads((SAMPLE_DIR / "image" / "blip.json").read_bytes())
+    renamed = {
+        f"key-{i}": {**entry, "name": f"other-{i}"} for i, entry in enumerate(sample.values())
+    }
+    (legacy / "image" / "blip.json").write_text(json.dumps(renamed, indent=4), encoding="utf-8")
+    data_dir = tmp_path / "data"
+    result = run_hmr("seed", "--data-dir", str(data_dir), "--seed-dir", str(legacy), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(f"blip={len(renamed)})\n")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == len(renamed)
+    again = run_hmr("seed", "--data-dir", str(data_dir), "--seed-dir", str(legacy), cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already has a snapshot" in again.stderr

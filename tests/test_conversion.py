@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
+import cattrs
 import pytest
 
 from horde_model_records import (
@@ -22,7 +24,19 @@ from horde_model_records import (
     unstructure_record,
     variant_names,
 )
-from horde_model_records.convert import generate_legacy, legacy_keys, merge_legacy
+from horde_model_records.convert import (
+    _legacy_to_v2_fields,
+    csv_row_to_v2,
+    describe_validation_error,
+    generate_legacy,
+    legacy_keys,
+    legacy_record_to_v2,
+    merge_legacy,
+)
+from horde_model_records.legacy import TextCsvRow
+from horde_model_records.records import TextGenerationRecord
+from horde_model_records.serde import converter
+from horde_model_records.text import db_base_entry, db_base_json, parse_models_csv
 from shared.dataset import import_legacy_dir
 
 JSON_CATEGORIES = [c for c in LEGACY_CATEGORIES if c is not Category.text_generation]
@@ -293,3 +307,132 @@ def test_records_offer_the_derived_values_consumers_read() -> None:
     assert record.all_download_urls == ["https://huggingface.co/a", "https://huggingface.co/b"]
     assert (record.download_count, record.declared_total_size_bytes) == (2, 12)
     assert record.parameters == record.parameters_count == 7_000_000_000
+
+
+def _csv_row_structured(row: TextCsvRow) -> Any:
+    """What csv_row_to_v2 gives by way of the converter (its reference behaviour)."""
+    data = {
+        "name": row.name,
+        "description": row.description,
+        "version": row.version,
+        "config": {"download": []},
+        "baseline": row.baseline,
+        "parameters": int(row.parameters_bn * 1_000_000_000),
+        "nsfw": row.nsfw,
+        "style": row.style,
+        "display_name": row.display_name,
+        "url": row.url,
+        "tags": list(row.tags),
+        "instruct_format": row.instruct_format or None,
+        "settings": row.settings,
+        "text_model_group": text_model_group(row.name),
+    }
+    return structure_record(Category.text_generation, data)
+
+
+def test_csv_rows_made_directly_equal_the_structured_records(legacy_dir: Path) -> None:
+    """csv_row_to_v2 makes the record without the converter when the row's values have their
+    types: the records, and what they serialise to, are the converter's."""
+    rows, _ = parse_models_csv((legacy_dir / "text" / "models.csv").read_text(encoding="utf-8"))
+    assert len(rows) > 500
+    for row in rows:
+        made = csv_row_to_v2(row)
+        expected = _csv_row_structured(row)
+        assert made == expected
+        assert json.dumps(unstructure_record(made)) == json.dumps(unstructure_record(expected))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": "bad\\name"},  # the record's validator refuses it
+        {"name": " "},
+        {"tags": [" spaced ", "x"]},  # the record's converter strips them
+        {"settings": {"temperature": 0.5, "stop_sequence": ["a"]}},
+        {"instruct_format": ""},
+        {"description": 5},  # types parse_models_csv never gives: the converter decides
+        {"nsfw": "true"},
+        {"tags": ["a", 3]},
+        {"settings": {1: "x"}},
+        {"parameters_bn": 7},
+    ],
+    ids=str,
+)
+def test_odd_csv_rows_give_what_the_converter_gives(changes: dict[str, Any]) -> None:
+    row = attrs.evolve(TextCsvRow(name="org/Model-7B", parameters_bn=7.0), **changes)
+    try:
+        expected = _csv_row_structured(row)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:  # the same problem
+        with pytest.raises(type(exc)) as raised:
+            csv_row_to_v2(row)
+        assert str(raised.value) == str(exc)
+        assert describe_validation_error(raised.value) == describe_validation_error(exc)
+    else:
+        assert csv_row_to_v2(row) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"style": "roleplay", "tags": ["roleplay", "7B", " x "], "nsfw": True},
+        {"description": None, "version": None, "baseline": None, "display_name": None},
+        {"settings": {"stop_sequence": ["a", ["b"]], "n": {"k": 1}}, "instruct_format": "ChatML"},
+        {"parameters": 0, "url": "", "settings": {}},
+    ],
+    ids=str,
+)
+def test_db_base_json_is_the_unstructured_db_entry(fields: dict[str, Any]) -> None:
+    data = {"name": "org/Model-7B", "parameters": 7_000_000_000, **fields}
+    record = structure_record(Category.text_generation, data)
+    assert isinstance(record, TextGenerationRecord)
+    made = db_base_json(record)
+    expected = converter.unstructure(db_base_entry(record))
+    assert json.dumps(made) == json.dumps(expected)
+    if record.settings:
+        assert made["settings"] is not record.settings  # a copy, as unstructuring makes
+
+
+@pytest.mark.parametrize("category", JSON_CATEGORIES, ids=str)
+def test_legacy_records_made_directly_equal_the_structured_ones(
+    legacy_dir: Path, category: Category
+) -> None:
+    """legacy_record_to_v2 makes the v2 record without structuring the converted fields again:
+    every record of the real files is the one the converter makes of them."""
+    raw = json.loads(legacy_file(legacy_dir, category).read_bytes())
+    for entry in raw.values():
+        fields = _legacy_to_v2_fields(category, entry)
+        expected = structure_record(
+            category, {**fields, "config": converter.unstructure(fields["config"])}
+        )
+        made = legacy_record_to_v2(category, entry)
+        assert made == expected
+        assert json.dumps(unstructure_record(made)) == json.dumps(unstructure_record(expected))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": "bad\\name"},
+        {"name": "  "},
+        {"baseline": "stable_diffusion_xl", "style": " anime "},
+    ],
+    ids=str,
+)
+def test_odd_legacy_records_give_what_the_converter_gives(
+    legacy_dir: Path, changes: dict[str, Any]
+) -> None:
+    category = Category.image_generation
+    entry = {**next(iter(json.loads(legacy_file(legacy_dir, category).read_bytes()).values()))}
+    entry.update(changes)
+    fields = _legacy_to_v2_fields(category, entry)
+    try:
+        expected = structure_record(
+            category, {**fields, "config": converter.unstructure(fields["config"])}
+        )
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)) as raised:
+            legacy_record_to_v2(category, entry)
+        assert describe_validation_error(raised.value) == describe_validation_error(exc)
+    else:
+        assert legacy_record_to_v2(category, entry) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from horde_model_records import (
     convert_models_csv,
     group_key,
     infer_name_format,
+    names,
     parse_name,
     size_key,
 )
@@ -403,3 +405,34 @@ def test_worker_library_exposes_the_parser() -> None:
     assert replica.get_base_model_name("koboldcpp/LLaMA2-13B-Tiefighter") == "LLaMA2-Tiefighter"
     assert replica.parameter_size_sort_key is size_key
     assert replica.infer_name_format is infer_name_format
+
+
+def _names_to_try(legacy_dir: Path) -> list[str]:
+    """Every real name (with and without its author) and many made of the parts patterns
+    look for, odd letters included (IGNORECASE matches the Kelvin sign as a k)."""
+    text = (legacy_dir / "text" / "models.csv").read_text(encoding="utf-8")
+    real = list(convert_models_csv(text)[0])
+    pieces = [
+        *"qQ48_kKsmlhgufGUFvV0123456789.-_ /BbMmxXtT",
+        "GGUF", "Instruct", "chat", "v1.2", "2024-05", "fp16", "INT8", "\u212a", "\u017f",
+        "\u0130", "Q4_K_M", "q8_0", "exl2", "AWQ", "base", "FT", "\u0661\u0662\u0663\u0664",
+        "Thinking", "TURBO", "latest", "Code",
+    ]  # fmt: skip
+    rnd = random.Random(16)
+    made = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12))) for _ in range(20000)]
+    return real + [n.split("/", 1)[-1] for n in real] + made
+
+
+def test_quick_checks_never_skip_a_match(legacy_dir: Path) -> None:
+    """parse_name skips a group of patterns when a cheap test says none can match: that test
+    must say "maybe" for every name where one of the group's patterns matches."""
+    checks = [
+        (names._VERSION, lambda n: names._MAY_BE_VERSION.search(n) is not None),
+        (names._QUANT, lambda n: names._may_match(n, names._MAY_BE_QUANT)),
+        (names._VARIANT, lambda n: names._may_match(n, names._MAY_BE_VARIANT)),
+        (names._DATE, lambda n: names._MAY_BE_DATE.search(n) is not None),
+    ]
+    for name in _names_to_try(legacy_dir):
+        for patterns, may_match in checks:
+            if any(p.search(name) for p in patterns):
+                assert may_match(name), (name, patterns)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import cattrs
@@ -25,11 +25,19 @@ from .legacy import (
     TextCsvRow,
 )
 from .problems import Problem
-from .records import RECORD_TYPES, DownloadConfig, DownloadRecord, ModelRecord, TextGenerationRecord
+from .records import (
+    RECORD_TYPES,
+    DownloadConfig,
+    DownloadRecord,
+    ModelClassification,
+    ModelRecord,
+    RecordMetadata,
+    TextGenerationRecord,
+)
 from .serde import converter
 from .text import (
     auto_display_name,
-    db_base_entry,
+    db_base_json,
     model_name_of,
     parse_models_csv,
     size_tag,
@@ -101,32 +109,33 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
 
 
 def _legacy_to_v2_fields(category: Category, raw: Json) -> Json:
+    """The v2 fields of a legacy record, `config` as the DownloadConfig it converts to."""
     if category is Category.image_generation:
         legacy = converter.structure(raw, LegacyImageRecord)
         return {
             "name": legacy.name,
             "description": legacy.description,
             "version": legacy.version,
-            "config": converter.unstructure(_download_config(legacy.config)),
+            "config": _download_config(legacy.config),
             "size_on_disk_bytes": legacy.size_on_disk_bytes,
             "inpainting": bool(legacy.inpainting),
             "baseline": LEGACY_TO_V2_BASELINE.get(legacy.baseline, legacy.baseline),
             "optimization": legacy.optimization,
-            "tags": legacy.tags or [],
-            "showcases": legacy.showcases or [],
+            "tags": list(legacy.tags or []),
+            "showcases": list(legacy.showcases or []),
             "min_bridge_version": legacy.min_bridge_version,
-            "trigger": legacy.trigger or [],
+            "trigger": list(legacy.trigger or []),
             "homepage": legacy.homepage,
             "nsfw": bool(legacy.nsfw),
             "style": legacy.style,
-            "requirements": legacy.requirements,
+            "requirements": None if legacy.requirements is None else dict(legacy.requirements),
         }
     rec = converter.structure(raw, LegacyRecord)
     fields: Json = {
         "name": rec.name,
         "description": rec.description,
         "version": rec.version,
-        "config": converter.unstructure(_download_config(rec.config)),
+        "config": _download_config(rec.config),
     }
     if category is Category.clip:
         fields["pretrained_name"] = rec.pretrained_name
@@ -140,7 +149,21 @@ def legacy_record_to_v2(category: Category, raw: Any) -> ModelRecord:
     if not isinstance(raw, dict):
         raise ConversionError(None, f"expected an object, got {type(raw).__name__}")
     fields = _legacy_to_v2_fields(category, raw)
-    return structure_record(category, fields)
+    record = _made_directly(category, fields)
+    if record is not None:
+        return record
+    return structure_record(category, {**fields, "config": converter.unstructure(fields["config"])})
+
+
+def _made_directly(category: Category, fields: Json) -> ModelRecord | None:
+    """The record structure_record makes of `fields`, made without the converter: they come
+    from a legacy record the converter has just checked, with the types the record's fields
+    have (structuring them again costs most of a large import). None when the record's own
+    validators refuse them: the converter's way then gives the error that names the field."""
+    try:
+        return RECORD_TYPES[category](**{k: v for k, v in fields.items() if v is not None})
+    except (TypeError, ValueError):
+        return None
 
 
 def convert_legacy_json(
@@ -185,6 +208,10 @@ def convert_legacy_json(
 
 def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
     """A models.csv row as its v2 record: raw CSV values, no derived fields."""
+    group = text_model_group(row.name)
+    record = _csv_record(row, group)
+    if record is not None:
+        return record
     data = {
         "name": row.name,
         "description": row.description,
@@ -199,11 +226,71 @@ def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
         "tags": list(row.tags),
         "instruct_format": row.instruct_format or None,
         "settings": row.settings,
-        "text_model_group": text_model_group(row.name),
+        "text_model_group": group,
     }
-    record = structure_record(Category.text_generation, data)
-    assert isinstance(record, TextGenerationRecord)
-    return record
+    structured = structure_record(Category.text_generation, data)
+    assert isinstance(structured, TextGenerationRecord)
+    return structured
+
+
+def _csv_record(row: TextCsvRow, group: str) -> TextGenerationRecord | None:
+    """The record `csv_row_to_v2` structures, made directly when every value already has the
+    type the converter would check (what parse_models_csv gives): structuring costs most of a
+    large import. None for anything else, and for what the record's own validators refuse:
+    the converter's way then gives the same record, or the error that names the field."""
+    texts: tuple[object, ...] = (
+        row.name,
+        row.description,
+        row.version,
+        row.baseline,
+        row.style,
+        row.display_name,
+        row.url,
+        row.instruct_format,
+    )
+    tags, nsfw, bn = cast(tuple[object, object, object], (row.tags, row.nsfw, row.parameters_bn))
+    if (
+        not all(type(v) is str for v in texts)
+        or type(nsfw) is not bool
+        or type(bn) is not float
+        or type(tags) is not list
+        or not all(type(t) is str for t in tags)
+        or not (row.settings is None or _str_keyed(row.settings))
+    ):
+        return None
+    try:
+        return TextGenerationRecord(
+            name=row.name,
+            description=row.description,
+            version=row.version,
+            config=DownloadConfig(),
+            baseline=row.baseline,
+            parameters_count=int(row.parameters_bn * 1_000_000_000),
+            nsfw=row.nsfw,
+            style=row.style,
+            display_name=row.display_name,
+            url=row.url,
+            tags=list(row.tags),
+            instruct_format=row.instruct_format or None,
+            settings=None if row.settings is None else dict(row.settings),
+            text_model_group=group,
+            # the defaults' values, shared: both are frozen and hold nothing mutable
+            metadata=_NEW_METADATA,
+            model_classification=_TEXT_CLASSIFICATION,
+        )
+    except ValueError:
+        return None
+
+
+_NEW_METADATA = RecordMetadata()
+_TEXT_CLASSIFICATION = ModelClassification(
+    domain=CATEGORY_INFO[Category.text_generation].domain,
+    purpose=CATEGORY_INFO[Category.text_generation].purpose,
+)
+
+
+def _str_keyed(value: object) -> bool:
+    return type(value) is dict and all(type(k) is str for k in value)
 
 
 def convert_models_csv(
@@ -445,9 +532,9 @@ def text_v1_view(records: Iterable[ModelRecord]) -> dict[str, Json]:
     view: dict[str, Json] = {}
     for record in records:
         assert isinstance(record, TextGenerationRecord)
-        # the variants differ from the base entry in `name` only (see db_entries): unstructure
+        # the variants differ from the base entry in `name` only (see db_entries): make it
         # once and copy, which keeps the key order (the bulk of a large import's v1 view)
-        base = converter.unstructure(db_base_entry(record))
+        base = db_base_json(record)
         for variant in variant_names(record.name):
             view[variant] = {**base, "name": variant}
     return view

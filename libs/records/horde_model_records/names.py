@@ -41,6 +41,8 @@ _SIZE = (
     re.compile(r"(?<![a-zA-Z])(\d++\.?+\d*+[BMK]\d*)(?![a-zA-Z])", _I),
     re.compile(r"(?<![a-zA-Z])(\d+x\d+[BMK])(?![a-zA-Z])", _I),
 )
+# a change to _VERSION, _QUANT, _VARIANT or _DATE needs its quick test below to follow
+# (tests/test_text_names.py checks none of them says no where a pattern matches)
 _VERSION = (
     re.compile(r"(?<![a-zA-Z0-9])([vV]\d+(?:\.\d+)+)(?![a-zA-Z0-9])", _I),
     re.compile(r"(?<![a-zA-Z0-9])([vV]\d+)(?![a-zA-Z0-9.])", _I),
@@ -97,6 +99,26 @@ class ParsedName:
         return sum(1 for v in found if v) + len(self.extras)
 
 
+# Cheap tests that tell a group of patterns cannot match, so a name without a quantisation,
+# variant, version or date skips its patterns (most of a name's parse: a `\b...\b` search
+# under IGNORECASE tries every position). Each only says "no" when no pattern of its group can
+# match; otherwise the group's patterns decide as before.
+#: a version match starts with [vV] and a digit (the same flags: the same letters match)
+_MAY_BE_VERSION = re.compile(r"[vV]\d", _I)
+#: every date pattern matches four digits in a row
+_MAY_BE_DATE = re.compile(r"\d{4}")
+#: in a lower-cased ASCII name, what every quantisation or variant match contains
+_MAY_BE_QUANT = re.compile(r"q[2-8]|gg[um]|gptq|awq|exl2|fp16|fp32|int8|int4")
+_MAY_BE_VARIANT = re.compile(
+    r"instruct|chat|code|base|uncensored|finetune|ft|thinking|reasoning|turbo|preview|latest"
+)
+
+
+def _may_match(rest: str, quick: re.Pattern[str]) -> bool:
+    # beyond ASCII, IGNORECASE matches letters lower() does not map (the Kelvin sign is a k)
+    return not rest.isascii() or quick.search(rest.lower()) is not None
+
+
 def _cut_first(rest: str, patterns: Sequence[re.Pattern[str]]) -> tuple[str, str | None, int]:
     """The first pattern that matches anywhere cuts out its leftmost match."""
     for pattern in patterns:
@@ -125,10 +147,16 @@ def parse_name(name: str) -> ParsedName:
         extras.append(ExtraPart(leading.group(1), 0, LEADING_VERSION))
         rest = rest[leading.end() :]
     rest, size, _ = _cut_first(rest, _SIZE)
-    rest, version, _ = _cut_first(rest, _VERSION)
-    rest, quant, _ = _cut_first(rest, _QUANT)
-    rest, variant, _ = _cut_first(rest, _VARIANT)
-    rest, date, start = _cut_first(rest, _DATE)
+    version = quant = variant = date = None
+    start = -1
+    if _MAY_BE_VERSION.search(rest):
+        rest, version, _ = _cut_first(rest, _VERSION)
+    if _may_match(rest, _MAY_BE_QUANT):
+        rest, quant, _ = _cut_first(rest, _QUANT)
+    if _may_match(rest, _MAY_BE_VARIANT):
+        rest, variant, _ = _cut_first(rest, _VARIANT)
+    if _MAY_BE_DATE.search(rest):
+        rest, date, start = _cut_first(rest, _DATE)
     if date is not None:
         # upstream counts separators in the original name up to the match's offset in the cut
         # string; the two no longer line up after a cut, and stored data follows upstream

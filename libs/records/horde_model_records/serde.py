@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
 import attrs
 from cattrs import Converter
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
@@ -119,6 +121,20 @@ def _unstructure_hook(
     return hook
 
 
+def _is_optional(type_: Any) -> bool:
+    args = get_args(type_)
+    return get_origin(type_) in (Union, UnionType) and len(args) == 2 and NoneType in args
+
+
+def _unstructure_optional(conv: Converter, type_: Any) -> Callable[[Any], Any]:
+    """`X | None` of an X written as it is (str, int, bool, float) is written as it is too: the
+    generated functions then read such fields inline instead of calling a wrapper for each."""
+    other = next(a for a in get_args(type_) if a is not NoneType)
+    if conv.get_unstructure_hook(other) == identity:
+        return identity
+    return conv.gen_unstructure_optional(type_)
+
+
 def _attrs_classes() -> list[type[Any]]:
     found: list[type[Any]] = []
     for module in _ATTRS_MODULES:
@@ -139,6 +155,9 @@ def make_converter() -> Converter:
     conv.register_structure_hook(float, _structure_float)
     # StrEnum comes before str in its MRO, so enums keep their own handling
     conv.register_structure_hook(enum.StrEnum, lambda value, cls: cls(value))
+
+    # before the classes' functions are generated: they bind their fields' hooks when made
+    conv.register_unstructure_hook_factory(_is_optional, lambda t: _unstructure_optional(conv, t))
 
     for cls in _attrs_classes():
         # Any, not AttributeOverride: mypy matches a ** dict against every keyword parameter,

@@ -224,3 +224,37 @@ def db_base_entry(record: TextGenerationRecord) -> LegacyTextRecord:
         settings=record.settings or None,
     )
     return base
+
+
+def db_base_json(record: TextGenerationRecord) -> dict[str, Any]:
+    """`converter.unstructure(db_base_entry(record))`, made directly: the same keys in the same
+    order, None values left out, and lists and dicts copied as unstructuring copies them (the
+    bulk of a large import's v1 view)."""
+    model_name = model_name_of(record.name)
+    tags = set(record.tags or ()) | {size_tag(record.parameters_count / 1_000_000_000)}
+    if record.style:
+        tags.add(record.style)
+    entry = {
+        "name": record.name,
+        "model_name": model_name,
+        "baseline": record.baseline or "",
+        "parameters": record.parameters_count or None,
+        "description": record.description or "",
+        "version": record.version or "1",
+        "style": record.style or "generalist",
+        "nsfw": record.nsfw,
+        "display_name": record.display_name or auto_display_name(model_name),
+        "url": record.url or None,
+        "tags": sorted(tags),
+        "instruct_format": record.instruct_format or None,
+        "settings": _json_copy(record.settings) if record.settings else None,
+    }
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def _json_copy(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_json_copy(v) for v in value]
+    return value
