@@ -203,14 +203,17 @@ class Candidates(Sequence[Candidate]):
     def __getitem__(self, pos: int | slice) -> Candidate | Sequence[Candidate]:
         if isinstance(pos, slice):
             return [self[p] for p in self._range[pos]]
-        pos = self._range[pos]  # IndexError out of range; a negative position counts from the end
+        if pos < 0:
+            pos += len(self._range)  # a negative position counts from the end
         index = self._index
+        name = index.names[pos] if pos >= 0 else index.names[len(index.names)]  # IndexError
         start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
+        guidance = NO_GUIDANCE
         if pos in index.guidance_last:
             guidance = GUIDANCE_LAST
-        else:
-            guidance = GUIDANCE_INSIDE if pos in index.guidance_inside else NO_GUIDANCE
-        return Candidate(self._category, index.names[pos], self._data[start:end], guidance)
+        elif index.guidance_inside and pos in index.guidance_inside:
+            guidance = GUIDANCE_INSIDE
+        return Candidate(self._category, name, self._data[start:end], guidance)
 
 
 class Records(Mapping[str, Json]):
@@ -262,6 +265,7 @@ class Matches:
     driver: list[int] | None
     required: tuple[frozenset[int], ...] = ()
     excluded: frozenset[int] = frozenset()
+    _listed: list[list[int]] = field(factory=list, eq=False)  # all(), once it was asked for
 
     def __contains__(self, pos: object) -> bool:
         if not isinstance(pos, int) or not 0 <= pos < self.size:
@@ -287,8 +291,15 @@ class Matches:
         return len(self.all())
 
     def all(self) -> list[int]:
+        """Every kept position, in order (computed once: a search asks for the total, then a
+        page of it)."""
         if self._simple() and self.driver is not None:
             return self.driver
+        if not self._listed:
+            self._listed.append(self._all())
+        return self._listed[0]
+
+    def _all(self) -> list[int]:
         if self.driver is not None:
             # set intersection runs in C: no Python step per position
             kept = set(self.driver).intersection(*self.required)
