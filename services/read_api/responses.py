@@ -55,8 +55,10 @@ def _cache_headers(
     }
 
 
-def respond(request: web.Request, model: ReadModel, body: Body) -> web.Response:
-    """A cacheable read: strong ETag, If-None-Match -> 304, gzip when accepted."""
+def _answer(
+    request: web.Request, model: ReadModel, body: Body | FileBody
+) -> web.Response | tuple[dict[str, str], bool]:
+    """The 304 of a cacheable read, or the headers of its 200 and whether it sends gzip."""
     use_gz = body.gz is not None and _accepts_gzip(request)
     headers = _cache_headers(request, model, body, use_gz)
     inm = request.headers.get("If-None-Match")
@@ -65,8 +67,16 @@ def respond(request: web.Request, model: ReadModel, body: Body) -> web.Response:
     headers["Content-Type"] = "application/json"
     if use_gz:
         headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body.gz, headers=headers)
-    return web.Response(body=body.data, headers=headers)
+    return headers, use_gz
+
+
+def respond(request: web.Request, model: ReadModel, body: Body) -> web.Response:
+    """A cacheable read: strong ETag, If-None-Match -> 304, gzip when accepted."""
+    answer = _answer(request, model, body)
+    if isinstance(answer, web.Response):
+        return answer
+    headers, use_gz = answer
+    return web.Response(body=body.gz if use_gz else body.data, headers=headers)
 
 
 def respond_file(
@@ -75,16 +85,11 @@ def respond_file(
     """`respond` for a whole category, which may be a large file sent from disk."""
     if isinstance(body, Body):
         return respond(request, model, body)
-    use_gz = body.gz is not None and _accepts_gzip(request)
-    headers = _cache_headers(request, model, body, use_gz)
-    inm = request.headers.get("If-None-Match")
-    if inm is not None and _etag_matches(inm, body):
-        return web.Response(status=304, headers=headers)
-    headers["Content-Type"] = "application/json"
-    if use_gz:
-        headers["Content-Encoding"] = "gzip"
-    file = body.gz if use_gz and body.gz is not None else body.file
-    return SendFile(file, headers)
+    answer = _answer(request, model, body)
+    if isinstance(answer, web.Response):
+        return answer
+    headers, use_gz = answer
+    return SendFile(body.gz if use_gz and body.gz is not None else body.file, headers)
 
 
 class SendFile(web.StreamResponse):
