@@ -31,6 +31,8 @@ from typing import Any
 
 from attrs import frozen
 
+from .errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -53,6 +55,15 @@ def v1_path(category: str) -> str:
 
 class SnapshotError(Exception):
     """A snapshot that is missing, damaged or not of this format."""
+
+
+class SnapshotFileGone(SnapshotError, Unavailable):
+    """A file of a verified snapshot, read after the snapshot went live, is gone or was changed
+    in place (its directory pruned under a slow reader): a request that needed it answers 503
+    and is retried against the next snapshot."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, {"Retry-After": "1"})
 
 
 class UnlinkableFile(SnapshotError):
@@ -109,11 +120,11 @@ class SnapshotFiles(Mapping[str, bytes]):
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise SnapshotError(f"{self._name}: file {rel} is missing: {exc}") from exc
+            raise SnapshotFileGone(f"{self._name}: file {rel} is missing: {exc}") from exc
         if len(data) != meta["size"] or (
             _signature(path) != self._signatures.get(rel) and sha256_hex(data) != meta["sha256"]
         ):
-            raise SnapshotError(f"{self._name}: file {rel} does not match its recorded hash")
+            raise SnapshotFileGone(f"{self._name}: file {rel} does not match its recorded hash")
         self._loaded[rel] = data
         return data
 
@@ -398,15 +409,13 @@ class SnapshotStore:
         directory = self.root / name
         signatures = {rel: _signature(directory / rel) for rel in files}
         # what a later read of this process takes as verified: large files by signature only
-        held = {rel: data for rel, data in files.items() if data is not None}
+        small = {
+            rel: data for rel, data in files.items() if data is not None and len(data) <= LARGE_FILE
+        }
         _known[os.path.abspath(self.root)] = {
-            listing[rel]["sha256"]: (
-                None if len(held.get(rel) or b"") > LARGE_FILE else held.get(rel),
-                signature,
-            )
+            listing[rel]["sha256"]: (small.get(rel), signature)
             for rel, signature in signatures.items()
         }
-        small = {rel: data for rel, data in held.items() if len(data) <= LARGE_FILE}
         return Snapshot(
             name=name,
             manifest=manifest,

@@ -116,3 +116,20 @@ async def test_a_large_file_is_still_answered_after_its_directory_is_pruned(
     body = await resp.read()
     assert body == expected
     assert json.loads(gzip.decompress(body))
+
+
+async def test_a_large_file_gone_before_it_was_first_read_is_a_503(
+    make_client: Any, doubled: Path, tmp_path: Path
+) -> None:
+    """A large file is read when a request first needs it (here the text toolkit, which reads
+    the v1 text view): if its snapshot directory was pruned meanwhile, the request answers 503
+    in the error shape with a Retry-After, not a 500."""
+    data = tmp_path / "data"
+    shutil.copytree(doubled, data)
+    snapshot = _snapshot(data)
+    client = await make_client(data)
+    shutil.rmtree(data / "snapshots" / snapshot.name)
+    resp = await client.get(f"{V}/v2/text_generation/groups")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert "text_generation.json is missing" in (await resp.json())["detail"]

@@ -205,8 +205,10 @@ class Candidates(Sequence[Candidate]):
             return [self[p] for p in self._range[pos]]
         if pos < 0:
             pos += len(self._range)  # a negative position counts from the end
+        if not 0 <= pos < len(self._range):
+            raise IndexError("record position out of range")
         index = self._index
-        name = index.names[pos] if pos >= 0 else index.names[len(index.names)]  # IndexError
+        name = index.names[pos]
         start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
         guidance = NO_GUIDANCE
         if pos in index.guidance_last:

@@ -52,7 +52,11 @@ class StatsModel:
         if parsing is None:
             loop = asyncio.get_running_loop()
             parsing = self._parsing[category] = loop.run_in_executor(None, self._parse, category)
-        return await parsing
+        try:
+            return await parsing
+        except Exception:
+            self._parsing.pop(category, None)  # a failed parse is tried again by the next request
+            raise
 
     def _parse(self, category: Category) -> list[Json]:
         records = list(json.loads(self.snapshot.files[v2_path(category)]).values())
