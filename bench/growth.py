@@ -58,6 +58,7 @@ from bench.harness import (
     log,
     markdown_table,
     median,
+    ms_until_served,
     rss_kib,
     run_wrk,
     status,
@@ -430,18 +431,12 @@ async def _apply_visible(base: str, requestor: str, approver: str, scale: Scale)
             applied_at = time.perf_counter()
             scale.apply_ms.append((applied_at - t0) * 1000)
             model_url = f"{V2}/image_generation/model/{name}"
-            while True:
-                async with session.get(model_url) as resp:
-                    await resp.read()
-                    seen = time.perf_counter()
-                    if resp.status == 200:
-                        scale.visible_ms.append((seen - applied_at) * 1000)
-                        break
-                    if resp.status != 404:
-                        raise BenchError(f"GET {model_url}: {resp.status}")
-                if seen - applied_at > VISIBLE_TIMEOUT_S:
-                    raise BenchError(f"{name} not visible {VISIBLE_TIMEOUT_S:.0f} s after apply")
-                await asyncio.sleep(POLL_INTERVAL_S)
+            visible = await ms_until_served(
+                session, model_url, applied_at, VISIBLE_TIMEOUT_S, POLL_INTERVAL_S
+            )
+            if visible is None:
+                raise BenchError(f"{name} not visible {VISIBLE_TIMEOUT_S:.0f} s after apply")
+            scale.visible_ms.append(visible)
             log(
                 f"{scale.factor}×: apply {i + 1}/{VISIBLE_SAMPLES}: answer "
                 f"{fmt_ms(scale.apply_ms[-1])}, visible {fmt_ms(scale.visible_ms[-1])} later"

@@ -7,6 +7,7 @@ terminated when its ``with`` block ends, whatever happens inside.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import platform
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -272,6 +273,25 @@ def wait_until_ok(
         except OSError:
             pass
         time.sleep(interval)
+
+
+async def ms_until_served(
+    session: Any, url: str, since: float, timeout_s: float, interval_s: float
+) -> float | None:
+    """Poll `url` (aiohttp session) until it answers 200: milliseconds from `since` (a
+    perf_counter time) to that answer, None after `timeout_s`; a status other than 404 is a
+    BenchError."""
+    while True:
+        async with session.get(url) as resp:
+            await resp.read()
+            seen = time.perf_counter()
+            if resp.status == 200:
+                return (seen - since) * 1000
+            if resp.status != 404:
+                raise BenchError(f"GET {url}: {resp.status}")
+        if seen - since > timeout_s:
+            return None
+        await asyncio.sleep(interval_s)
 
 
 def rss_kib(pid: int) -> dict[str, int]:

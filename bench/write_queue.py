@@ -45,6 +45,7 @@ from bench.harness import (
     log,
     markdown_table,
     median_wrk,
+    ms_until_served,
     rss_kib,
     run_wrk,
     status,
@@ -220,20 +221,13 @@ async def _measure(base: str, requestor: str, approver: str) -> Figures:
             ms, _ = await _timed(session, "POST", url, 200, json={}, headers=appr)
             f.visible_apply_ms.append(ms)
             applied_at = time.perf_counter()
-            give_up = applied_at + VISIBLE_TIMEOUT_S
-            while True:
-                async with session.get(model_url) as resp:
-                    await resp.read()
-                    seen = time.perf_counter()
-                    if resp.status == 200:
-                        f.visible_ms.append((seen - applied_at) * 1000)
-                        break
-                    if resp.status != 404:
-                        raise BenchError(f"GET {model_url}: {resp.status}")
-                if seen > give_up:
-                    f.not_visible.append(name)
-                    break
-                await asyncio.sleep(POLL_INTERVAL_S)
+            visible = await ms_until_served(
+                session, model_url, applied_at, VISIBLE_TIMEOUT_S, POLL_INTERVAL_S
+            )
+            if visible is None:
+                f.not_visible.append(name)
+            else:
+                f.visible_ms.append(visible)
         if f.visible_ms:
             log(
                 f"apply → visible ({len(f.visible_ms)} samples): median "
