@@ -6,9 +6,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Mapping
-from itertools import accumulate
-from json.encoder import encode_basestring
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +25,28 @@ from horde_model_records import (
     structure_record,
     unstructure_record,
 )
-from horde_model_records.convert import legacy_keys, text_v1_view
+from horde_model_records.convert import (
+    generate_legacy,
+    legacy_keys,
+    merge_legacy,
+    text_v1_view,
+)
 from horde_model_records.metadata import CategoryMetadata
+from horde_model_records.records import TextGenerationRecord
 from horde_model_records.serde import converter
 from horde_model_records.served import read_fields, stored_fields
+from horde_model_records.text import db_base_json, variant_names
 
 from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
-from .json_indent import Indent4, dumps_compact
+from .category_files import FileEncoder, ReadPrevious
 from .json_members import json_members, loads_object
-from .read_index import NO_FACTS, Facts, RecordIndex, facts_of, index_path
+from .layered import Layered
+from .read_index import index_path
 from .snapshot import (
     LARGE_FILE,
     Snapshot,
+    SnapshotError,
     SnapshotStore,
     UnlinkableFile,
     sha256_hex,
@@ -70,29 +77,72 @@ class Dataset:
     catalogs: Catalogs = field(factory=Catalogs.bundled)
 
 
+class TextView(Mapping[str, Json]):
+    """The db.json view of text records (`text_v1_view`), generated entry by entry when asked:
+    the writer then holds the view's keys, not its entries."""
+
+    def __init__(self, records: Mapping[str, ModelRecord]) -> None:
+        self._records = records
+        #: v1 key -> the record it comes from; when two records share a key, the later one's
+        #: entry is kept in the first one's place, as text_v1_view does
+        self._names: dict[str, str] = {}
+        for name in records:
+            for variant in variant_names(name):
+                self._names[variant] = name
+
+    def __getitem__(self, key: str) -> Json:
+        record = self._records[self._names[key]]
+        assert isinstance(record, TextGenerationRecord)
+        return {**db_base_json(record), "name": key}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _legacy_keys(view: Mapping[str, Json]) -> dict[str, str]:
+    """`legacy_keys` of a v1 view; for one over stored rows, from the aliases the store found
+    when it loaded, and the entries changed since (not by reading every entry)."""
+    layered = Layered.of(view)
+    known: dict[str, str] | None = getattr(layered.origin, "aliases", None)
+    if known is None:
+        return legacy_keys(view)
+    keys = {n: k for n, k in known.items() if k in layered and k not in layered.changed}
+    keys.update(legacy_keys({k: v for k, v in layered.changed.items() if k in layered}))
+    return keys
+
+
 def _with_records(
     dataset: Dataset,
     category: Category,
-    records: dict[str, ModelRecord],
+    records: Layered[ModelRecord],
     operation: str,
     name: str,
     now: int,
     legacy_record: Json | None = None,
 ) -> Dataset:
     data = dataset.categories[category]
-    legacy = data.legacy
+    legacy: Mapping[str, Json] | None = data.legacy
     legacy_meta = data.legacy_metadata
     if legacy is not None:
-        key = legacy_keys(legacy).get(name, name)  # the v1 key may spell the name otherwise
-        if operation == "delete" and category is not Category.text_generation:
-            legacy = {k: v for k, v in legacy.items() if k != key}
-        elif legacy_record is not None and category is not Category.text_generation:
-            # a legacy-canonical write: the submitted legacy record is the v1 entry, verbatim
-            legacy = {**legacy, key: legacy_record}
-        elif category is Category.text_generation:
+        legacy = Layered.of(legacy)
+        if category is Category.text_generation:
             legacy = _text_view_after(data.records.get(name), records.get(name), legacy, records)
         else:
-            legacy = legacy_view(category, records, legacy, changed={name})
+            key = _legacy_keys(legacy).get(name, name)  # the v1 key may spell the name otherwise
+            if operation == "delete":
+                legacy = legacy.without(key) if key in legacy else legacy
+            elif legacy_record is not None:
+                # a legacy-canonical write: the submitted legacy record is the v1 entry, verbatim
+                legacy = legacy.set(key, legacy_record)
+            else:
+                generated = generate_legacy(category, records[name])
+                legacy = legacy.set(key, merge_legacy(category, legacy.get(key), generated))
         legacy_meta = legacy_meta.after_operation(operation, name, now, len(legacy))
     changed = CategoryData(
         records=records,
@@ -106,27 +156,24 @@ def _with_records(
 def _text_view_after(
     old: ModelRecord | None,
     new: ModelRecord | None,
-    view: Mapping[str, Json],
+    view: Layered[Json],
     records: Mapping[str, ModelRecord],
-) -> dict[str, Json]:
+) -> Mapping[str, Json]:
     """The db.json view after one record changed from `old` to `new` (either may be None): the
     changed record's entries are generated, every other entry is kept as is, in the order
     `text_v1_view` gives. Generating all of them costs the whole category on every apply."""
-    old_entries = [] if old is None else list(text_v1_view([old]))
+    old_keys = [] if old is None else list(text_v1_view([old]))
     new_entries = {} if new is None else text_v1_view([new])
-    others = view.keys() - set(old_entries)
-    if others & new_entries.keys() or not all(k in view for k in old_entries):
+    # an update's entries have the same keys (they follow from the name), so it keeps its place
+    same_keys = old is None or new is None or new_entries.keys() == set(old_keys)
+    meets = any(k in view and k not in old_keys for k in new_entries)
+    if meets or not same_keys or not all(k in view for k in old_keys):
         return text_v1_view(records.values())  # names of two records meet: the slow, sure way
-    out: dict[str, Json] = {}
-    first = old_entries[0] if old_entries else None
-    for key, entry in view.items():
-        if key == first:
-            out.update(new_entries)  # an update keeps the record's place
-        elif key not in old_entries:
-            out[key] = entry
-    if first is None:
-        out.update(new_entries)  # a new record goes last, as it does in the records
-    return out
+    for key in old_keys if new is None else ():
+        view = view.without(key)
+    for key, entry in new_entries.items():
+        view = view.set(key, entry)  # a new record's entries go last, as the record does
+    return view
 
 
 def upsert_record(
@@ -140,16 +187,15 @@ def upsert_record(
 
     `legacy_record` (legacy-canonical writes) becomes the record's v1 entry as submitted.
     """
-    records = dict(dataset.categories[category].records)
-    operation = "update" if record.name in records else "create"
-    records[record.name] = record
+    before = Layered.of(dataset.categories[category].records)
+    operation = "update" if record.name in before else "create"
+    records = before.set(record.name, record)
     return _with_records(dataset, category, records, operation, record.name, now, legacy_record)
 
 
 def delete_record(dataset: Dataset, category: Category, name: str, now: int) -> Dataset:
     """The dataset without one record; raises KeyError when it is not there."""
-    records = dict(dataset.categories[category].records)
-    del records[name]
+    records = Layered.of(dataset.categories[category].records).without(name)
     return _with_records(dataset, category, records, "delete", name, now)
 
 
@@ -168,91 +214,23 @@ def encode_v2(
 
 def encode_v1(view: Mapping[str, Json]) -> bytes:
     # 4-space indent, like most of the GitHub files, so a generated file diffs well against them
-    return json.dumps(view, ensure_ascii=False, indent=4).encode()
-
-
-_compact = dumps_compact
-_NL_PAD = "\n    "
+    return json.dumps(dict(view), ensure_ascii=False, indent=4).encode()
 
 
 def _gzip(data: bytes) -> bytes:
     return gzipped.gzip_bytes(data)
 
 
-class _Entries:
-    """The encoded entries of one category file, kept between publishes: an entry is encoded
-    again only when its value is another object than last time (records and v1 entries are
-    never mutated, so the same object means the same bytes). The file is the entries joined;
-    it is byte-identical to `encode_v2` / `encode_v1` of the whole mapping. An `indexed` file
-    (v2) also keeps each entry's index facts, for the record index published beside it."""
-
-    def __init__(self, indent: bool, indexed: bool = False) -> None:
-        self.indent = indent
-        self.indexed = indexed
-        self.context: object = None  # what else the bytes depend on (text: guidance assignments)
-        # `json.dumps(obj, indent=4)` writes an object as "{" NL+pad item ("," NL+pad item)* NL "}"
-        self.sep = b",\n    " if indent else b","
-        self.open, self.close = (b"{\n    ", b"\n}") if indent else (b"{", b"}")
-        #: key -> (value, the entry's part of the file, bytes before its JSON value, its facts)
-        self.cache: dict[str, tuple[object, bytes, int, Facts]] = {}
-        self.gz = gzipped.PieceCache()
-        self.indent4 = Indent4(_NL_PAD)  # reuses the text a v1 text entry shares with the last
-
-    def _encode(self, key: str, value: Any) -> tuple[bytes, int, Facts]:
-        # one encoder for every entry (json.dumps builds one per call) and the C string encoder
-        # for the key; the v1 entries' indentation without the pure-Python indent encoder
-        k = encode_basestring(key).encode()
-        if self.indent:
-            part = self.sep + k + b": " + self.indent4.encode(value).encode()
-            return part, len(self.sep) + len(k) + 2, NO_FACTS
-        encoded = _compact(value).encode()
-        facts = facts_of(value, encoded) if self.indexed else NO_FACTS
-        return self.sep + k + b":" + encoded, len(self.sep) + len(k) + 1, facts
-
-    def parts(self, items: Mapping[str, Any], plain: Any, context: object = None) -> list[bytes]:
-        """The file as a list of parts, one per entry (`plain(key, value)` turns an entry into
-        JSON data); a change of `context` encodes every entry again."""
-        cache: dict[str, tuple[object, bytes, int, Facts]] = {}
-        out: list[bytes] = []
-        old = self.cache if context == self.context else {}
-        self.context = context
-        for key, value in items.items():
-            hit = old.get(key)
-            if hit is None or hit[0] is not value:
-                hit = (value, *self._encode(key, plain(key, value)))
-            cache[key] = hit
-            out.append(hit[1])
-        self.cache = cache
-        if not out:
-            return [b"{}"]
-        out[0] = self.open + out[0][len(self.sep) :]
-        out.append(self.close)
-        return out
-
-    def index(self) -> RecordIndex:
-        """The record index of the file the last `parts` call made (the opening part is as long
-        as the separator it replaces, in the compact layout an indexed file has)."""
-        entries = self.cache.values()
-        ends = list(accumulate(len(part) for _value, part, _head, _facts in entries))
-        starts = [end - len(e[1]) + e[2] for end, e in zip(ends, entries, strict=True)]
-        return RecordIndex.of(list(self.cache), starts, ends, [e[3] for e in entries])
-
-    def files(
-        self, path: str, items: Mapping[str, Any], plain: Any, context: object = None
-    ) -> dict[str, bytes]:
-        parts = self.parts(items, plain, context)
-        return {path: b"".join(parts), path + ".gz": self.gz.gzip(parts)}
+#: per category and version: the encoder of its file, which keeps the layout of its last publish
+_encoders: dict[tuple[Category, str], FileEncoder] = {}
 
 
-#: per category: the encoded v2 and v1 entries of its last publish (see _Entries)
-_entries: dict[tuple[Category, str], _Entries] = {}
-
-
-def _entries_of(category: Category, version: str) -> _Entries:
+def _encoder(category: Category, version: str) -> FileEncoder:
     key = (category, version)
-    if key not in _entries:
-        _entries[key] = _Entries(indent=version == "v1", indexed=version == "v2")
-    return _entries[key]
+    if key not in _encoders:
+        indexed = index_path(category) if version == "v2" else None
+        _encoders[key] = FileEncoder(indent=version == "v1", index_path=indexed)
+    return _encoders[key]
 
 
 @frozen
@@ -287,9 +265,14 @@ _encoded: dict[int, tuple[weakref.ref[CategoryData], _Encoding]] = {}
 
 
 def _category_files(
-    category: Category, data: CategoryData, assignments: Json, fresh: bool = False
+    category: Category,
+    data: CategoryData,
+    assignments: Json,
+    previous: ReadPrevious,
+    fresh: bool = False,
 ) -> tuple[Mapping[str, bytes | None], _Encoding]:
     """`assignments`: the guidance catalog's, which text reads show (other categories ignore it).
+    `previous`: reads a file of the live snapshot, for the entries a change did not touch.
     `fresh`: every file's bytes, encoded again where the last encoding did not keep them."""
     shown = assignments if category is Category.text_generation else None
     cached = _encoded.get(id(data))
@@ -300,17 +283,25 @@ def _category_files(
     def v2_entry(name: str, record: ModelRecord) -> Json:
         return read_fields(category, unstructure_record(record), (shown or {}).get(name))
 
-    v2 = _entries_of(category, "v2")
-    files = v2.files(v2_path(category), data.records, v2_entry, shown)
-    files[index_path(category)] = v2.index().encode()
-    if data.legacy is not None:
-        v1 = _entries_of(category, "v1").files(v1_path(category), data.legacy, _same)
-        files.update(v1)
+    v2 = _encoder(category, "v2")
+    files, index = v2.encode(v2_path(category), data.records, v2_entry, shown, previous)
+    assert index is not None
+    files[index_path(category)] = index.encode()
+    v1 = _encoder(category, "v1") if data.legacy is not None else None
+    if v1 is not None and data.legacy is not None:
+        files.update(v1.encode(v1_path(category), data.legacy, _same, None, previous)[0])
     hashes = dict(zip(files, gzipped.pool_map(sha256_hex, list(files.values())), strict=True))
+    for version, encoder in (("v2", v2), ("v1", v1)):
+        if encoder is not None:
+            path = v2_path(category) if version == "v2" else v1_path(category)
+            small = len(files[path]) <= LARGE_FILE
+            encoder.published(
+                hashes[path], files[path], small, hashes.get(index_path(category), "")
+            )
     aliases = {}
     if data.legacy is not None and category is not Category.text_generation:
         # v1 keys that spell a record's name otherwise: reads resolve both
-        aliases = {key: name for name, key in legacy_keys(data.legacy).items()}
+        aliases = {key: name for name, key in sorted(_legacy_keys(data.legacy).items())}
     block = {
         "count": len(data.records),
         "legacy_count": None if data.legacy is None else len(data.legacy),
@@ -329,12 +320,16 @@ def _same(_key: str, value: Json) -> Json:
 
 def snapshot_files(dataset: Dataset) -> tuple[dict[str, bytes], Json]:
     """Every file of a snapshot of this dataset, plus the manifest's per-category block."""
-    files, _hashes, _sizes, extra = _snapshot_files(dataset, fresh=True)
+    files, _hashes, _sizes, extra = _snapshot_files(dataset, _nothing_previous, fresh=True)
     return {p: d for p, d in files.items() if d is not None}, extra
 
 
+def _nothing_previous(_path: str, _sha256: str) -> bytes | None:
+    return None
+
+
 def _snapshot_files(
-    dataset: Dataset, fresh: bool = False
+    dataset: Dataset, previous: ReadPrevious, fresh: bool = False
 ) -> tuple[dict[str, bytes | None], dict[str, str], dict[str, int], Json]:
     files: dict[str, bytes | None] = {}
     hashes: dict[str, str] = {}
@@ -342,7 +337,7 @@ def _snapshot_files(
     categories: Json = {}
     for category in ALL_CATEGORIES:
         category_files, encoding = _category_files(
-            category, dataset.categories[category], dataset.catalogs.assignments, fresh
+            category, dataset.categories[category], dataset.catalogs.assignments, previous, fresh
         )
         files.update(category_files)
         hashes.update(encoding.hashes)
@@ -356,11 +351,33 @@ def _snapshot_files(
     return files, hashes, sizes, {"categories": categories}
 
 
+def _live_files(store: SnapshotStore) -> ReadPrevious:
+    """Reads a file of the live snapshot when it still has the given digest, else None (also
+    when the snapshot does not verify: then nothing is copied from it)."""
+    live: list[Snapshot | None] = []
+
+    def read(path: str, sha256: str) -> bytes | None:
+        try:
+            if not live:
+                live.append(None)  # until it verifies, and for good when it does not
+                live[0] = store.read_current()
+            snapshot = live[0]
+            listed = None if snapshot is None else snapshot.manifest["files"].get(path)
+            if snapshot is None or listed is None or listed["sha256"] != sha256:
+                return None
+            return snapshot.files[path]
+        except (SnapshotError, OSError) as exc:
+            logger.warning("encoding %s afresh: the live copy does not verify: %s", path, exc)
+            return None
+
+    return read
+
+
 def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
     """Take `snapshot`'s files as the encoding of `dataset`, the dataset it was published from
     (the writer at start, when the live snapshot holds its store's version): the next publish
-    then encodes only the categories a change touches, not every category once more. Large
-    files are not read: the next publish links them."""
+    then encodes only the categories and entries a change touches. Large files are not read:
+    the next publish links them, or copies their untouched entries."""
     listing = snapshot.manifest["files"]
     blocks = snapshot.manifest.get("categories", {})
     for category, data in dataset.categories.items():
@@ -373,16 +390,32 @@ def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
         if block is None or any(p not in listing for p in paths):
             continue
         shown = dataset.catalogs.assignments if category is Category.text_generation else None
+
+        def small(path: str) -> bytes | None:
+            return None if listing[path]["size"] > LARGE_FILE else snapshot.files[path]
+
         encoding = _Encoding(
-            files={
-                p: None if listing[p]["size"] > LARGE_FILE else snapshot.files[p] for p in paths
-            },
+            files={p: small(p) for p in paths},
             hashes={p: str(listing[p]["sha256"]) for p in paths},
             sizes={p: int(listing[p]["size"]) for p in paths},
             block=dict(block),
             shown=shown,
         )
         _remember_encoding(data, encoding)
+        records = Layered.of(data.records)
+        data_v2 = v2_path(category)
+        _encoder(category, "v2").adopt(
+            records.origin,
+            shown,
+            encoding.hashes[data_v2],
+            small(data_v2),
+            encoding.hashes[index_path(category)],
+        )
+        if data.legacy is not None:
+            legacy, data_v1 = Layered.of(data.legacy), v1_path(category)
+            _encoder(category, "v1").adopt(
+                legacy.origin, None, encoding.hashes[data_v1], small(data_v1)
+            )
 
 
 def _remember_encoding(data: CategoryData, encoding: _Encoding) -> None:
@@ -394,7 +427,8 @@ def publish_dataset(
     store: SnapshotStore, dataset: Dataset, dataset_version: int | None = None
 ) -> Snapshot:
     """Publish the dataset; `dataset_version` lets the writer tell whether CURRENT is behind."""
-    files, hashes, sizes, extra = _snapshot_files(dataset)
+    previous = _live_files(store)
+    files, hashes, sizes, extra = _snapshot_files(dataset, previous)
     if dataset_version is not None:
         extra["dataset_version"] = dataset_version
     try:
@@ -402,7 +436,7 @@ def publish_dataset(
     except UnlinkableFile as exc:
         # the live snapshot lost (or damaged) a file this dataset did not change: encode it again
         logger.warning("publishing every file again: %s", exc)
-        files, hashes, sizes, _ = _snapshot_files(dataset, fresh=True)
+        files, hashes, sizes, _ = _snapshot_files(dataset, _live_files(store), fresh=True)
         return store.publish(files, extra, hashes=hashes, sizes=sizes)
 
 

@@ -48,11 +48,11 @@ def _deflate(piece: bytes) -> bytes:
     return c.compress(piece) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
-def pieces_of(entries: Sequence[bytes]) -> list[bytes]:
+def pieces_of(entries: Sequence[bytes | memoryview]) -> list[bytes]:
     """Group consecutive entries (whose concatenation is the file) into pieces; the cut points
     depend only on the entries' bytes, so they survive edits elsewhere in the file."""
     pieces: list[bytes] = []
-    group: list[bytes] = []
+    group: list[bytes | memoryview] = []
     size = 0
     for entry in entries:
         group.append(entry)
@@ -73,8 +73,9 @@ class PieceCache:
     def __init__(self) -> None:
         self.deflated: dict[bytes, bytes] = {}
 
-    def gzip(self, entries: Sequence[bytes]) -> bytes:
-        """The gzip of b"".join(entries), reusing every piece compressed last time."""
+    def gzip(self, entries: Sequence[bytes | memoryview]) -> bytes:
+        """The gzip of b"".join(entries), reusing every piece compressed last time (entries may
+        be views into another file's bytes)."""
         pieces = pieces_of(entries)
         keys = [_digest(p) for p in pieces]
         todo = {k: p for k, p in zip(keys, pieces, strict=True) if k not in self.deflated}

@@ -70,6 +70,10 @@ def facts_of(record: Json, data: bytes) -> Facts:
 _interned: dict[Facts, Facts] = {}
 
 
+def _sort_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
 @frozen
 class RecordIndex:
     """A category file's records in file order: names, byte spans, and positions by filter."""
@@ -123,13 +127,16 @@ class RecordIndex:
         )
 
     def encode(self) -> bytes:
+        # postings in a fixed order: an index made from the facts read back from another index
+        # (the writer after a restart) is then byte for byte the one made by encoding
+        values = sorted(self.by_value.items(), key=lambda kv: (kv[0][0], _sort_key(kv[0][1])))
         return json.dumps(
             {
                 "format": INDEX_FORMAT,
                 "names": self.names,
                 "spans": self.spans,
-                "values": [[f, v, p] for (f, v), p in self.by_value.items()],
-                "tags": [[t, p] for t, p in self.by_tag.items()],
+                "values": [[f, v, p] for (f, v), p in values],
+                "tags": [[t, self.by_tag[t]] for t in sorted(self.by_tag)],
                 "tagged": self.tagged,
                 "guidance_last": sorted(self.guidance_last),
                 "guidance_inside": sorted(self.guidance_inside),
@@ -153,6 +160,32 @@ class RecordIndex:
             guidance_last=frozenset(raw["guidance_last"]),
             guidance_inside=frozenset(raw["guidance_inside"]),
         )
+
+    def facts(self) -> list[Facts]:
+        """Every record's facts, read back from the postings (in a fixed order: equal to what
+        `facts_of` gave up to the order of values and tags, which `encode` does not keep)."""
+        values: list[list[tuple[str, Any]]] = [[] for _ in self.names]
+        tags: list[list[str]] = [[] for _ in self.names]
+        for (field, value), positions in sorted(
+            self.by_value.items(), key=lambda kv: (kv[0][0], _sort_key(kv[0][1]))
+        ):
+            for pos in positions:
+                values[pos].append((field, value))
+        for tag in sorted(self.by_tag):
+            for pos in self.by_tag[tag]:
+                tags[pos].append(tag)
+        out: list[Facts] = []
+        for pos, (vals, tgs) in enumerate(zip(values, tags, strict=True)):
+            guidance = (
+                GUIDANCE_LAST
+                if pos in self.guidance_last
+                else GUIDANCE_INSIDE
+                if pos in self.guidance_inside
+                else NO_GUIDANCE
+            )
+            facts = Facts(tuple(vals), tuple(tgs), guidance)
+            out.append(_interned.setdefault(facts, facts))
+        return out
 
     @classmethod
     def by_decoding(cls, data: bytes) -> RecordIndex:

@@ -112,10 +112,9 @@ async def live_equals_store(data_dir: Path) -> tuple[bool, str]:
     assert live is not None
     store = await Store.aopen(data_dir / "write_queue.sqlite3")
     try:
-        dataset = await store.read_dataset()
+        files, _ = snapshot_files(await store.read_dataset())
     finally:
         await store.aclose()
-    files, _ = snapshot_files(dataset)
     differing = sorted(rel for rel, data in files.items() if live.files.get(rel) != data)
     return not differing, ", ".join(differing)
 

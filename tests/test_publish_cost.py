@@ -22,6 +22,7 @@ from shared.dataset import (
     snapshot_files,
     upsert_record,
 )
+from shared.read_index import RecordIndex, index_path
 from shared.snapshot import LARGE_FILE, Snapshot, SnapshotStore, v1_path, v2_path
 from tests.conftest import LEGACY_DIR
 from tests.helpers import with_model
@@ -108,15 +109,15 @@ async def test_the_store_after_row_writes_reads_back_the_dataset(
                     category, dataset.categories[category], changed.categories[category]
                 )
         read = await store.read_dataset()
+        for category in ALL_CATEGORIES:
+            want, got = changed.categories[category], read.categories[category]
+            assert list(got.records.items()) == list(want.records.items()), category
+            assert (None if got.legacy is None else list(got.legacy.items())) == (
+                None if want.legacy is None else list(want.legacy.items())
+            ), category
+            assert got.metadata == want.metadata
     finally:
         await store.aclose()
-    for category in ALL_CATEGORIES:
-        want, got = changed.categories[category], read.categories[category]
-        assert list(got.records.items()) == list(want.records.items()), category
-        assert (None if got.legacy is None else list(got.legacy.items())) == (
-            None if want.legacy is None else list(want.legacy.items())
-        ), category
-        assert got.metadata == want.metadata
 
 
 def test_a_writer_adopts_the_live_snapshot_as_its_encoding(
@@ -168,3 +169,52 @@ def test_a_publish_encodes_again_a_large_file_the_live_snapshot_lost(
     again = publish_dataset(store, with_model(with_model(dataset, "Before The Loss"), "After"))
     assert (tmp_path / "snapshots" / again.name / path).read_bytes() == expected
     assert store.read(again.name).files[path] == expected
+
+
+def _assert_encodes(snapshot: Snapshot, dataset: Dataset) -> None:
+    """Every category file of `snapshot` is what encoding `dataset` afresh gives, its .gz
+    holds the same bytes, and its record index is the one decoding the file gives."""
+    for category in ALL_CATEGORIES:
+        data = dataset.categories[category]
+        v2 = snapshot.files[v2_path(category)]
+        assert v2 == encode_v2(data.records, dataset.catalogs.assignments), category
+        assert gzip.decompress(snapshot.files[v2_path(category) + ".gz"]) == v2, category
+        index = snapshot.files[index_path(category)]
+        assert index == RecordIndex.by_decoding(v2).encode(), category
+        if data.legacy is not None:
+            v1 = snapshot.files[v1_path(category)]
+            assert v1 == encode_v1(data.legacy), category
+            assert gzip.decompress(snapshot.files[v1_path(category) + ".gz"]) == v1, category
+
+
+def test_the_first_publish_after_adopting_copies_from_the_live_files(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """A writer that adopted the live snapshot finds the untouched entries of a changed
+    category in the live files (the v1 file's entries by their layout, the v2 file's by its
+    record index) and publishes exactly what encoding the changed dataset afresh gives."""
+    store = SnapshotStore(tmp_path / "snapshots")
+    published = publish_dataset(store, dataset)
+    fresh = import_legacy_dir(LEGACY_DIR, now=1)[0]  # the same data, other objects (as at start)
+    adopt_snapshot(fresh, store.read(published.name))
+    changed = _changed(fresh)
+    _assert_encodes(store.read(publish_dataset(store, changed).name), changed)
+    again = with_model(changed, "A Second Apply")
+    _assert_encodes(store.read(publish_dataset(store, again).name), again)
+
+
+def test_a_damaged_live_file_is_not_copied_into_the_next_snapshot(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    """When the live copy of a file no longer has its recorded digest, the next publish of its
+    category encodes every entry again: damage on disk never spreads into a new snapshot."""
+    store = SnapshotStore(tmp_path / "snapshots")
+    published = publish_dataset(store, dataset)
+    fresh = import_legacy_dir(LEGACY_DIR, now=1)[0]
+    adopt_snapshot(fresh, store.read(published.name))
+    live = tmp_path / "snapshots" / published.name / v1_path(Category.text_generation)
+    damaged = bytearray(live.read_bytes())
+    damaged[len(damaged) // 4] ^= 0x20  # one flipped bit in an entry no change touches
+    live.write_bytes(bytes(damaged))
+    changed = _changed(fresh)
+    _assert_encodes(store.read(publish_dataset(store, changed).name), changed)

@@ -262,15 +262,16 @@ class WriteQueue:
                 async with self.store.transaction():
                     await self.store.write_dataset(dataset)
                     await self.store.set_counter("dataset_version", version)
-                self.dataset = dataset  # what the store now holds: no need to read it back
-            else:
-                total = await self.store.count_records()
-                self.progress = f"reading the store (0 of {total} records)"
+                # the store holds it now: read it back like every later start, which keeps the
+                # records' names and not the records
+                del dataset
+            total = await self.store.count_records()
+            self.progress = f"reading the store (0 of {total} records)"
 
-                def read(count: int) -> None:
-                    self.progress = f"reading the store ({count} of {total} records)"
+            def read(count: int) -> None:
+                self.progress = f"reading the store ({count} of {total} records)"
 
-                self.dataset = await self.store.read_dataset(read, _LOAD_STEP)
+            self.dataset = await self.store.read_dataset(read, _LOAD_STEP)
             self.progress = "recovering interrupted applies"
             await self._recover_applying()
             self.progress = "publishing what the store holds if the live snapshot is behind"

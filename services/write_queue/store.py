@@ -10,7 +10,9 @@ import asyncio
 import fcntl
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,12 @@ from horde_model_records import (
     ALL_CATEGORIES,
     Category,
     ModelRecord,
-    legacy_view,
     structure_record,
 )
 from horde_model_records.metadata import CategoryMetadata
 from shared.catalogs import Catalogs
-from shared.dataset import CategoryData, Dataset
+from shared.dataset import CategoryData, Dataset, TextView
+from shared.layered import Layered
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject, converter
 
@@ -120,25 +122,25 @@ def _encoded_rows(
     ]
 
 
-def _decode_records(
-    rows: Iterable[aiosqlite.Row], into: dict[Category, dict[str, ModelRecord]]
-) -> None:
-    for row in rows:
-        category = Category(row["category"])
-        into[category][row["name"]] = structure_record(category, json.loads(row["data"]))
+def _record_decoder(category: Category) -> Callable[[str], ModelRecord]:
+    def decode(data: str) -> ModelRecord:
+        return structure_record(category, json.loads(data))
+
+    return decode
 
 
-def _decode_legacy(
-    rows: Iterable[aiosqlite.Row], into: dict[Category, dict[str, JsonObject]]
-) -> None:
-    for row in rows:
-        into[Category(row["category"])][row["name"]] = json.loads(row["data"])
+def _check_rows(table: str, rows: Iterable[aiosqlite.Row]) -> None:
+    """Decode stored rows and drop them: raises what a row that does not load raises."""
+    for category, _name, data in rows:
+        value = json.loads(data)
+        if table == "records":
+            structure_record(Category(category), value)
 
 
 def _categories(
     metadata: Iterable[aiosqlite.Row],
-    records: dict[Category, dict[str, ModelRecord]],
-    legacy: dict[Category, dict[str, JsonObject]],
+    records: dict[Category, StoredRows],
+    legacy: dict[Category, StoredRows],
 ) -> dict[Category, CategoryData]:
     categories: dict[Category, CategoryData] = {}
     for row in metadata:
@@ -147,7 +149,7 @@ def _categories(
         if row["has_legacy"]:
             view = legacy[category]
             if category is Category.text_generation:
-                view = legacy_view(category, records[category])
+                view = TextView(records[category])  # generated from the records, not stored
         categories[category] = CategoryData(
             records=records[category],
             legacy=view,
@@ -159,12 +161,90 @@ def _categories(
     return categories
 
 
+def _updated(before: Mapping[str, Any], after: Mapping[str, Any], kept: list[str]) -> list[str]:
+    """The keys in `kept` whose value in `after` is another object than in `before`: of two
+    `Layered` mappings over one origin, only among the changed ones (the rest are not read)."""
+    old, new = Layered.of(before), Layered.of(after)
+    if old.origin is not new.origin:
+        return [k for k in kept if after[k] is not before[k]]
+    missing = object()
+    return [
+        k
+        for k, value in new.changed.items()
+        if k in old and k in new and old.changed.get(k, missing) is not value
+    ]
+
+
+class _Reader:
+    """A second connection, for the dataset's lookups: it sees committed rows only, from the
+    event loop and from publishing threads (one query at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.lock = threading.Lock()
+
+    def one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        with self.lock:
+            row = self.db.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+class StoredRows(Mapping[str, Any]):
+    """One category's rows of a table, in position order, read from the store when asked: the
+    writer holds their names, not the records (at 100x the real data that is 350 MB less).
+
+    Only committed rows are seen. A row an apply changes is also in the `Layered` mapping over
+    this one, which answers for it from then on, so this mapping stays the dataset as loaded."""
+
+    def __init__(
+        self,
+        reader: _Reader,
+        table: str,
+        category: Category,
+        names: list[str],
+        decode: Callable[[str], Any],
+        aliases: dict[str, str] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._sql = f"SELECT data FROM {table} WHERE category = ? AND name = ?"
+        self._category = category
+        self._names = dict.fromkeys(names)
+        self._decode = decode
+        #: v1 only: record name -> the v1 key that spells it otherwise (see `legacy_keys`)
+        self.aliases = aliases
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        data = self._reader.one(self._sql, (self._category.value, name))
+        if data is None:
+            raise KeyError(name)
+        return self._decode(data)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class Store:
     """The write service's database. Use `async with store.transaction():` for every change."""
 
-    def __init__(self, db: aiosqlite.Connection, lock_fd: int | None = None) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, lock_fd: int | None = None, path: Path | None = None
+    ) -> None:
         self.db = db
         self._lock_fd = lock_fd
+        self._path = path
+        self._reader_connection: _Reader | None = None
         #: grows with every committed transaction: answers derived from the store can be cached
         #: until it moves (this process is the only writer, see _lock)
         self.generation = 0
@@ -182,7 +262,7 @@ class Store:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")  # an acknowledged apply survives power loss
         await db.execute("PRAGMA foreign_keys=ON")
-        store = cls(db, lock_fd)
+        store = cls(db, lock_fd, path)
         try:
             await store._migrate()
         except BaseException:
@@ -190,8 +270,18 @@ class Store:
             raise
         return store
 
+    @property
+    def _reader(self) -> _Reader:
+        if self._reader_connection is None:
+            if self._path is None:
+                raise RuntimeError("a store opened without its path cannot read its dataset")
+            self._reader_connection = _Reader(self._path)
+        return self._reader_connection
+
     async def aclose(self) -> None:
         try:
+            if self._reader_connection is not None:
+                self._reader_connection.close()
             await self.db.close()
         finally:
             if self._lock_fd is not None:
@@ -387,7 +477,7 @@ class Store:
         )
         await self.db.executemany(
             f"UPDATE {table} SET data = ? WHERE category = ? AND name = ?",
-            [(encode(after[k]), category.value, k) for k in kept if after[k] is not before[k]],
+            [(encode(after[k]), category.value, k) for k in _updated(before, after, kept)],
         )
         if added:
             async with self.db.execute(
@@ -409,35 +499,58 @@ class Store:
     async def read_dataset(
         self, progress: Callable[[int], None] | None = None, every: int = 1000
     ) -> Dataset:
-        """The whole dataset; `progress(n)` is called on the event loop after every `every`
-        rows read (`n`: the records read so far).
+        """The whole dataset as loaded: its records and v1 entries are read from the store when
+        asked (see StoredRows); each row is decoded now, to check it, and dropped. `progress(n)`
+        is called on the event loop after every `every` rows (`n`: the records read so far).
+        The dataset reads through this store's connection: use it while the store is open.
 
-        Rows are fetched `every` at a time and decoded in a worker thread: at 100x the real data
-        the decoding is seconds of CPU, which on the event loop would stop every other request
-        for as long (in a thread the loop takes its turn every few milliseconds)."""
-        records: dict[Category, dict[str, ModelRecord]] = {c: {} for c in ALL_CATEGORIES}
+        Rows are checked in a worker thread: at 100x the real data that is seconds of CPU, which
+        on the event loop would stop every other request for as long."""
+        names: dict[tuple[str, Category], list[str]] = {
+            (table, c): [] for table in ("records", "legacy_records") for c in ALL_CATEGORIES
+        }
         count = 0
+        for table in ("records", "legacy_records"):
+            async with self.db.execute(
+                f"SELECT category, name, data FROM {table} ORDER BY category, position"
+            ) as cur:
+                while rows := list(await cur.fetchmany(every)):
+                    # every row is decoded once, so that a store holding a row that no longer
+                    # loads fails here, at start, and not in some later request
+                    await asyncio.to_thread(_check_rows, table, rows)
+                    for row in rows:
+                        names[table, Category(row[0])].append(row[1])
+                    if table == "records":
+                        count += len(rows)
+                    if progress is not None:
+                        progress(count)
+        # v1 keys that spell their record's name otherwise (a few): found by SQLite, not Python
+        aliases: dict[Category, dict[str, str]] = {c: {} for c in ALL_CATEGORIES}
         async with self.db.execute(
-            "SELECT category, name, data FROM records ORDER BY category, position"
+            "SELECT category, name, json_extract(data, '$.name') FROM legacy_records"
+            " WHERE json_type(data, '$.name') = 'text' AND json_extract(data, '$.name') != name"
         ) as cur:
-            while rows := list(await cur.fetchmany(every)):
-                await asyncio.to_thread(_decode_records, rows, records)
-                count += len(rows)
-                if progress is not None:
-                    progress(count)
-        legacy: dict[Category, dict[str, JsonObject]] = {c: {} for c in ALL_CATEGORIES}
-        async with self.db.execute(
-            "SELECT category, name, data FROM legacy_records ORDER BY category, position"
-        ) as cur:
-            while legacy_rows := list(await cur.fetchmany(every)):
-                await asyncio.to_thread(_decode_legacy, legacy_rows, legacy)
-                if progress is not None:
-                    progress(count)
+            async for row in cur:
+                aliases[Category(row[0])][row[2]] = row[1]
+        records = {
+            c: StoredRows(self._reader, "records", c, names["records", c], _record_decoder(c))
+            for c in ALL_CATEGORIES
+        }
+        legacy = {
+            c: StoredRows(
+                self._reader,
+                "legacy_records",
+                c,
+                names["legacy_records", c],
+                json.loads,
+                aliases[c],
+            )
+            for c in ALL_CATEGORIES
+        }
         async with self.db.execute("SELECT * FROM category_metadata") as cur:
             metadata = list(await cur.fetchall())
-        categories = await asyncio.to_thread(_categories, metadata, records, legacy)
         return Dataset(
-            categories=categories,
+            categories=await asyncio.to_thread(_categories, metadata, records, legacy),
             text_toolkit=await self.read_toolkit(),
             catalogs=await self.read_catalogs(),
         )
