@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 from attrs import define
 from prometheus_client import Gauge
 
+from .memory import release_free_memory
 from .observability import Observability
 from .snapshot import Snapshot, SnapshotError, SnapshotStore
 
@@ -81,6 +82,8 @@ class SnapshotHolder(Generic[M]):
             return False
         self.current, self.loaded, self.refused = model, loaded, None
         logger.info("serving snapshot %s", name)
+        # the previous model is dropped now: give what it and the load freed back to the system
+        await loop.run_in_executor(None, release_free_memory)
         return True
 
     async def _load_newest_good(self, exclude: str) -> None:

@@ -8,6 +8,7 @@ from typing import Protocol
 from attrs import define
 
 from shared.dataset import Dataset, adopt_snapshot, dataset_from_snapshot, publish_dataset
+from shared.memory import release_free_memory
 from shared.snapshot import SnapshotError, SnapshotStore
 
 logger = logging.getLogger(__name__)
@@ -73,4 +74,5 @@ class SnapshotPublisher:
     def publish(self, dataset: Dataset, version: int) -> str:
         snapshot = publish_dataset(self.snapshots, dataset, version)
         self.snapshots.prune(self.keep)
+        release_free_memory()  # the files it built and dropped: else the process stays at peak
         return snapshot.name

@@ -38,6 +38,7 @@ from shared.errors import (
     ServiceError,
     Unavailable,
 )
+from shared.memory import release_free_memory
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject
 
@@ -277,6 +278,7 @@ class WriteQueue:
             self.progress = "publishing what the store holds if the live snapshot is behind"
             await self._publish_if_behind()
             _settle_young()  # the dataset lives until the next apply: out of the GC's scans
+            await asyncio.to_thread(release_free_memory)  # what the import and checks used
             self.loaded, self.progress = True, "dataset loaded"
 
     def failed(self, error: BaseException) -> None:
