@@ -20,7 +20,7 @@ import json
 import re
 from array import array
 from collections.abc import Callable, Mapping
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -36,8 +36,10 @@ ReadPrevious = Callable[[str, str], bytes | None]
 
 _NL_PAD = "\n    "
 #: where an entry of an indented (v1) file begins: no JSON string holds a raw newline, and nested
-#: members are indented deeper, so this matches the top-level keys only
-_V1_ENTRY = re.compile(rb'(?:^\{|,)\n    ("(?:[^"\\]|\\.)*"): ')
+#: members are indented deeper, so this matches the top-level keys only (the first entry follows
+#: the opening instead of a separator). A literal first: the regex engine then scans with memchr.
+_V1_ENTRY = re.compile(rb',\n    ("(?:[^"\\]|\\.)*"): ')
+_V1_FIRST = re.compile(rb'\{\n    ("(?:[^"\\]|\\.)*"): ')
 
 
 @define
@@ -95,12 +97,10 @@ class FileEncoder:
         facts = facts_of(value, encoded) if self.indexed else NO_FACTS
         return self.sep + k + b":" + encoded, facts
 
-    def _reusable(
-        self, items: Layered[Any], context: object, path: str, previous: ReadPrevious
-    ) -> tuple[Layout, bytes] | None:
-        """The last layout and its file's bytes, when `items` can copy from them."""
+    def _source(self, path: str, previous: ReadPrevious) -> tuple[Layout, bytes] | None:
+        """The last layout, complete, and its file's bytes; None when they cannot be had."""
         layout = self.layout
-        if layout is None or layout.origin is not items.origin or layout.context != context:
+        if layout is None:
             return None
         data = layout.data if layout.data is not None else previous(path, layout.sha256)
         if data is None:
@@ -111,6 +111,18 @@ class FileEncoder:
                 return None
             layout.keys, layout.ends, layout.facts = found
         return layout, data
+
+    def prime(self, path: str, previous: ReadPrevious) -> None:
+        """Compress the adopted file's pieces now (a restarted writer, before it answers), so
+        that the first publish after it gzips only the pieces a change touches."""
+        found = self._source(path, previous)
+        if found is None:
+            return
+        old, data = found
+        assert old.ends is not None
+        view = memoryview(data)
+        bounds = [0, *old.ends, len(data)]  # the parts `encode` made it of, closing included
+        self.gz.gzip([view[a:b] for a, b in pairwise(bounds)])
 
     def _layout_of(
         self, data: bytes, index_sha256: str, previous: ReadPrevious
@@ -125,13 +137,14 @@ class FileEncoder:
             if index is None:
                 return None
             return index.names, array("q", index.spans[1::2]), index.facts()
+        first = _V1_FIRST.match(data)
+        if first is None:
+            return None
         keys: list[str] = []
         starts: list[int] = []
-        for match in _V1_ENTRY.finditer(data):
+        for match in (first, *_V1_ENTRY.finditer(data)):
             keys.append(_json_string(match.group(1)))
             starts.append(match.start())
-        if not keys:
-            return None
         # an entry ends where the next one's separator begins; the last before the closing
         ends = array("q", [*starts[1:], len(data) - len(self.close)])
         return keys, ends, None
@@ -147,7 +160,10 @@ class FileEncoder:
         """The file (and its .gz) of `items` (`plain(key, value)`: an entry as JSON data), and
         its record index when the file is indexed."""
         layered = Layered.of(items)
-        reusable = self._reusable(layered, context, path, previous)
+        last = self.layout
+        reusable = None
+        if last is not None and last.origin is layered.origin and last.context == context:
+            reusable = self._source(path, previous)  # copy what the last file holds
         parts: list[bytes | memoryview] = []
         facts: list[Facts] = []
         if reusable is None:
@@ -214,4 +230,5 @@ class FileEncoder:
 
 
 def _json_string(quoted: bytes) -> str:
-    return str(json.loads(quoted))
+    inner = quoted[1:-1]
+    return inner.decode() if b"\\" not in inner else str(json.loads(quoted))

@@ -418,6 +418,16 @@ def adopt_snapshot(dataset: Dataset, snapshot: Snapshot) -> None:
             )
 
 
+def prepare_publish(dataset: Dataset, store: SnapshotStore) -> None:
+    """After `adopt_snapshot`: find what the next publish copies from the live snapshot now, and
+    compress its pieces, so that the first apply after a start costs what later ones do."""
+    previous = _live_files(store)
+    for category, data in dataset.categories.items():
+        _encoder(category, "v2").prime(v2_path(category), previous)
+        if data.legacy is not None:
+            _encoder(category, "v1").prime(v1_path(category), previous)
+
+
 def _remember_encoding(data: CategoryData, encoding: _Encoding) -> None:
     key = id(data)
     _encoded[key] = (weakref.ref(data, lambda _ref: _encoded.pop(key, None)), encoding)
@@ -441,31 +451,46 @@ def publish_dataset(
 
 
 def dataset_from_snapshot(snapshot: Snapshot) -> Dataset:
-    """Rebuild the dataset a snapshot was published from (v2 records, v1 views, metadata).
+    """The dataset a snapshot was published from (v2 records, v1 views, metadata). Its
+    categories are decoded when asked, each time, and not kept: the writer's first start
+    imports them into its store one at a time, so it never holds the whole dataset."""
+    return Dataset(
+        categories=_SnapshotCategories(snapshot),
+        text_toolkit=ToolkitStores.from_snapshot_files(snapshot.files),
+        catalogs=catalogs_from_snapshot(snapshot),
+    )
 
-    The writer imports it on its first start while the server already answers: files are
-    decoded member by member, so the event loop keeps its turns (see json_members)."""
-    categories: dict[Category, CategoryData] = {}
-    blocks = snapshot.manifest["categories"]
-    for category in ALL_CATEGORIES:
+
+class _SnapshotCategories(Mapping[Category, CategoryData]):
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def __getitem__(self, category: Category) -> CategoryData:
+        """One category decoded; member by member, so that a thread doing it lets the event
+        loop take its turns (see json_members)."""
+        files = self._snapshot.files
         records = {
             name: structure_record(category, stored_fields(rec))
-            for name, rec in json_members(snapshot.files[v2_path(category)])
+            for name, rec in json_members(files[v2_path(category)])
         }
-        v1 = snapshot.files.get(v1_path(category))
-        legacy = None if v1 is None else loads_object(v1)
-        block = blocks[category.value]
-        categories[category] = CategoryData(
+        legacy: Mapping[str, Json] | None = None
+        if category is Category.text_generation:
+            legacy = TextView(records)  # what its v1 file was generated from
+        elif v1_path(category) in files:
+            legacy = loads_object(files[v1_path(category)])
+        block = self._snapshot.manifest["categories"][category.value]
+        return CategoryData(
             records=records,
             legacy=legacy,
             metadata=converter.structure(block["metadata"], CategoryMetadata),
             legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
         )
-    return Dataset(
-        categories=categories,
-        text_toolkit=ToolkitStores.from_snapshot_files(snapshot.files),
-        catalogs=catalogs_from_snapshot(snapshot),
-    )
+
+    def __iter__(self) -> Iterator[Category]:
+        return iter(ALL_CATEGORIES)
+
+    def __len__(self) -> int:
+        return len(ALL_CATEGORIES)
 
 
 def _read_json(path: Path, problems: list[Problem]) -> Any:

@@ -18,6 +18,7 @@ from shared.dataset import (
     encode_v1,
     encode_v2,
     import_legacy_dir,
+    prepare_publish,
     publish_dataset,
     snapshot_files,
     upsert_record,
@@ -192,11 +193,19 @@ def test_the_first_publish_after_adopting_copies_from_the_live_files(
 ) -> None:
     """A writer that adopted the live snapshot finds the untouched entries of a changed
     category in the live files (the v1 file's entries by their layout, the v2 file's by its
-    record index) and publishes exactly what encoding the changed dataset afresh gives."""
-    store = SnapshotStore(tmp_path / "snapshots")
-    published = publish_dataset(store, dataset)
-    fresh = import_legacy_dir(LEGACY_DIR, now=1)[0]  # the same data, other objects (as at start)
-    adopt_snapshot(fresh, store.read(published.name))
+    record index) and publishes exactly what encoding the changed dataset afresh gives, with
+    its pieces compressed at start or not."""
+    for prepared in (False, True):
+        store = SnapshotStore(tmp_path / f"snapshots-{prepared}")
+        published = publish_dataset(store, dataset)
+        fresh = import_legacy_dir(LEGACY_DIR, now=1)[0]  # the same data, other objects
+        adopt_snapshot(fresh, store.read(published.name))
+        if prepared:
+            prepare_publish(fresh, store)
+        _assert_changes_encode(store, fresh)
+
+
+def _assert_changes_encode(store: SnapshotStore, fresh: Dataset) -> None:
     changed = _changed(fresh)
     _assert_encodes(store.read(publish_dataset(store, changed).name), changed)
     again = with_model(changed, "A Second Apply")

@@ -7,7 +7,13 @@ from typing import Protocol
 
 from attrs import define
 
-from shared.dataset import Dataset, adopt_snapshot, dataset_from_snapshot, publish_dataset
+from shared.dataset import (
+    Dataset,
+    adopt_snapshot,
+    dataset_from_snapshot,
+    prepare_publish,
+    publish_dataset,
+)
 from shared.memory import release_free_memory
 from shared.snapshot import SnapshotError, SnapshotStore
 
@@ -70,6 +76,8 @@ class SnapshotPublisher:
             return  # the next publish encodes everything, as it would have anyway
         if current is not None:
             adopt_snapshot(dataset, current)
+            prepare_publish(dataset, self.snapshots)
+            release_free_memory()  # the files it read to prepare
 
     def publish(self, dataset: Dataset, version: int) -> str:
         snapshot = publish_dataset(self.snapshots, dataset, version)

@@ -261,7 +261,7 @@ class WriteQueue:
                 )
                 self.progress = "writing the imported dataset into the new store"
                 async with self.store.transaction():
-                    await self.store.write_dataset(dataset)
+                    await self.store.write_dataset(dataset, _in_daemon_thread)
                     await self.store.set_counter("dataset_version", version)
                 # the store holds it now: read it back like every later start, which keeps the
                 # records' names and not the records

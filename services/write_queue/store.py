@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,10 @@ def _categories(
             ),
         )
     return categories
+
+
+async def _to_thread(work: Callable[[], Any]) -> Any:
+    return await asyncio.to_thread(work)
 
 
 def _updated(before: Mapping[str, Any], after: Mapping[str, Any], kept: list[str]) -> list[str]:
@@ -342,13 +347,20 @@ class Store:
             row = await cur.fetchone()
         return bool(row and row[0])
 
-    async def write_dataset(self, dataset: Dataset) -> None:
-        """Replace the whole dataset (first import); call inside a transaction."""
+    async def write_dataset(
+        self, dataset: Dataset, off_loop: Callable[[Callable[[], Any]], Awaitable[Any]] = _to_thread
+    ) -> None:
+        """Replace the whole dataset (first import); call inside a transaction.
+
+        Each category is taken from the dataset by `off_loop` (a worker thread): an imported
+        snapshot's categories are decoded when taken, one at a time (dataset_from_snapshot)."""
         await self.db.execute("DELETE FROM records")
         await self.db.execute("DELETE FROM legacy_records")
         await self.db.execute("DELETE FROM category_metadata")
-        for category, data in dataset.categories.items():
+        for category in list(dataset.categories):
+            data = await off_loop(functools.partial(dataset.categories.__getitem__, category))
             await self.write_category(category, data)
+            del data  # before the next one is decoded
         await self.write_toolkit(dataset.text_toolkit)
         await self.write_catalogs(dataset.catalogs)
 
