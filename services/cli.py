@@ -148,26 +148,24 @@ def seed(env: Mapping[str, str], force: bool = False) -> int:
 
 
 def _seed_from(store: SnapshotStore, source: Path, data_dir: Path, keep: int) -> int:
-    from shared.dataset import import_legacy_dir, publish_dataset  # not needed to serve
+    from shared.seeding import seed_files  # not needed to serve
 
-    dataset, problems = import_legacy_dir(source)
-    for problem in problems:
+    seed = seed_files(source)
+    for problem in seed.problems:
         print(f"{'error' if problem.fatal else 'warning'}: {problem}", file=sys.stderr)
-    if any(p.fatal for p in problems):
+    if any(p.fatal for p in seed.problems):
         print("nothing published: fix the unreadable files above", file=sys.stderr)
         return 1
-    if not any(d.records for d in dataset.categories.values()):
+    if not any(seed.counts.values()):
         print(
             f"nothing published: no model data found in {source} "
             "(expected image/*.json and/or text/models.csv)",
             file=sys.stderr,
         )
         return 1
-    snapshot = publish_dataset(store, dataset)
+    snapshot = store.publish(seed.files, seed.extra, hashes=seed.hashes)
     store.prune(keep)
-    counts = ", ".join(
-        f"{c.value}={len(d.records)}" for c, d in dataset.categories.items() if d.records
-    )
+    counts = ", ".join(f"{c.value}={n}" for c, n in seed.counts.items() if n)
     print(f"seeded {data_dir} from {source}: snapshot {snapshot.name} ({counts})")
     return 0
 

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -280,10 +280,8 @@ def _category_files(
         if not fresh or None not in cached[1].files.values():
             return cached[1].files, cached[1]
 
-    def v2_entry(name: str, record: ModelRecord) -> Json:
-        return read_fields(category, unstructure_record(record), (shown or {}).get(name))
-
     v2 = _encoder(category, "v2")
+    v2_entry = _v2_entry(category, shown)
     files, index = v2.encode(v2_path(category), data.records, v2_entry, shown, previous)
     assert index is not None
     files[index_path(category)] = index.encode()
@@ -298,20 +296,56 @@ def _category_files(
             encoder.published(
                 hashes[path], files[path], small, hashes.get(index_path(category), "")
             )
+    encoding = _Encoding.of(files, hashes, category_block(category, data), shown)
+    _remember_encoding(data, encoding)
+    return files, encoding
+
+
+def _v2_entry(category: Category, shown: Json | None) -> Callable[[str, ModelRecord], Json]:
+    """A record as its v2 read shows it (text: with the guidance assignment `shown` gives)."""
+
+    def entry(name: str, record: ModelRecord) -> Json:
+        return read_fields(category, unstructure_record(record), (shown or {}).get(name))
+
+    return entry
+
+
+def fresh_category_files(
+    category: Category, data: CategoryData, assignments: Json, versions: str = "v2 v1"
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """A category's files (of `versions`) and their sha256, encoded afresh by encoders of their
+    own: what `publish_dataset` writes for a new dataset, without the writer's layouts."""
+    files: dict[str, bytes] = {}
+    if "v2" in versions:
+        shown = assignments if category is Category.text_generation else None
+        encoder = FileEncoder(indent=False, index_path=index_path(category))
+        v2, index = encoder.encode(
+            v2_path(category), data.records, _v2_entry(category, shown), shown, _nothing_previous
+        )
+        assert index is not None
+        files.update(v2)
+        files[index_path(category)] = index.encode()
+    if "v1" in versions and data.legacy is not None:
+        encoder = FileEncoder(indent=True)
+        files.update(
+            encoder.encode(v1_path(category), data.legacy, _same, None, _nothing_previous)[0]
+        )
+    return files, dict(zip(files, gzipped.pool_map(sha256_hex, list(files.values())), strict=True))
+
+
+def category_block(category: Category, data: CategoryData) -> Json:
+    """A category's block of the snapshot manifest: counts, v1 aliases, metadata."""
     aliases = {}
     if data.legacy is not None and category is not Category.text_generation:
         # v1 keys that spell a record's name otherwise: reads resolve both
         aliases = {key: name for name, key in sorted(_legacy_keys(data.legacy).items())}
-    block = {
+    return {
         "count": len(data.records),
         "legacy_count": None if data.legacy is None else len(data.legacy),
         "aliases": aliases,
         "metadata": converter.unstructure(data.metadata),
         "legacy_metadata": converter.unstructure(data.legacy_metadata),
     }
-    encoding = _Encoding.of(files, hashes, block, shown)
-    _remember_encoding(data, encoding)
-    return files, encoding
 
 
 def _same(_key: str, value: Json) -> Json:
@@ -501,8 +535,11 @@ def _read_json(path: Path, problems: list[Problem]) -> Any:
         return None
 
 
-def _import_category(root: Path, category: Category, problems: list[Problem]) -> tuple[Any, Any]:
-    """(v2 records, v1 view) of one category from a legacy directory; empty when absent."""
+def _import_category(
+    root: Path, category: Category, problems: list[Problem], text_view: bool
+) -> tuple[Any, Any]:
+    """(v2 records, v1 view) of one category from a legacy directory; empty when absent.
+    `text_view`: the text category's view built now (else generated when read: `TextView`)."""
     info = CATEGORY_INFO[category]
     if category is Category.text_generation:
         csv_path, db_path = root / "text" / "models.csv", root / "text" / "db.json"
@@ -515,7 +552,7 @@ def _import_category(root: Path, category: Category, problems: list[Problem]) ->
         else:
             records, found = {}, []
         problems.extend(found)
-        return records, legacy_view(category, records)
+        return records, legacy_view(category, records) if text_view else TextView(records)
     if not info.has_legacy:
         return {}, None
     path = root / "image" / str(info.legacy_file)
@@ -529,21 +566,24 @@ def _import_category(root: Path, category: Category, problems: list[Problem]) ->
     return records, kept
 
 
+def import_category(
+    root: Path, category: Category, now: int, problems: list[Problem], text_view: bool = True
+) -> CategoryData:
+    """One category of a legacy directory (see import_legacy_dir); its problems are appended."""
+    records, view = _import_category(root, category, problems, text_view)
+    return CategoryData(
+        records=records,
+        legacy=view,
+        metadata=CategoryMetadata.initial(category, now, len(records)),
+        legacy_metadata=CategoryMetadata.initial(category, now, 0 if view is None else len(view)),
+    )
+
+
 def import_legacy_dir(root: Path, now: int | None = None) -> tuple[Dataset, list[Problem]]:
     """Read a directory laid out like the GitHub repos (image/*.json, text/models.csv or db.json)."""
     if not root.is_dir():
         raise FileNotFoundError(f"legacy directory not found: {root}")
     now = int(time.time()) if now is None else now
     problems: list[Problem] = []
-    categories: dict[Category, CategoryData] = {}
-    for category in ALL_CATEGORIES:
-        records, view = _import_category(root, category, problems)
-        categories[category] = CategoryData(
-            records=records,
-            legacy=view,
-            metadata=CategoryMetadata.initial(category, now, len(records)),
-            legacy_metadata=CategoryMetadata.initial(
-                category, now, 0 if view is None else len(view)
-            ),
-        )
+    categories = {c: import_category(root, c, now, problems) for c in ALL_CATEGORIES}
     return Dataset(categories=categories), problems

@@ -12,6 +12,7 @@ nothing in ratio.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +31,16 @@ _PARALLEL_BYTES = 1 << 20  # below this, threads cost more than they save
 
 #: zlib releases the GIL while it compresses: two threads use both cores of a small machine
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip")
+
+
+def _new_pool_after_fork() -> None:
+    # a forked copy has none of the parent's threads: a pool that had started some would wait
+    # for them forever (the seed forks to use both cores)
+    global _pool
+    _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip")
+
+
+os.register_at_fork(after_in_child=_new_pool_after_fork)
 
 
 def pool_map(fn: Callable[[T], R], items: list[T]) -> list[R]:
