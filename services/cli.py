@@ -21,6 +21,7 @@ from aiohttp import web
 import shared
 from shared.config import ConfigError, get_bool, get_choice, get_int, get_path
 from shared.http import SERVER_HANDLER_ARGS
+from shared.memory import limit_heaps
 from shared.observability import AccessLogger, configure_logging
 from shared.service import ProcessExit, ServiceFailed, process_exit_key
 from shared.snapshot import SnapshotError, SnapshotStore
@@ -638,6 +639,7 @@ _EXIT_AT_ONCE: list[bool] = []
 def entry() -> None:
     """The `hmr` program: `main`, then its exit. After `hmr seed`, the exit skips the
     interpreter's teardown (every file is written and closed, output flushed here)."""
+    limit_heaps(os.environ)  # before any thread starts (see shared/memory.py)
     code = main()
     if _EXIT_AT_ONCE:
         logging.shutdown()

@@ -47,6 +47,7 @@ from .snapshot import (
     LARGE_FILE,
     Snapshot,
     SnapshotError,
+    SnapshotFiles,
     SnapshotStore,
     UnlinkableFile,
     sha256_hex,
@@ -399,7 +400,9 @@ def _live_files(store: SnapshotStore) -> ReadPrevious:
             listed = None if snapshot is None else snapshot.manifest["files"].get(path)
             if snapshot is None or listed is None or listed["sha256"] != sha256:
                 return None
-            return snapshot.files[path]
+            files = snapshot.files
+            # read, not kept: a publish (or the preparing of one) reads each large file once
+            return files.read(path, keep=False) if isinstance(files, SnapshotFiles) else files[path]
         except (SnapshotError, OSError) as exc:
             logger.warning("encoding %s afresh: the live copy does not verify: %s", path, exc)
             return None

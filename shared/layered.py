@@ -26,41 +26,44 @@ class Layered(Mapping[str, V]):
         changed: dict[str, V] | None = None,
     ) -> None:
         self.origin = origin
-        self._keys = dict.fromkeys(origin) if keys is None else keys
+        self._keys = keys  # None: the origin's (no copy of them until a key comes or goes)
         self.changed: Mapping[str, V] = changed or {}
 
     @classmethod
     def of(cls, mapping: Mapping[str, V]) -> Layered[V]:
         return mapping if isinstance(mapping, Layered) else cls(mapping)
 
+    def _all(self) -> Mapping[str, object]:
+        return self.origin if self._keys is None else self._keys
+
     def __getitem__(self, key: str) -> V:
-        if key not in self._keys:
+        if key not in self._all():
             raise KeyError(key)
         if key in self.changed:
             return self.changed[key]
         return self.origin[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        return key in self._all()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
+        return iter(self._all())
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._all())
 
     def __repr__(self) -> str:
         return f"Layered({len(self)} entries, {len(self.changed)} changed)"
 
     def set(self, key: str, value: V) -> Layered[V]:
         """A copy with `key` set to `value`: in place when it exists, else last."""
-        keys = self._keys if key in self._keys else {**self._keys, key: None}
+        keys = self._keys if key in self else {**dict.fromkeys(self._all()), key: None}
         return Layered(self.origin, keys, {**self.changed, key: value})
 
     def without(self, key: str) -> Layered[V]:
         """A copy without `key`; KeyError when it is not there."""
-        if key not in self._keys:
+        if key not in self:
             raise KeyError(key)
-        keys = dict(self._keys)
+        keys = dict.fromkeys(self._all())
         del keys[key]
         return Layered(self.origin, keys, {k: v for k, v in self.changed.items() if k != key})

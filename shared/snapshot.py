@@ -112,6 +112,11 @@ class SnapshotFiles(Mapping[str, bytes]):
         self._signatures = signatures
 
     def __getitem__(self, rel: str) -> bytes:
+        return self.read(rel)
+
+    def read(self, rel: str, keep: bool = True) -> bytes:
+        """A file's verified bytes; `keep=False`: not kept for the next read (a large file
+        read once, which the snapshot would otherwise hold for as long as it lives)."""
         data = self._loaded.get(rel)
         if data is not None:
             return data
@@ -125,7 +130,8 @@ class SnapshotFiles(Mapping[str, bytes]):
             _signature(path) != self._signatures.get(rel) and sha256_hex(data) != meta["sha256"]
         ):
             raise SnapshotFileGone(f"{self._name}: file {rel} does not match its recorded hash")
-        self._loaded[rel] = data
+        if keep:
+            self._loaded[rel] = data
         return data
 
     def __iter__(self) -> Iterator[str]:

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from shared.memory import release_free_memory
+from shared.memory import limit_heaps, release_free_memory
 
 
 def _rss_kib() -> int:
@@ -29,3 +29,11 @@ def test_freed_small_blocks_are_returned_to_the_system() -> None:
     assert release_free_memory()
     assert before - _rss_kib() > 64 * 1024  # more than half of it is back
     assert len(last) == 64 * 1024
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="M_ARENA_MAX is glibc's")
+def test_the_heap_limit_yields_to_an_explicit_malloc_arena_max() -> None:
+    """`hmr` sets two heaps unless the operator set glibc's own MALLOC_ARENA_MAX, which glibc
+    has already applied and which must not be overridden."""
+    assert limit_heaps({"MALLOC_ARENA_MAX": "4"}) is False
+    assert limit_heaps({}) is True
