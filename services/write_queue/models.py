@@ -13,7 +13,7 @@ from attrs import evolve, frozen
 
 from horde_model_records import Category
 from shared.openapi import any_record_schema
-from shared.wire import JsonObject, converter, documented
+from shared.wire import JsonObject, documented, get_converter
 
 Status = Literal["pending", "approved", "applying", "applied", "rejected"]
 Operation = Literal["create", "update", "delete"]
@@ -106,7 +106,7 @@ class Change:
     @classmethod
     def from_row(cls, row: Row) -> Change:
         """A change as the store keeps it: its wire form, and its payload format beside it."""
-        change = converter.structure(json.loads(row["data"]), cls)
+        change = get_converter().structure(json.loads(row["data"]), cls)
         return change.evolve(payload_format=row["payload_format"])
 
     @property

@@ -40,7 +40,7 @@ from shared.errors import (
 )
 from shared.memory import release_free_memory
 from shared.text_toolkit import ToolkitStores
-from shared.wire import JsonObject
+from shared.wire import JsonObject, get_converter
 
 from . import catalogs, guidance
 from .audit import AuditReplay
@@ -253,6 +253,9 @@ class WriteQueue:
         Runs in the background while the server already answers: until it ends, `require_loaded`
         refuses every use of the queue with a 503 (`Loading`)."""
         async with self.lock, _settling():
+            # built once, here, off the event loop: not at import, which would delay the reads
+            # of `hmr all` (about 150 ms), nor on the first request that needs it
+            await asyncio.to_thread(get_converter)
             if not await self.store.has_dataset():
                 self.progress = "importing the live snapshot or the seed into a new store"
                 # only reads (the live snapshot or the seed): abandoned if the process stops

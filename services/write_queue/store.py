@@ -31,7 +31,7 @@ from shared.catalogs import Catalogs
 from shared.dataset import CategoryData, Dataset, TextView
 from shared.layered import Layered
 from shared.text_toolkit import ToolkitStores
-from shared.wire import JsonObject, converter
+from shared.wire import JsonObject, get_converter
 
 from .models import AuditEvent, Change, Status
 
@@ -118,7 +118,12 @@ def _encoded_rows(
 ) -> list[tuple[str, str, int, str]]:
     """(category, name, position, JSON) rows of a category's records or v1 entries."""
     return [
-        (category.value, name, pos, _dumps(converter.unstructure(value) if records else value))
+        (
+            category.value,
+            name,
+            pos,
+            _dumps(get_converter().unstructure(value) if records else value),
+        )
         for pos, (name, value) in enumerate(entries.items())
     ]
 
@@ -154,8 +159,8 @@ def _categories(
         categories[category] = CategoryData(
             records=records[category],
             legacy=view,
-            metadata=converter.structure(json.loads(row["metadata"]), CategoryMetadata),
-            legacy_metadata=converter.structure(
+            metadata=get_converter().structure(json.loads(row["metadata"]), CategoryMetadata),
+            legacy_metadata=get_converter().structure(
                 json.loads(row["legacy_metadata"]), CategoryMetadata
             ),
         )
@@ -435,8 +440,8 @@ class Store:
             "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
             (
                 category.value,
-                _dumps(converter.unstructure(data.metadata)),
-                _dumps(converter.unstructure(data.legacy_metadata)),
+                _dumps(get_converter().unstructure(data.metadata)),
+                _dumps(get_converter().unstructure(data.legacy_metadata)),
                 int(data.legacy is not None),
             ),
         )
@@ -456,8 +461,8 @@ class Store:
             "INSERT OR REPLACE INTO category_metadata VALUES (?, ?, ?, ?)",
             (
                 category.value,
-                _dumps(converter.unstructure(after.metadata)),
-                _dumps(converter.unstructure(after.legacy_metadata)),
+                _dumps(get_converter().unstructure(after.metadata)),
+                _dumps(get_converter().unstructure(after.legacy_metadata)),
                 int(after.legacy is not None),
             ),
         )
@@ -471,7 +476,7 @@ class Store:
         records: bool,
     ) -> None:
         def encode(value: Any) -> str:
-            return _dumps(converter.unstructure(value) if records else value)
+            return _dumps(get_converter().unstructure(value) if records else value)
 
         kept = [k for k in before if k in after]
         added = [k for k in after if k not in before]
@@ -581,7 +586,7 @@ class Store:
                 change.batch_id,
                 change.requested_by,
                 change.payload_format,
-                _dumps(converter.unstructure(change)),
+                _dumps(get_converter().unstructure(change)),
             ),
         )
 
@@ -591,7 +596,7 @@ class Store:
             (
                 change.status,
                 change.batch_id,
-                _dumps(converter.unstructure(change)),
+                _dumps(get_converter().unstructure(change)),
                 change.change_id,
             ),
         )

@@ -12,7 +12,16 @@ from typing import Any, Literal
 from attrs import NOTHING, Factory, define, frozen
 
 from horde_model_records import Category
-from shared.wire import MAX_ID, InputError, JsonObject, converter, documented, integer, items, text
+from shared.wire import (
+    MAX_ID,
+    InputError,
+    JsonObject,
+    documented,
+    get_converter,
+    integer,
+    items,
+    text,
+)
 
 from .models import Change, ChangeFilter, Operation, Status
 
@@ -547,7 +556,7 @@ def _without_nulls(data: JsonObject) -> JsonObject:
 def compact(answer: Change | ApplySingleChangeResponse | ApplyPendingChangesResponse) -> JsonObject:
     """A queued change or an apply answer as sent: null fields left out, in the answer and in the
     changes it carries (their payloads untouched)."""
-    data = _without_nulls(converter.unstructure(answer))
+    data = _without_nulls(get_converter().unstructure(answer))
     if isinstance(data.get("record"), dict):
         data["record"] = _without_nulls(data["record"])
     if isinstance(data.get("applied"), list):
