@@ -21,7 +21,12 @@ APPROVER_IDS ?=
 
 .PHONY: setup run test lint bench up down clean
 
+# the project's own modules are installed editable, so pip compiles none of them, and where
+# PYTHONDONTWRITEBYTECODE is set no import writes their bytecode either: every `hmr` start would
+# compile them again (300 ms of `hmr all`'s). compileall only rewrites what changed. (The image
+# installs wheels, which pip compiles.)
 setup: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 services shared libs > /dev/null
 
 $(STAMP): pyproject.toml libs/records/pyproject.toml libs/replica/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
