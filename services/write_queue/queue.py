@@ -256,7 +256,8 @@ class WriteQueue:
             # built once, here, off the event loop: not at import, which would delay the reads
             # of `hmr all` (about 150 ms), nor on the first request that needs it
             await asyncio.to_thread(get_converter)
-            if not await self.store.has_dataset():
+            imported = not await self.store.has_dataset()
+            if imported:
                 self.progress = "importing the live snapshot or the seed into a new store"
                 # only reads (the live snapshot or the seed): abandoned if the process stops
                 dataset, version = await _in_daemon_thread(
@@ -267,7 +268,7 @@ class WriteQueue:
                     await self.store.write_dataset(dataset, _in_daemon_thread)
                     await self.store.set_counter("dataset_version", version)
                 # the store holds it now: read it back like every later start, which keeps the
-                # records' names and not the records
+                # records' names and not the records (rows made from records: no check needed)
                 del dataset
             total = await self.store.count_records()
             self.progress = f"reading the store (0 of {total} records)"
@@ -275,10 +276,10 @@ class WriteQueue:
             def read(count: int) -> None:
                 self.progress = f"reading the store ({count} of {total} records)"
 
-            self.dataset = await self.store.read_dataset(read, _LOAD_STEP)
+            self.dataset = await self.store.read_dataset(read, _LOAD_STEP, check=not imported)
             self.progress = "recovering interrupted applies"
             await self._recover_applying()
-            self.progress = "publishing what the store holds if the live snapshot is behind"
+            self.progress = "publishing what the store holds, or preparing the next publish"
             await self._publish_if_behind()
             _settle_young()  # the dataset lives until the next apply: out of the GC's scans
             await asyncio.to_thread(release_free_memory)  # what the import and checks used

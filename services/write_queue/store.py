@@ -514,12 +514,13 @@ class Store:
         return int(row[0]) if row else 0
 
     async def read_dataset(
-        self, progress: Callable[[int], None] | None = None, every: int = 1000
+        self, progress: Callable[[int], None] | None = None, every: int = 1000, check: bool = True
     ) -> Dataset:
         """The whole dataset as loaded: its records and v1 entries are read from the store when
         asked (see StoredRows); each row is decoded now, to check it, and dropped. `progress(n)`
         is called on the event loop after every `every` rows (`n`: the records read so far).
         The dataset reads through this store's connection: use it while the store is open.
+        `check=False` skips the decoding, for rows this process has just written from records.
 
         Rows are checked in a worker thread: at 100x the real data that is seconds of CPU, which
         on the event loop would stop every other request for as long."""
@@ -534,7 +535,8 @@ class Store:
                 while rows := list(await cur.fetchmany(every)):
                     # every row is decoded once, so that a store holding a row that no longer
                     # loads fails here, at start, and not in some later request
-                    await asyncio.to_thread(_check_rows, table, rows)
+                    if check:
+                        await asyncio.to_thread(_check_rows, table, rows)
                     for row in rows:
                         names[table, Category(row[0])].append(row[1])
                     if table == "records":
