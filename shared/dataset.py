@@ -41,7 +41,7 @@ from . import gzipped
 from .catalogs import Catalogs, catalog_files, catalogs_from_snapshot
 from .category_files import FileEncoder, ReadPrevious
 from .json_members import json_members, loads_object
-from .layered import Layered
+from .layered import Layered, MadeWhenAsked
 from .read_index import index_path
 from .snapshot import (
     LARGE_FILE,
@@ -78,32 +78,24 @@ class Dataset:
     catalogs: Catalogs = field(factory=Catalogs.bundled)
 
 
-class TextView(Mapping[str, Json]):
+class TextView(MadeWhenAsked[Json]):
     """The db.json view of text records (`text_v1_view`), generated entry by entry when asked:
     the writer then holds the view's keys, not its entries."""
 
     def __init__(self, records: Mapping[str, ModelRecord]) -> None:
-        self._records = records
         #: v1 key -> the record it comes from; when two records share a key, the later one's
         #: entry is kept in the first one's place, as text_v1_view does
-        self._names: dict[str, str] = {}
+        names: dict[str, str] = {}
         for name in records:
             for variant in variant_names(name):
-                self._names[variant] = name
+                names[variant] = name
+        super().__init__(names)
+        self._records = records
 
     def __getitem__(self, key: str) -> Json:
         record = self._records[self._names[key]]
         assert isinstance(record, TextGenerationRecord)
         return {**db_base_json(record), "name": key}
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 def _legacy_keys(view: Mapping[str, Json]) -> dict[str, str]:

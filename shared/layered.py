@@ -8,10 +8,31 @@ changes, so an entry that is not in `changed` is the origin's own: whatever was 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 V = TypeVar("V")
+
+
+class MadeWhenAsked(Mapping[str, V]):
+    """A mapping that holds its keys (in order, each with what it needs to make its value) and
+    makes a value only when it is asked for: the origins the writer loads hold names, not data."""
+
+    def __init__(self, keys: dict[str, Any]) -> None:
+        self._names = keys
+
+    @abstractmethod
+    def __getitem__(self, key: str) -> V: ...
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Layered(Mapping[str, V]):

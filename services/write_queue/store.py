@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from horde_model_records import (
 from horde_model_records.metadata import CategoryMetadata
 from shared.catalogs import Catalogs
 from shared.dataset import CategoryData, Dataset, TextView
-from shared.layered import Layered
+from shared.layered import Layered, MadeWhenAsked
 from shared.text_toolkit import ToolkitStores
 from shared.wire import JsonObject, get_converter
 
@@ -203,7 +203,7 @@ class _Reader:
             self.db.close()
 
 
-class StoredRows(Mapping[str, Any]):
+class StoredRows(MadeWhenAsked[Any]):
     """One category's rows of a table, in position order, read from the store when asked: the
     writer holds their names, not the records (at 100x the real data that is 350 MB less).
 
@@ -219,10 +219,10 @@ class StoredRows(Mapping[str, Any]):
         decode: Callable[[str], Any],
         aliases: dict[str, str] | None = None,
     ) -> None:
+        super().__init__(dict.fromkeys(names))
         self._reader = reader
         self._sql = f"SELECT data FROM {table} WHERE category = ? AND name = ?"
         self._category = category
-        self._names = dict.fromkeys(names)
         self._decode = decode
         #: v1 only: record name -> the v1 key that spells it otherwise (see `legacy_keys`)
         self.aliases = aliases
@@ -234,15 +234,6 @@ class StoredRows(Mapping[str, Any]):
         if data is None:
             raise KeyError(name)
         return self._decode(data)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 class Store:
