@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import attrs
 from cattrs import Converter
@@ -177,7 +178,21 @@ def make_converter() -> Converter:
     return conv
 
 
-converter = make_converter()
+@functools.cache
+def get_converter() -> Converter:
+    """The converter, built on first use (about 100 ms: a process that only reads snapshots,
+    such as a read replica, need not pay it before it answers)."""
+    return make_converter()
+
+
+if TYPE_CHECKING:
+    converter: Converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":  # `from horde_model_records.serde import converter` builds it
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_catalog_converter() -> Converter:
