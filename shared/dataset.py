@@ -210,10 +210,6 @@ def encode_v1(view: Mapping[str, Json]) -> bytes:
     return json.dumps(dict(view), ensure_ascii=False, indent=4).encode()
 
 
-def _gzip(data: bytes) -> bytes:
-    return gzipped.gzip_bytes(data)
-
-
 #: per category and version: the encoder of its file, which keeps the layout of its last publish
 _encoders: dict[tuple[Category, str], FileEncoder] = {}
 

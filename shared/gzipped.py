@@ -109,9 +109,3 @@ class PieceCache:
                 struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF),
             ]
         )
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """One-off gzip of `data` in the same piecewise form (no cache)."""
-    step = _PIECE_BYTES
-    return PieceCache().gzip([data[i : i + step] for i in range(0, len(data), step)] or [b""])

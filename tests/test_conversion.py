@@ -26,6 +26,7 @@ from horde_model_records import (
 )
 from horde_model_records.convert import (
     _legacy_to_v2_fields,
+    csv_row_fields,
     csv_row_to_v2,
     describe_validation_error,
     generate_legacy,
@@ -311,23 +312,7 @@ def test_records_offer_the_derived_values_consumers_read() -> None:
 
 def _csv_row_structured(row: TextCsvRow) -> Any:
     """What csv_row_to_v2 gives by way of the converter (its reference behaviour)."""
-    data = {
-        "name": row.name,
-        "description": row.description,
-        "version": row.version,
-        "config": {"download": []},
-        "baseline": row.baseline,
-        "parameters": int(row.parameters_bn * 1_000_000_000),
-        "nsfw": row.nsfw,
-        "style": row.style,
-        "display_name": row.display_name,
-        "url": row.url,
-        "tags": list(row.tags),
-        "instruct_format": row.instruct_format or None,
-        "settings": row.settings,
-        "text_model_group": text_model_group(row.name),
-    }
-    return structure_record(Category.text_generation, data)
+    return structure_record(Category.text_generation, csv_row_fields(row))
 
 
 def test_csv_rows_made_directly_equal_the_structured_records(legacy_dir: Path) -> None:

@@ -212,7 +212,16 @@ def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
     record = _csv_record(row, group)
     if record is not None:
         return record
-    data = {
+    structured = structure_record(Category.text_generation, csv_row_fields(row, group))
+    assert isinstance(structured, TextGenerationRecord)
+    return structured
+
+
+def csv_row_fields(row: TextCsvRow, group: str | None = None) -> dict[str, Any]:
+    """A models.csv row as the v2 fields the converter structures (the reference way of
+    `csv_row_to_v2`, which takes a faster one when the row's types already match);
+    `group`: its text_model_group, when already known."""
+    return {
         "name": row.name,
         "description": row.description,
         "version": row.version,
@@ -226,11 +235,8 @@ def csv_row_to_v2(row: TextCsvRow) -> TextGenerationRecord:
         "tags": list(row.tags),
         "instruct_format": row.instruct_format or None,
         "settings": row.settings,
-        "text_model_group": group,
+        "text_model_group": text_model_group(row.name) if group is None else group,
     }
-    structured = structure_record(Category.text_generation, data)
-    assert isinstance(structured, TextGenerationRecord)
-    return structured
 
 
 def _csv_record(row: TextCsvRow, group: str) -> TextGenerationRecord | None:
