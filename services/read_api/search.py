@@ -8,7 +8,8 @@ from typing import Any
 from horde_model_records import RECORD_TYPES, Category
 from shared.errors import BadRequest
 
-from .view import Candidate, CategoryView, Index, Matches, ReadModel
+from .postings import NOTHING, Matches, Postings
+from .view import Candidate, CategoryView, ReadModel
 from .wire import BACKENDS, SearchAllQuery, SearchQuery
 
 #: fields every record type has: the only sort keys of the all-category search
@@ -58,27 +59,27 @@ def _check_fields(q: SearchQuery, view: CategoryView) -> None:
         )
 
 
-_NONE: tuple[list[int], frozenset[int]] = ([], frozenset())
-
-
-def _matches(view: CategoryView, q: SearchAllQuery, extra: list[Index] | None = None) -> Matches:
-    """The filters every search has (nsfw, tags, name_contains, licensing), plus `extra` positive
-    indexes, as one Matches: the smallest positive index drives, the others are checked per
-    position."""
-    positive: list[Index] = list(extra or [])
-    excluded: set[int] = set()
+def _matches(
+    view: CategoryView,
+    q: SearchAllQuery,
+    extra: Iterable[Postings] = (),
+    drop: Iterable[Postings] = (),
+) -> Matches:
+    """The filters every search has (nsfw, tags, name_contains, licensing), plus `extra`
+    postings every match must be in and `drop` postings none may be in, as one Matches."""
+    positive: list[Postings] = list(extra)
+    excluded: list[Postings] = list(drop)
     if q.nsfw is not None:
-        positive.append(view.by_value.get(("nsfw", q.nsfw), _NONE))
-    wanted = set(q.tags_any)
+        positive.append(view.by_value.get(("nsfw", q.nsfw), NOTHING))
+    wanted = list(dict.fromkeys(q.tags_any))
     if len(wanted) == 1:
-        positive.append(view.by_tag.get(wanted.pop(), _NONE))  # the index itself: no copy
+        positive.append(view.by_tag.get(wanted[0], NOTHING))  # the postings themselves
     elif wanted:
-        union = sorted(set().union(*(view.by_tag.get(t, _NONE)[1] for t in wanted)))
-        positive.append((union, frozenset(union)))
+        positive.append(Postings.union(view.by_tag.get(t, NOTHING) for t in wanted))
     for tag in dict.fromkeys(q.tags_all):
-        positive.append(view.by_tag.get(tag, _NONE))
-    for tag in q.tags_none:
-        excluded |= view.by_tag.get(tag, _NONE)[1]
+        positive.append(view.by_tag.get(tag, NOTHING))
+    for tag in dict.fromkeys(q.tags_none):
+        excluded.append(view.by_tag.get(tag, NOTHING))
     if q.name_contains is not None:
         positive.append(view.name_index(q.name_contains.lower()))
     for field, value in (
@@ -87,42 +88,28 @@ def _matches(view: CategoryView, q: SearchAllQuery, extra: list[Index] | None = 
         ("redistribution", q.redistribution),
     ):
         if value is not None:
-            positive.append(view.by_value.get((field, value), _NONE))
-    if not positive:
-        return Matches(len(view.candidates), None, excluded=frozenset(excluded))
-    positive.sort(key=lambda index: len(index[0]))
-    driver, *others = positive
-    return Matches(
-        len(view.candidates),
-        driver[0],
-        required=tuple(o[1] for o in others),
-        excluded=frozenset(excluded),
-    )
+            positive.append(view.by_value.get((field, value), NOTHING))
+    return Matches.of(len(view.candidates), positive, excluded)
 
 
 def _category_matches(q: SearchQuery, view: CategoryView) -> Matches:
     """The records of one category that pass every filter."""
     _check_fields(q, view)
-    extra: list[Index] = []
+    extra: list[Postings] = []
+    drop: list[Postings] = []
     for field, value in (("baseline", q.baseline), ("inpainting", q.inpainting)):
         if value is not None:
-            extra.append(view.by_value.get((field, value), _NONE))
-    text = view.category is Category.text_generation
-    if text and q.backend is not None and q.backend not in BACKENDS:
-        raise BadRequest(f"Unknown backend '{q.backend}'. Valid backends: {list(BACKENDS)}")
-    if text and q.backend is not None:
-        extra.append(view.by_backend.get(q.backend, _NONE))
-    if text and q.quantized is True:
-        extra.append(view.quantized)
-    matches = _matches(view, q, extra)
-    drop: frozenset[int] = frozenset()
-    if text and q.exclude_backend_variations:
-        drop |= view.prefixed
-    if text and q.quantized is False:
-        drop |= view.quantized[1]
-    if drop:
-        matches = Matches(matches.size, matches.driver, matches.required, matches.excluded | drop)
-    return matches
+            extra.append(view.by_value.get((field, value), NOTHING))
+    if view.category is Category.text_generation:
+        if q.backend is not None and q.backend not in BACKENDS:
+            raise BadRequest(f"Unknown backend '{q.backend}'. Valid backends: {list(BACKENDS)}")
+        if q.backend is not None:
+            extra.append(view.by_backend.get(q.backend, NOTHING))
+        if q.quantized is not None:
+            (extra if q.quantized else drop).append(view.quantized)
+        if q.exclude_backend_variations:
+            drop.append(view.prefixed)
+    return _matches(view, q, extra, drop)
 
 
 # --- sorting --------------------------------------------------------------------------------------
@@ -162,11 +149,12 @@ def _check_sort_field(sort_by: str, valid: Iterable[str]) -> None:
 # --- the two searches -----------------------------------------------------------------------------
 
 
-def _envelope(page: list[Candidate], total: int, q: SearchAllQuery) -> bytes:
+def _envelope(page: list[bytes], total: int, q: SearchAllQuery) -> bytes:
+    """The SearchResponse of one page of listed records (Candidate.listed)."""
     has_more = "true" if q.offset + q.limit < total else "false"
     return (
         b'{"results":['
-        + b",".join(c.listed for c in page)
+        + b",".join(page)
         + f'],"total":{total},"offset":{q.offset},"limit":{q.limit},"has_more":{has_more}}}'.encode()
     )
 
@@ -192,12 +180,12 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
         order = view.sort_cache.get(key)
         if order is None:
             order = view.sort_cache[key] = _sorted_positions(view.candidates, *key)
-        if matches.driver is None and not matches.excluded and not matches.required:
+        if matches.kept is None:
             total, page = len(order), order[q.offset : q.offset + q.limit]
         else:
-            kept = [pos for pos in order if pos in matches]
+            kept = [pos for pos in order if pos in matches.kept]
             total, page = len(kept), kept[q.offset : q.offset + q.limit]
-    return _envelope([view.candidates[pos] for pos in page], total, q)
+    return _envelope([view.candidates.listed(pos) for pos in page], total, q)
 
 
 def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
@@ -213,7 +201,8 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
     if q.sort_by is not None:
         hits = list(_dedupe(view.candidates[p] for _, view, m in found for p in m.all()))
         order = _sorted_positions(hits, q.sort_by, q.sort_desc)
-        return _envelope([hits[i] for i in order[q.offset : q.offset + q.limit]], len(hits), q)
+        listed = [hits[i].listed for i in order[q.offset : q.offset + q.limit]]
+        return _envelope(listed, len(hits), q)
     # a name already matched in an earlier category is not counted again; such names are few
     # (known per snapshot), so only they are looked at one by one
     by_category: dict[Category, Matches] = {c: m for c, _, m in found}
@@ -226,7 +215,7 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
         for c, _, m in found
     ]
     total = sum(m.total() - len(d) for (_, _, m), d in zip(found, dropped, strict=True))
-    page: list[Candidate] = []
+    page: list[bytes] = []
     skip, room = q.offset, q.limit
     for (_, view, m), d in zip(found, dropped, strict=True):
         if room == 0:
@@ -241,7 +230,7 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
             if skip:
                 skip -= 1
                 continue
-            page.append(view.candidates[p])
+            page.append(view.candidates.listed(p))
             room -= 1
             if room == 0:
                 break

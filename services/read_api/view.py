@@ -45,6 +45,7 @@ from shared.snapshot import (
     v2_path,
 )
 
+from .postings import Postings
 from .wire import BACKENDS
 
 if TYPE_CHECKING:
@@ -217,6 +218,16 @@ class Candidates(Sequence[Candidate]):
             guidance = GUIDANCE_INSIDE
         return Candidate(self._category, name, self._data[start:end], guidance)
 
+    def listed(self, pos: int) -> bytes:
+        """`self[pos].listed`, cut straight from the file (a search page joins these)."""
+        index = self._index
+        start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
+        if pos in index.guidance_last:
+            return self._data[start : self._data.rfind(b',"guidance":', start, end)] + b"}"
+        if index.guidance_inside and pos in index.guidance_inside:
+            return self[pos].listed
+        return self._data[start:end]
+
 
 class Records(Mapping[str, Json]):
     """A category's records by name, each parsed from its bytes when asked for."""
@@ -257,87 +268,8 @@ class ModelBodies(Mapping[str, Body]):
         return len(self._positions)
 
 
-@frozen
-class Matches:
-    """The positions (dataset order) a search's filters keep, without listing them all when a
-    total and one page are all that is asked: `driver` (sorted positions, None: every record)
-    minus the positions in `excluded`, each also in every set of `required`."""
-
-    size: int  # records in the category
-    driver: list[int] | None
-    required: tuple[frozenset[int], ...] = ()
-    excluded: frozenset[int] = frozenset()
-    _listed: list[list[int]] = field(factory=list, eq=False)  # all(), once it was asked for
-
-    def __contains__(self, pos: object) -> bool:
-        if not isinstance(pos, int) or not 0 <= pos < self.size:
-            return False
-        if self.driver is not None and not self._in_driver(pos):
-            return False
-        return pos not in self.excluded and all(pos in s for s in self.required)
-
-    def _in_driver(self, pos: int) -> bool:
-        assert self.driver is not None
-        at = bisect.bisect_left(self.driver, pos)
-        return at < len(self.driver) and self.driver[at] == pos
-
-    def _simple(self) -> bool:
-        return not self.required and (self.driver is None or not self.excluded)
-
-    def total(self) -> int:
-        if self.driver is None and not self.required:
-            return self.size - len(self.excluded)  # excluded: positions of this category
-        if self._simple():
-            assert self.driver is not None
-            return len(self.driver)
-        return len(self.all())
-
-    def all(self) -> list[int]:
-        """Every kept position, in order (computed once: a search asks for the total, then a
-        page of it)."""
-        if self._simple() and self.driver is not None:
-            return self.driver
-        if not self._listed:
-            self._listed.append(self._all())
-        return self._listed[0]
-
-    def _all(self) -> list[int]:
-        if self.driver is not None:
-            # set intersection runs in C: no Python step per position
-            kept = set(self.driver).intersection(*self.required)
-            kept.difference_update(self.excluded)
-            return sorted(kept)
-        req, exc = self.required, self.excluded
-        return [p for p in range(self.size) if p not in exc and all(p in s for s in req)]
-
-    def window(self, offset: int, limit: int) -> list[int]:
-        """Positions offset .. offset+limit of the matches, visiting no more than it must."""
-        if self._simple() and self.driver is not None:
-            return self.driver[offset : offset + limit]
-        if self.driver is not None:
-            return self.all()[offset : offset + limit]
-        out: list[int] = []
-        skip = offset
-        source = range(self.size)  # no driver: every record, minus the excluded
-        req, exc = self.required, self.excluded
-        for p in source:
-            if p in exc or not all(p in s for s in req):
-                continue
-            if skip:
-                skip -= 1
-                continue
-            out.append(p)
-            if len(out) == limit:
-                break
-        return out
-
-
-#: positions in dataset order, and the same as a set
-Index = tuple[list[int], frozenset[int]]
-
-
-def _frozen_index(index: dict[Any, list[int]]) -> dict[Any, Index]:
-    return {k: (v, frozenset(v)) for k, v in index.items()}
+def _postings(index: dict[Any, list[int]]) -> dict[Any, Postings]:
+    return {k: Postings(v) for k, v in index.items()}
 
 
 @define
@@ -351,12 +283,12 @@ class CategoryView:
     fields: frozenset[str]  # wire fields of the category's record type
     #: (field, value) -> positions (sorted, and as a set) for nsfw, baseline, inpainting and
     #: the licensing filters (license_id, commercial_use, redistribution)
-    by_value: dict[tuple[str, Any], Index]
-    by_tag: dict[str, Index]  # tag -> positions
+    by_value: dict[tuple[str, Any], Postings]
+    by_tag: dict[str, Postings]  # tag -> positions
     tagged: frozenset[int]  # positions of records with at least one tag
     #: text_generation: positions by backend prefix, of prefixed names, of quantized names
-    by_backend: dict[str, Index]
-    prefixed: frozenset[int]
+    by_backend: dict[str, Postings]
+    prefixed: Postings
     #: every lowercased spelling of every name, one line per record: name_contains is a
     #: substring search in C over one string, not a loop over the records
     names_text: str
@@ -365,25 +297,25 @@ class CategoryView:
     legacy_metadata: Json
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
     sort_cache: dict[tuple[str, bool], list[int]]
-    needle_cache: dict[str, Index] = field(factory=dict)
-    quantized_cache: list[Index] = field(factory=list)
+    needle_cache: dict[str, Postings] = field(factory=dict)
+    quantized_cache: list[Postings] = field(factory=list)
     aliases: Mapping[str, str] = field(factory=dict)  # v1 key -> record name (manifest)
 
     @property
-    def quantized(self) -> Index:
+    def quantized(self) -> Postings:
         """Positions of quantized text names: parsing every name is the dearest index, and only
         the `quantized` filter needs it, so it is built on that filter's first use."""
         if not self.quantized_cache:
             found = [p for p, c in enumerate(self.candidates) if is_quantized(c.name)]
-            self.quantized_cache.append((found, frozenset(found)))
+            self.quantized_cache.append(Postings(found))
         return self.quantized_cache[0]
 
     def name_positions(self, needle: str) -> list[int]:
         """Positions of the records one of whose spellings contains `needle` (lowercase)."""
-        return self.name_index(needle)[0]
+        return self.name_index(needle).positions
 
-    def name_index(self, needle: str) -> Index:
-        """name_positions as an Index (sorted positions and their set), remembered per needle."""
+    def name_index(self, needle: str) -> Postings:
+        """name_positions as Postings, remembered per needle."""
         hit = self.needle_cache.get(needle)
         if hit is not None:
             return hit
@@ -402,8 +334,8 @@ class CategoryView:
                 at = text.find(needle, starts[line + 1])
         if len(self.needle_cache) >= _NEEDLE_MEMO:
             self.needle_cache.clear()
-        index = self.needle_cache[needle] = (found, frozenset(found))
-        return index
+        postings = self.needle_cache[needle] = Postings(found)
+        return postings
 
     @classmethod
     def build(cls, snapshot: Snapshot, category: Category) -> CategoryView:
@@ -451,11 +383,11 @@ class CategoryView:
             candidates=candidates,
             records=Records(candidates, by_name),
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
-            by_value=_frozen_index(index.by_value),
-            by_tag=_frozen_index(index.by_tag),
+            by_value=_postings(index.by_value),
+            by_tag=_postings(index.by_tag),
             tagged=frozenset(index.tagged),
-            by_backend=_frozen_index(by_backend),
-            prefixed=frozenset(prefixed),
+            by_backend=_postings(by_backend),
+            prefixed=Postings(prefixed),
             names_text=names_text,
             line_starts=line_starts,
             metadata=meta,
