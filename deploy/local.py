@@ -43,10 +43,17 @@ HMR = [sys.executable, "-m", "services.cli"]
 READY_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand the same port out twice (one closed at once could come back next)."""
+    with contextlib.ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def port_free(port: int) -> None:
@@ -267,8 +274,7 @@ def up(options: argparse.Namespace) -> int:
         hmr("seed", env=env)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    reads = [free_port() for _ in range(options.replicas)]
-    write, stats = free_port(), free_port()
+    write, stats, *reads = free_ports(2 + options.replicas)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     state: dict[str, object] = {"port": options.port, "pids": {}, "ports": {}}
     try:
