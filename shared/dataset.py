@@ -33,7 +33,7 @@ from horde_model_records.convert import (
 )
 from horde_model_records.metadata import CategoryMetadata
 from horde_model_records.records import TextGenerationRecord
-from horde_model_records.serde import converter
+from horde_model_records.serde import get_converter
 from horde_model_records.served import read_fields, stored_fields
 from horde_model_records.text import db_base_json, variant_names
 
@@ -332,8 +332,8 @@ def category_block(category: Category, data: CategoryData) -> Json:
         "count": len(data.records),
         "legacy_count": None if data.legacy is None else len(data.legacy),
         "aliases": aliases,
-        "metadata": converter.unstructure(data.metadata),
-        "legacy_metadata": converter.unstructure(data.legacy_metadata),
+        "metadata": get_converter().unstructure(data.metadata),
+        "legacy_metadata": get_converter().unstructure(data.legacy_metadata),
     }
 
 
@@ -507,8 +507,8 @@ class _SnapshotCategories(Mapping[Category, CategoryData]):
         return CategoryData(
             records=records,
             legacy=legacy,
-            metadata=converter.structure(block["metadata"], CategoryMetadata),
-            legacy_metadata=converter.structure(block["legacy_metadata"], CategoryMetadata),
+            metadata=get_converter().structure(block["metadata"], CategoryMetadata),
+            legacy_metadata=get_converter().structure(block["legacy_metadata"], CategoryMetadata),
         )
 
     def __iter__(self) -> Iterator[Category]:

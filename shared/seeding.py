@@ -21,6 +21,7 @@ from attrs import evolve, frozen
 
 from horde_model_records import ALL_CATEGORIES, Category, Problem
 from horde_model_records.convert import text_v1_view
+from horde_model_records.serde import get_converter
 
 from .catalogs import Catalogs, catalog_files
 from .dataset import CategoryData, category_block, fresh_category_files, import_category
@@ -59,6 +60,7 @@ def seed_files(root: Path, now: int | None = None) -> Seed:
         raise FileNotFoundError(f"legacy directory not found: {root}")
     now = int(time.time()) if now is None else now
     catalogs = Catalogs.bundled()
+    get_converter()  # built once here, so each forked copy inherits it rather than builds it
     others = forked(
         lambda: [_import_and_encode(root, c, now, catalogs.assignments) for c in _OTHERS]
     )

@@ -34,7 +34,7 @@ from .records import (
     RecordMetadata,
     TextGenerationRecord,
 )
-from .serde import converter
+from .serde import get_converter
 from .text import (
     auto_display_name,
     db_base_json,
@@ -70,11 +70,11 @@ def structure_record(category: Category, data: Any) -> ModelRecord:
     """Validate a v2 payload into the category's record type (raises cattrs validation errors)."""
     if isinstance(data, dict) and "record_type" not in data:
         data = {**data, "record_type": category.value}
-    return converter.structure(data, RECORD_TYPES[category])
+    return get_converter().structure(data, RECORD_TYPES[category])
 
 
 def unstructure_record(record: ModelRecord) -> Json:
-    data: Json = converter.unstructure(record)  # every record class unstructures to a dict
+    data: Json = get_converter().unstructure(record)  # every record class unstructures to a dict
     return data
 
 
@@ -103,7 +103,7 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
             )
         downloads[d.file_name]["file_url"] = d.file_url or ""
     return DownloadConfig(
-        download=[converter.structure(v, DownloadRecord) for v in downloads.values()],
+        download=[get_converter().structure(v, DownloadRecord) for v in downloads.values()],
         embedded_component_hashes=config.embedded_component_hashes,
     )
 
@@ -111,7 +111,7 @@ def _download_config(config: LegacyConfig) -> DownloadConfig:
 def _legacy_to_v2_fields(category: Category, raw: Json) -> Json:
     """The v2 fields of a legacy record, `config` as the DownloadConfig it converts to."""
     if category is Category.image_generation:
-        legacy = converter.structure(raw, LegacyImageRecord)
+        legacy = get_converter().structure(raw, LegacyImageRecord)
         return {
             "name": legacy.name,
             "description": legacy.description,
@@ -130,7 +130,7 @@ def _legacy_to_v2_fields(category: Category, raw: Json) -> Json:
             "style": legacy.style,
             "requirements": None if legacy.requirements is None else dict(legacy.requirements),
         }
-    rec = converter.structure(raw, LegacyRecord)
+    rec = get_converter().structure(raw, LegacyRecord)
     fields: Json = {
         "name": rec.name,
         "description": rec.description,
@@ -152,7 +152,9 @@ def legacy_record_to_v2(category: Category, raw: Any) -> ModelRecord:
     record = _made_directly(category, fields)
     if record is not None:
         return record
-    return structure_record(category, {**fields, "config": converter.unstructure(fields["config"])})
+    return structure_record(
+        category, {**fields, "config": get_converter().unstructure(fields["config"])}
+    )
 
 
 def _made_directly(category: Category, fields: Json) -> ModelRecord | None:
@@ -360,7 +362,7 @@ def legacy_to_v2(category: Category, raw: Any) -> ModelRecord:
             raise ConversionError(None, f"expected an object, got {type(raw).__name__}")
         name = raw.get("name")
         filled = {"model_name": model_name_of(name) if isinstance(name, str) else "", **raw}
-        entry = converter.structure(filled, LegacyTextRecord)
+        entry = get_converter().structure(filled, LegacyTextRecord)
         return structure_record(category, _db_entry_fields(entry))
     return legacy_record_to_v2(category, raw)
 
@@ -377,7 +379,7 @@ def convert_db_json(
         if has_backend_prefix(key):
             continue
         try:
-            entry = converter.structure(raw, LegacyTextRecord)
+            entry = get_converter().structure(raw, LegacyTextRecord)
             records[key] = structure_record(Category.text_generation, _db_entry_fields(entry))
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
             field, message = describe_validation_error(exc)
@@ -435,7 +437,7 @@ def _legacy_config(config: DownloadConfig) -> LegacyConfig:
 
 def generate_legacy(category: Category, record: ModelRecord) -> Json:
     """The legacy record a v2 record turns into when nothing older is known."""
-    fields = converter.unstructure(record)
+    fields = get_converter().unstructure(record)
     config = _legacy_config(record.config)
     if category is Category.image_generation:
         legacy_baseline = V2_TO_LEGACY_BASELINE.get(fields["baseline"], fields["baseline"])
@@ -454,7 +456,7 @@ def generate_legacy(category: Category, record: ModelRecord) -> Json:
             config=config,
             pretrained_name=fields.get("pretrained_name"),
         )
-    out: Json = converter.unstructure(legacy)  # legacy record classes unstructure to a dict
+    out: Json = get_converter().unstructure(legacy)  # legacy record classes unstructure to a dict
     return out
 
 
