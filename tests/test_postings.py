@@ -16,6 +16,7 @@ def _random_positions(rng: random.Random, size: int, density: float) -> list[int
 
 @pytest.mark.parametrize("size", [1, 7, 8, 9, 64, 1_000, 5_003])
 def test_mask_and_positions_describe_the_same_records(size: int) -> None:
+    """Postings made from positions and from their mask agree on members, count and order."""
     rng = random.Random(size)
     for density in (0.0, 0.01, 0.3, 0.9, 1.0):
         positions = _random_positions(rng, size, density)
@@ -32,12 +33,16 @@ def test_mask_and_positions_describe_the_same_records(size: int) -> None:
 
 @pytest.mark.parametrize(("offset", "limit"), [(0, 50), (0, 1), (3, 5), (17, 9), (900, 50)])
 def test_a_window_of_a_mask_is_the_slice_of_its_positions(offset: int, limit: int) -> None:
+    """A page read from a mask, shallow or deep, is the slice of the sorted positions."""
     rng = random.Random(offset * 31 + limit)
     for density in (0.02, 0.5, 1.0):
         positions = _random_positions(rng, 2_000, density)
         postings = Postings(mask=Postings(positions).mask)
         assert postings.window(offset, limit) == positions[offset : offset + limit]
-    assert Postings(mask=0b1011).window(0, 0) == []
+    for limit in (0, -2):  # no page, whichever form the postings are in
+        assert Postings(mask=0b1011).window(0, limit) == []
+        assert Postings([0, 1, 3]).window(0, limit) == []
+        assert Matches.of(10, [], []).window(0, limit) == []
 
 
 def test_matches_follow_set_arithmetic_on_random_filters() -> None:
@@ -77,6 +82,7 @@ def test_one_filter_alone_pages_its_own_positions() -> None:
 
 
 def test_postings_are_made_from_one_form() -> None:
+    """Postings come from positions or from a mask, never both or neither."""
     with pytest.raises(ValueError):
         Postings()
     with pytest.raises(ValueError):

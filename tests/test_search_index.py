@@ -11,6 +11,7 @@ import pytest
 from attrs import evolve
 
 from horde_model_records import ALL_CATEGORIES, Category, has_backend_prefix, is_quantized
+from horde_model_records.convert import structure_record
 from services.read_api.search import search_all, search_category
 from services.read_api.view import CategoryView, ReadModel, dumps
 from services.read_api.wire import SearchAllQuery, SearchQuery
@@ -127,6 +128,115 @@ def test_search_all_matches_checking_every_record(
     assert [r["name"] for r in answer["results"]] == expected[offset : offset + limit]
 
 
+def _sorted_expected(
+    records: dict[str, dict[str, Any]], q: SearchQuery | SearchAllQuery, names: list[str]
+) -> list[str]:
+    """`names` (in search order) sorted by the records' values the way spec 02 says: stable,
+    nulls last ascending and first descending."""
+    path = (q.sort_by or "").split("__")
+
+    def value(name: str) -> Any:
+        found: Any = records[name]
+        for part in path:
+            found = found.get(part) if isinstance(found, dict) else None
+        return found
+
+    nulls = [n for n in names if value(n) is None]
+    present = sorted((n for n in names if value(n) is not None), key=value, reverse=q.sort_desc)
+    return nulls + present if q.sort_desc else present + nulls
+
+
+SORTED_QUERIES = [
+    (Category.image_generation, {"sort_by": "name", "nsfw": False}),
+    (Category.image_generation, {"sort_by": "name", "sort_desc": True, "tags_any": ("anime",)}),
+    # booru is the one tag with a record outside anime: both exclusions must apply
+    (Category.image_generation, {"sort_by": "baseline", "tags_none": ("anime", "booru")}),
+    (Category.image_generation, {"sort_by": "name"}),
+    (Category.image_generation, {"sort_by": "metadata__created_at", "name_contains": "mix"}),
+    (Category.text_generation, {"sort_by": "name", "quantized": False, "sort_desc": True}),
+]
+
+
+@pytest.mark.parametrize(("category", "params"), SORTED_QUERIES)
+@pytest.mark.parametrize(("offset", "limit"), [(0, 50), (7, 5), (10_000, 5)])
+def test_sorted_search_matches_sorting_every_kept_record(
+    model: ReadModel, category: Category, params: dict[str, Any], offset: int, limit: int
+) -> None:
+    """With sort_by and filters together, the page and total are those of filtering every
+    record, then sorting what is kept."""
+    q = SearchQuery(**params, offset=offset, limit=limit)
+    answer = json.loads(search_category(model, category, q))
+    records = {c.name: c.record for c in model.categories[category].candidates}
+    expected = _sorted_expected(records, q, _expected(model, category, q))
+    assert answer["total"] == len(expected)
+    assert [r["name"] for r in answer["results"]] == expected[offset : offset + limit]
+
+
+def _mixed_model(tmp_path: Path, dataset: Dataset) -> ReadModel:
+    """The real data plus what it lacks: a name found in two categories (an image model's
+    name on a controlnet record) and backend-prefixed text names."""
+    image_name = next(iter(dataset.categories[Category.image_generation].records))
+    text = dataset.categories[Category.text_generation].records
+    changed = upsert_record(
+        dataset,
+        Category.controlnet,
+        structure_record(Category.controlnet, {"name": image_name, "config": {"download": []}}),
+        now=1_700_000_100,
+    )
+    for backend, original in zip(("koboldcpp", "aphrodite"), list(text)[:2], strict=True):
+        renamed = evolve(text[original], name=f"{backend}/{original.split('/')[-1]}")
+        changed = upsert_record(changed, Category.text_generation, renamed, now=1_700_000_200)
+    return ReadModel.build(publish_dataset(SnapshotStore(tmp_path / "snapshots"), changed))
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(0, 500), (3, 4), (400, 500)])
+def test_a_name_in_two_categories_counts_once_where_it_comes_first(
+    tmp_path: Path, dataset: Dataset, offset: int, limit: int
+) -> None:
+    """The all-category search drops a name an earlier category already matched, in the total
+    and in every page, and a sorted all-category search does the same."""
+    model = _mixed_model(tmp_path, dataset)
+    for params in ({"name_contains": ""}, {"sort_by": "name", "name_contains": ""}):
+        q = SearchAllQuery(**params, offset=offset, limit=limit)
+        expected: list[str] = []
+        for category in model.categories:
+            if category not in (Category.lora, Category.ti):
+                expected += _expected(model, category, q)
+        assert len(expected) > len(set(expected))  # the repeated name is there to be dropped
+        expected = list(dict.fromkeys(expected))
+        if q.sort_by is not None:
+            first: dict[str, dict[str, Any]] = {}  # a repeated name shows its first record
+            for view in model.categories.values():
+                for c in view.candidates:
+                    first.setdefault(c.name, c.record)
+            expected = _sorted_expected(first, q, expected)
+        answer = json.loads(search_all(model, q))
+        assert answer["total"] == len(expected)
+        assert [r["name"] for r in answer["results"]] == expected[offset : offset + limit]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"backend": "koboldcpp"},
+        {"exclude_backend_variations": True},
+        {"exclude_backend_variations": True, "quantized": False, "name_contains": "b"},
+        {"backend": "aphrodite", "nsfw": False},
+    ],
+)
+def test_backend_filters_match_checking_every_record(
+    tmp_path: Path, dataset: Dataset, params: dict[str, Any]
+) -> None:
+    """backend and exclude_backend_variations, on data that has prefixed names, give what a
+    record-by-record check gives."""
+    model = _mixed_model(tmp_path, dataset)
+    q = SearchQuery(**params, limit=500)
+    answer = json.loads(search_category(model, Category.text_generation, q))
+    expected = _expected(model, Category.text_generation, q)
+    assert answer["total"] == len(expected)
+    assert [r["name"] for r in answer["results"]] == expected[:500]
+
+
 def test_an_unchanged_category_keeps_its_view_across_snapshots(real_data_dir: Path) -> None:
     """Building the model of the same snapshot again reuses every category's prepared view."""
     snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
@@ -158,7 +268,9 @@ def _same_view(a: CategoryView, b: CategoryView) -> None:
     assert len(a.candidates) == len(b.candidates)
     for x, y in zip(a.candidates, b.candidates, strict=True):
         assert (x.name, x.data, x.guidance, x.listed) == (y.name, y.data, y.guidance, y.listed)
-    for name in ("by_value", "by_tag", "tagged", "by_backend", "prefixed", "names_text"):
+    for pos in range(len(a.candidates)):  # a search page cuts records without a Candidate
+        assert a.candidates.listed(pos) == a.candidates[pos].listed
+    for name in ("by_value", "by_tag", "by_backend", "prefixed", "names_text"):
         assert getattr(a, name) == getattr(b, name), name
     assert a.line_starts == b.line_starts
     assert dict(a.models.items()) == dict(b.models.items())

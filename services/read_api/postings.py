@@ -1,11 +1,4 @@
-"""Postings: the positions (dataset order) a filter keeps, and how a search combines them.
-
-A filter value's postings are a sorted list (one filter alone pages by slicing it) and a bitmask,
-a Python int with bit p set for position p. Several filters combine on whole masks (`&`, `|`,
-`~`, run in C over the category's size / 64 machine words), and the answer's total is the
-mask's bit count: a search's cost does not follow how many records each filter keeps, only the
-page it shows.
-"""
+"""Postings: the positions (dataset order) a filter keeps, and how a search combines them."""
 
 from __future__ import annotations
 
@@ -20,11 +13,17 @@ from attrs import frozen
 #: the set bits of each byte value, lowest first
 _BITS = tuple(tuple(bit for bit in range(8) if byte >> bit & 1) for byte in range(256))
 _NONZERO = re.compile(rb"[^\x00]")
+_SCAN_SKIP = 256  # a deeper skip starts at its byte instead of counting bytes up to it
 
 
 class Postings:
-    """Sorted positions, or the bitmask of them: each is made from the other when first asked
-    for, and kept (postings live as long as their snapshot's view)."""
+    """Sorted positions, or the bitmask of them (a Python int, bit p set for position p): each
+    is made from the other when first asked for, and kept as long as the snapshot's view.
+
+    One filter alone pages by slicing its positions; several combine on whole masks (`&`, `|`,
+    `~` run in C over size / 64 machine words) and count matches with the mask's bit count, so
+    a search costs what its page shows, not what each filter keeps.
+    """
 
     __slots__ = ("_bits", "_mask", "_positions")
 
@@ -34,6 +33,14 @@ class Postings:
         self._positions = positions
         self._mask = mask
         self._bits: bytes | None = None  # the mask as little-endian bytes, for bit tests
+
+    @classmethod
+    def of(cls, positions: list[int]) -> Postings:
+        """Sorted positions and their mask, both made now (a view is built in a thread: the
+        requests that combine filters then find the masks ready)."""
+        postings = cls(positions)
+        postings.mask  # noqa: B018 -- made and kept here, not on the event loop
+        return postings
 
     @classmethod
     def union(cls, parts: Iterable[Postings]) -> Postings:
@@ -72,18 +79,18 @@ class Postings:
             return NotImplemented
         return self.mask == other.mask
 
-    __hash__ = None  # type: ignore[assignment]  # mutable caches: compared, never hashed
+    __hash__ = None  # type: ignore[assignment]  # -- caches fill in place: compared, never hashed
 
     def __repr__(self) -> str:
         return f"Postings({self.positions!r})"
 
     def window(self, offset: int, limit: int) -> list[int]:
         """Positions offset .. offset+limit, reading no more of the mask than it must."""
+        if limit <= 0:
+            return []
         if self._positions is not None:
             return self._positions[offset : offset + limit]
         out: list[int] = []
-        if limit <= 0:
-            return out
         for pos in self._scan(offset):
             out.append(pos)
             if len(out) == limit:
@@ -98,9 +105,12 @@ class Postings:
 
     def _scan(self, skip: int) -> Iterator[int]:
         """Set bits in ascending order after the first `skip`: the regex finds non-zero bytes
-        in C; whole bytes are skipped by their bit count."""
+        in C, and a deep `skip` starts at its byte, found by counting bits in C."""
         bits = self._mask_bytes()
-        for found in _NONZERO.finditer(bits):
+        start = 0
+        if skip > _SCAN_SKIP:
+            start, skip = self._byte_of(skip)
+        for found in _NONZERO.finditer(bits, start):
             at = found.start()
             set_bits = _BITS[bits[at]]
             if skip >= len(set_bits):
@@ -110,6 +120,18 @@ class Postings:
             for bit in set_bits[skip:]:
                 yield base + bit
             skip = 0
+
+    def _byte_of(self, skip: int) -> tuple[int, int]:
+        """The byte holding set bit number `skip` (a binary search on the bit count below each
+        candidate byte), and how many set bits of that byte come before it."""
+        mask, low, high = self.mask, 0, len(self._mask_bytes()) + 1
+        while high - low > 1:  # the bits below byte `low` number no more than `skip`
+            middle = (low + high) // 2
+            if (mask & ((1 << 8 * middle) - 1)).bit_count() <= skip:
+                low = middle
+            else:
+                high = middle
+        return low, skip - (mask & ((1 << 8 * low) - 1)).bit_count()
 
 
 NOTHING = Postings([])
@@ -151,6 +173,8 @@ class Matches:
 
     def window(self, offset: int, limit: int) -> list[int]:
         """Positions offset .. offset+limit of the matches."""
+        if limit <= 0:
+            return []
         if self.kept is None:
             return list(range(self.size)[offset : offset + limit])
-        return self.kept.window(offset, max(0, limit))
+        return self.kept.window(offset, limit)

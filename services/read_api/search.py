@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from horde_model_records import RECORD_TYPES, Category
@@ -11,6 +12,10 @@ from shared.errors import BadRequest
 from .postings import NOTHING, Matches, Postings
 from .view import Candidate, CategoryView, ReadModel
 from .wire import BACKENDS, SearchAllQuery, SearchQuery
+
+#: sort orders remembered per category and snapshot (any path under a known field is accepted,
+#: so the memo is bounded like name_contains's)
+SORT_MEMO = 32
 
 #: fields every record type has: the only sort keys of the all-category search
 COMMON_FIELDS = (
@@ -179,12 +184,14 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
         key = (q.sort_by, q.sort_desc)
         order = view.sort_cache.get(key)
         if order is None:
+            if len(view.sort_cache) >= SORT_MEMO:
+                view.sort_cache.clear()
             order = view.sort_cache[key] = _sorted_positions(view.candidates, *key)
-        if matches.kept is None:
-            total, page = len(order), order[q.offset : q.offset + q.limit]
-        else:
-            kept = [pos for pos in order if pos in matches.kept]
-            total, page = len(kept), kept[q.offset : q.offset + q.limit]
+        total, kept = matches.total(), matches.kept
+        if kept is None:
+            page = order[q.offset : q.offset + q.limit]
+        else:  # walk the order only as far as the page
+            page = list(islice((p for p in order if p in kept), q.offset, q.offset + q.limit))
     return _envelope([view.candidates.listed(pos) for pos in page], total, q)
 
 
@@ -224,16 +231,13 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
         if skip >= count:
             skip -= count
             continue
-        for p in m.window(0, skip + room + len(d)):
-            if p in d:
-                continue
-            if skip:
-                skip -= 1
-                continue
-            page.append(view.candidates.listed(p))
-            room -= 1
-            if room == 0:
-                break
+        if d:
+            kept = [p for p in m.window(0, skip + room + len(d)) if p not in d]
+            positions = kept[skip : skip + room]
+        else:
+            positions = m.window(skip, room)
+        page += [view.candidates.listed(p) for p in positions]
+        skip, room = 0, room - len(positions)
     return _envelope(page, total, q)
 
 

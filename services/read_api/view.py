@@ -269,7 +269,7 @@ class ModelBodies(Mapping[str, Body]):
 
 
 def _postings(index: dict[Any, list[int]]) -> dict[Any, Postings]:
-    return {k: Postings(v) for k, v in index.items()}
+    return {k: Postings.of(v) for k, v in index.items()}
 
 
 @define
@@ -281,11 +281,10 @@ class CategoryView:
     candidates: Candidates  # dataset order
     records: Records  # by name, parsed when asked for
     fields: frozenset[str]  # wire fields of the category's record type
-    #: (field, value) -> positions (sorted, and as a set) for nsfw, baseline, inpainting and
+    #: (field, value) -> postings (positions and their mask) for nsfw, baseline, inpainting and
     #: the licensing filters (license_id, commercial_use, redistribution)
     by_value: dict[tuple[str, Any], Postings]
     by_tag: dict[str, Postings]  # tag -> positions
-    tagged: frozenset[int]  # positions of records with at least one tag
     #: text_generation: positions by backend prefix, of prefixed names, of quantized names
     by_backend: dict[str, Postings]
     prefixed: Postings
@@ -385,9 +384,8 @@ class CategoryView:
             fields=frozenset(wire_field_names(RECORD_TYPES[category])),
             by_value=_postings(index.by_value),
             by_tag=_postings(index.by_tag),
-            tagged=frozenset(index.tagged),
             by_backend=_postings(by_backend),
-            prefixed=Postings(prefixed),
+            prefixed=Postings.of(prefixed),
             names_text=names_text,
             line_starts=line_starts,
             metadata=meta,
