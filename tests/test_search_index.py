@@ -16,6 +16,7 @@ from services.read_api.search import search_all, search_category
 from services.read_api.view import CategoryView, ReadModel, dumps
 from services.read_api.wire import SearchAllQuery, SearchQuery
 from shared.dataset import Dataset, delete_record, publish_dataset, upsert_record
+from shared.errors import BadRequest
 from shared.read_index import index_path
 from shared.snapshot import Snapshot, SnapshotStore
 from tests.helpers import with_model
@@ -213,6 +214,48 @@ def test_a_name_in_two_categories_counts_once_where_it_comes_first(
         answer = json.loads(search_all(model, q))
         assert answer["total"] == len(expected)
         assert [r["name"] for r in answer["results"]] == expected[offset : offset + limit]
+
+
+ALL_SORTED_QUERIES = [
+    {"sort_by": "name", "sort_desc": True},
+    {"sort_by": "size_on_disk_bytes", "nsfw": False},
+    {"sort_by": "size_on_disk_bytes", "sort_desc": True, "tags_none": ("anime",)},
+    {"sort_by": "description", "name_contains": "a"},
+    {"sort_by": "version", "sort_desc": True},
+    {"sort_by": "metadata__created_at"},
+    {"sort_by": "finetune_series", "name_contains": "x"},
+    {"sort_by": "config"},  # records hold objects there: they cannot be compared
+]
+
+
+@pytest.mark.parametrize("params", ALL_SORTED_QUERIES)
+@pytest.mark.parametrize(("offset", "limit"), [(0, 50), (190, 20), (880, 500)])
+def test_sorted_search_across_categories_matches_sorting_every_kept_record(
+    tmp_path: Path, dataset: Dataset, params: dict[str, Any], offset: int, limit: int
+) -> None:
+    """Across categories (one name in two of them), a sorted page and total are those of
+    filtering every record, dropping repeated names, then sorting what is left: nulls last
+    ascending and first descending, ties in category then dataset order; values that cannot
+    be compared are a 400."""
+    model = _mixed_model(tmp_path, dataset)
+    q = SearchAllQuery(**params, offset=offset, limit=limit)
+    names: list[str] = []
+    first: dict[str, dict[str, Any]] = {}
+    for category, view in model.categories.items():
+        if category not in (Category.lora, Category.ti):
+            names += _expected(model, category, q)
+            for c in view.candidates:
+                first.setdefault(c.name, c.record)
+    names = list(dict.fromkeys(names))
+    try:
+        expected = _sorted_expected(first, q, names)
+    except TypeError:
+        with pytest.raises(BadRequest, match="Invalid sort_by field"):
+            search_all(model, q)
+        return
+    answer = json.loads(search_all(model, q))
+    assert answer["total"] == len(expected)
+    assert [r["name"] for r in answer["results"]] == expected[offset : offset + limit]
 
 
 @pytest.mark.parametrize(

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any
 
 from horde_model_records import RECORD_TYPES, Category
 from shared.errors import BadRequest
 
 from .postings import NOTHING, Matches, Postings
-from .view import Candidate, CategoryView, ReadModel
+from .sorting import (
+    SortOrder,
+    merged,
+    prepare_orders,
+    sort_order,
+    sort_values,
+    sorted_positions,
+)
+from .view import CategoryView, ReadModel
 from .wire import BACKENDS, SearchAllQuery, SearchQuery
 
-#: sort orders remembered per category and snapshot (any path under a known field is accepted,
-#: so the memo is bounded like name_contains's)
-SORT_MEMO = 32
+_ELSEWHERE = (Category.lora, Category.ti)  # managed elsewhere: searches answer an empty page
 
 #: fields every record type has: the only sort keys of the all-category search
 COMMON_FIELDS = (
@@ -120,35 +126,33 @@ def _category_matches(q: SearchQuery, view: CategoryView) -> Matches:
 # --- sorting --------------------------------------------------------------------------------------
 
 
-def _value_at(record: dict[str, Any], path: list[str]) -> Any:
-    value: Any = record
-    for part in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _sorted_positions(candidates: Sequence[Candidate], sort_by: str, desc: bool) -> list[int]:
-    """Stable order of all candidates by a field path; nulls last ascending, first descending."""
-    path = sort_by.split("__")
-    values = [_value_at(c.record, path) for c in candidates]
-    present = [i for i, v in enumerate(values) if v is not None]
-    nulls = [i for i, v in enumerate(values) if v is None]
-    try:
-        present.sort(key=values.__getitem__, reverse=desc)
-    except TypeError:
-        raise BadRequest(
-            f"Invalid sort_by field: '{sort_by}' holds values that cannot be compared"
-        ) from None
-    return nulls + present if desc else present + nulls
-
-
 def _check_sort_field(sort_by: str, valid: Iterable[str]) -> None:
-    valid = sorted(valid)
-    head = sort_by.split("__", 1)[0]
-    if head not in valid or "" in sort_by.split("__"):
-        raise BadRequest(f"Invalid sort_by field: '{sort_by}'. Valid fields: {valid}")
+    if not _sort_field_known(sort_by, valid):
+        raise BadRequest(f"Invalid sort_by field: '{sort_by}'. Valid fields: {sorted(valid)}")
+
+
+def _sort_field_known(sort_by: str, valid: Iterable[str]) -> bool:
+    parts = sort_by.split("__")
+    return parts[0] in valid and "" not in parts
+
+
+async def aprepare_sort(model: ReadModel, category: Category | None, q: SearchAllQuery) -> None:
+    """Make, in a thread, the sort orders the search of `category` (None: all of them) will
+    read and this snapshot lacks: a category's first order by a key parses every record, a
+    second at 100x the data, which the event loop must not wait for. A bad key is left to the
+    search to report."""
+    if q.sort_by is None:
+        return
+    valid: Iterable[str] = COMMON_FIELDS
+    names = [c for c in model.categories if c not in _ELSEWHERE]
+    if category is not None:
+        names = [] if category in _ELSEWHERE else [category]
+        valid = model.categories[category].fields
+    views = [model.categories[c] for c in names]
+    if _sort_field_known(q.sort_by, valid) and any(
+        (q.sort_by, q.sort_desc) not in v.sort_cache for v in views
+    ):
+        await asyncio.to_thread(prepare_orders, views, q.sort_by, q.sort_desc)
 
 
 # --- the two searches -----------------------------------------------------------------------------
@@ -174,24 +178,15 @@ def search_category(model: ReadModel, category: Category, q: SearchQuery) -> byt
     view = model.categories[category]
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, view.fields)
-    if category in (Category.lora, Category.ti):
+    if category in _ELSEWHERE:
         return _envelope([], 0, q)  # managed elsewhere: always an empty page
     matches = _category_matches(q, view)
+    total = matches.total()
     if q.sort_by is None:
-        total = matches.total()
         page = matches.window(q.offset, q.limit)
     else:
-        key = (q.sort_by, q.sort_desc)
-        order = view.sort_cache.get(key)
-        if order is None:
-            if len(view.sort_cache) >= SORT_MEMO:
-                view.sort_cache.clear()
-            order = view.sort_cache[key] = _sorted_positions(view.candidates, *key)
-        total, kept = matches.total(), matches.kept
-        if kept is None:
-            page = order[q.offset : q.offset + q.limit]
-        else:  # walk the order only as far as the page
-            page = list(islice((p for p in order if p in kept), q.offset, q.offset + q.limit))
+        kept = sort_order(view, q.sort_by, q.sort_desc).kept(matches)
+        page = list(islice(kept, q.offset, q.offset + q.limit))
     return _envelope([view.candidates.listed(pos) for pos in page], total, q)
 
 
@@ -201,15 +196,8 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
     if q.sort_by is not None:
         _check_sort_field(q.sort_by, COMMON_FIELDS)
     found = [
-        (c, view, _matches(view, q))
-        for c, view in model.categories.items()
-        if c not in (Category.lora, Category.ti)
+        (c, view, _matches(view, q)) for c, view in model.categories.items() if c not in _ELSEWHERE
     ]
-    if q.sort_by is not None:
-        hits = list(_dedupe(view.candidates[p] for _, view, m in found for p in m.all()))
-        order = _sorted_positions(hits, q.sort_by, q.sort_desc)
-        listed = [hits[i].listed for i in order[q.offset : q.offset + q.limit]]
-        return _envelope(listed, len(hits), q)
     # a name already matched in an earlier category is not counted again; such names are few
     # (known per snapshot), so only they are looked at one by one
     by_category: dict[Category, Matches] = {c: m for c, _, m in found}
@@ -222,6 +210,8 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
         for c, _, m in found
     ]
     total = sum(m.total() - len(d) for (_, _, m), d in zip(found, dropped, strict=True))
+    if q.sort_by is not None:
+        return _sorted_across(found, dropped, total, q)
     page: list[bytes] = []
     skip, room = q.offset, q.limit
     for (_, view, m), d in zip(found, dropped, strict=True):
@@ -241,9 +231,40 @@ def search_all(model: ReadModel, q: SearchAllQuery) -> bytes:
     return _envelope(page, total, q)
 
 
-def _dedupe(candidates: Iterator[Candidate]) -> Iterator[Candidate]:
-    seen: set[str] = set()
-    for c in candidates:
-        if c.name not in seen:
-            seen.add(c.name)
-            yield c
+def _sorted_across(
+    found: Sequence[tuple[Category, CategoryView, Matches]],
+    dropped: list[set[int]],
+    total: int,
+    q: SearchAllQuery,
+) -> bytes:
+    """One page of every category's matches in one stable order: each category's own sorted
+    order (made once per snapshot), merged as far as the page. Where values of two categories
+    might not compare, or a category's own values do not, the matches are sorted together as
+    they are (an error then names the key only if the matches themselves cannot be compared)."""
+    assert q.sort_by is not None
+    streams: list[tuple[SortOrder, Iterator[int]]] = []
+    for (_, view, m), d in zip(found, dropped, strict=True):
+        try:
+            order = sort_order(view, q.sort_by, q.sort_desc)
+        except BadRequest:
+            streams = []
+            break
+        streams.append((order, _without(order.kept(m), d)))
+    merged_order = merged(streams, q.sort_desc) if streams else None
+    if merged_order is None:
+        hits = [
+            view.candidates[p]
+            for (_, view, m), d in zip(found, dropped, strict=True)
+            for p in m.all()
+            if p not in d
+        ]
+        ranked = sorted_positions(sort_values(hits, q.sort_by), q.sort_by, q.sort_desc)
+        return _envelope([hits[i].listed for i in ranked[q.offset : q.offset + q.limit]], total, q)
+    views = [view for _, view, _ in found]
+    page = islice(merged_order, q.offset, q.offset + q.limit)
+    return _envelope([views[i].candidates.listed(p) for i, p in page], total, q)
+
+
+def _without(positions: Iterator[int], dropped: set[int]) -> Iterator[int]:
+    """`positions` but those in `dropped` (a function, so that each stream keeps its own set)."""
+    return (p for p in positions if p not in dropped)

@@ -1,0 +1,75 @@
+"""Merging per-category sort orders gives what one stable sort of all their records gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from horde_model_records import Category
+from services.read_api.search import aprepare_sort
+from services.read_api.sorting import SortOrder, merged
+from services.read_api.view import ReadModel
+from services.read_api.wire import SearchAllQuery, SearchQuery
+from shared.snapshot import SnapshotStore
+
+
+def _one_sort(streams: list[list[Any]], desc: bool) -> list[tuple[int, int]]:
+    """(stream, position) of every value, by one stable sort of them all in stream order."""
+    items = [(i, p) for i, values in enumerate(streams) for p in range(len(values))]
+    nulls = [it for it in items if streams[it[0]][it[1]] is None]
+    present = [it for it in items if streams[it[0]][it[1]] is not None]
+    present.sort(key=lambda it: streams[it[0]][it[1]], reverse=desc)
+    return nulls + present if desc else present + nulls
+
+
+@pytest.mark.parametrize("desc", [False, True])
+def test_merged_orders_are_one_stable_sort_of_every_stream(desc: bool) -> None:
+    """Ties stay in stream then position order, nulls come last ascending and first
+    descending, whatever values each stream holds."""
+    rng = random.Random(int(desc))
+    for _ in range(100):
+        streams = [
+            [rng.choice([None, *range(6)]) for _ in range(rng.randint(0, 30))]
+            for _ in range(rng.randint(1, 4))
+        ]
+        orders = [SortOrder.of(values, "k", desc) for values in streams]
+        found = merged([(o, iter(o.order)) for o in orders], desc)
+        assert found is not None
+        assert list(found) == _one_sort(streams, desc)
+
+
+def test_values_that_may_not_compare_are_not_merged() -> None:
+    """Text in one stream and numbers in another, or objects in two, are left to one sort of
+    them all (which reports what cannot be compared); objects in one stream alone merge."""
+    text, number = SortOrder.of(["a", None], "k", False), SortOrder.of([1, 2], "k", False)
+    objects = SortOrder.of([[1], [2]], "k", False)
+    nothing = SortOrder.of([None, None], "k", False)
+    assert merged([(text, iter(text.order)), (number, iter(number.order))], False) is None
+    assert merged([(objects, iter(objects.order)), (objects, iter(objects.order))], False) is None
+    alone = merged([(objects, iter(objects.order)), (nothing, iter(nothing.order))], False)
+    assert alone is not None
+    assert list(alone) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+@pytest.fixture(scope="module")
+def model(real_data_dir: Path) -> ReadModel:
+    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
+    assert snapshot is not None
+    return ReadModel.build(snapshot)
+
+
+async def test_a_sorted_search_has_its_orders_made_off_the_event_loop(model: ReadModel) -> None:
+    """Before a sorted search runs, the order of every category it reads is made (in a
+    thread); a key the search will refuse makes none."""
+    q = SearchAllQuery(sort_by="metadata__updated_at", sort_desc=True)
+    await aprepare_sort(model, None, q)
+    for category, view in model.categories.items():
+        made = ("metadata__updated_at", True) in view.sort_cache
+        assert made == (category not in (Category.lora, Category.ti)), category
+    await aprepare_sort(model, Category.clip, SearchQuery(sort_by="description"))
+    assert ("description", False) in model.categories[Category.clip].sort_cache
+    await aprepare_sort(model, None, SearchAllQuery(sort_by="baseline"))  # not common: a 400
+    assert all(("baseline", False) not in v.sort_cache for v in model.categories.values())
