@@ -303,6 +303,9 @@ def _build_once(seed_dir: Path, data_dir: Path, log_dir: Path) -> Build:
 
 def _hmr_seed(seed_dir: Path, data_dir: Path, log_dir: Path) -> tuple[float, Path]:
     argv = [*hmr_command(), "seed", "--data-dir", str(data_dir), "--seed-dir", str(seed_dir)]
+    # the builds before this wrote (and deleted) about 750 MB at 100x: what the kernel has not
+    # yet written back would be flushed during the seed's own fsyncs, timed as the seed's
+    os.sync()
     t0 = time.perf_counter()
     with open(log_dir / f"seed-{data_dir.name}.log", "wb") as out:
         try:
@@ -710,7 +713,8 @@ def _render(settings: Settings, base: Scale, big: Scale, fallback_note: str | No
         "import warnings at 1× / N× (the real files' own warnings, repeated).",
         "Build figures come from a fresh interpreter per build (`import_legacy_dir` then "
         f"`publish_dataset` into an empty data dir), median of {len(big.builds)}; module imports "
-        "are excluded there and included in the `hmr seed` row.",
+        "are excluded there and included in the `hmr seed` row, which starts after `sync` (the "
+        "builds' writes are not flushed during it).",
         "Per-model costs are marginal: (N× − 1×) ÷ (models at N× − models at 1×), so fixed costs "
         "(interpreter start, imports, empty categories) cancel out.",
         f"Read-api started with `--mode PRIMARY --access-log false`, RSS read from /proc once the "

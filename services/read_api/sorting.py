@@ -13,7 +13,7 @@ from attrs import frozen
 from shared.errors import BadRequest
 
 from .postings import Matches
-from .view import Candidate, CategoryView
+from .view import Candidate, Candidates, CategoryView
 
 #: sort orders remembered per category and snapshot (any path under a known field is accepted,
 #: so the memo is bounded like name_contains's)
@@ -65,6 +65,8 @@ def sort_values(candidates: Sequence[Candidate], sort_by: str) -> list[Any]:
     """Each candidate's value at the `__`-separated path (names need no record parsed)."""
     path = sort_by.split("__")
     if path == ["name"]:
+        if isinstance(candidates, Candidates):
+            return list(candidates.names)  # from the record index: no record is cut out
         return [c.name for c in candidates]
     values = []
     for c in candidates:
