@@ -752,12 +752,15 @@ def _rss(rss: dict[str, int]) -> str:
 def _goals(base: Scale, big: Scale) -> list[Target]:
     """Issue 16's goals at N×, each against its bound (search: against the same-run 1×)."""
     n = f"{big.factor}×"
+    # one sample's apply answer plus its wait until visible: the worst sample, not the worst
+    # wait added to the median answer
+    worst_apply = max(a + v for a, v in zip(big.apply_ms, big.visible_ms, strict=True))
     goals = [
         Target(
             f"{n}: apply → visible on the reads (worst of {VISIBLE_SAMPLES})",
-            fmt_ms(max(big.visible_ms) + median(big.apply_ms)),
+            fmt_ms(worst_apply),
             "≤ 1 s (apply answer included)",
-            max(big.visible_ms) + median(big.apply_ms) <= 1000,
+            worst_apply <= 1000,
         ),
         Target(
             f"{n}: `hmr all` start → first 200",
