@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import pytest
 
 from horde_model_records import Category
-from services.read_api.search import aprepare_sort
-from services.read_api.sorting import SortOrder, merged
+from services.read_api.search import aprepare_sort, search_all, search_category
+from services.read_api.sorting import SortOrder, Unsortable, merged
 from services.read_api.view import ReadModel
 from services.read_api.wire import SearchAllQuery, SearchQuery
+from shared.errors import BadRequest
 from shared.snapshot import SnapshotStore
 
 
@@ -73,3 +75,23 @@ async def test_a_sorted_search_has_its_orders_made_off_the_event_loop(model: Rea
     assert ("description", False) in model.categories[Category.clip].sort_cache
     await aprepare_sort(model, None, SearchAllQuery(sort_by="baseline"))  # not common: a 400
     assert all(("baseline", False) not in v.sort_cache for v in model.categories.values())
+
+
+def test_a_key_whose_values_do_not_compare_is_remembered_as_such(model: ReadModel) -> None:
+    """Objects cannot be compared: a category search by one answers 400 from what the first
+    search remembered, and the all-category search still sorts matches that do compare (a
+    single one) and refuses those that do not."""
+    image = model.categories[Category.image_generation]
+    with pytest.raises(BadRequest, match="cannot be compared"):
+        search_category(model, Category.image_generation, SearchQuery(sort_by="config"))
+    remembered = image.sort_cache[("config", False)]
+    assert isinstance(remembered, Unsortable)
+    with pytest.raises(BadRequest, match="cannot be compared"):
+        search_category(model, Category.image_generation, SearchQuery(sort_by="config"))
+    assert image.sort_cache[("config", False)] is remembered
+    names = [n.lower() for view in model.categories.values() for n in view.candidates.names]
+    unique = next(n for n in names if sum(n in other for other in names) == 1)
+    one = json.loads(search_all(model, SearchAllQuery(sort_by="config", name_contains=unique)))
+    assert [r["name"].lower() for r in one["results"]] == [unique]
+    with pytest.raises(BadRequest, match="cannot be compared"):
+        search_all(model, SearchAllQuery(sort_by="config"))

@@ -15,8 +15,8 @@ from .sorting import (
     merged,
     prepare_orders,
     sort_order,
-    sort_values,
     sorted_positions,
+    values_at,
 )
 from .view import CategoryView, ReadModel
 from .wire import BACKENDS, SearchAllQuery, SearchQuery
@@ -251,18 +251,20 @@ def _sorted_across(
             break
         streams.append((order, _without(order.kept(m), d)))
     merged_order = merged(streams, q.sort_desc) if streams else None
-    if merged_order is None:
+    views = [view for _, view, _ in found]
+    if merged_order is None:  # the values each category keeps with its order: no record parsed
         hits = [
-            view.candidates[p]
-            for (_, view, m), d in zip(found, dropped, strict=True)
+            (i, p)
+            for i, ((_, view, m), d) in enumerate(zip(found, dropped, strict=True))
             for p in m.all()
             if p not in d
         ]
-        ranked = sorted_positions(sort_values(hits, q.sort_by), q.sort_by, q.sort_desc)
-        return _envelope([hits[i].listed for i in ranked[q.offset : q.offset + q.limit]], total, q)
-    views = [view for _, view, _ in found]
-    page = islice(merged_order, q.offset, q.offset + q.limit)
-    return _envelope([views[i].candidates.listed(p) for i, p in page], total, q)
+        values = [values_at(view, q.sort_by, q.sort_desc) for view in views]
+        ranked = sorted_positions([values[i][p] for i, p in hits], q.sort_by, q.sort_desc)
+        page = [hits[at] for at in ranked[q.offset : q.offset + q.limit]]
+        return _envelope([views[i].candidates.listed(p) for i, p in page], total, q)
+    merged_page = islice(merged_order, q.offset, q.offset + q.limit)
+    return _envelope([views[i].candidates.listed(p) for i, p in merged_page], total, q)
 
 
 def _without(positions: Iterator[int], dropped: set[int]) -> Iterator[int]:

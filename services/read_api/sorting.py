@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,24 +89,50 @@ def sorted_positions(values: list[Any], sort_by: str, desc: bool) -> list[int]:
     return nulls + present if desc else present + nulls
 
 
-def sort_order(view: CategoryView, sort_by: str, desc: bool) -> SortOrder:
-    """The category's order for this key, made once per snapshot (and memo)."""
+@frozen
+class Unsortable:
+    """A category whose values at a key do not compare with each other: the search of that
+    category answers `error`; the all-category search may still sort the matches it has among
+    `values` (by position)."""
+
+    values: list[Any]
+    error: str
+
+
+def _made(view: CategoryView, sort_by: str, desc: bool) -> SortOrder | Unsortable:
+    """The category's order for this key, or why there is none: made once per snapshot and
+    remembered (a key that fails costs its parse once too)."""
     key = (sort_by, desc)
     found = view.sort_cache.get(key)
     if found is None:
         if len(view.sort_cache) >= SORT_MEMO:
             view.sort_cache.clear()
         values = sort_values(view.candidates, sort_by)
-        found = view.sort_cache[key] = SortOrder.of(values, sort_by, desc)
+        try:
+            found = SortOrder.of(values, sort_by, desc)
+        except BadRequest as exc:
+            found = Unsortable(values, str(exc.detail))
+        view.sort_cache[key] = found
     return found
 
 
+def sort_order(view: CategoryView, sort_by: str, desc: bool) -> SortOrder:
+    """The category's order for this key; BadRequest where its values do not compare."""
+    found = _made(view, sort_by, desc)
+    if isinstance(found, Unsortable):
+        raise BadRequest(found.error)
+    return found
+
+
+def values_at(view: CategoryView, sort_by: str, desc: bool) -> list[Any]:
+    """Every record's value at the key, by position (kept with the category's order)."""
+    return _made(view, sort_by, desc).values
+
+
 def prepare_orders(views: Iterable[CategoryView], sort_by: str, desc: bool) -> None:
-    """Make each view's order for this key (run in a thread: see search.aprepare_sort); a
-    category whose values do not compare is left for the search to report."""
+    """Make each view's order for this key (run in a thread: see search.aprepare_sort)."""
     for view in views:
-        with contextlib.suppress(BadRequest):
-            sort_order(view, sort_by, desc)
+        _made(view, sort_by, desc)
 
 
 def merged(

@@ -50,7 +50,7 @@ from .wire import BACKENDS
 
 if TYPE_CHECKING:
     from .catalog_view import CatalogView
-    from .sorting import SortOrder
+    from .sorting import SortOrder, Unsortable
     from .text_toolkit import ToolkitSlot
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class CategoryView:
     metadata: Json
     legacy_metadata: Json
     metadata_bodies: dict[str, Body]  # "v2", "v1", "v2/last_updated", "v1/last_updated"
-    sort_cache: dict[tuple[str, bool], SortOrder]  # (sort_by, desc): see sorting.py
+    sort_cache: dict[tuple[str, bool], SortOrder | Unsortable]  # (sort_by, desc): sorting.py
     needle_cache: dict[str, Postings] = field(factory=dict)
     quantized_cache: list[Postings] = field(factory=list)
     aliases: Mapping[str, str] = field(factory=dict)  # v1 key -> record name (manifest)
