@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attrs import evolve
 
 from horde_model_records import Category
-from services.read_api.search import aprepare_sort, search_all, search_category
+from services.read_api.search import aprepare, search_all, search_category
 from services.read_api.sorting import SortOrder, Unsortable, merged
-from services.read_api.view import ReadModel
+from services.read_api.view import CategoryView, ReadModel
 from services.read_api.wire import SearchAllQuery, SearchQuery
 from shared.errors import BadRequest
 from shared.snapshot import SnapshotStore
@@ -67,13 +68,13 @@ async def test_a_sorted_search_has_its_orders_made_off_the_event_loop(model: Rea
     """Before a sorted search runs, the order of every category it reads is made (in a
     thread); a key the search will refuse makes none."""
     q = SearchAllQuery(sort_by="metadata__updated_at", sort_desc=True)
-    await aprepare_sort(model, None, q)
+    await aprepare(model, None, q)
     for category, view in model.categories.items():
         made = ("metadata__updated_at", True) in view.sort_cache
         assert made == (category not in (Category.lora, Category.ti)), category
-    await aprepare_sort(model, Category.clip, SearchQuery(sort_by="description"))
+    await aprepare(model, Category.clip, SearchQuery(sort_by="description"))
     assert ("description", False) in model.categories[Category.clip].sort_cache
-    await aprepare_sort(model, None, SearchAllQuery(sort_by="baseline"))  # not common: a 400
+    await aprepare(model, None, SearchAllQuery(sort_by="baseline"))  # not common: a 400
     assert all(("baseline", False) not in v.sort_cache for v in model.categories.values())
 
 
@@ -95,3 +96,20 @@ def test_a_key_whose_values_do_not_compare_is_remembered_as_such(model: ReadMode
     assert [r["name"].lower() for r in one["results"]] == [unique]
     with pytest.raises(BadRequest, match="cannot be compared"):
         search_all(model, SearchAllQuery(sort_by="config"))
+
+
+async def test_a_quantized_search_has_its_names_parsed_off_the_event_loop(
+    real_data_dir: Path, model: ReadModel
+) -> None:
+    """The quantized filter's index (every text name parsed) is made before the search runs,
+    for a text search that uses the filter only."""
+    snapshot = SnapshotStore(real_data_dir / "snapshots").read_current()
+    assert snapshot is not None
+    fresh = CategoryView.build(snapshot, Category.text_generation)  # nothing made on it yet
+    text_model = evolve(model, categories={**model.categories, Category.text_generation: fresh})
+    await aprepare(text_model, Category.text_generation, SearchQuery(nsfw=False))
+    await aprepare(text_model, None, SearchAllQuery(nsfw=False))
+    assert fresh.quantized_cache == []
+    await aprepare(text_model, Category.text_generation, SearchQuery(quantized=False))
+    assert len(fresh.quantized_cache) == 1  # read before `quantized`, which would make it
+    assert len(fresh.quantized_cache[0]) > 0

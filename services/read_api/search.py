@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 from horde_model_records import RECORD_TYPES, Category
@@ -136,23 +137,33 @@ def _sort_field_known(sort_by: str, valid: Iterable[str]) -> bool:
     return parts[0] in valid and "" not in parts
 
 
-async def aprepare_sort(model: ReadModel, category: Category | None, q: SearchAllQuery) -> None:
-    """Make, in a thread, the sort orders the search of `category` (None: all of them) will
-    read and this snapshot lacks: a category's first order by a key parses every record, a
-    second at 100x the data, which the event loop must not wait for. A bad key is left to the
-    search to report."""
-    if q.sort_by is None:
-        return
-    valid: Iterable[str] = COMMON_FIELDS
-    names = [c for c in model.categories if c not in _ELSEWHERE]
-    if category is not None:
-        names = [] if category in _ELSEWHERE else [category]
-        valid = model.categories[category].fields
-    views = [model.categories[c] for c in names]
-    if _sort_field_known(q.sort_by, valid) and any(
-        (q.sort_by, q.sort_desc) not in v.sort_cache for v in views
+async def aprepare(model: ReadModel, category: Category | None, q: SearchAllQuery) -> None:
+    """Make, in a thread, what the search of `category` (None: all of them) will read and this
+    snapshot has not made yet: the sort orders of its key (a category's first order parses
+    every record) and the quantized names (parsing every name): each a second or more at 100x
+    the data, which the event loop must not wait for. A bad key is left to the search to
+    report."""
+    work: list[Callable[[], object]] = []
+    if q.sort_by is not None:
+        valid: Iterable[str] = COMMON_FIELDS
+        names = [c for c in model.categories if c not in _ELSEWHERE]
+        if category is not None:
+            names = [] if category in _ELSEWHERE else [category]
+            valid = model.categories[category].fields
+        views = [model.categories[c] for c in names]
+        key = (q.sort_by, q.sort_desc)
+        if _sort_field_known(q.sort_by, valid) and any(key not in v.sort_cache for v in views):
+            work.append(functools.partial(prepare_orders, views, *key))
+    text = model.categories[Category.text_generation]
+    if (
+        category is Category.text_generation
+        and isinstance(q, SearchQuery)
+        and q.quantized is not None
+        and not text.quantized_cache
     ):
-        await asyncio.to_thread(prepare_orders, views, q.sort_by, q.sort_desc)
+        work.append(lambda: text.quantized)
+    if work:
+        await asyncio.to_thread(lambda: [make() for make in work])
 
 
 # --- the two searches -----------------------------------------------------------------------------

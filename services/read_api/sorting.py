@@ -130,7 +130,7 @@ def values_at(view: CategoryView, sort_by: str, desc: bool) -> list[Any]:
 
 
 def prepare_orders(views: Iterable[CategoryView], sort_by: str, desc: bool) -> None:
-    """Make each view's order for this key (run in a thread: see search.aprepare_sort)."""
+    """Make each view's order for this key (run in a thread: see search.aprepare)."""
     for view in views:
         _made(view, sort_by, desc)
 

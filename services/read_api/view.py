@@ -171,11 +171,17 @@ class Candidate:
     @property
     def listed(self) -> bytes:
         """The record's bytes in a search envelope."""
-        if self.guidance == GUIDANCE_LAST:
-            return self.data[: self.data.rfind(b',"guidance":')] + b"}"
-        if self.guidance == GUIDANCE_INSIDE:
-            return dumps({k: v for k, v in self.record.items() if k != "guidance"})
-        return self.data
+        return _listed(self.data, self.guidance)
+
+
+def _listed(data: bytes, guidance: int) -> bytes:
+    """A record's bytes as a search shows them: without its guidance status (see Candidate)."""
+    if guidance == GUIDANCE_LAST:
+        return data[: data.rfind(b',"guidance":')] + b"}"
+    if guidance == GUIDANCE_INSIDE:
+        record: Json = json.loads(data)
+        return dumps({k: v for k, v in record.items() if k != "guidance"})
+    return data
 
 
 class Candidates(Sequence[Candidate]):
@@ -209,25 +215,23 @@ class Candidates(Sequence[Candidate]):
             pos += len(self._range)  # a negative position counts from the end
         if not 0 <= pos < len(self._range):
             raise IndexError("record position out of range")
-        index = self._index
-        name = index.names[pos]
-        start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
-        guidance = NO_GUIDANCE
-        if pos in index.guidance_last:
-            guidance = GUIDANCE_LAST
-        elif index.guidance_inside and pos in index.guidance_inside:
-            guidance = GUIDANCE_INSIDE
-        return Candidate(self._category, name, self._data[start:end], guidance)
+        name = self._index.names[pos]
+        return Candidate(self._category, name, self._bytes(pos), self._guidance(pos))
 
     def listed(self, pos: int) -> bytes:
-        """`self[pos].listed`, cut straight from the file (a search page joins these)."""
+        """`self[pos].listed`, without making the Candidate (a search page joins these)."""
+        return _listed(self._bytes(pos), self._guidance(pos))
+
+    def _bytes(self, pos: int) -> bytes:
+        return self._data[self._index.spans[2 * pos] : self._index.spans[2 * pos + 1]]
+
+    def _guidance(self, pos: int) -> int:
         index = self._index
-        start, end = index.spans[2 * pos], index.spans[2 * pos + 1]
         if pos in index.guidance_last:
-            return self._data[start : self._data.rfind(b',"guidance":', start, end)] + b"}"
+            return GUIDANCE_LAST
         if index.guidance_inside and pos in index.guidance_inside:
-            return self[pos].listed
-        return self._data[start:end]
+            return GUIDANCE_INSIDE
+        return NO_GUIDANCE
 
 
 class Records(Mapping[str, Json]):
@@ -304,9 +308,10 @@ class CategoryView:
     @property
     def quantized(self) -> Postings:
         """Positions of quantized text names: parsing every name is the dearest index, and only
-        the `quantized` filter needs it, so it is built on that filter's first use."""
+        the `quantized` filter needs it, so it is built on that filter's first use (in a thread:
+        search.aprepare)."""
         if not self.quantized_cache:
-            found = [p for p, c in enumerate(self.candidates) if is_quantized(c.name)]
+            found = [p for p, name in enumerate(self.candidates.names) if is_quantized(name)]
             self.quantized_cache.append(Postings(found))
         return self.quantized_cache[0]
 

@@ -51,7 +51,7 @@ async def search_models(request: web.Request) -> web.Response:
     """
     model = read_model(request)
     query = read_query(request, SearchAllQuery, strict=True)
-    await search.aprepare_sort(model, None, query)
+    await search.aprepare(model, None, query)
     return respond_json(model, search.search_all(model, query))
 
 
@@ -67,5 +67,5 @@ async def search_category_models(request: web.Request) -> web.Response:
     model = read_model(request)
     category = search_category(request.match_info["category"])
     query = read_query(request, SearchQuery, strict=True)
-    await search.aprepare_sort(model, category, query)
+    await search.aprepare(model, category, query)
     return respond_json(model, search.search_category(model, category, query))
